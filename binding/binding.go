@@ -1,0 +1,49 @@
+// Package binding links the customer writing in a chat to a customer record
+// in retailCRM.
+package binding
+
+import (
+	"context"
+	"errors"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// ErrNoMatch is returned by Bind when no retailCRM customer matches and
+// creating one is not enabled.
+var ErrNoMatch = errors.New("binding: no matching customer")
+
+// Rule tells how a binding was found.
+type Rule string
+
+// The binding rules, in the order a binder tries them.
+const (
+	ByLink  Rule = "linked"
+	ByPhone Rule = "phone"
+	ByEmail Rule = "email"
+	Created Rule = "created"
+)
+
+// Request asks for a customer to be bound.
+type Request struct {
+	Account  bd.AccountID
+	Customer bd.Customer
+	// Create allows creating a retailCRM customer when nothing matches.
+	Create bool
+}
+
+// Result is a binding.
+type Result struct {
+	CRMCustomer int64
+	Rule        Rule
+}
+
+// Binder finds (or creates) the retailCRM customer of a chat customer and
+// links them.
+//
+// Bind is safe for concurrent use and may block on I/O; concurrent calls for
+// one customer must never create two retailCRM customers. It returns an error
+// wrapping ErrNoMatch when nothing matches and req.Create is false.
+type Binder interface {
+	Bind(ctx context.Context, req Request) (Result, error)
+}

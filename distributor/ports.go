@@ -1,0 +1,77 @@
+package distributor
+
+import (
+	"context"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// Gateway is the part of MessageGateway the distributor acts through. The
+// mg package provides one over the Bot API; tests use fakes.
+//
+// Assign makes to responsible for the dialog in MG (PATCH
+// /dialogs/{id}/assign with user_id or bot_id). It is safe for concurrent use
+// and may block on I/O. An error means MG did not take the assignment; the
+// distributor then gives the reserved slot back and the dialog waits.
+type Gateway interface {
+	Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error
+}
+
+// EventKind is the kind of an [Event].
+type EventKind uint8
+
+// The event kinds the distributor acts on.
+const (
+	_ EventKind = iota
+	// DialogOpened: a customer opened a new dialog (MG dialog_opened).
+	DialogOpened
+	// CustomerMessage: a customer wrote (MG message_new from a customer).
+	// On a dialog with no responsible that is not waiting yet, it starts
+	// distribution like DialogOpened.
+	CustomerMessage
+	// ManagerMessage: a manager or bot wrote in the dialog (MG message_new
+	// from a user or bot); it marks the dialog as answered.
+	ManagerMessage
+	// DialogClosed: the dialog ended (MG dialog_closed); its load is released.
+	DialogClosed
+	// DialogAssigned: MG reports a new responsible (MG dialog_assign), e.g.
+	// a person reassigned it in the MG interface; the store follows MG.
+	DialogAssigned
+	// ManagerChanged: a manager's status, presence or activity changed
+	// (MG user_online_updated / user_updated, or a polled CRM status).
+	ManagerChanged
+)
+
+var kindNames = [...]string{
+	DialogOpened:    "dialog_opened",
+	CustomerMessage: "customer_message",
+	ManagerMessage:  "manager_message",
+	DialogClosed:    "dialog_closed",
+	DialogAssigned:  "dialog_assigned",
+	ManagerChanged:  "manager_changed",
+}
+
+// String implements fmt.Stringer.
+func (k EventKind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Event is something that happened in MessageGateway or retailCRM.
+type Event struct {
+	Kind    EventKind
+	Account bd.AccountID
+	// Dialog is the dialog concerned; for every kind but ManagerChanged.
+	Dialog bd.Dialog
+	// Responsible is the new responsible, for DialogAssigned.
+	Responsible bd.Responsible
+	// Manager is the manager's new state, for ManagerChanged.
+	Manager bd.Manager
+	// MessageID identifies the message of CustomerMessage and ManagerMessage.
+	MessageID int64
+	// At is when it happened; zero means now.
+	At time.Time
+}

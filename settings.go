@@ -1,0 +1,331 @@
+package botdistributor
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// AvailabilityMode says which signals make a manager available.
+type AvailabilityMode string
+
+// The availability modes of the original module.
+const (
+	// StatusAndOnline: the retailCRM status is "free" and the manager is online in MG.
+	StatusAndOnline AvailabilityMode = "status_and_online"
+	// StatusOnly: the retailCRM status is "free"; MG presence is ignored.
+	StatusOnly AvailabilityMode = "status"
+	// OnlineOnly: the manager is online in MG; the retailCRM status is ignored.
+	OnlineOnly AvailabilityMode = "online"
+)
+
+// ReassignMode says which dialogs move away from a manager who stops being available.
+type ReassignMode string
+
+// The reassignment modes.
+const (
+	// ReassignOff keeps dialogs with their manager.
+	ReassignOff ReassignMode = "off"
+	// ReassignUncompleted moves every dialog whose last message is the customer's.
+	ReassignUncompleted ReassignMode = "all_uncompleted"
+	// ReassignNew moves only dialogs nobody has answered yet.
+	ReassignNew ReassignMode = "only_new"
+)
+
+// Target is where a channel's dialogs go.
+type Target string
+
+// The channel rule targets.
+const (
+	// ToManagers distributes among managers.
+	ToManagers Target = "managers"
+	// ToBot hands every dialog to one bot.
+	ToBot Target = "bot"
+)
+
+// ChannelRule says who receives the dialogs of a channel.
+type ChannelRule struct {
+	Target Target `json:"target"`
+	// Managers narrows a ToManagers rule to these managers; empty means all
+	// managers of the account's distribution.
+	Managers []ManagerID `json:"managers,omitempty"`
+	// Bot receives every dialog of a ToBot rule; it must have MG's
+	// "responsible" role.
+	Bot BotID `json:"bot,omitempty"`
+}
+
+// Span is a time range within one day, in minutes after midnight: [Start, End).
+type Span struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
+// WorkingHours is a weekly schedule in a time zone. A zero WorkingHours means
+// always open.
+type WorkingHours struct {
+	// TimeZone is an IANA name such as "Europe/Moscow"; empty means UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Week holds the open spans of each day, indexed by time.Weekday.
+	// When every day is empty the account is always open.
+	Week [7][]Span `json:"week,omitempty"`
+}
+
+// Always reports whether the schedule has no spans at all (always open).
+func (h WorkingHours) Always() bool {
+	for _, d := range h.Week {
+		if len(d) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Open reports whether t falls within the schedule. An unknown time zone is
+// treated as UTC; [Settings.Validate] rejects it before it gets here.
+func (h WorkingHours) Open(t time.Time) bool {
+	if h.Always() {
+		return true
+	}
+	loc := time.UTC
+	if h.TimeZone != "" {
+		if l, err := time.LoadLocation(h.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	t = t.In(loc)
+	minute := t.Hour()*60 + t.Minute()
+	for _, s := range h.Week[t.Weekday()] {
+		if minute >= s.Start && minute < s.End {
+			return true
+		}
+	}
+	return false
+}
+
+// Settings is everything an account configures. Settings are validated as a
+// whole with [Settings.Validate]; a store keeps the last valid value.
+type Settings struct {
+	// Managers take part in the distribution. Empty means nobody: dialogs wait.
+	Managers []ManagerID `json:"managers"`
+	// DefaultCapacity is the most open dialogs a manager may hold.
+	DefaultCapacity int `json:"default_capacity"`
+	// Capacity overrides DefaultCapacity per manager.
+	Capacity map[ManagerID]int `json:"capacity,omitempty"`
+	// Strategy names the strategy that picks among eligible managers; empty
+	// means the distributor's default.
+	Strategy string `json:"strategy,omitempty"`
+	// Availability says which signals make a manager available.
+	Availability AvailabilityMode `json:"availability"`
+	// Reassign says which dialogs move when a manager stops being available.
+	Reassign ReassignMode `json:"reassign"`
+	// ReassignAfter, when positive, also moves a dialog nobody answered
+	// within this long.
+	ReassignAfter time.Duration `json:"reassign_after,omitempty"`
+	// AutoBind links the customer to an existing retailCRM customer.
+	AutoBind bool `json:"auto_bind"`
+	// AutoCreate creates a retailCRM customer when none matches.
+	AutoCreate bool `json:"auto_create"`
+	// Replies holds the text sent in each situation; all are required.
+	// Texts may use {{.Manager}} and {{.Customer}}.
+	Replies map[Situation]string `json:"replies"`
+	// Hours is the account's working schedule.
+	Hours WorkingHours `json:"hours"`
+	// Channels holds per-channel rules; a channel without one uses DefaultRule.
+	Channels map[ChannelID]ChannelRule `json:"channels,omitempty"`
+	// DefaultRule applies to channels without a rule of their own. The zero
+	// value means managers.
+	DefaultRule ChannelRule `json:"default_rule"`
+}
+
+// CapacityOf returns the most open dialogs manager m may hold.
+func (s *Settings) CapacityOf(m ManagerID) int {
+	if c, ok := s.Capacity[m]; ok {
+		return c
+	}
+	return s.DefaultCapacity
+}
+
+// RuleFor returns the rule of channel c.
+func (s *Settings) RuleFor(c ChannelID) ChannelRule {
+	if r, ok := s.Channels[c]; ok {
+		return r
+	}
+	return s.DefaultRule
+}
+
+// Problem is one thing wrong with a Settings value.
+type Problem struct {
+	// Field names the setting, e.g. "replies.no_manager_online" or "channels.7.bot".
+	Field   string
+	Message string
+}
+
+// SettingsError lists everything wrong with a Settings value at once.
+type SettingsError struct {
+	Problems []Problem
+}
+
+// Error implements error: "settings: replies.x: is empty; default_capacity: ...".
+func (e *SettingsError) Error() string {
+	var b strings.Builder
+	b.WriteString("settings: ")
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Field)
+		b.WriteString(": ")
+		b.WriteString(p.Message)
+	}
+	return b.String()
+}
+
+// EmptyReplies returns the situations whose reply text is missing.
+func (e *SettingsError) EmptyReplies() []Situation {
+	var out []Situation
+	for _, p := range e.Problems {
+		if s, ok := strings.CutPrefix(p.Field, "replies."); ok && p.Message == "is empty" {
+			out = append(out, Situation(s))
+		}
+	}
+	return out
+}
+
+// Validate checks the settings as a whole and returns a *SettingsError naming
+// every problem, or nil. Empty reply texts are each named.
+func (s *Settings) Validate() error {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	for _, sit := range Situations() {
+		if strings.TrimSpace(s.Replies[sit]) == "" {
+			add("replies."+string(sit), "is empty")
+		}
+	}
+	for sit := range s.Replies {
+		if !slices.Contains(Situations(), sit) {
+			add("replies."+string(sit), "is not a known situation")
+		}
+	}
+	if s.DefaultCapacity < 1 {
+		add("default_capacity", "must be at least 1, got %d", s.DefaultCapacity)
+	}
+	seen := make(map[ManagerID]bool, len(s.Managers))
+	for _, m := range s.Managers {
+		if m <= 0 {
+			add("managers", "manager id must be positive, got %d", m)
+		}
+		if seen[m] {
+			add("managers", "manager %d is listed twice", m)
+		}
+		seen[m] = true
+	}
+	for _, m := range sortedKeys(s.Capacity) {
+		if c := s.Capacity[m]; c < 0 {
+			add(fmt.Sprintf("capacity.%d", m), "must not be negative, got %d", c)
+		}
+		if !seen[m] {
+			add(fmt.Sprintf("capacity.%d", m), "manager %d is not in the distribution", m)
+		}
+	}
+	switch s.Availability {
+	case StatusAndOnline, StatusOnly, OnlineOnly:
+	default:
+		add("availability", "unknown mode %q (want %q, %q or %q)", s.Availability, StatusAndOnline, StatusOnly, OnlineOnly)
+	}
+	switch s.Reassign {
+	case ReassignOff, ReassignUncompleted, ReassignNew:
+	default:
+		add("reassign", "unknown mode %q (want %q, %q or %q)", s.Reassign, ReassignOff, ReassignUncompleted, ReassignNew)
+	}
+	if s.ReassignAfter < 0 {
+		add("reassign_after", "must not be negative, got %s", s.ReassignAfter)
+	}
+	if s.AutoCreate && !s.AutoBind {
+		add("auto_create", "needs auto_bind: a customer is only created when binding finds none")
+	}
+	if s.Hours.TimeZone != "" {
+		if _, err := time.LoadLocation(s.Hours.TimeZone); err != nil {
+			add("hours.time_zone", "unknown time zone %q", s.Hours.TimeZone)
+		}
+	}
+	for day, spans := range s.Hours.Week {
+		for _, sp := range spans {
+			if sp.Start < 0 || sp.End > 24*60 || sp.Start >= sp.End {
+				add("hours."+time.Weekday(day).String(), "span %d-%d must satisfy 0 <= start < end <= 1440", sp.Start, sp.End)
+			}
+		}
+	}
+	checkRule := func(field string, r ChannelRule) {
+		switch r.Target {
+		case ToManagers, "":
+			if r.Bot != 0 {
+				add(field+".bot", "a managers rule takes no bot")
+			}
+			for _, m := range r.Managers {
+				if !seen[m] {
+					add(field+".managers", "manager %d is not in the distribution", m)
+				}
+			}
+		case ToBot:
+			if r.Bot <= 0 {
+				add(field+".bot", "a bot rule needs a bot")
+			}
+			if len(r.Managers) > 0 {
+				add(field+".managers", "a bot rule takes no managers")
+			}
+		default:
+			add(field+".target", "unknown target %q (want %q or %q)", r.Target, ToManagers, ToBot)
+		}
+	}
+	checkRule("default_rule", s.DefaultRule)
+	for _, c := range sortedKeys(s.Channels) {
+		checkRule(fmt.Sprintf("channels.%d", c), s.Channels[c])
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return &SettingsError{Problems: ps}
+}
+
+// Clone returns a deep copy, so a caller may change it without touching the original.
+func (s Settings) Clone() Settings {
+	s.Managers = slices.Clone(s.Managers)
+	s.Capacity = cloneMap(s.Capacity)
+	s.Replies = cloneMap(s.Replies)
+	for d := range s.Hours.Week {
+		s.Hours.Week[d] = slices.Clone(s.Hours.Week[d])
+	}
+	if s.Channels != nil {
+		ch := make(map[ChannelID]ChannelRule, len(s.Channels))
+		for k, r := range s.Channels {
+			r.Managers = slices.Clone(r.Managers)
+			ch[k] = r
+		}
+		s.Channels = ch
+	}
+	s.DefaultRule.Managers = slices.Clone(s.DefaultRule.Managers)
+	return s
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedKeys[K ~int64, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

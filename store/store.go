@@ -1,0 +1,175 @@
+// Package store defines what the distributor keeps: small role interfaces,
+// the records they exchange and the sentinel errors callers branch on.
+//
+// A consumer asks only for the role it uses ([Assignments], [Queue],
+// [Replies], [Events], [Bindings], [Accounts]); [Store] composes them all.
+// Implementations live in subpackages: store/memory for one process and
+// tests, store/sqlstore for SQLite and PostgreSQL. Every implementation must
+// pass the public conformance suite store/storetest.
+//
+// All methods are safe for concurrent use, take a context first and may
+// block on I/O. Errors that callers branch on are the sentinels below,
+// possibly wrapped: test them with errors.Is.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// Sentinel errors. Implementations wrap them with detail; callers use errors.Is.
+var (
+	// ErrNotFound: the record asked for does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrCapacity: the manager already holds as many open dialogs as their capacity.
+	ErrCapacity = errors.New("store: manager at capacity")
+	// ErrAssigned: the dialog already has a responsible.
+	ErrAssigned = errors.New("store: dialog already assigned")
+	// ErrInvalid: the request itself is malformed (zero ids, negative capacity, ...).
+	ErrInvalid = errors.New("store: invalid request")
+)
+
+// Assignment asks for a dialog to be given to a responsible.
+type Assignment struct {
+	Account  bd.AccountID
+	Dialog   bd.DialogID
+	Customer bd.CustomerID
+	To       bd.Responsible
+	// Capacity is the most open dialogs the manager may hold, counting this
+	// one. Ignored when To is a bot.
+	Capacity int
+	At       time.Time
+}
+
+// Load is how busy a manager is.
+type Load struct {
+	Manager bd.ManagerID
+	// Open counts the dialogs the manager is responsible for now.
+	Open int
+	// LastAssignedAt is when the manager last received a dialog; zero if never.
+	LastAssignedAt time.Time
+}
+
+// Assignments keeps who is responsible for which dialog and each manager's load.
+//
+// Invariants every implementation keeps, also across processes sharing one
+// database: a dialog has at most one responsible; Assign never lets a manager
+// hold more open dialogs than the Assignment's Capacity (the check and the
+// write are one atomic step, never a read followed by a write); Release and
+// Record keep loads equal to the number of dialogs each manager holds.
+type Assignments interface {
+	// Assign makes a.To responsible for a.Dialog if the dialog has no
+	// responsible and, for a manager, they hold fewer than a.Capacity open
+	// dialogs. It returns ErrAssigned or ErrCapacity otherwise, and changes
+	// nothing then. A manager's LastAssignedAt becomes a.At.
+	Assign(ctx context.Context, a Assignment) error
+	// Record sets the responsible MessageGateway reports (a person assigned
+	// the dialog in the MG interface), without a capacity check: the store
+	// converges to MG's truth. The previous responsible's load is released.
+	// A zero a.To removes the responsible. It returns the previous responsible.
+	Record(ctx context.Context, a Assignment) (prev bd.Responsible, err error)
+	// Release removes the dialog's responsible and frees their load. It
+	// returns the responsible it removed, or ErrNotFound if there was none.
+	Release(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error)
+	// Responsible returns the dialog's responsible, or ErrNotFound.
+	Responsible(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error)
+	// Loads returns the load of each manager, in the order asked; a manager
+	// with no record has a zero Load (with Manager set).
+	Loads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID) ([]Load, error)
+	// DialogsOf returns the dialogs manager m is responsible for, in
+	// ascending id order.
+	DialogsOf(ctx context.Context, account bd.AccountID, m bd.ManagerID) ([]bd.DialogID, error)
+	// LastManager returns the manager most recently assigned a dialog of the
+	// customer (by Assign or Record), or ErrNotFound.
+	LastManager(ctx context.Context, account bd.AccountID, customer bd.CustomerID) (bd.ManagerID, error)
+}
+
+// Waiting is a dialog in the waiting queue.
+type Waiting struct {
+	Dialog bd.Dialog
+	// Reason is the situation that put the dialog in the queue.
+	Reason bd.Situation
+	// Priority orders the queue: higher first.
+	Priority int
+	// Since orders dialogs of equal priority: oldest first, then by dialog id.
+	Since time.Time
+}
+
+// Queue keeps the dialogs waiting for a manager, per account.
+type Queue interface {
+	// Enqueue adds w unless its dialog is already waiting; added reports
+	// whether it was added. A dialog waits at most once.
+	Enqueue(ctx context.Context, w Waiting) (added bool, err error)
+	// Waiting returns up to limit waiting dialogs of the account in queue
+	// order: higher Priority first, then older Since, then lower dialog id.
+	Waiting(ctx context.Context, account bd.AccountID, limit int) ([]Waiting, error)
+	// Dequeue removes the dialog from the queue, or returns ErrNotFound.
+	Dequeue(ctx context.Context, account bd.AccountID, dialog bd.DialogID) error
+	// QueueLen returns how many dialogs of the account wait.
+	QueueLen(ctx context.Context, account bd.AccountID) (int, error)
+}
+
+// Replies records which automatic replies were sent, so that each
+// (dialog, situation) gets at most one, also across restarts and processes.
+type Replies interface {
+	// ClaimReply reserves the reply for (dialog, situation): true means the
+	// caller is the first and should send it.
+	ClaimReply(ctx context.Context, account bd.AccountID, dialog bd.DialogID, s bd.Situation) (bool, error)
+	// ReleaseReply drops a claim whose sending failed, so a later attempt may
+	// send it. Releasing an unclaimed reply is not an error.
+	ReleaseReply(ctx context.Context, account bd.AccountID, dialog bd.DialogID, s bd.Situation) error
+}
+
+// Events records incoming events already acted on, so that an event
+// delivered twice, or to two processes, is acted on once.
+type Events interface {
+	// ClaimEvent reserves the event key: true means the caller is the first.
+	ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time) (bool, error)
+	// PruneEvents forgets claims made before the given time and returns how
+	// many it forgot.
+	PruneEvents(ctx context.Context, before time.Time) (int, error)
+}
+
+// Binding links a MessageGateway customer to a retailCRM customer.
+type Binding struct {
+	Account     bd.AccountID
+	Customer    bd.CustomerID
+	CRMCustomer int64
+	// Rule tells how the link was found: "linked", "phone", "email", "created".
+	Rule string
+	At   time.Time
+}
+
+// Bindings keeps customer bindings.
+type Bindings interface {
+	// Binding returns the customer's binding, or ErrNotFound.
+	Binding(ctx context.Context, account bd.AccountID, customer bd.CustomerID) (Binding, error)
+	// SaveBinding stores b, replacing an earlier binding of the same customer.
+	SaveBinding(ctx context.Context, b Binding) error
+}
+
+// Accounts keeps connected accounts and their settings.
+type Accounts interface {
+	// SaveAccount creates or replaces the account.
+	SaveAccount(ctx context.Context, a bd.Account) error
+	// Account returns the account, or ErrNotFound.
+	Account(ctx context.Context, id bd.AccountID) (bd.Account, error)
+	// Accounts returns every account, ordered by id.
+	Accounts(ctx context.Context) ([]bd.Account, error)
+	// SaveSettings replaces the settings of an existing account, or returns
+	// ErrNotFound. Callers validate first; the store keeps what it is given.
+	SaveSettings(ctx context.Context, id bd.AccountID, s bd.Settings) error
+}
+
+// Store is every role at once.
+type Store interface {
+	Assignments
+	Queue
+	Replies
+	Events
+	Bindings
+	Accounts
+}
