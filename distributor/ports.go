@@ -75,3 +75,11 @@ type Event struct {
 	// At is when it happened; zero means now.
 	At time.Time
 }
+
+// OpenDialog is an open dialog as MessageGateway reports it on a re-read
+// (after a websocket reconnect or a restart), for [Distributor.Resync].
+type OpenDialog struct {
+	Dialog bd.Dialog
+	// Responsible is MG's responsible for the dialog; zero if unassigned.
+	Responsible bd.Responsible
+}

@@ -1,0 +1,119 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+// Decide returns the trace of what distributing the dialog would do now,
+// without acting: nothing is reserved, sent or stored.
+func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, error) {
+	if err := checkDialog(dialog); err != nil {
+		return Trace{}, err
+	}
+	a, err := d.account(ctx, dialog.Account)
+	if err != nil {
+		return Trace{}, err
+	}
+	tr := Trace{DryRun: true}
+	if err := d.decide(ctx, a.snap.Load(), dialog, d.cfg.now(), &tr); err != nil {
+		return Trace{}, err
+	}
+	if tr.Outcome == "" {
+		if r, err := d.store.Responsible(ctx, dialog.Account, dialog.ID); err == nil {
+			tr.Outcome, tr.Responsible = OutcomeAlreadyAssigned, r
+		} else {
+			tr.Outcome, tr.Responsible = OutcomeAssigned, bd.ManagerOf(tr.Choice.Manager)
+		}
+	}
+	return tr, nil
+}
+
+// decide fills tr with everything up to the strategy's choice. It leaves
+// tr.Outcome empty when a manager was chosen (the caller then reserves the
+// slot), and sets OutcomeBot or OutcomeQueued otherwise.
+func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dialog, at time.Time, tr *Trace) error {
+	tr.Account, tr.Dialog, tr.Channel, tr.At = dialog.Account, dialog.ID, dialog.Channel, at
+	tr.Rule = snap.settings.RuleFor(dialog.Channel)
+	tr.Strategy = snap.strategyName
+	if tr.Rule.Target == bd.ToBot {
+		tr.Outcome, tr.Responsible = OutcomeBot, bd.BotOf(tr.Rule.Bot)
+		return nil
+	}
+	p := snap.poolFor(dialog.Channel)
+	tr.Pool = p.name
+	tr.Removed = slices.Clip(p.removed)
+	if !snap.settings.Hours.Open(at) {
+		for _, m := range p.ids {
+			tr.Removed = append(tr.Removed, Removal{Manager: m, Filter: FilterHours, Detail: "the account is closed now"})
+		}
+		tr.Outcome, tr.Situation = OutcomeQueued, bd.OutsideWorkingHours
+		return nil
+	}
+	if len(p.ids) == 0 {
+		tr.Outcome, tr.Situation = OutcomeQueued, bd.NoManagerOnline
+		return nil
+	}
+	loads, err := d.store.Loads(ctx, dialog.Account, p.ids)
+	if err != nil {
+		return fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+	}
+	cands := make([]strategy.Candidate, 0, len(p.ids))
+	for i, l := range loads {
+		if l.Open >= p.caps[i] {
+			tr.Removed = append(tr.Removed, Removal{Manager: p.ids[i], Filter: FilterCapacity, Detail: fmt.Sprintf("%d of %d open", l.Open, p.caps[i])})
+			continue
+		}
+		cands = append(cands, strategy.Candidate{Manager: p.ids[i], Open: l.Open, Capacity: p.caps[i], LastAssignedAt: l.LastAssignedAt})
+	}
+	tr.Candidates = cands
+	if len(cands) == 0 {
+		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
+		return nil
+	}
+	return d.pick(ctx, snap, dialog, tr)
+}
+
+// pick asks the strategy to choose among tr.Candidates.
+func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog, tr *Trace) error {
+	var last bd.ManagerID
+	if dialog.Customer.ID != 0 {
+		m, err := d.store.LastManager(ctx, dialog.Account, dialog.Customer.ID)
+		switch {
+		case err == nil:
+			last = m
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("distributor: last manager of customer %d: %w", dialog.Customer.ID, err)
+		}
+	}
+	choice, err := snap.strategy.Pick(ctx, strategy.Request{Dialog: dialog, Candidates: tr.Candidates, LastManager: last})
+	if errors.Is(err, strategy.ErrNoCandidate) {
+		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("distributor: strategy %s: %w", snap.strategyName, err)
+	}
+	if !slices.ContainsFunc(tr.Candidates, func(c strategy.Candidate) bool { return c.Manager == choice.Manager }) {
+		return fmt.Errorf("distributor: strategy %s chose manager %d, who is not a candidate", snap.strategyName, choice.Manager)
+	}
+	tr.Choice = choice
+	return nil
+}
+
+func checkDialog(dl bd.Dialog) error {
+	switch {
+	case dl.Account == "":
+		return fmt.Errorf("%w: dialog %d has no account", ErrBadEvent, dl.ID)
+	case dl.ID <= 0:
+		return fmt.Errorf("%w: dialog id must be positive, got %d", ErrBadEvent, dl.ID)
+	}
+	return nil
+}

@@ -1,0 +1,437 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+// Sentinel errors of the distributor; test them with errors.Is.
+var (
+	// ErrUnknownAccount: the account is not in the store.
+	ErrUnknownAccount = errors.New("distributor: unknown account")
+	// ErrBadEvent: the event is malformed; the error names the problem.
+	ErrBadEvent = errors.New("distributor: bad event")
+	// ErrClosed: the distributor was closed.
+	ErrClosed = errors.New("distributor: closed")
+)
+
+// Distributor distributes the dialogs of one or more accounts.
+//
+// It is safe for concurrent use: events of any accounts may be handled from
+// many goroutines at once, and several processes may run distributors over
+// one shared store. Correctness never rests on in-process state: the store's
+// atomic operations decide every assignment, claim and reply.
+//
+// Per account, the distributor caches the settings and the roster of
+// managers. Settings saved through another process become visible after
+// [Distributor.Reload]; the roster is fed by [Distributor.SetRoster] and
+// ManagerChanged events.
+type Distributor struct {
+	store   store.Store
+	gateway Gateway
+	cfg     config
+
+	mu       sync.Mutex // guards accounts map writes
+	accounts sync.Map   // bd.AccountID -> *account
+
+	binds  sync.WaitGroup // in-flight background binds
+	closed atomic.Bool
+}
+
+// New returns a Distributor over st that acts in MessageGateway through gw.
+// Options are validated; nil-able parts default to round robin, reply.Nop,
+// no binder and a discarding logger.
+func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
+	if st == nil {
+		return nil, errors.New("distributor: nil store")
+	}
+	if gw == nil {
+		return nil, errors.New("distributor: nil gateway")
+	}
+	cfg := config{
+		replier:    reply.Nop,
+		logger:     slog.New(slog.DiscardHandler),
+		now:        time.Now,
+		sweep:      30 * time.Second,
+		keepEvents: 24 * time.Hour,
+		recent:     100,
+	}
+	var errs []error
+	for _, o := range opts {
+		if o == nil {
+			errs = append(errs, errors.New("nil option"))
+			continue
+		}
+		if err := o.apply(&cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("distributor: %w", errors.Join(errs...))
+	}
+	if cfg.strategies == nil {
+		cfg.strategies = strategy.NewRegistry()
+	}
+	if cfg.strategy == nil {
+		cfg.strategy = strategy.NewRoundRobin()
+	}
+	return &Distributor{store: st, gateway: gw, cfg: cfg}, nil
+}
+
+// account is the distributor's per-account state.
+type account struct {
+	id   bd.AccountID
+	mu   sync.Mutex // serialises snapshot rebuilds
+	snap atomic.Pointer[snapshot]
+
+	drainRequests atomic.Int64
+
+	recentMu sync.Mutex
+	recent   []Trace
+	next     int
+}
+
+// snapshot is an immutable view of an account's settings and roster, with
+// the pools of managers each channel rule draws from.
+type snapshot struct {
+	settings     bd.Settings
+	strategy     strategy.Strategy
+	strategyName string
+	roster       map[bd.ManagerID]bd.Manager
+	byChannel    map[bd.ChannelID]*pool
+	fallback     *pool // the default rule's pool; nil for a bot rule
+	pools        int
+}
+
+// pool is the managers a channel rule draws from who are present and
+// available, with everyone else already explained.
+type pool struct {
+	name    string
+	ids     []bd.ManagerID // sorted
+	caps    []int          // capacity of ids[i]
+	removed []Removal      // not in channel, unknown, inactive, offline, status
+}
+
+func (s *snapshot) poolFor(c bd.ChannelID) *pool {
+	if p, ok := s.byChannel[c]; ok {
+		return p
+	}
+	return s.fallback
+}
+
+func (d *Distributor) account(ctx context.Context, id bd.AccountID) (*account, error) {
+	if v, ok := d.accounts.Load(id); ok {
+		return v.(*account), nil
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: empty account id", ErrUnknownAccount)
+	}
+	acc, err := d.store.Account(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("distributor: load account %q: %w", id, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok := d.accounts.Load(id); ok {
+		return v.(*account), nil
+	}
+	a := &account{id: id}
+	snap, err := d.build(acc.Settings, nil)
+	if err != nil {
+		return nil, fmt.Errorf("distributor: account %q: %w", id, err)
+	}
+	a.snap.Store(snap)
+	d.accounts.Store(id, a)
+	return a, nil
+}
+
+// build makes a snapshot from settings and a roster (which it keeps; the
+// caller must not modify it afterwards).
+func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (*snapshot, error) {
+	strat, name := d.cfg.strategy, "default"
+	if s.Strategy != "" {
+		st, ok := d.cfg.strategies.Lookup(s.Strategy)
+		if !ok {
+			return nil, fmt.Errorf("unknown strategy %q (known: %v)", s.Strategy, d.cfg.strategies.Names())
+		}
+		strat, name = st, s.Strategy
+	}
+	if roster == nil {
+		roster = map[bd.ManagerID]bd.Manager{}
+	}
+	snap := &snapshot{
+		settings:     s,
+		strategy:     strat,
+		strategyName: name,
+		roster:       roster,
+		byChannel:    make(map[bd.ChannelID]*pool, len(s.Channels)),
+	}
+	inDist := slices.Clone(s.Managers)
+	slices.Sort(inDist)
+	if s.DefaultRule.Target != bd.ToBot {
+		snap.fallback = makePool("default rule", s.DefaultRule, inDist, &snap.settings, roster)
+		snap.pools++
+	}
+	for c, r := range s.Channels {
+		if r.Target == bd.ToBot {
+			continue
+		}
+		snap.byChannel[c] = makePool(fmt.Sprintf("channel %d", c), r, inDist, &snap.settings, roster)
+		snap.pools++
+	}
+	return snap, nil
+}
+
+func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settings, roster map[bd.ManagerID]bd.Manager) *pool {
+	p := &pool{name: name}
+	members := inDist
+	if len(r.Managers) > 0 {
+		members = slices.Clone(r.Managers)
+		slices.Sort(members)
+		for _, m := range inDist {
+			if _, ok := slices.BinarySearch(members, m); !ok {
+				p.removed = append(p.removed, Removal{Manager: m, Filter: FilterChannel, Detail: "not among the " + name + " managers"})
+			}
+		}
+	}
+	for _, m := range members {
+		mgr, ok := roster[m]
+		switch {
+		case !ok:
+			p.removed = append(p.removed, Removal{Manager: m, Filter: FilterRoster, Detail: "not in the roster"})
+		case !mgr.Active:
+			p.removed = append(p.removed, Removal{Manager: m, Filter: FilterInactive, Detail: "deactivated"})
+		default:
+			if f, detail := availability(s.Availability, mgr); f != "" {
+				p.removed = append(p.removed, Removal{Manager: m, Filter: f, Detail: detail})
+				continue
+			}
+			p.ids = append(p.ids, m)
+			p.caps = append(p.caps, s.CapacityOf(m))
+		}
+	}
+	slices.SortFunc(p.removed, func(a, b Removal) int { return int(a.Manager - b.Manager) })
+	return p
+}
+
+// availability returns the filter that removes m under mode, or "".
+func availability(mode bd.AvailabilityMode, m bd.Manager) (Filter, string) {
+	needStatus := mode == bd.StatusAndOnline || mode == bd.StatusOnly
+	needOnline := mode == bd.StatusAndOnline || mode == bd.OnlineOnly
+	if needOnline && !m.Online {
+		return FilterOffline, "offline in MessageGateway"
+	}
+	if needStatus && m.Status != bd.StatusFree {
+		return FilterStatus, fmt.Sprintf("status %q, not %q", m.Status, bd.StatusFree)
+	}
+	return "", ""
+}
+
+// available reports whether m may take dialogs under mode.
+func available(mode bd.AvailabilityMode, m bd.Manager) bool {
+	f, _ := availability(mode, m)
+	return m.Active && f == ""
+}
+
+// update rebuilds the account's snapshot with fn applied to copies of its
+// settings and roster.
+func (d *Distributor) update(a *account, fn func(s *bd.Settings, roster map[bd.ManagerID]bd.Manager)) (old, cur *snapshot, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old = a.snap.Load()
+	s := old.settings.Clone()
+	roster := make(map[bd.ManagerID]bd.Manager, len(old.roster)+1)
+	for k, v := range old.roster {
+		roster[k] = v
+	}
+	fn(&s, roster)
+	cur, err = d.build(s, roster)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.snap.Store(cur)
+	return old, cur, nil
+}
+
+// SetRoster replaces the account's managers with managers (as joined from
+// retailCRM users and MessageGateway users). Managers who became available
+// may take waiting dialogs at once.
+func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers []bd.Manager) error {
+	for _, m := range managers {
+		if m.ID <= 0 {
+			return fmt.Errorf("distributor: roster of %q: manager id must be positive, got %d", id, m.ID)
+		}
+	}
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, _, err := d.update(a, func(_ *bd.Settings, roster map[bd.ManagerID]bd.Manager) {
+		clear(roster)
+		for _, m := range managers {
+			roster[m.ID] = m
+		}
+	}); err != nil {
+		return err
+	}
+	return d.drain(ctx, a)
+}
+
+// Settings returns the account's settings in force.
+func (d *Distributor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings, error) {
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return bd.Settings{}, err
+	}
+	return a.snap.Load().settings.Clone(), nil
+}
+
+// ValidateSettings checks s as a whole, as SaveSettings would: every problem
+// is named in one *bd.SettingsError, including an unknown strategy name.
+func (d *Distributor) ValidateSettings(s bd.Settings) error {
+	err := s.Validate()
+	if s.Strategy != "" {
+		if _, ok := d.cfg.strategies.Lookup(s.Strategy); !ok {
+			p := bd.Problem{Field: "strategy", Message: fmt.Sprintf("unknown strategy %q (known: %v)", s.Strategy, d.cfg.strategies.Names())}
+			var se *bd.SettingsError
+			if errors.As(err, &se) {
+				se.Problems = append(se.Problems, p)
+			} else {
+				err = &bd.SettingsError{Problems: []bd.Problem{p}}
+			}
+		}
+	}
+	return err
+}
+
+// SaveSettings validates s as a whole and, only if it is valid, stores it
+// and puts it in force. On a validation error (a *bd.SettingsError naming
+// every problem) nothing changes: the previous settings stay in force.
+func (d *Distributor) SaveSettings(ctx context.Context, id bd.AccountID, s bd.Settings) error {
+	if err := d.ValidateSettings(s); err != nil {
+		return err
+	}
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return err
+	}
+	s = s.Clone()
+	if err := d.store.SaveSettings(ctx, id, s); err != nil {
+		return fmt.Errorf("distributor: save settings of %q: %w", id, err)
+	}
+	if _, _, err := d.update(a, func(cur *bd.Settings, _ map[bd.ManagerID]bd.Manager) { *cur = s }); err != nil {
+		return err
+	}
+	return d.drain(ctx, a)
+}
+
+// Reload re-reads the account's settings from the store, e.g. after another
+// process saved them.
+func (d *Distributor) Reload(ctx context.Context, id bd.AccountID) error {
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return err
+	}
+	acc, err := d.store.Account(ctx, id)
+	if err != nil {
+		return fmt.Errorf("distributor: reload %q: %w", id, err)
+	}
+	if _, _, err := d.update(a, func(cur *bd.Settings, _ map[bd.ManagerID]bd.Manager) { *cur = acc.Settings }); err != nil {
+		return err
+	}
+	return d.drain(ctx, a)
+}
+
+// Recent returns the account's most recent decision traces, newest first.
+func (d *Distributor) Recent(ctx context.Context, id bd.AccountID) ([]Trace, error) {
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a.recentMu.Lock()
+	defer a.recentMu.Unlock()
+	out := make([]Trace, 0, len(a.recent))
+	for i := range len(a.recent) {
+		j := (a.next - 1 - i + 2*len(a.recent)) % len(a.recent)
+		out = append(out, a.recent[j])
+	}
+	return out, nil
+}
+
+func (d *Distributor) remember(a *account, t Trace) {
+	if d.cfg.hooks.Decision != nil {
+		d.cfg.hooks.Decision(t)
+	}
+	if d.cfg.recent == 0 {
+		return
+	}
+	a.recentMu.Lock()
+	if len(a.recent) < d.cfg.recent {
+		a.recent = append(a.recent, t)
+		a.next = len(a.recent) % d.cfg.recent
+	} else {
+		a.recent[a.next] = t
+		a.next = (a.next + 1) % d.cfg.recent
+	}
+	a.recentMu.Unlock()
+}
+
+// Run does the periodic safety-net work until ctx ends: it drains every
+// known account's queue and forgets processed-event records older than the
+// retention. It returns ctx's error.
+func (d *Distributor) Run(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		d.Sweep(ctx)
+	}
+}
+
+// Sweep drains every known account's queue once and prunes old event
+// records. Errors are logged and reported to Hooks.Failed.
+func (d *Distributor) Sweep(ctx context.Context) {
+	d.accounts.Range(func(_, v any) bool {
+		a := v.(*account)
+		if err := d.drain(ctx, a); err != nil {
+			d.fail(a.id, "sweep", err)
+		}
+		return ctx.Err() == nil
+	})
+	if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
+		d.fail("", "prune events", err)
+	}
+}
+
+// Close waits for background work (customer binding) to finish. Handle
+// returns ErrClosed afterwards.
+func (d *Distributor) Close() error {
+	d.closed.Store(true)
+	d.binds.Wait()
+	return nil
+}
+
+func (d *Distributor) fail(acc bd.AccountID, op string, err error) {
+	d.cfg.logger.Error("distributor: "+op+" failed", slog.String("account", string(acc)), slog.Any("error", err))
+	if d.cfg.hooks.Failed != nil {
+		d.cfg.hooks.Failed(acc, op, err)
+	}
+}

@@ -1,0 +1,84 @@
+// Package distributortest provides fakes for testing code that uses a
+// distributor: a recording MessageGateway.
+package distributortest
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// Assignment is one call to Gateway.Assign.
+type Assignment struct {
+	Account bd.AccountID
+	Dialog  bd.DialogID
+	To      bd.Responsible
+}
+
+// Gateway is a fake MessageGateway that records assignments. It satisfies
+// distributor.Gateway and is safe for concurrent use. The zero value is
+// ready to use.
+type Gateway struct {
+	mu      sync.Mutex
+	calls   []Assignment
+	current map[bd.DialogID]bd.Responsible
+	fail    int
+	failErr error
+	// Discard, when true, keeps no call log (for benchmarks): only the
+	// current responsible of each dialog is kept.
+	Discard bool
+}
+
+// ErrInjected is the error FailNext injects when given nil.
+var ErrInjected = errors.New("distributortest: injected gateway failure")
+
+// Assign records the assignment, or fails if a failure was injected.
+func (g *Gateway) Assign(_ context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fail > 0 {
+		g.fail--
+		return g.failErr
+	}
+	if g.current == nil {
+		g.current = make(map[bd.DialogID]bd.Responsible)
+	}
+	g.current[dialog] = to
+	if !g.Discard {
+		g.calls = append(g.calls, Assignment{Account: account, Dialog: dialog, To: to})
+	}
+	return nil
+}
+
+// FailNext makes the next n calls fail with err (ErrInjected when nil).
+func (g *Gateway) FailNext(n int, err error) {
+	if err == nil {
+		err = ErrInjected
+	}
+	g.mu.Lock()
+	g.fail, g.failErr = n, err
+	g.mu.Unlock()
+}
+
+// Calls returns every recorded call in order.
+func (g *Gateway) Calls() []Assignment {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Assignment(nil), g.calls...)
+}
+
+// Responsible returns the last responsible MG was told for the dialog.
+func (g *Gateway) Responsible(dialog bd.DialogID) bd.Responsible {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.current[dialog]
+}
+
+// Forget drops the dialog, as MG does when it closes.
+func (g *Gateway) Forget(dialog bd.DialogID) {
+	g.mu.Lock()
+	delete(g.current, dialog)
+	g.mu.Unlock()
+}

@@ -1,0 +1,115 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// drainBatch is how many waiting dialogs a drain reads at first.
+const drainBatch = 64
+
+// drain hands free slots to waiting dialogs, oldest first within each pool
+// of managers, until no waiting dialog can be assigned.
+//
+// Requests coalesce: while one goroutine drains an account, others only
+// register their request and return; the draining goroutine runs again
+// until every request is served. Several processes may drain one account
+// at once; the store's atomic Assign keeps that safe.
+func (d *Distributor) drain(ctx context.Context, a *account) error {
+	if a.drainRequests.Add(1) != 1 {
+		return nil
+	}
+	var first error
+	for {
+		n := a.drainRequests.Load()
+		if err := d.drainOnce(ctx, a); err != nil && first == nil {
+			first = err
+		}
+		if a.drainRequests.Add(-n) == 0 {
+			return first
+		}
+	}
+}
+
+func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
+	snap := a.snap.Load()
+	full := make(map[*pool]bool) // pools with no free slot for now
+	limit := drainBatch
+	for {
+		ws, err := d.store.Waiting(ctx, a.id, limit)
+		if err != nil {
+			return fmt.Errorf("distributor: waiting dialogs of %s: %w", a.id, err)
+		}
+		progressed := false
+		for _, w := range ws {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p := snap.poolFor(w.Dialog.Channel)
+			if p != nil && full[p] {
+				continue
+			}
+			done, err := d.assignWaiting(ctx, a, snap, w)
+			if err != nil {
+				d.fail(a.id, "drain", err)
+				continue
+			}
+			if done {
+				progressed = true
+			} else if p != nil {
+				full[p] = true
+			}
+		}
+		switch {
+		case progressed:
+			limit = drainBatch
+		case len(ws) < limit || len(full) >= snap.pools:
+			return nil
+		default:
+			limit *= 4
+		}
+	}
+}
+
+// assignWaiting tries to assign one waiting dialog. done reports whether the
+// dialog left the queue (assigned now or found assigned already).
+func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snapshot, w store.Waiting) (done bool, err error) {
+	dl := w.Dialog
+	if _, err := d.store.Responsible(ctx, a.id, dl.ID); err == nil {
+		return true, d.dequeue(ctx, a, dl.ID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	tr := Trace{FromQueue: true}
+	at := d.cfg.now()
+	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
+		return false, err
+	}
+	switch tr.Outcome {
+	case OutcomeBot:
+		return true, d.assignBot(ctx, a, dl, &tr, true)
+	case OutcomeQueued:
+		return false, nil
+	}
+	if err := d.reserve(ctx, snap, dl, at, &tr); err != nil {
+		return false, err
+	}
+	switch tr.Outcome {
+	case OutcomeAssigned:
+		return true, d.assigned(ctx, a, snap, dl, &tr)
+	case OutcomeAlreadyAssigned:
+		return true, d.dequeue(ctx, a, dl.ID)
+	}
+	return false, nil
+}
+
+func (d *Distributor) dequeue(ctx context.Context, a *account, id bd.DialogID) error {
+	if err := d.store.Dequeue(ctx, a.id, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("distributor: dequeue dialog %d: %w", id, err)
+	}
+	return nil
+}

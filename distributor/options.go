@@ -1,0 +1,168 @@
+package distributor
+
+import (
+	"errors"
+
+	bd "github.com/botdistributor/botdistributor"
+	"log/slog"
+	"time"
+
+	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+// Option configures a Distributor; pass options to [New].
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	strategy   strategy.Strategy
+	strategies *strategy.Registry
+	replier    reply.Replier
+	binder     binding.Binder
+	logger     *slog.Logger
+	now        func() time.Time
+	hooks      Hooks
+	sweep      time.Duration
+	keepEvents time.Duration
+	recent     int
+}
+
+// WithStrategy sets the strategy used for accounts whose settings name none.
+// The default is round robin (longest since last assignment).
+func WithStrategy(s strategy.Strategy) Option {
+	return optionFunc(func(c *config) error {
+		if s == nil {
+			return errors.New("WithStrategy: nil strategy")
+		}
+		c.strategy = s
+		return nil
+	})
+}
+
+// WithStrategies sets the registry that settings' strategy names are looked
+// up in. The default is strategy.NewRegistry() with the built-ins.
+func WithStrategies(r *strategy.Registry) Option {
+	return optionFunc(func(c *config) error {
+		if r == nil {
+			return errors.New("WithStrategies: nil registry")
+		}
+		c.strategies = r
+		return nil
+	})
+}
+
+// WithReplier sets how automatic replies are sent. The default is reply.Nop.
+func WithReplier(r reply.Replier) Option {
+	return optionFunc(func(c *config) error {
+		if r == nil {
+			return errors.New("WithReplier: nil replier")
+		}
+		c.replier = r
+		return nil
+	})
+}
+
+// WithBinder sets the binder used for accounts with AutoBind. Without one,
+// customers are not bound.
+func WithBinder(b binding.Binder) Option {
+	return optionFunc(func(c *config) error {
+		if b == nil {
+			return errors.New("WithBinder: nil binder")
+		}
+		c.binder = b
+		return nil
+	})
+}
+
+// WithLogger sets the logger. The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("WithLogger: nil logger")
+		}
+		c.logger = l
+		return nil
+	})
+}
+
+// WithClock sets the source of the current time. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) error {
+		if now == nil {
+			return errors.New("WithClock: nil clock")
+		}
+		c.now = now
+		return nil
+	})
+}
+
+// WithHooks sets functions called on every decision and outcome, e.g. to
+// count them as metrics. Hooks run synchronously and must be fast.
+func WithHooks(h Hooks) Option {
+	return optionFunc(func(c *config) error {
+		c.hooks = h
+		return nil
+	})
+}
+
+// WithSweep sets how often [Distributor.Run] drains every account's queue as
+// a safety net (draining is event-driven otherwise). The default is 30s.
+func WithSweep(every time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if every <= 0 {
+			return errors.New("WithSweep: interval must be positive")
+		}
+		c.sweep = every
+		return nil
+	})
+}
+
+// WithEventRetention sets how long processed-event records are kept to
+// recognise duplicate deliveries; [Distributor.Run] prunes older ones. The
+// default is 24h.
+func WithEventRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return errors.New("WithEventRetention: retention must be positive")
+		}
+		c.keepEvents = d
+		return nil
+	})
+}
+
+// WithRecentTraces sets how many recent decision traces are kept per account
+// for [Distributor.Recent]. The default is 100; 0 keeps none.
+func WithRecentTraces(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 0 {
+			return errors.New("WithRecentTraces: count must not be negative")
+		}
+		c.recent = n
+		return nil
+	})
+}
+
+// Hooks are optional functions the distributor calls as it works. Any may
+// be nil. They are called synchronously, possibly concurrently, and must not
+// block.
+type Hooks struct {
+	// Decision is called with every decision taken (not with dry runs).
+	Decision func(Trace)
+	// Assigned is called when a dialog got a responsible; wait is the time
+	// from the dialog's opening to the assignment.
+	Assigned func(account bd.AccountID, to bd.Responsible, wait time.Duration, fromQueue bool)
+	// Queued is called when a dialog starts waiting, with the reason.
+	Queued func(account bd.AccountID, reason bd.Situation)
+	// Replied is called after an automatic reply was sent.
+	Replied func(account bd.AccountID, s bd.Situation)
+	// Failed is called when an operation failed, e.g. "gateway.assign",
+	// "reply", "bind".
+	Failed func(account bd.AccountID, op string, err error)
+}

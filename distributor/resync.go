@@ -1,0 +1,104 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// Resync makes the store converge to MessageGateway's truth after events
+// may have been missed (the MG event stream has no replay: call it after
+// every websocket (re)connect and at start-up) with every open dialog of the
+// account as MG reports it:
+//
+//   - a dialog MG has a different responsible for is recorded as MG says;
+//   - an open dialog nobody is responsible for, and that does not wait yet,
+//     is distributed;
+//   - a dialog the store holds for a roster manager, or has waiting, that MG
+//     no longer lists as open was closed meanwhile: its load is released and
+//     it leaves the queue.
+//
+// Then the queue is drained. Errors of single dialogs are joined; the
+// others are still processed.
+func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDialog) error {
+	a, err := d.account(ctx, id)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.now()
+	var errs []error
+	isOpen := make(map[bd.DialogID]bool, len(open))
+	for _, o := range open {
+		if err := checkDialog(withAccount(o.Dialog, id)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		isOpen[o.Dialog.ID] = true
+	}
+	// Dialogs closed while nobody listened.
+	snap := a.snap.Load()
+	for m := range snap.roster {
+		held, err := d.store.DialogsOf(ctx, id, m)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dialogs of manager %d: %w", m, err))
+			continue
+		}
+		for _, dl := range held {
+			if !isOpen[dl] {
+				errs = append(errs, d.closeDialog(ctx, a, dl, now))
+			}
+		}
+	}
+	waiting, err := d.store.Waiting(ctx, id, 1<<30)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	queued := make(map[bd.DialogID]bool, len(waiting))
+	for _, w := range waiting {
+		queued[w.Dialog.ID] = true
+		if !isOpen[w.Dialog.ID] {
+			errs = append(errs, d.closeDialog(ctx, a, w.Dialog.ID, now))
+		}
+	}
+	// Open dialogs: follow MG's responsible, distribute the unassigned.
+	for _, o := range open {
+		dl := withAccount(o.Dialog, id)
+		if !isOpen[dl.ID] {
+			continue
+		}
+		if dl.OpenedAt.IsZero() {
+			dl.OpenedAt = now
+		}
+		cur, err := d.store.Responsible(ctx, id, dl.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		switch {
+		case cur == o.Responsible && !cur.IsZero():
+		case !o.Responsible.IsZero() || !cur.IsZero():
+			errs = append(errs, d.assignedInMG(ctx, a, dl, o.Responsible, now))
+		case !queued[dl.ID]:
+			if _, err := d.store.ClaimEvent(ctx, id, openedKey(dl.ID), now); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, d.distribute(ctx, a, dl, now))
+		}
+	}
+	errs = append(errs, d.drain(ctx, a))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("distributor: resync %s: %w", id, err)
+	}
+	return nil
+}
+
+func withAccount(dl bd.Dialog, id bd.AccountID) bd.Dialog {
+	if dl.Account == "" {
+		dl.Account = id
+	}
+	return dl
+}

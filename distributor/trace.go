@@ -1,0 +1,132 @@
+package distributor
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+// Filter names the rule that removed a manager from a decision.
+type Filter string
+
+// The filters, in the order they apply.
+const (
+	// FilterChannel: the channel's rule names other managers.
+	FilterChannel Filter = "not_in_channel"
+	// FilterRoster: the manager is in the settings but not in the roster.
+	FilterRoster Filter = "not_in_roster"
+	// FilterInactive: the user is deactivated.
+	FilterInactive Filter = "inactive"
+	// FilterOffline: the manager is offline in MessageGateway.
+	FilterOffline Filter = "offline"
+	// FilterStatus: the retailCRM status is not "free".
+	FilterStatus Filter = "status"
+	// FilterHours: outside working hours.
+	FilterHours Filter = "outside_hours"
+	// FilterCapacity: the manager holds as many open dialogs as allowed.
+	FilterCapacity Filter = "at_capacity"
+)
+
+// Removal says why one manager could not take the dialog.
+type Removal struct {
+	Manager bd.ManagerID
+	Filter  Filter
+	Detail  string
+}
+
+// Outcome is what a decision did with the dialog.
+type Outcome string
+
+// The outcomes.
+const (
+	// OutcomeAssigned: a manager became responsible.
+	OutcomeAssigned Outcome = "assigned"
+	// OutcomeBot: the channel's bot became responsible.
+	OutcomeBot Outcome = "bot"
+	// OutcomeQueued: the dialog waits; Situation says why.
+	OutcomeQueued Outcome = "queued"
+	// OutcomeAlreadyAssigned: the dialog had a responsible already
+	// (e.g. another process assigned it first); nothing was done.
+	OutcomeAlreadyAssigned Outcome = "already_assigned"
+)
+
+// Trace explains one decision: who was removed by which rule, who remained,
+// what the strategy chose and why, and what happened.
+type Trace struct {
+	Account bd.AccountID
+	Dialog  bd.DialogID
+	Channel bd.ChannelID
+	At      time.Time
+	// DryRun is true for traces from Decide, which act on nothing.
+	DryRun bool
+	// FromQueue is true when the dialog was taken from the waiting queue.
+	FromQueue bool
+	// Rule is the channel rule that applied; Pool names where it came from.
+	Rule bd.ChannelRule
+	Pool string
+	// Removed lists the managers who could not take the dialog, by manager id.
+	Removed []Removal
+	// Candidates are the managers the strategy chose among.
+	Candidates []strategy.Candidate
+	// Strategy is the strategy's name in the settings, or "default".
+	Strategy string
+	// Choice is the strategy's answer, when it was asked.
+	Choice strategy.Choice
+	// Retries counts candidates lost to concurrent assignments before one
+	// was reserved.
+	Retries int
+	Outcome Outcome
+	// Responsible is who got the dialog (assigned, bot, already assigned).
+	Responsible bd.Responsible
+	// Situation is the reply situation of a queued dialog.
+	Situation bd.Situation
+}
+
+// RemovedBy returns the managers removed by filter f.
+func (t *Trace) RemovedBy(f Filter) []bd.ManagerID {
+	var out []bd.ManagerID
+	for _, r := range t.Removed {
+		if r.Filter == f {
+			out = append(out, r.Manager)
+		}
+	}
+	return out
+}
+
+// String explains the decision in a few lines of plain text.
+func (t Trace) String() string {
+	var b strings.Builder
+	mode := ""
+	if t.DryRun {
+		mode = " (dry run)"
+	}
+	fmt.Fprintf(&b, "dialog %d of %s on channel %d at %s%s: %s", t.Dialog, t.Account, t.Channel, t.At.Format(time.RFC3339), mode, t.Outcome)
+	switch t.Outcome {
+	case OutcomeAssigned, OutcomeBot, OutcomeAlreadyAssigned:
+		fmt.Fprintf(&b, " to %s", t.Responsible)
+	case OutcomeQueued:
+		fmt.Fprintf(&b, " (%s)", t.Situation)
+	}
+	if t.Pool != "" {
+		fmt.Fprintf(&b, "\n  managers from: %s", t.Pool)
+	}
+	for _, r := range t.Removed {
+		fmt.Fprintf(&b, "\n  removed manager %d: %s (%s)", r.Manager, r.Filter, r.Detail)
+	}
+	if len(t.Candidates) > 0 {
+		fmt.Fprintf(&b, "\n  candidates:")
+		for _, c := range t.Candidates {
+			fmt.Fprintf(&b, " %d (%d/%d)", c.Manager, c.Open, c.Capacity)
+		}
+	}
+	if t.Choice.Manager != 0 {
+		fmt.Fprintf(&b, "\n  %s strategy chose manager %d: %s", t.Strategy, t.Choice.Manager, t.Choice.Reason)
+	}
+	if t.Retries > 0 {
+		fmt.Fprintf(&b, "\n  %d candidate(s) filled up concurrently before the slot was reserved", t.Retries)
+	}
+	return b.String()
+}

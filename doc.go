@@ -1,0 +1,78 @@
+/*
+Package botdistributor distributes the customer dialogs of retailCRM's
+MessageGateway (MG) between managers and bots, as the "Bot Distributor"
+marketplace module does, as a library: import it into your own integration
+service and plug in your own parts.
+
+This package holds the shared domain types: [Dialog], [Customer], [Manager],
+[Channel], [Responsible], [Situation], the account [Settings] and the ids.
+The work is done by four pluggable parts, wired together by a
+distributor.Distributor:
+
+  - a strategy.Strategy picks a manager among the eligible ones;
+  - a binding.Binder links the chat customer to a retailCRM customer;
+  - a reply.Replier sends the automatic reply of each situation;
+  - a store.Store keeps assignments, loads, the waiting queue, sent replies,
+    processed events, bindings and accounts, and enforces capacity atomically.
+
+# Wiring
+
+	st := memory.New() // or sqlstore.Open(ctx, db, sqlstore.Postgres)
+	replier, _ := reply.NewTemplate(mgClient) // sends through MG
+	d, err := distributor.New(st, mgClient,
+		distributor.WithStrategy(strategy.NewLeastLoaded()),
+		distributor.WithReplier(replier),
+		distributor.WithLogger(slog.Default()),
+	)
+	if err != nil { ... }
+	err = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "shop", Dialog: dialog})
+
+Each event — dialog opened, customer message, dialog closed, dialog assigned
+by a person, manager availability changed — goes to Distributor.Handle. A new
+dialog is matched against its channel's rule (managers, or one bot); the
+managers who may not take it are removed with a reason (not in the channel,
+not in the roster, deactivated, offline, status, outside working hours, at
+capacity); the strategy picks among the rest; the store reserves the slot
+atomically; MG is told; the customer gets the "assigned" reply. When nobody
+can take it, the dialog waits in the queue with the "no manager online", "all
+managers busy" or "outside working hours" reply, and is assigned oldest first
+as soon as a slot frees. Distributor.Decide returns the same decision as a
+trace without acting.
+
+# Strategies
+
+Strategies are pure choices over a snapshot of candidates; they never do I/O
+and never see a manager who may not take the dialog. Built-ins:
+strategy.NewRoundRobin (longest since last assignment; the time comes from
+the store, so it is fair across processes), strategy.NewLeastLoaded (fewest
+open dialogs), strategy.NewCapped (a lower cap in front of another strategy)
+and strategy.NewSticky (a returning customer's last manager first). Settings
+name a strategy from an explicit strategy.Registry.
+
+# Stores
+
+The store is the single source of truth and the arbiter of every race: a
+manager never holds more open dialogs than their capacity and a dialog never
+has two responsibles, because the check and the write are one atomic step
+(a mutex in store/memory, one guarded statement in store/sqlstore), also when
+several processes share one PostgreSQL database. Every implementation runs
+the conformance suite store/storetest.
+
+# Replies
+
+Each (dialog, situation) gets at most one automatic reply, also across
+restarts and processes: the distributor claims the reply in the store before
+sending and gives the claim back if sending fails.
+
+# Concurrency
+
+Everything here is safe for concurrent use. Settings values are plain data:
+copy them with [Settings.Clone] before changing a shared one.
+
+# Writing your own Strategy
+
+Implement strategy.Strategy (or wrap a function with strategy.Func), run
+strategytest.Run on it, and pass it with distributor.WithStrategy or register
+it by name in a strategy.Registry given to distributor.WithStrategies.
+*/
+package botdistributor
