@@ -18,6 +18,7 @@ require (
 	github.com/retailcrm/api-client-go/v2 v2.1.3 // indirect
 	github.com/retailcrm/mg-transport-api-client-go v1.3.19 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect

@@ -1,0 +1,476 @@
+package distributor_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/distributor/distributortest"
+	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/reply/replytest"
+	"github.com/botdistributor/botdistributor/store/memory"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+func TestNewValidatesOptions(t *testing.T) {
+	st, gw := memory.New(), &distributortest.Gateway{}
+	_, err := distributor.New(nil, gw)
+	require.ErrorContains(t, err, "nil store")
+	_, err = distributor.New(st, nil)
+	require.ErrorContains(t, err, "nil gateway")
+	_, err = distributor.New(st, gw, distributor.WithStrategy(nil), distributor.WithSweep(0), nil)
+	require.Error(t, err)
+	for _, want := range []string{"WithStrategy: nil strategy", "WithSweep: interval must be positive", "nil option"} {
+		require.ErrorContains(t, err, want)
+	}
+	d, err := distributor.New(st, gw)
+	require.NoError(t, err)
+	require.NotNil(t, d)
+}
+
+func TestDuplicateDeliveriesActOnce(t *testing.T) {
+	ids := managerIDs(3)
+	f := newFixture(t, settingsFor(ids, 5), onlineManagers(ids))
+	ctx := context.Background()
+	dl := dialog(1, 1)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dl}
+			if i%2 == 1 { // the customer's first message races the dialog_opened event
+				ev = distributor.Event{Kind: distributor.CustomerMessage, Account: acct, Dialog: dl, MessageID: int64(100 + i%4)}
+			}
+			assert.NoError(t, f.d.Handle(ctx, ev))
+		}()
+	}
+	wg.Wait()
+	require.Len(t, f.gw.Calls(), 1)
+	require.Equal(t, 1, f.rec.Count(dl.ID, bd.DialogReceived))
+	require.Equal(t, 1, f.rec.Count(dl.ID, bd.ManagerAssigned))
+	require.Equal(t, 1, f.checkInvariants(t, ids, 5))
+
+	// A late duplicate dialog_opened after the close does not reopen anything.
+	f.close(t, dl.ID)
+	f.open(t, dl)
+	require.Len(t, f.gw.Calls(), 1)
+	require.True(t, f.responsible(t, dl.ID).IsZero())
+}
+
+func TestChannelRules(t *testing.T) {
+	ids := managerIDs(4)
+	s := settingsFor(ids, 5)
+	s.Channels = map[bd.ChannelID]bd.ChannelRule{
+		7: {Target: bd.ToBot, Bot: 900},
+		8: {Target: bd.ToManagers, Managers: []bd.ManagerID{3, 4}},
+	}
+	f := newFixture(t, s, onlineManagers(ids))
+
+	f.open(t, dialog(1, 7))
+	require.Equal(t, bd.BotOf(900), f.gw.Responsible(1))
+	require.Equal(t, bd.BotOf(900), f.responsible(t, 1))
+	require.Zero(t, f.rec.Count(1, bd.DialogReceived), "a bot's dialog gets no distributor reply")
+
+	for i := 2; i <= 11; i++ {
+		f.open(t, dialog(i, 8))
+		m, ok := f.responsible(t, bd.DialogID(i)).Manager()
+		require.True(t, ok)
+		require.Contains(t, []bd.ManagerID{3, 4}, m, "channel 8 goes to managers 3 and 4 only")
+	}
+	// Channel 8's two managers hold 5 each now; the default rule still has room.
+	f.open(t, dialog(12, 8))
+	require.True(t, f.responsible(t, 12).IsZero(), "channel 8's managers are full")
+	require.Equal(t, 1, f.rec.Count(12, bd.AllManagersBusy))
+	f.open(t, dialog(13, 1))
+	m, _ := f.responsible(t, 13).Manager()
+	require.Contains(t, []bd.ManagerID{1, 2}, m, "the default rule still has room with managers 1 and 2")
+
+	tr, err := f.d.Decide(context.Background(), dialog(14, 8))
+	require.NoError(t, err)
+	require.Equal(t, distributor.OutcomeQueued, tr.Outcome)
+	require.ElementsMatch(t, []bd.ManagerID{1, 2}, tr.RemovedBy(distributor.FilterChannel))
+	require.ElementsMatch(t, []bd.ManagerID{3, 4}, tr.RemovedBy(distributor.FilterCapacity))
+}
+
+func TestAvailabilityModes(t *testing.T) {
+	roster := []bd.Manager{
+		{ID: 1, Status: bd.StatusFree, Online: true, Active: true},
+		{ID: 2, Status: bd.StatusFree, Online: false, Active: true},
+		{ID: 3, Status: bd.StatusBusy, Online: true, Active: true},
+		{ID: 4, Status: bd.StatusDinner, Online: false, Active: true},
+		{ID: 5, Status: bd.StatusFree, Online: true, Active: false},
+	}
+	ids := []bd.ManagerID{1, 2, 3, 4, 5, 6} // 6 is not in the roster
+	for _, tc := range []struct {
+		mode     bd.AvailabilityMode
+		eligible []bd.ManagerID
+		offline  []bd.ManagerID
+		status   []bd.ManagerID
+	}{
+		{bd.StatusAndOnline, []bd.ManagerID{1}, []bd.ManagerID{2, 4}, []bd.ManagerID{3}},
+		{bd.StatusOnly, []bd.ManagerID{1, 2}, nil, []bd.ManagerID{3, 4}},
+		{bd.OnlineOnly, []bd.ManagerID{1, 3}, []bd.ManagerID{2, 4}, nil},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			s := settingsFor(ids, 3)
+			s.Availability = tc.mode
+			f := newFixture(t, s, roster)
+			tr, err := f.d.Decide(context.Background(), dialog(1, 1))
+			require.NoError(t, err)
+			var got []bd.ManagerID
+			for _, c := range tr.Candidates {
+				got = append(got, c.Manager)
+			}
+			require.Equal(t, tc.eligible, got)
+			require.ElementsMatch(t, tc.offline, tr.RemovedBy(distributor.FilterOffline))
+			require.ElementsMatch(t, tc.status, tr.RemovedBy(distributor.FilterStatus))
+			require.Equal(t, []bd.ManagerID{5}, tr.RemovedBy(distributor.FilterInactive))
+			require.Equal(t, []bd.ManagerID{6}, tr.RemovedBy(distributor.FilterRoster))
+		})
+	}
+}
+
+func TestNoManagerOnlineThenOneComesOnline(t *testing.T) {
+	ids := managerIDs(2)
+	offline := onlineManagers(ids)
+	for i := range offline {
+		offline[i].Online = false
+	}
+	f := newFixture(t, settingsFor(ids, 2), offline)
+	f.open(t, dialog(1, 1))
+	f.open(t, dialog(2, 1))
+	require.Equal(t, 2, f.queueLen(t))
+	require.Equal(t, 1, f.rec.Count(1, bd.NoManagerOnline))
+	require.Empty(t, f.gw.Calls())
+
+	on := offline[1]
+	on.Online = true
+	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: on}))
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+	require.Zero(t, f.queueLen(t))
+	tr, err := f.d.Recent(context.Background(), acct)
+	require.NoError(t, err)
+	require.NotEmpty(t, tr)
+	require.True(t, tr[0].FromQueue)
+	require.Equal(t, distributor.OutcomeAssigned, tr[0].Outcome)
+}
+
+func TestRepliesNameTheManagerAndCustomer(t *testing.T) {
+	ids := managerIDs(2)
+	sent := replytest.NewRecorder()
+	tmpl, err := reply.NewTemplate(sent)
+	require.NoError(t, err)
+	f := newFixture(t, settingsFor(ids, 2), onlineManagers(ids), distributor.WithReplier(tmpl))
+	f.open(t, dialog(1, 1))
+	require.Equal(t, []string{"Hello Customer No1, we got your message.", "Manager 1 will answer you."}, sent.ToChat(1001))
+}
+
+func TestOutsideWorkingHours(t *testing.T) {
+	ids := managerIDs(2)
+	s := settingsFor(ids, 2)
+	s.Hours = bd.WorkingHours{TimeZone: "Europe/Moscow"}
+	s.Hours.Week[time.Monday] = []bd.Span{{Start: 9 * 60, End: 18 * 60}}
+	f := newFixture(t, s, onlineManagers(ids))
+	f.clock.Set(time.Date(2026, 3, 2, 19, 0, 0, 0, time.UTC)) // 22:00 in Moscow
+	f.open(t, dialog(1, 1))
+	require.True(t, f.responsible(t, 1).IsZero())
+	require.Equal(t, 1, f.rec.Count(1, bd.OutsideWorkingHours))
+	tr, err := f.d.Decide(context.Background(), dialog(2, 1))
+	require.NoError(t, err)
+	require.ElementsMatch(t, ids, tr.RemovedBy(distributor.FilterHours))
+
+	f.clock.Set(time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)) // 10:00 in Moscow
+	f.d.Sweep(context.Background())
+	require.False(t, f.responsible(t, 1).IsZero(), "opening hours let the sweep assign the waiting dialog")
+	require.Equal(t, 1, f.rec.Count(1, bd.OutsideWorkingHours), "the reply is sent once")
+}
+
+func TestAssignedByPersonInMG(t *testing.T) {
+	ids := managerIDs(2)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	ctx := context.Background()
+	f.open(t, dialog(1, 1))
+	f.open(t, dialog(2, 1))
+	f.open(t, dialog(3, 1)) // waits: both managers hold one
+	require.Equal(t, 1, f.queueLen(t))
+	first, _ := f.responsible(t, 1).Manager()
+
+	// A person moves dialog 1 to a bot in MG: the manager's slot frees and
+	// the waiting dialog takes it.
+	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.BotOf(77)}))
+	require.Equal(t, bd.BotOf(77), f.responsible(t, 1))
+	require.Equal(t, bd.ManagerOf(first), f.responsible(t, 3))
+	require.Zero(t, f.queueLen(t))
+
+	// The echo of the distributor's own assignment changes nothing.
+	before := len(f.gw.Calls())
+	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 3}, Responsible: bd.ManagerOf(first)}))
+	require.Len(t, f.gw.Calls(), before)
+
+	// A person pushes a dialog onto a full manager: the store follows MG.
+	other := bd.ManagerID(3) - first
+	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.ManagerOf(other)}))
+	loads, err := f.st.Loads(ctx, acct, []bd.ManagerID{other})
+	require.NoError(t, err)
+	require.Equal(t, 2, loads[0].Open)
+}
+
+func TestUnassignedByPersonIsDistributedAgain(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 3), onlineManagers(ids))
+	f.open(t, dialog(1, 1))
+	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: dialog(1, 1)}))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
+	require.Len(t, f.gw.Calls(), 2)
+	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
+}
+
+func TestDecideIsADryRun(t *testing.T) {
+	ids := managerIDs(3)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	f.open(t, dialog(1, 1))
+	tr, err := f.d.Decide(context.Background(), dialog(2, 1))
+	require.NoError(t, err)
+	require.True(t, tr.DryRun)
+	require.Equal(t, distributor.OutcomeAssigned, tr.Outcome)
+	require.Len(t, tr.Candidates, 2)
+	require.Len(t, tr.RemovedBy(distributor.FilterCapacity), 1)
+	require.NotEmpty(t, tr.Choice.Reason)
+	require.Contains(t, tr.String(), "removed manager")
+	require.Contains(t, tr.String(), "at_capacity")
+
+	require.Len(t, f.gw.Calls(), 1, "a dry run sends nothing to MG")
+	require.True(t, f.responsible(t, 2).IsZero(), "a dry run reserves nothing")
+	require.Zero(t, f.rec.Count(2, bd.DialogReceived), "a dry run replies nothing")
+	// The real event afterwards is not mistaken for a duplicate.
+	f.open(t, dialog(2, 1))
+	require.False(t, f.responsible(t, 2).IsZero())
+}
+
+func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
+	ids := managerIDs(2)
+	good := settingsFor(ids, 2)
+	f := newFixture(t, good, onlineManagers(ids))
+	ctx := context.Background()
+
+	bad := good.Clone()
+	bad.DefaultCapacity = 9
+	bad.Replies[bd.NoManagerOnline] = ""
+	bad.Replies[bd.OutsideWorkingHours] = "   "
+	bad.Strategy = "fastest_typist"
+	err := f.d.SaveSettings(ctx, acct, bad)
+	var se *bd.SettingsError
+	require.ErrorAs(t, err, &se)
+	require.ElementsMatch(t, []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}, se.EmptyReplies())
+	require.Contains(t, err.Error(), "replies.no_manager_online: is empty")
+	require.Contains(t, err.Error(), "replies.outside_working_hours: is empty")
+	require.Contains(t, err.Error(), `unknown strategy "fastest_typist"`)
+
+	cur, err := f.d.Settings(ctx, acct)
+	require.NoError(t, err)
+	require.Equal(t, good, cur, "the settings in force are unchanged")
+	stored, err := f.st.Account(ctx, acct)
+	require.NoError(t, err)
+	require.Equal(t, good, stored.Settings, "the stored settings are unchanged")
+
+	better := good.Clone()
+	better.DefaultCapacity = 9
+	better.Strategy = strategy.NameLeastLoaded
+	require.NoError(t, f.d.SaveSettings(ctx, acct, better))
+	stored, err = f.st.Account(ctx, acct)
+	require.NoError(t, err)
+	require.Equal(t, 9, stored.Settings.DefaultCapacity)
+	tr, err := f.d.Decide(ctx, dialog(1, 1))
+	require.NoError(t, err)
+	require.Equal(t, strategy.NameLeastLoaded, tr.Strategy)
+	require.Equal(t, 9, tr.Candidates[0].Capacity)
+}
+
+func TestBadEvents(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		ev   distributor.Event
+		want string
+	}{
+		{"no kind", distributor.Event{Account: acct, Dialog: dialog(1, 1)}, "unknown kind"},
+		{"unknown kind", distributor.Event{Kind: 99, Account: acct, Dialog: dialog(1, 1)}, "unknown kind 99"},
+		{"no account", distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}, "without an account"},
+		{"no dialog", distributor.Event{Kind: distributor.DialogOpened, Account: acct}, "dialog id must be positive, got 0"},
+		{"foreign dialog", distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{Account: "other", ID: 1}}, `carries a dialog of account "other"`},
+		{"bad responsible", distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: dialog(1, 1), Responsible: bd.Responsible{Kind: bd.ManagerResponsible}}, "responsible id must be positive"},
+		{"no manager", distributor.Event{Kind: distributor.ManagerChanged, Account: acct}, "manager id must be positive"},
+		{"bad status", distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: bd.Manager{ID: 1, Status: "asleep"}}, `unknown status "asleep"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := f.d.Handle(ctx, tc.ev)
+			require.ErrorIs(t, err, distributor.ErrBadEvent)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "nobody.example", Dialog: bd.Dialog{ID: 1}})
+	require.ErrorIs(t, err, distributor.ErrUnknownAccount)
+	require.Empty(t, f.gw.Calls(), "bad events change nothing")
+	require.Zero(t, f.queueLen(t))
+}
+
+func TestGatewayFailureLeavesDialogWaiting(t *testing.T) {
+	ids := managerIDs(1)
+	var failures []string
+	var mu sync.Mutex
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithHooks(distributor.Hooks{
+		Failed: func(_ bd.AccountID, op string, _ error) { mu.Lock(); failures = append(failures, op); mu.Unlock() },
+	}))
+	f.gw.FailNext(1, errors.New("mg: 503"))
+	err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)})
+	require.ErrorContains(t, err, "the dialog waits")
+	require.True(t, f.responsible(t, 1).IsZero(), "the reserved slot is given back")
+	require.Equal(t, 1, f.queueLen(t))
+	require.Zero(t, f.checkInvariants(t, ids, 1))
+	require.Contains(t, failures, "gateway.assign")
+
+	f.d.Sweep(context.Background())
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
+	require.Zero(t, f.queueLen(t))
+	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
+}
+
+func TestReplyFailureIsRetriedLater(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	f.rec.FailNext(1, errors.New("mg: timeout"))
+	f.open(t, dialog(1, 1))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1), "a failed reply does not block the assignment")
+	require.Zero(t, f.rec.Count(1, bd.DialogReceived))
+	claimed, err := f.st.ClaimReply(context.Background(), acct, 1, bd.DialogReceived)
+	require.NoError(t, err)
+	require.True(t, claimed, "the failed reply's claim was given back")
+}
+
+func TestResync(t *testing.T) {
+	ids := managerIDs(2)
+	f := newFixture(t, settingsFor(ids, 5), onlineManagers(ids))
+	ctx := context.Background()
+	f.open(t, dialog(1, 1)) // will be closed while nobody listened
+	f.open(t, dialog(2, 1)) // MG moved it to manager 2... or keeps it
+	open := []distributor.OpenDialog{
+		{Dialog: dialog(2, 1), Responsible: bd.ManagerOf(2)},
+		{Dialog: dialog(3, 1)}, // opened while nobody listened
+		{Dialog: dialog(4, 1), Responsible: bd.BotOf(9)},
+	}
+	require.NoError(t, f.d.Resync(ctx, acct, open))
+	require.True(t, f.responsible(t, 1).IsZero(), "a dialog MG no longer lists is released")
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+	require.False(t, f.responsible(t, 3).IsZero(), "a missed dialog is distributed")
+	require.Equal(t, bd.BotOf(9), f.responsible(t, 4))
+	require.Equal(t, 1, f.rec.Count(3, bd.ManagerAssigned))
+	held := f.checkInvariants(t, ids, 5)
+	require.Equal(t, 2, held)
+
+	// Resync is idempotent once MG reports what the distributor did.
+	open[1].Responsible = f.gw.Responsible(3)
+	calls := len(f.gw.Calls())
+	require.NoError(t, f.d.Resync(ctx, acct, open))
+	require.Len(t, f.gw.Calls(), calls)
+
+	err := f.d.Resync(ctx, acct, []distributor.OpenDialog{{Dialog: bd.Dialog{ID: -4}}})
+	require.ErrorIs(t, err, distributor.ErrBadEvent)
+}
+
+func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
+	ids := managerIDs(2)
+	bad := strategy.Func(func(context.Context, strategy.Request) (strategy.Choice, error) {
+		return strategy.Choice{Manager: 42}, nil
+	})
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithStrategy(bad))
+	err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)})
+	require.ErrorContains(t, err, "chose manager 42, who is not a candidate")
+	require.Empty(t, f.gw.Calls())
+}
+
+func TestSecretsNeverInTraceOrErrors(t *testing.T) {
+	st := memory.New()
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, APIKey: "crm-key-123", MGToken: "mg-token-456", Settings: settingsFor(managerIDs(1), 1)}))
+	d, err := distributor.New(st, &distributortest.Gateway{})
+	require.NoError(t, err)
+	tr, err := d.Decide(ctx, dialog(1, 1))
+	require.NoError(t, err)
+	for _, s := range []string{tr.String(), err2s(d.Handle(ctx, distributor.Event{Kind: 77, Account: acct}))} {
+		require.False(t, strings.Contains(s, "crm-key-123") || strings.Contains(s, "mg-token-456"), s)
+	}
+}
+
+func err2s(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestHammer races opens, closes, person reassignments and presence flaps
+// across goroutines; at the end the invariants hold and nothing is lost.
+func TestHammer(t *testing.T) {
+	const capacity, dialogs = 3, 2000
+	ids := managerIDs(8)
+	f := newFixture(t, settingsFor(ids, capacity), onlineManagers(ids))
+	ctx := context.Background()
+	var closed sync.Map
+	closeDialog := func(id bd.DialogID) {
+		closed.Store(id, true)
+		assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: id}}))
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w + 1; i <= dialogs; i += 16 {
+				dl := dialog(i, 1)
+				assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dl}))
+				switch i % 5 {
+				case 0, 1:
+					closeDialog(dl.ID)
+				case 2:
+					m := onlineManagers(ids)[i%len(ids)]
+					m.Online = i%4 != 0
+					assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: m}))
+				}
+				if i%3 == 0 {
+					// Close an older dialog, possibly waiting, held, or not
+					// even opened yet (a late dialog_opened is then ignored).
+					closeDialog(bd.DialogID(i / 2))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, f.d.SetRoster(ctx, acct, onlineManagers(ids)))
+	held := f.checkInvariants(t, ids, capacity)
+	waiting := f.queueLen(t)
+	open := 0
+	for i := 1; i <= dialogs; i++ {
+		r := f.responsible(t, bd.DialogID(i))
+		if _, ok := closed.Load(bd.DialogID(i)); ok {
+			require.True(t, r.IsZero(), "closed dialog %d still held by %s", i, r)
+			continue
+		}
+		open++
+	}
+	require.Equal(t, open, held+waiting, "every open dialog is assigned or waiting")
+	if waiting > 0 {
+		require.Equal(t, len(ids)*capacity, held, "dialogs wait only when everyone is full")
+	}
+}
