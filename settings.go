@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -61,17 +62,23 @@ type Span struct {
 	End   int `json:"end"`
 }
 
-// WorkingHours is a weekly schedule in a time zone. A zero WorkingHours means
-// always open.
+// WorkingHours is a weekly schedule in a time zone, with holidays. A zero
+// WorkingHours means always open.
 type WorkingHours struct {
 	// TimeZone is an IANA name such as "Europe/Moscow"; empty means UTC.
 	TimeZone string `json:"time_zone,omitempty"`
 	// Week holds the open spans of each day, indexed by time.Weekday.
-	// When every day is empty the account is always open.
+	// When every day is empty the schedule is always open (holidays aside).
 	Week [7][]Span `json:"week,omitempty"`
+	// Holidays are dates ("2006-01-02", in TimeZone) closed all day.
+	Holidays []string `json:"holidays,omitempty"`
 }
 
-// Always reports whether the schedule has no spans at all (always open).
+// IsZero reports whether the schedule has no spans and no holidays.
+func (h WorkingHours) IsZero() bool { return h.Always() && len(h.Holidays) == 0 }
+
+// Always reports whether the schedule has no spans at all (open every day,
+// all day, holidays aside).
 func (h WorkingHours) Always() bool {
 	for _, d := range h.Week {
 		if len(d) > 0 {
@@ -84,16 +91,16 @@ func (h WorkingHours) Always() bool {
 // Open reports whether t falls within the schedule. An unknown time zone is
 // treated as UTC; [Settings.Validate] rejects it before it gets here.
 func (h WorkingHours) Open(t time.Time) bool {
+	if h.IsZero() {
+		return true
+	}
+	t = t.In(location(h.TimeZone))
+	if len(h.Holidays) > 0 && slices.Contains(h.Holidays, t.Format(time.DateOnly)) {
+		return false
+	}
 	if h.Always() {
 		return true
 	}
-	loc := time.UTC
-	if h.TimeZone != "" {
-		if l, err := time.LoadLocation(h.TimeZone); err == nil {
-			loc = l
-		}
-	}
-	t = t.In(loc)
 	minute := t.Hour()*60 + t.Minute()
 	for _, s := range h.Week[t.Weekday()] {
 		if minute >= s.Start && minute < s.End {
@@ -101,6 +108,65 @@ func (h WorkingHours) Open(t time.Time) bool {
 		}
 	}
 	return false
+}
+
+// locations caches time zones by name: loading one reads the zone database.
+var locations sync.Map // string -> *time.Location
+
+func location(name string) *time.Location {
+	if name == "" || name == "UTC" {
+		return time.UTC
+	}
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	locations.Store(name, l)
+	return l
+}
+
+func (h WorkingHours) validate(field string, add func(field, format string, args ...any)) {
+	if h.TimeZone != "" {
+		if _, err := time.LoadLocation(h.TimeZone); err != nil {
+			add(field+".time_zone", "unknown time zone %q", h.TimeZone)
+		}
+	}
+	for day, spans := range h.Week {
+		for _, sp := range spans {
+			if sp.Start < 0 || sp.End > 24*60 || sp.Start >= sp.End {
+				add(field+"."+strings.ToLower(time.Weekday(day).String()), "span %d-%d must satisfy 0 <= start < end <= 1440", sp.Start, sp.End)
+			}
+		}
+	}
+	for _, d := range h.Holidays {
+		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			add(field+".holidays", "%q is not a date like 2006-01-02", d)
+		}
+	}
+}
+
+func (h WorkingHours) clone() WorkingHours {
+	for d := range h.Week {
+		h.Week[d] = slices.Clone(h.Week[d])
+	}
+	h.Holidays = slices.Clone(h.Holidays)
+	return h
+}
+
+// DateRange is a range of whole days, both ends included, as "2006-01-02"
+// dates in the account's time zone.
+type DateRange struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Contains reports whether the day of t (in loc) is within the range.
+func (r DateRange) Contains(t time.Time, loc *time.Location) bool {
+	day := t.In(loc).Format(time.DateOnly)
+	return r.From <= day && day <= r.To
 }
 
 // Settings is everything an account configures. Settings are validated as a
@@ -131,6 +197,21 @@ type Settings struct {
 	Replies map[Situation]string `json:"replies"`
 	// Hours is the account's working schedule.
 	Hours WorkingHours `json:"hours"`
+	// Shifts are managers' own schedules: outside their shift a manager
+	// takes no new dialogs. A manager without a shift follows Hours.
+	Shifts map[ManagerID]WorkingHours `json:"shifts,omitempty"`
+	// Leave lists days a manager is away (vacation, sick leave): no new
+	// dialogs then. Dates are in the account's time zone.
+	Leave map[ManagerID][]DateRange `json:"leave,omitempty"`
+	// Sticky sends a returning customer to their last manager when that
+	// manager may take the dialog; otherwise the strategy decides.
+	Sticky bool `json:"sticky,omitempty"`
+	// ReturningFirst puts returning customers ahead of new ones in the
+	// waiting queue (oldest first within each group).
+	ReturningFirst bool `json:"returning_first,omitempty"`
+	// PresenceGrace is how long a manager may be unavailable (an offline
+	// flap, a short break) before their dialogs are reassigned.
+	PresenceGrace time.Duration `json:"presence_grace,omitempty"`
 	// Channels holds per-channel rules; a channel without one uses DefaultRule.
 	Channels map[ChannelID]ChannelRule `json:"channels,omitempty"`
 	// DefaultRule applies to channels without a rule of their own. The zero
@@ -246,17 +327,31 @@ func (s *Settings) Validate() error {
 	if s.AutoCreate && !s.AutoBind {
 		add("auto_create", "needs auto_bind: a customer is only created when binding finds none")
 	}
-	if s.Hours.TimeZone != "" {
-		if _, err := time.LoadLocation(s.Hours.TimeZone); err != nil {
-			add("hours.time_zone", "unknown time zone %q", s.Hours.TimeZone)
+	s.Hours.validate("hours", add)
+	for _, m := range sortedKeys(s.Shifts) {
+		if !seen[m] {
+			add(fmt.Sprintf("shifts.%d", m), "manager %d is not in the distribution", m)
 		}
+		s.Shifts[m].validate(fmt.Sprintf("shifts.%d", m), add)
 	}
-	for day, spans := range s.Hours.Week {
-		for _, sp := range spans {
-			if sp.Start < 0 || sp.End > 24*60 || sp.Start >= sp.End {
-				add("hours."+time.Weekday(day).String(), "span %d-%d must satisfy 0 <= start < end <= 1440", sp.Start, sp.End)
+	for _, m := range sortedKeys(s.Leave) {
+		field := fmt.Sprintf("leave.%d", m)
+		if !seen[m] {
+			add(field, "manager %d is not in the distribution", m)
+		}
+		for _, r := range s.Leave[m] {
+			from, err1 := time.Parse(time.DateOnly, r.From)
+			to, err2 := time.Parse(time.DateOnly, r.To)
+			switch {
+			case err1 != nil || err2 != nil:
+				add(field, "range %q to %q must be dates like 2006-01-02", r.From, r.To)
+			case to.Before(from):
+				add(field, "range %s to %s ends before it starts", r.From, r.To)
 			}
 		}
+	}
+	if s.PresenceGrace < 0 {
+		add("presence_grace", "must not be negative, got %s", s.PresenceGrace)
 	}
 	checkRule := func(field string, r ChannelRule) {
 		switch r.Target {
@@ -295,8 +390,20 @@ func (s Settings) Clone() Settings {
 	s.Managers = slices.Clone(s.Managers)
 	s.Capacity = cloneMap(s.Capacity)
 	s.Replies = cloneMap(s.Replies)
-	for d := range s.Hours.Week {
-		s.Hours.Week[d] = slices.Clone(s.Hours.Week[d])
+	s.Hours = s.Hours.clone()
+	if s.Shifts != nil {
+		shifts := make(map[ManagerID]WorkingHours, len(s.Shifts))
+		for m, h := range s.Shifts {
+			shifts[m] = h.clone()
+		}
+		s.Shifts = shifts
+	}
+	if s.Leave != nil {
+		leave := make(map[ManagerID][]DateRange, len(s.Leave))
+		for m, r := range s.Leave {
+			leave[m] = slices.Clone(r)
+		}
+		s.Leave = leave
 	}
 	if s.Channels != nil {
 		ch := make(map[ChannelID]ChannelRule, len(s.Channels))
@@ -329,3 +436,6 @@ func sortedKeys[K ~int64, V any](m map[K]V) []K {
 	slices.Sort(keys)
 	return keys
 }
+
+// Location returns the schedule's time zone (UTC when empty or unknown).
+func (h WorkingHours) Location() *time.Location { return location(h.TimeZone) }

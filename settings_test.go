@@ -1,0 +1,169 @@
+package botdistributor_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+func validSettings() bd.Settings {
+	return bd.Settings{
+		Managers:        []bd.ManagerID{1, 2, 3},
+		DefaultCapacity: 5,
+		Capacity:        map[bd.ManagerID]int{2: 8},
+		Availability:    bd.StatusAndOnline,
+		Reassign:        bd.ReassignUncompleted,
+		Replies: map[bd.Situation]string{
+			bd.DialogReceived: "a", bd.ManagerAssigned: "b", bd.NoManagerOnline: "c",
+			bd.AllManagersBusy: "d", bd.OutsideWorkingHours: "e",
+		},
+		Hours:    bd.WorkingHours{TimeZone: "Europe/Moscow", Week: [7][]bd.Span{1: {{Start: 540, End: 1080}}}, Holidays: []string{"2026-01-01"}},
+		Shifts:   map[bd.ManagerID]bd.WorkingHours{3: {Week: [7][]bd.Span{2: {{Start: 0, End: 600}}}}},
+		Leave:    map[bd.ManagerID][]bd.DateRange{1: {{From: "2026-07-01", To: "2026-07-14"}}},
+		Channels: map[bd.ChannelID]bd.ChannelRule{7: {Target: bd.ToBot, Bot: 9}, 8: {Target: bd.ToManagers, Managers: []bd.ManagerID{1}}},
+	}
+}
+
+func TestValidateAcceptsValidSettings(t *testing.T) {
+	s := validSettings()
+	require.NoError(t, s.Validate())
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	s := validSettings()
+	s.Replies[bd.NoManagerOnline] = ""
+	delete(s.Replies, bd.OutsideWorkingHours)
+	s.Replies["greeting"] = "hi"
+	s.DefaultCapacity = 0
+	s.Managers = append(s.Managers, 3, -1)
+	s.Capacity[42] = -2
+	s.Availability = "psychic"
+	s.Reassign = "sometimes"
+	s.ReassignAfter = -time.Minute
+	s.AutoCreate = true
+	s.Hours.TimeZone = "Mars/Olympus"
+	s.Hours.Week[3] = []bd.Span{{Start: 600, End: 500}}
+	s.Hours.Holidays = append(s.Hours.Holidays, "tomorrow")
+	s.Shifts[77] = bd.WorkingHours{}
+	s.Leave[1] = append(s.Leave[1], bd.DateRange{From: "2026-08-10", To: "2026-08-01"})
+	s.PresenceGrace = -time.Second
+	s.Channels[9] = bd.ChannelRule{Target: bd.ToBot}
+	s.Channels[10] = bd.ChannelRule{Target: "carrier pigeon"}
+	s.Channels[11] = bd.ChannelRule{Target: bd.ToManagers, Managers: []bd.ManagerID{99}, Bot: 4}
+
+	err := s.Validate()
+	var se *bd.SettingsError
+	require.ErrorAs(t, err, &se)
+	require.ElementsMatch(t, []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}, se.EmptyReplies())
+	for _, want := range []string{
+		"replies.no_manager_online: is empty",
+		"replies.outside_working_hours: is empty",
+		"replies.greeting: is not a known situation",
+		"default_capacity: must be at least 1, got 0",
+		"managers: manager 3 is listed twice",
+		"managers: manager id must be positive, got -1",
+		"capacity.42: must not be negative, got -2",
+		"capacity.42: manager 42 is not in the distribution",
+		`availability: unknown mode "psychic"`,
+		`reassign: unknown mode "sometimes"`,
+		"reassign_after: must not be negative",
+		"auto_create: needs auto_bind",
+		`hours.time_zone: unknown time zone "Mars/Olympus"`,
+		"hours.wednesday: span 600-500",
+		`hours.holidays: "tomorrow" is not a date`,
+		"shifts.77: manager 77 is not in the distribution",
+		"leave.1: range 2026-08-10 to 2026-08-01 ends before it starts",
+		"presence_grace: must not be negative",
+		"channels.9.bot: a bot rule needs a bot",
+		`channels.10.target: unknown target "carrier pigeon"`,
+		"channels.11.bot: a managers rule takes no bot",
+		"channels.11.managers: manager 99 is not in the distribution",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+}
+
+func TestWorkingHoursOpen(t *testing.T) {
+	h := bd.WorkingHours{TimeZone: "Europe/Moscow", Holidays: []string{"2026-03-09"}}
+	h.Week[time.Monday] = []bd.Span{{Start: 9 * 60, End: 13 * 60}, {Start: 14 * 60, End: 18 * 60}}
+	msk := func(day, hour, minute int) time.Time { return time.Date(2026, 3, day, hour-3, minute, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		at   time.Time
+		open bool
+	}{
+		{msk(2, 9, 0), true},    // Monday 09:00 Moscow
+		{msk(2, 8, 59), false},  // before opening
+		{msk(2, 13, 30), false}, // lunch
+		{msk(2, 17, 59), true},
+		{msk(2, 18, 0), false}, // end is exclusive
+		{msk(3, 10, 0), false}, // Tuesday: no spans
+		{msk(9, 10, 0), false}, // a Monday holiday
+	} {
+		require.Equal(t, tc.open, h.Open(tc.at), "%s", tc.at.In(h.Location()))
+	}
+	require.True(t, bd.WorkingHours{}.Open(time.Now()), "a zero schedule is always open")
+	require.False(t, bd.WorkingHours{Holidays: []string{"2026-03-02"}}.Open(msk(2, 12, 0)))
+}
+
+func TestSettingsCloneIsDeep(t *testing.T) {
+	s := validSettings()
+	c := s.Clone()
+	require.Equal(t, s, c)
+	c.Managers[0] = 100
+	c.Capacity[2] = 1
+	c.Replies[bd.DialogReceived] = "changed"
+	c.Hours.Week[1][0].Start = 0
+	c.Hours.Holidays[0] = "2027-01-01"
+	c.Shifts[3].Week[2][0].End = 1
+	c.Leave[1][0].From = "2020-01-01"
+	c.Channels[8].Managers[0] = 2
+	require.Equal(t, validSettings(), s, "changing the clone must not change the original")
+}
+
+func TestSettingsJSONRoundTrip(t *testing.T) {
+	s := validSettings()
+	s.PresenceGrace = 90 * time.Second
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	var back bd.Settings
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, s, back)
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	acc := bd.Account{ID: "shop", APIKey: "key-123456", MGToken: "tok-987654"}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("account", "account", acc, "key", acc.APIKey)
+	b, err := json.Marshal(acc)
+	require.NoError(t, err)
+	for _, out := range []string{
+		fmt.Sprint(acc), fmt.Sprintf("%v %+v %#v %s", acc, acc, acc, acc.APIKey),
+		string(b), logged.String(), errors.New("bad key " + acc.APIKey.String()).Error(),
+	} {
+		require.NotContains(t, out, "key-123456")
+		require.NotContains(t, out, "tok-987654")
+	}
+	require.Equal(t, "key-123456", acc.APIKey.Reveal())
+	require.Empty(t, bd.Secret("").String())
+}
+
+func TestResponsible(t *testing.T) {
+	require.Equal(t, "nobody", bd.Responsible{}.String())
+	require.Equal(t, "manager 4", bd.ManagerOf(4).String())
+	require.Equal(t, "bot 5", bd.BotOf(5).String())
+	m, ok := bd.ManagerOf(4).Manager()
+	require.True(t, ok)
+	require.Equal(t, bd.ManagerID(4), m)
+	_, ok = bd.BotOf(5).Manager()
+	require.False(t, ok)
+	require.Equal(t, "Anna Petrova", bd.Manager{FirstName: "Anna", LastName: "Petrova"}.Name())
+	require.Equal(t, "Petrova", bd.Customer{LastName: "Petrova"}.Name())
+}
