@@ -47,6 +47,9 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		tr.Outcome, tr.Responsible = OutcomeBot, bd.BotOf(tr.Rule.Bot)
 		return nil
 	}
+	if err := d.lastManager(ctx, dialog, tr); err != nil {
+		return err
+	}
 	p := snap.poolFor(dialog.Channel)
 	tr.Pool = p.name
 	tr.Removed = slices.Clip(p.removed)
@@ -61,12 +64,16 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		tr.Outcome, tr.Situation = OutcomeQueued, bd.NoManagerOnline
 		return nil
 	}
+	away := d.away(snap, p, at, tr)
 	loads, err := d.store.Loads(ctx, dialog.Account, p.ids)
 	if err != nil {
 		return fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
 	}
 	cands := make([]strategy.Candidate, 0, len(p.ids))
 	for i, l := range loads {
+		if away != nil && away[i] {
+			continue
+		}
 		if l.Open >= p.caps[i] {
 			tr.Removed = append(tr.Removed, Removal{Manager: p.ids[i], Filter: FilterCapacity, Detail: fmt.Sprintf("%d of %d open", l.Open, p.caps[i])})
 			continue
@@ -76,24 +83,61 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	tr.Candidates = cands
 	if len(cands) == 0 {
 		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
+		if away != nil && len(tr.RemovedBy(FilterCapacity)) == 0 {
+			tr.Situation = bd.OutsideWorkingHours // everyone present is off shift or on leave
+		}
 		return nil
 	}
 	return d.pick(ctx, snap, dialog, tr)
 }
 
+// lastManager records the customer's last manager in the trace, if any.
+func (d *Distributor) lastManager(ctx context.Context, dialog bd.Dialog, tr *Trace) error {
+	if dialog.Customer.ID == 0 {
+		return nil
+	}
+	m, err := d.store.LastManager(ctx, dialog.Account, dialog.Customer.ID)
+	switch {
+	case err == nil:
+		tr.LastManager = m
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("distributor: last manager of customer %d: %w", dialog.Customer.ID, err)
+	}
+	return nil
+}
+
+// away marks the pool's managers who are off shift or on leave at the given
+// time, recording why in the trace; nil when nobody is.
+func (d *Distributor) away(snap *snapshot, p *pool, at time.Time, tr *Trace) []bool {
+	var away []bool
+	loc := snap.settings.Hours.Location()
+	for _, i := range p.timed {
+		m := p.ids[i]
+		var f Filter
+		var detail string
+		if shift, ok := snap.settings.Shifts[m]; ok && !shift.Open(at) {
+			f, detail = FilterHours, "outside their shift"
+		}
+		for _, r := range snap.settings.Leave[m] {
+			if r.Contains(at, loc) {
+				f, detail = FilterLeave, fmt.Sprintf("on leave %s to %s", r.From, r.To)
+			}
+		}
+		if f == "" {
+			continue
+		}
+		if away == nil {
+			away = make([]bool, len(p.ids))
+		}
+		away[i] = true
+		tr.Removed = append(tr.Removed, Removal{Manager: m, Filter: f, Detail: detail})
+	}
+	return away
+}
+
 // pick asks the strategy to choose among tr.Candidates.
 func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog, tr *Trace) error {
-	var last bd.ManagerID
-	if dialog.Customer.ID != 0 {
-		m, err := d.store.LastManager(ctx, dialog.Account, dialog.Customer.ID)
-		switch {
-		case err == nil:
-			last = m
-		case !errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("distributor: last manager of customer %d: %w", dialog.Customer.ID, err)
-		}
-	}
-	choice, err := snap.strategy.Pick(ctx, strategy.Request{Dialog: dialog, Candidates: tr.Candidates, LastManager: last})
+	choice, err := snap.strategy.Pick(ctx, strategy.Request{Dialog: dialog, Candidates: tr.Candidates, LastManager: tr.LastManager})
 	if errors.Is(err, strategy.ErrNoCandidate) {
 		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
 		return nil

@@ -120,6 +120,7 @@ type pool struct {
 	name    string
 	ids     []bd.ManagerID // sorted
 	caps    []int          // capacity of ids[i]
+	timed   []int          // indexes into ids of managers with a shift or leave
 	removed []Removal      // not in channel, unknown, inactive, offline, status
 }
 
@@ -170,6 +171,13 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 		}
 		strat, name = st, s.Strategy
 	}
+	if s.Sticky {
+		sticky, err := strategy.NewSticky(strat)
+		if err != nil {
+			return nil, err
+		}
+		strat, name = sticky, "sticky "+name
+	}
 	if roster == nil {
 		roster = map[bd.ManagerID]bd.Manager{}
 	}
@@ -219,6 +227,9 @@ func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settin
 			if f, detail := availability(s.Availability, mgr); f != "" {
 				p.removed = append(p.removed, Removal{Manager: m, Filter: f, Detail: detail})
 				continue
+			}
+			if _, shift := s.Shifts[m]; shift || len(s.Leave[m]) > 0 {
+				p.timed = append(p.timed, len(p.ids))
 			}
 			p.ids = append(p.ids, m)
 			p.caps = append(p.caps, s.CapacityOf(m))

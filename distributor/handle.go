@@ -270,7 +270,10 @@ func (d *Distributor) assignBot(ctx context.Context, a *account, dl bd.Dialog, t
 // enqueue puts the dialog in the queue, lets the drain hand out any free
 // slot, and replies with the queue situation if the dialog still waits.
 func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace) error {
-	added, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: tr.Situation, Since: dl.OpenedAt})
+	if snap.settings.ReturningFirst && tr.LastManager != 0 {
+		tr.Priority = 1
+	}
+	added, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: tr.Situation, Priority: tr.Priority, Since: dl.OpenedAt})
 	if err != nil {
 		return fmt.Errorf("distributor: enqueue dialog %d: %w", dl.ID, err)
 	}

@@ -26,6 +26,8 @@ const (
 	FilterStatus Filter = "status"
 	// FilterHours: outside working hours.
 	FilterHours Filter = "outside_hours"
+	// FilterLeave: the manager is on leave today.
+	FilterLeave Filter = "on_leave"
 	// FilterCapacity: the manager holds as many open dialogs as allowed.
 	FilterCapacity Filter = "at_capacity"
 )
@@ -69,6 +71,10 @@ type Trace struct {
 	Pool string
 	// Removed lists the managers who could not take the dialog, by manager id.
 	Removed []Removal
+	// LastManager is the returning customer's last manager, or zero.
+	LastManager bd.ManagerID
+	// Priority is the queue priority of a queued dialog.
+	Priority int
 	// Candidates are the managers the strategy chose among.
 	Candidates []strategy.Candidate
 	// Strategy is the strategy's name in the settings, or "default".
@@ -109,6 +115,12 @@ func (t Trace) String() string {
 		fmt.Fprintf(&b, " to %s", t.Responsible)
 	case OutcomeQueued:
 		fmt.Fprintf(&b, " (%s)", t.Situation)
+	}
+	if t.LastManager != 0 {
+		fmt.Fprintf(&b, "\n  returning customer, last manager %d", t.LastManager)
+	}
+	if t.Outcome == OutcomeQueued && t.Priority != 0 {
+		fmt.Fprintf(&b, "\n  queue priority %d", t.Priority)
 	}
 	if t.Pool != "" {
 		fmt.Fprintf(&b, "\n  managers from: %s", t.Pool)
