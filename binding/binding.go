@@ -9,6 +9,11 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 )
 
+// ErrUnavailable is returned (wrapped) by Bind when retailCRM is down,
+// unreachable, throttling or too slow. The dialog should be distributed
+// anyway and the binding retried later, e.g. with [Pending].
+var ErrUnavailable = errors.New("binding: retailCRM unavailable")
+
 // ErrNoMatch is returned by Bind when no retailCRM customer matches and
 // creating one is not enabled.
 var ErrNoMatch = errors.New("binding: no matching customer")

@@ -1,0 +1,51 @@
+package binding_test
+
+import (
+	"context"
+	"fmt"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/crm"
+	"github.com/botdistributor/botdistributor/sandbox"
+	"github.com/botdistributor/botdistributor/store/memory"
+)
+
+// Chat customers are matched to retailCRM customers by phone (whatever its
+// formatting), then by email (whatever its case), and created when nothing
+// matches.
+func Example_phoneOrEmail() {
+	account, err := sandbox.NewCRM(sandbox.CRMOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer account.Close()
+	account.AddCustomer(sandbox.CRMCustomer{FirstName: "Anna", Phones: []string{"8 (916) 123-45-67"}})
+	account.AddCustomer(sandbox.CRMCustomer{FirstName: "Boris", Email: "Boris@Example.com"})
+
+	client, err := crm.New(account.URL(), sandbox.CRMDefaultKey, nil)
+	if err != nil {
+		panic(err)
+	}
+	binder, err := binding.NewRetailCRM(client, memory.New(), &binding.RetailCRMOptions{Region: "RU"})
+	if err != nil {
+		panic(err)
+	}
+	for _, c := range []bd.Customer{
+		{ID: 101, FirstName: "Anna", Phone: "+7 916 123 45 67"},
+		{ID: 102, FirstName: "Boris", Email: "boris@example.com"},
+		{ID: 103, FirstName: "Vera", Phone: "+7 903 000 11 22"},
+		{ID: 101, FirstName: "Anna", Phone: "+7 916 123 45 67"},
+	} {
+		res, err := binder.Bind(context.Background(), binding.Request{Account: "shop", Customer: c, Create: true})
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("chat customer %d -> crm customer %d (%s)\n", c.ID, res.CRMCustomer, res.Rule)
+	}
+	// Output:
+	// chat customer 101 -> crm customer 1 (phone)
+	// chat customer 102 -> crm customer 2 (email)
+	// chat customer 103 -> crm customer 3 (created)
+	// chat customer 101 -> crm customer 1 (linked)
+}

@@ -1,0 +1,283 @@
+package binding
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// PendingOptions tune [NewPending]. Nil means the defaults.
+type PendingOptions struct {
+	// Backoff is the wait before the first retry of a kept bind; it
+	// doubles after each failed retry up to MaxBackoff. 0 means 5 s.
+	Backoff time.Duration
+	// MaxBackoff caps the wait between retries; 0 means 5 min.
+	MaxBackoff time.Duration
+	// Now is the clock deciding when a retry is due; nil means time.Now.
+	Now func() time.Time
+	// OnDone, when set, is called from Run after a kept bind ends: with the
+	// result when it succeeded, or with the error when it failed for a
+	// reason retrying cannot fix (ErrNoMatch, a wrong key, ...). It must
+	// not call back into the Pending's Run.
+	OnDone func(req Request, res Result, err error)
+	// Logger receives retries at debug level and permanent failures at
+	// warning level; nil means no logging.
+	Logger *slog.Logger
+}
+
+// Pending keeps binds that failed because retailCRM was unavailable and
+// retries them with backoff, so that no binding is lost while the dialog
+// is distributed without it.
+//
+// Pending is itself a [Binder]: Bind calls the wrapped binder and, when that
+// fails with [ErrUnavailable], keeps the request and returns the error
+// unchanged, so the caller goes on without the binding. [Pending.Run]
+// retries kept requests until they succeed or fail for another reason.
+// Requests are kept in memory, one per (account, customer): a later request
+// for the same customer replaces the kept one (Create is kept if either
+// asked for it). [Pending.Requests] and [Pending.Keep] let a caller save
+// and restore them across restarts.
+//
+// All methods are safe for concurrent use; Run may be running at most once
+// at a time.
+type Pending struct {
+	binder     Binder
+	backoff    time.Duration
+	maxBackoff time.Duration
+	now        func() time.Time
+	onDone     func(Request, Result, error)
+	log        *slog.Logger
+	wake       chan struct{}
+
+	mu      sync.Mutex
+	running bool
+	items   map[pendingKey]*pendingItem
+}
+
+type pendingKey struct {
+	account  bd.AccountID
+	customer bd.CustomerID
+}
+
+type pendingItem struct {
+	req      Request
+	due      time.Time
+	wait     time.Duration
+	attempts int
+}
+
+var _ Binder = (*Pending)(nil)
+
+// NewPending wraps binder with a retry queue. It panics on a nil binder,
+// a programming error.
+func NewPending(binder Binder, opts *PendingOptions) *Pending {
+	if binder == nil {
+		panic("binding: NewPending: nil binder")
+	}
+	var o PendingOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 5 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.Backoff)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Pending{
+		binder:     binder,
+		backoff:    o.Backoff,
+		maxBackoff: o.MaxBackoff,
+		now:        o.Now,
+		onDone:     o.OnDone,
+		log:        o.Logger,
+		wake:       make(chan struct{}, 1),
+		items:      make(map[pendingKey]*pendingItem),
+	}
+}
+
+// Bind binds through the wrapped binder. When that fails with
+// [ErrUnavailable] the request is kept for [Pending.Run] to retry, and the
+// error is returned as is. A success drops a kept request of the customer.
+func (p *Pending) Bind(ctx context.Context, req Request) (Result, error) {
+	res, err := p.binder.Bind(ctx, req)
+	switch {
+	case err == nil:
+		p.mu.Lock()
+		delete(p.items, pendingKey{req.Account, req.Customer.ID})
+		p.mu.Unlock()
+	case errors.Is(err, ErrUnavailable):
+		p.Keep(req)
+	}
+	return res, err
+}
+
+// Keep adds req to the requests to retry; its first retry is due after
+// Backoff. A request already kept for the customer is replaced by req,
+// keeping its schedule and Create if either asked for it.
+func (p *Pending) Keep(req Request) {
+	k := pendingKey{req.Account, req.Customer.ID}
+	p.mu.Lock()
+	if it, ok := p.items[k]; ok {
+		req.Create = req.Create || it.req.Create
+		it.req = req
+	} else {
+		p.items[k] = &pendingItem{req: req, due: p.now().Add(p.backoff), wait: p.backoff}
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Len returns how many requests are kept.
+func (p *Pending) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.items)
+}
+
+// Requests returns the kept requests, ordered by account and customer id.
+func (p *Pending) Requests() []Request {
+	p.mu.Lock()
+	out := make([]Request, 0, len(p.items))
+	for _, it := range p.items {
+		out = append(out, it.req)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Request) int {
+		switch {
+		case a.Account != b.Account:
+			if a.Account < b.Account {
+				return -1
+			}
+			return 1
+		case a.Customer.ID < b.Customer.ID:
+			return -1
+		case a.Customer.ID > b.Customer.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Run retries kept requests as they fall due, until ctx ends; then it
+// returns ctx.Err(), keeping the requests not yet bound. A request that
+// fails with [ErrUnavailable] again is retried after twice the previous
+// wait (capped at MaxBackoff); one that succeeds or fails otherwise is
+// dropped and reported to OnDone. Run returns an error at once if another
+// Run is in progress.
+func (p *Pending) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running {
+		p.mu.Unlock()
+		return errors.New("binding: Pending.Run is already running")
+	}
+	p.running = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running = false
+		p.mu.Unlock()
+	}()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		due, next := p.takeDue()
+		for _, it := range due {
+			p.retry(ctx, it)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if len(due) > 0 {
+			continue
+		}
+		var tick <-chan time.Time
+		if next > 0 {
+			timer.Reset(next)
+			tick = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.wake:
+		case <-tick:
+		}
+	}
+}
+
+// takeDue returns copies of the requests due now and how long until the
+// next one is due (0 when none is kept).
+func (p *Pending) takeDue() ([]pendingItem, time.Duration) {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var due []pendingItem
+	var next time.Duration
+	for _, it := range p.items {
+		if d := it.due.Sub(now); d > 0 {
+			if next == 0 || d < next {
+				next = d
+			}
+			continue
+		}
+		due = append(due, *it)
+	}
+	slices.SortFunc(due, func(a, b pendingItem) int { return a.due.Compare(b.due) })
+	return due, next
+}
+
+func (p *Pending) retry(ctx context.Context, it pendingItem) {
+	k := pendingKey{it.req.Account, it.req.Customer.ID}
+	res, err := p.binder.Bind(ctx, it.req)
+	if err != nil && ctx.Err() != nil {
+		return // stopping: keep it for the next Run
+	}
+	p.mu.Lock()
+	cur, ok := p.items[k]
+	if !ok {
+		p.mu.Unlock()
+		return // bound meanwhile through Bind
+	}
+	if err != nil && errors.Is(err, ErrUnavailable) {
+		cur.attempts++
+		cur.wait = min(2*cur.wait, p.maxBackoff)
+		cur.due = p.now().Add(cur.wait)
+		attempts, wait := cur.attempts, cur.wait
+		p.mu.Unlock()
+		p.log.LogAttrs(ctx, slog.LevelDebug, "binding: retry failed, retrying later",
+			slog.String("account", string(k.account)), slog.Int64("customer", int64(k.customer)),
+			slog.Int("attempts", attempts), slog.Duration("wait", wait), slog.String("error", err.Error()))
+		return
+	}
+	req := cur.req
+	delete(p.items, k)
+	p.mu.Unlock()
+	if err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "binding: kept bind failed for good",
+			slog.String("account", string(k.account)), slog.Int64("customer", int64(k.customer)),
+			slog.String("error", err.Error()))
+	}
+	if p.onDone != nil {
+		p.onDone(req, res, err)
+	}
+}
