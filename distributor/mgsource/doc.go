@@ -1,0 +1,27 @@
+// Package mgsource runs a distributor on retailCRM MessageGateway: it feeds
+// a [distributor.Distributor] (or any [Target]) with the events of one
+// account's MG websocket stream, and re-reads users and open dialogs over
+// REST after every (re)connect.
+//
+// The pieces fit like this:
+//
+//	client, _ := mg.New(account.MGEndpoint, account.MGToken)
+//	replier, _ := reply.NewTemplate(client)             // replies via POST /messages
+//	d, _ := distributor.New(st, client, distributor.WithReplier(replier))
+//	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: client, Target: d})
+//	go d.Run(ctx)
+//	err := src.Run(ctx)                                 // until ctx ends
+//
+// For several accounts, route the Gateway and the Sender through an
+// [mg.Accounts] and run one Source per account.
+//
+// [Translator] holds the mapping from MG events to distributor events; it
+// is exported so that other event sources (a recorded stream, a test) can
+// reuse it.
+//
+// The roster is built from MG users alone: technical accounts are left
+// out, and every manager's status is free unless Options.Status says
+// otherwise. MG knows no retailCRM status; joining the CRM users (status,
+// groups) is done by the caller, which passes the status through
+// Options.Status.
+package mgsource

@@ -1,0 +1,225 @@
+package mgsource_test
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+func newMG(t *testing.T) *sandbox.MG {
+	t.Helper()
+	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func newClient(t *testing.T, m *sandbox.MG) *mg.Client {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := mg.New(m.URL(), m.BotToken(),
+		mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
+		mg.WithRetry(mg.RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}),
+		mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func channel(t *testing.T, m *sandbox.MG, typ, name string) bd.ChannelID {
+	t.Helper()
+	id, err := m.AddChannel(testCtx(t), typ, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func customer(t *testing.T, m *sandbox.MG, ch bd.ChannelID, ext, text string) sandbox.MGWritten {
+	t.Helper()
+	w, err := m.CustomerWrites(testCtx(t), sandbox.MGCustomerMessage{
+		Channel: ch, CustomerExternalID: ext, FirstName: "Customer", LastName: ext, Phone: "+7900" + ext, Text: text,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// watch lets test code report that something changed.
+type watch struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newWatch() *watch { return &watch{ch: make(chan struct{})} }
+
+func (w *watch) poke() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}
+
+func (w *watch) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// waitUntil fails the test unless cond becomes true; it re-checks cond
+// whenever the sandbox or the watch reports a change.
+func waitUntil(t *testing.T, what string, m *sandbox.MG, w *watch, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for {
+		var mc, wc <-chan struct{}
+		if m != nil {
+			mc = m.Changed()
+		}
+		if w != nil {
+			wc = w.changed()
+		}
+		if cond() {
+			return
+		}
+		select {
+		case <-mc:
+		case <-wc:
+		case <-deadline.C:
+			t.Fatalf("waiting for %s: gave up", what)
+		}
+	}
+}
+
+// fakeTarget records what a Source feeds it.
+type fakeTarget struct {
+	mu      sync.Mutex
+	events  []distributor.Event
+	rosters [][]bd.Manager
+	resyncs [][]distributor.OpenDialog
+	w       *watch
+}
+
+func newFakeTarget() *fakeTarget { return &fakeTarget{w: newWatch()} }
+
+func (f *fakeTarget) Handle(_ context.Context, ev distributor.Event) error {
+	f.mu.Lock()
+	f.events = append(f.events, ev)
+	f.mu.Unlock()
+	f.w.poke()
+	return nil
+}
+
+func (f *fakeTarget) SetRoster(_ context.Context, _ bd.AccountID, ms []bd.Manager) error {
+	f.mu.Lock()
+	f.rosters = append(f.rosters, ms)
+	f.mu.Unlock()
+	f.w.poke()
+	return nil
+}
+
+func (f *fakeTarget) Resync(_ context.Context, _ bd.AccountID, open []distributor.OpenDialog) error {
+	f.mu.Lock()
+	f.resyncs = append(f.resyncs, open)
+	f.mu.Unlock()
+	f.w.poke()
+	return nil
+}
+
+func (f *fakeTarget) snapshot() (events []distributor.Event, rosters [][]bd.Manager, resyncs [][]distributor.OpenDialog) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]distributor.Event(nil), f.events...), append([][]bd.Manager(nil), f.rosters...), append([][]distributor.OpenDialog(nil), f.resyncs...)
+}
+
+// runSource runs src until the test ends, and returns a stop function
+// that returns Run's error.
+func runSource(t *testing.T, run func(context.Context) error) func() error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return after its context was cancelled")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// checkGoroutines fails the test if goroutines started after this call
+// outlive it and every cleanup registered later. Call it first.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := goroutines()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var extra []string
+			for id, stack := range goroutines() {
+				if _, ok := before[id]; !ok {
+					extra = append(extra, stack)
+				}
+			}
+			if len(extra) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutines leaked:\n\n%s", len(extra), strings.Join(extra, "\n\n"))
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := make(map[string]string)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		id, _, _ := strings.Cut(strings.TrimPrefix(header, "goroutine "), " ")
+		out[id] = g
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+package mgsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/mg"
+)
+
+// Target is what a Source feeds. *distributor.Distributor implements it; a
+// test may pass a fake. Its methods are called from the Source's Run
+// goroutine, one at a time.
+type Target interface {
+	// Handle acts on one event.
+	Handle(ctx context.Context, ev distributor.Event) error
+	// SetRoster replaces the account's managers.
+	SetRoster(ctx context.Context, account bd.AccountID, managers []bd.Manager) error
+	// Resync converges to MG's open dialogs.
+	Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error
+}
+
+var _ Target = (*distributor.Distributor)(nil)
+
+// Options configure a Source. Account, Client and Target are required.
+type Options struct {
+	// Account is the account the events belong to.
+	Account bd.AccountID
+	// Client is the account's MG client (its bot token).
+	Client *mg.Client
+	// Target receives the events, the roster and the resyncs.
+	Target Target
+	// Status, when set, gives a manager's retailCRM status for the roster
+	// and for ManagerChanged events; without it every manager is free (MG
+	// knows no CRM status; see NewTranslator).
+	Status func(bd.ManagerID) (bd.ManagerStatus, bool)
+	// Stream tunes the websocket: Backoff, PingInterval, PongTimeout,
+	// MaxBacklog, MaxFrameBytes, OnUnknown, OnMalformed. Types, Handler
+	// and OnConnect are set by the Source.
+	Stream mg.StreamOptions
+	// Logger receives the Source's diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// Source runs the MG event stream of one account into a Target: every
+// event the distributor acts on is translated and handed to
+// Target.Handle, and after every (re)connect the Source re-reads MG's
+// users and open dialogs over REST and calls Target.SetRoster, then
+// Target.Resync (the roster first, so that dialogs found unassigned are
+// distributed over the current managers). The websocket has no replay;
+// this resync is what keeps dialogs opened during a disconnection from
+// being missed.
+//
+// A Source's methods are safe for concurrent use, but Run must not be
+// called again while it runs.
+type Source struct {
+	opts   Options
+	tr     *Translator
+	stream *mg.Stream
+	log    *slog.Logger
+
+	selfKnown atomic.Bool
+	resyncs   atomic.Uint64
+	skipped   atomic.Uint64
+}
+
+// New checks the options and returns a Source; it does not connect.
+func New(opts Options) (*Source, error) {
+	var problems []string
+	if opts.Account == "" {
+		problems = append(problems, "no Account")
+	}
+	if opts.Client == nil {
+		problems = append(problems, "no Client")
+	}
+	if opts.Target == nil {
+		problems = append(problems, "no Target")
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("mgsource: " + strings.Join(problems, "; "))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{opts: opts, tr: NewTranslator(opts.Account, opts.Status), log: opts.Logger.With("account", string(opts.Account))}
+	so := opts.Stream
+	so.Types = mg.DistributorEvents()
+	so.Handler = s.handle
+	so.OnConnect = s.Resync
+	stream, err := opts.Client.Stream(so)
+	if err != nil {
+		return nil, fmt.Errorf("mgsource: %w", err)
+	}
+	s.stream = stream
+	return s, nil
+}
+
+// Translator returns the Source's translator, e.g. to inspect what it
+// knows in a test.
+func (s *Source) Translator() *Translator { return s.tr }
+
+// Run streams events until ctx ends, reconnecting and resyncing as needed
+// (see mg.Stream.Run), and returns ctx.Err() once every goroutine it
+// started has exited. It returns earlier only when MG refuses the
+// websocket for good (a wrong token).
+func (s *Source) Run(ctx context.Context) error { return s.stream.Run(ctx) }
+
+// Stats reports the stream's counters, the number of completed resyncs,
+// and the number of events dropped because their dialog could not be
+// identified.
+func (s *Source) Stats() Stats {
+	return Stats{Stream: s.stream.Stats(), Resyncs: s.resyncs.Load(), Skipped: s.skipped.Load()}
+}
+
+// Stats are a Source's counters.
+type Stats struct {
+	Stream  mg.StreamStats
+	Resyncs uint64
+	Skipped uint64
+}
+
+// Resync re-reads the own bot (once), every MG user and every open dialog
+// (all pages), then calls Target.SetRoster and Target.Resync. Run calls it
+// after every connect; call it directly at start-up without a stream, or
+// from a periodic safety net. An error leaves the target as it was after
+// the step that failed; the next resync starts over.
+//
+// An unassigned dialog needs its channel and customer to be distributed;
+// when no event has shown its chat yet, the chat is read with one
+// GET /chats?id= each (MG has no batch lookup), so a resync after a long
+// outage costs one request per unassigned dialog, paced by the client's
+// rate limiter.
+func (s *Source) Resync(ctx context.Context) error {
+	c := s.opts.Client
+	if !s.selfKnown.Load() {
+		self, err := c.SelfBot(ctx)
+		if err != nil {
+			return fmt.Errorf("mgsource: own bot: %w", err)
+		}
+		s.tr.SetSelf(self.ID)
+		s.selfKnown.Store(true)
+	}
+	users, err := mg.Collect(c.AllUsers(ctx, mg.UsersFilter{}))
+	if err != nil {
+		return fmt.Errorf("mgsource: users: %w", err)
+	}
+	if err := s.opts.Target.SetRoster(ctx, s.opts.Account, s.tr.SetUsers(users)); err != nil {
+		return fmt.Errorf("mgsource: set roster: %w", err)
+	}
+	dialogs, err := mg.Collect(c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes}))
+	if err != nil {
+		return fmt.Errorf("mgsource: open dialogs: %w", err)
+	}
+	open := make([]distributor.OpenDialog, 0, len(dialogs))
+	for _, d := range dialogs {
+		if !d.IsActive {
+			continue // the filter was not applied: a closed dialog is not open
+		}
+		od := distributor.OpenDialog{
+			Dialog:      bd.Dialog{Account: s.opts.Account, ID: d.ID, Chat: d.ChatID, OpenedAt: d.CreatedAt.Time},
+			Responsible: d.Responsible.Who(),
+		}
+		// Only a dialog that may be distributed needs its channel (for the
+		// channel rule) and customer (for replies and binding); the others
+		// are completed from the cache when it knows their chat.
+		need := od.Responsible.IsZero()
+		info, err := s.chatOf(ctx, d.ChatID, need)
+		if err != nil {
+			return fmt.Errorf("mgsource: chat %d of dialog %d: %w", d.ChatID, d.ID, err)
+		}
+		od.Dialog.Channel, od.Dialog.Customer = info.channel, info.customer
+		open = append(open, od)
+	}
+	if err := s.opts.Target.Resync(ctx, s.opts.Account, open); err != nil {
+		return fmt.Errorf("mgsource: resync: %w", err)
+	}
+	s.resyncs.Add(1)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "mg resync", slog.Int("users", len(users)), slog.Int("open_dialogs", len(open)))
+	return nil
+}
+
+// chatOf returns the chat's channel and customer from the cache, or, when
+// fetch is set and the cache lacks them, from GET /chats?id=.
+func (s *Source) chatOf(ctx context.Context, chat bd.ChatID, fetch bool) (chatInfo, error) {
+	if info, ok := s.tr.chat(chat); ok || !fetch || chat <= 0 {
+		return info, nil
+	}
+	chats, err := s.opts.Client.Chats(ctx, mg.ChatsFilter{ID: int64(chat)})
+	if err != nil {
+		return chatInfo{}, err
+	}
+	for _, c := range chats {
+		if c.ID == chat {
+			return s.tr.rememberChat(c), nil
+		}
+	}
+	return chatInfo{}, fmt.Errorf("chat %d not found", chat)
+}
+
+// handle translates one event, completes it over REST when MG left out
+// the chat or the dialog, and hands it to the target.
+func (s *Source) handle(ctx context.Context, ev mg.Event) error {
+	de, ok := s.tr.Translate(ev)
+	if !ok {
+		return nil
+	}
+	switch de.Kind {
+	case distributor.DialogOpened, distributor.CustomerMessage, distributor.DialogAssigned:
+		if de.Dialog.Channel == 0 || de.Dialog.Customer.ID == 0 {
+			info, err := s.chatOf(ctx, de.Dialog.Chat, true)
+			if err != nil {
+				return fmt.Errorf("mgsource: %s: chat %d: %w", ev.Type, de.Dialog.Chat, err)
+			}
+			if de.Dialog.Channel == 0 {
+				de.Dialog.Channel = info.channel
+			}
+			de.Dialog.Customer = mergeCustomer(de.Dialog.Customer, info.customer)
+		}
+	}
+	if de.Kind != distributor.ManagerChanged && de.Dialog.ID == 0 {
+		id, err := s.openDialogOf(ctx, de.Dialog.Chat)
+		if err != nil {
+			return fmt.Errorf("mgsource: %s: dialog of chat %d: %w", ev.Type, de.Dialog.Chat, err)
+		}
+		if id == 0 {
+			s.skipped.Add(1)
+			s.log.LogAttrs(ctx, slog.LevelDebug, "mg event without an open dialog", slog.String("type", ev.Type), slog.Int64("chat", int64(de.Dialog.Chat)))
+			return nil
+		}
+		de.Dialog.ID = id
+	}
+	return s.opts.Target.Handle(ctx, de)
+}
+
+// openDialogOf returns the chat's open dialog, for messages MG sent
+// without their dialog id (older MG versions); 0 if it has none.
+func (s *Source) openDialogOf(ctx context.Context, chat bd.ChatID) (bd.DialogID, error) {
+	if chat <= 0 {
+		return 0, nil
+	}
+	ds, err := s.opts.Client.Dialogs(ctx, mg.DialogsFilter{ChatID: int64(chat), Active: mg.Yes})
+	if err != nil {
+		return 0, err
+	}
+	var id bd.DialogID
+	for _, d := range ds {
+		if d.IsActive && d.ID > id {
+			id = d.ID
+		}
+	}
+	return id, nil
+}

@@ -1,0 +1,223 @@
+package mgsource_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+const acct bd.AccountID = "shop.example"
+
+func TestNewRejectsMissingParts(t *testing.T) {
+	c, _ := mg.New("https://mg.example", "t")
+	for _, o := range []mgsource.Options{
+		{Client: c, Target: newFakeTarget()},
+		{Account: acct, Target: newFakeTarget()},
+		{Account: acct, Client: c},
+		{Account: acct, Client: c, Target: newFakeTarget(), Stream: mg.StreamOptions{MaxBacklog: -1}},
+	} {
+		if _, err := mgsource.New(o); err == nil {
+			t.Errorf("%+v: want an error", o)
+		}
+	}
+}
+
+func TestSourceResyncsThenStreams(t *testing.T) {
+	checkGoroutines(t)
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", LastName: "Lee", Online: true})
+	bob := m.AddManager(sandbox.MGUser{FirstName: "Bob", Inactive: true})
+	m.AddManager(sandbox.MGUser{FirstName: "Robot", Online: true, Technical: true})
+	assigned := customer(t, m, ch, "old1", "hello")
+	if err := m.AssignAsPerson(assigned.Dialog, bd.ManagerOf(ann)); err != nil {
+		t.Fatal(err)
+	}
+	waiting := customer(t, m, ch, "old2", "anyone?")
+	closed := customer(t, m, ch, "old3", "bye")
+	if err := m.CloseDialog(closed.Dialog); err != nil {
+		t.Fatal(err)
+	}
+
+	target := newFakeTarget()
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, src.Run)
+	waitUntil(t, "the first resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+
+	_, rosters, resyncs := target.snapshot()
+	wantRoster := []bd.Manager{
+		{ID: ann, FirstName: "Ann", LastName: "Lee", Status: bd.StatusFree, Online: true, Active: true},
+		{ID: bob, FirstName: "Bob", Status: bd.StatusFree},
+	}
+	if len(rosters) != 1 || !slices.Equal(rosters[0], wantRoster) {
+		t.Fatalf("roster = %+v, want %+v", rosters, wantRoster)
+	}
+	open := resyncs[0]
+	if len(open) != 2 {
+		t.Fatalf("open dialogs = %+v, want the assigned and the waiting one", open)
+	}
+	if o := open[0]; o.Dialog.ID != assigned.Dialog || o.Responsible != bd.ManagerOf(ann) || o.Dialog.Account != acct || o.Dialog.OpenedAt.IsZero() {
+		t.Fatalf("assigned dialog = %+v", o)
+	}
+	if o := open[1]; o.Dialog.ID != waiting.Dialog || !o.Responsible.IsZero() || o.Dialog.Channel != ch || o.Dialog.Customer.ID != waiting.Customer ||
+		o.Dialog.Customer.Phone != "+7900old2" || o.Dialog.Chat != waiting.Chat {
+		t.Fatalf("waiting dialog = %+v", o)
+	}
+
+	// Live events: a new dialog, the own bot's reply (dropped), a
+	// manager's answer, presence.
+	w := customer(t, m, ch, "new1", "hi there")
+	if err := c.Send(testCtx(t), acct, w.Chat, "automatic reply"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ManagerWrites(ann, w.Chat, "Ann here"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetOnline(ann, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "four events", m, target.w, func() bool { evs, _, _ := target.snapshot(); return len(evs) == 4 })
+	evs, _, _ := target.snapshot()
+	kinds := []distributor.EventKind{distributor.DialogOpened, distributor.CustomerMessage, distributor.ManagerMessage, distributor.ManagerChanged}
+	for i, k := range kinds {
+		if evs[i].Kind != k || evs[i].Account != acct {
+			t.Fatalf("event %d = %+v, want %s", i, evs[i], k)
+		}
+	}
+	if d := evs[0].Dialog; d.ID != w.Dialog || d.Channel != ch || d.Customer.ID != w.Customer || d.OpenedAt.IsZero() {
+		t.Fatalf("opened = %+v", d)
+	}
+	if evs[1].MessageID != w.MessageID || evs[1].Dialog.ID != w.Dialog {
+		t.Fatalf("customer message = %+v", evs[1])
+	}
+	if evs[3].Manager != (bd.Manager{ID: ann, FirstName: "Ann", LastName: "Lee", Status: bd.StatusFree, Online: false, Active: true}) {
+		t.Fatalf("manager changed = %+v", evs[3].Manager)
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	if st := src.Stats(); st.Resyncs != 1 || st.Stream.Connects != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// Dialogs opened while the websocket is down reach the target through the
+// resync that follows the reconnect.
+func TestSourceResyncsAfterDrop(t *testing.T) {
+	checkGoroutines(t)
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	target := newFakeTarget()
+	gap, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{
+		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
+			once.Do(func() {
+				close(gap)
+				select {
+				case <-resume:
+				case <-ctx.Done():
+				}
+			})
+			return ctx.Err()
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, src.Run)
+	waitUntil(t, "the first resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+	live := customer(t, m, ch, "live", "hi")
+	waitUntil(t, "the live dialog", m, target.w, func() bool { evs, _, _ := target.snapshot(); return len(evs) == 2 })
+
+	m.DropWebsockets()
+	<-gap
+	var missed []bd.DialogID
+	for i := range 3 {
+		missed = append(missed, customer(t, m, ch, fmt.Sprint("gap", i), "hello?").Dialog)
+	}
+	close(resume)
+	waitUntil(t, "the second resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 2 })
+
+	evs, _, resyncs := target.snapshot()
+	var resynced []bd.DialogID
+	for _, o := range resyncs[1] {
+		resynced = append(resynced, o.Dialog.ID)
+		if o.Dialog.Channel != ch || o.Dialog.Customer.ID == 0 {
+			t.Errorf("resynced dialog lacks its channel or customer: %+v", o)
+		}
+	}
+	if want := append([]bd.DialogID{live.Dialog}, missed...); !slices.Equal(resynced, want) {
+		t.Fatalf("second resync = %v, want %v", resynced, want)
+	}
+	for _, ev := range evs {
+		if slices.Contains(missed, ev.Dialog.ID) {
+			t.Fatalf("dialog %d came as an event although the stream was down", ev.Dialog.ID)
+		}
+	}
+}
+
+// A message event without its dialog id (older MG) is completed over REST.
+func TestSourceCompletesEventsOverREST(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	w := customer(t, m, ch, "x1", "hi")
+	target := newFakeTarget()
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, src.Run)
+	waitUntil(t, "the first resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+	// The translator knows the chat from the resync (it was fetched for
+	// the unassigned dialog); a chat it does not know is fetched.
+	m.InjectFrame([]byte(fmt.Sprintf(`{"type":"message_new","meta":{"timestamp":1},"data":{"message":{"id":99,"type":"text","scope":"public",
+		"chat_id":%d,"from":{"id":%d,"type":"customer","name":"C"},"content":"no dialog id"}}}`, w.Chat, w.Customer)))
+	m.InjectFrame([]byte(`{"type":"message_new","meta":{"timestamp":1},"data":{"message":{"id":98,"type":"text","scope":"public",
+		"chat_id":424242,"from":{"id":1,"type":"customer"},"content":"unknown chat"}}}`))
+	// Events are handled in order: once a later one arrives, the two
+	// injected ones have been handled.
+	later := customer(t, m, ch, "x2", "later")
+	waitUntil(t, "the later dialog", m, target.w, func() bool { evs, _, _ := target.snapshot(); return len(evs) == 3 })
+	evs, _, _ := target.snapshot()
+	if ev := evs[0]; ev.Kind != distributor.CustomerMessage || ev.Dialog.ID != w.Dialog || ev.Dialog.Channel != ch || ev.MessageID != 99 {
+		t.Fatalf("completed event = %+v", ev)
+	}
+	if evs[1].Dialog.ID != later.Dialog || evs[2].Dialog.ID != later.Dialog {
+		t.Fatalf("later events = %+v", evs[1:])
+	}
+	if st := src.Stats(); st.Stream.HandlerErrors != 1 {
+		t.Fatalf("stats = %+v, want the event of an unknown chat to fail", st)
+	}
+}
+
+func TestSourceRetriesFailedResync(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	target := newFakeTarget()
+	if err := m.SetFaults(sandbox.MGFaults{FailNext: 50, Match: func(method, path string) bool { return path == "/users" }}); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	runSource(t, src.Run)
+	waitUntil(t, "a resync despite failures", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+	if st := src.Stats(); st.Stream.ConnectErrors == 0 || st.Stream.Connects < 2 {
+		t.Fatalf("stats = %+v, want failed resyncs followed by one good one", st)
+	}
+}

@@ -1,0 +1,190 @@
+package mg_test
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+// newMG starts a sandbox MG that the test closes.
+func newMG(t *testing.T) *sandbox.MG {
+	t.Helper()
+	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// fastRetry retries quickly, so tests of retries take no time.
+var fastRetry = mg.RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+
+// newClient returns a client of the sandbox's bot with fast retries, no
+// rate limit and its own HTTP transport, closed with the test.
+func newClient(t *testing.T, m *sandbox.MG, opts ...mg.Option) *mg.Client {
+	t.Helper()
+	return newClientToken(t, m, m.BotToken(), opts...)
+}
+
+func newClientToken(t *testing.T, m *sandbox.MG, token bd.Secret, opts ...mg.Option) *mg.Client {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	base := []mg.Option{
+		mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
+		mg.WithRetry(fastRetry),
+		mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)),
+	}
+	c, err := mg.New(m.URL(), token, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// await fails the test unless cond becomes true while the sandbox changes.
+func await(t *testing.T, m *sandbox.MG, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Await(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// watch lets test callbacks report that something changed.
+type watch struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newWatch() *watch { return &watch{ch: make(chan struct{})} }
+
+// poke wakes everyone waiting on the watch.
+func (w *watch) poke() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}
+
+func (w *watch) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// waitUntil fails the test unless cond becomes true; it re-checks cond
+// whenever the sandbox or the watch reports a change (either may be nil).
+func waitUntil(t *testing.T, what string, m *sandbox.MG, w *watch, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		var mc, wc <-chan struct{}
+		if m != nil {
+			mc = m.Changed()
+		}
+		if w != nil {
+			wc = w.changed()
+		}
+		if cond() {
+			return
+		}
+		select {
+		case <-mc:
+		case <-wc:
+		case <-deadline.C:
+			t.Fatalf("waiting for %s: gave up", what)
+		}
+	}
+}
+
+// customer makes a customer write in the channel and returns where the
+// message landed.
+func customer(t *testing.T, m *sandbox.MG, ch bd.ChannelID, ext, text string) sandbox.MGWritten {
+	t.Helper()
+	w, err := m.CustomerWrites(testCtx(t), sandbox.MGCustomerMessage{
+		Channel: ch, CustomerExternalID: ext, FirstName: "Customer", LastName: ext,
+		Phone: "+7900" + ext, Email: ext + "@example.com", Text: text,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func channel(t *testing.T, m *sandbox.MG, typ, name string) bd.ChannelID {
+	t.Helper()
+	id, err := m.AddChannel(testCtx(t), typ, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// checkGoroutines records the goroutines alive now and, when the test and
+// every cleanup registered after this call have finished, fails the test
+// if others are still alive once they have had up to five seconds to exit
+// (connections close asynchronously). Call it first.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := goroutines()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var extra []string
+			for id, stack := range goroutines() {
+				if _, ok := before[id]; !ok {
+					extra = append(extra, stack)
+				}
+			}
+			if len(extra) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutines leaked:\n\n%s", len(extra), strings.Join(extra, "\n\n"))
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// goroutines maps each live goroutine's header line to its stack.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := make(map[string]string)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		id, _, _ := strings.Cut(strings.TrimPrefix(header, "goroutine "), " ")
+		out[id] = g
+	}
+	return out
+}

@@ -1,0 +1,515 @@
+package mg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+// recorder collects what a stream hands out.
+type recorder struct {
+	mu     sync.Mutex
+	events []mg.Event
+	w      *watch
+}
+
+func newRecorder() *recorder { return &recorder{w: newWatch()} }
+
+func (r *recorder) handle(_ context.Context, ev mg.Event) error {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	r.w.poke()
+	return nil
+}
+
+func (r *recorder) snapshot() []mg.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]mg.Event(nil), r.events...)
+}
+
+func (r *recorder) count(typ string) int {
+	n := 0
+	for _, ev := range r.snapshot() {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// runStream starts s.Run and returns a stop function that cancels it and
+// returns Run's error.
+func runStream(t *testing.T, s *mg.Stream) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after its context was cancelled")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+var quickBackoff = mg.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+
+func TestStreamDeliversTypedEvents(t *testing.T) {
+	checkGoroutines(t)
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", LastName: "Lee"})
+	rec := newRecorder()
+	s, err := c.Stream(mg.StreamOptions{Types: mg.DistributorEvents(), Handler: rec.handle, Backoff: quickBackoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runStream(t, s)
+	await(t, m, "the websocket", func() bool { return m.Subscribers() == 1 })
+
+	w := customer(t, m, ch, "ev1", "hello")
+	if err := m.AssignAsPerson(w.Dialog, bd.ManagerOf(ann)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ManagerWrites(ann, w.Chat, "hi, I am Ann"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetOnline(ann, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetActive(ann, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CloseDialog(w.Dialog); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "seven events", m, rec.w, func() bool { return len(rec.snapshot()) == 7 })
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	m.Close()
+
+	evs := rec.snapshot()
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	want := []string{"dialog_opened", "message_new", "dialog_assign", "message_new", "user_online_updated", "user_updated", "dialog_closed"}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Fatalf("event types = %v, want %v", types, want)
+	}
+	opened := evs[0].Data.(*mg.DialogData).Dialog
+	if opened.ID != w.Dialog || opened.ChatID != w.Chat || opened.Chat.Channel.ID != ch || opened.Chat.Customer.ID != int64(w.Customer) {
+		t.Fatalf("dialog_opened = %+v", opened)
+	}
+	msg := evs[1].Data.(*mg.MessageData).Message
+	if msg.From.Type != mg.TypeCustomer || msg.DialogID() != w.Dialog || msg.Content != "hello" || msg.Chat.Customer.Phone != "+7900ev1" {
+		t.Fatalf("customer message_new = %+v", msg)
+	}
+	assign := evs[2].Data.(*mg.DialogData)
+	if assign.Dialog.Responsible.Who() != bd.ManagerOf(ann) || assign.Chat.ID != w.Chat {
+		t.Fatalf("dialog_assign = %+v", assign)
+	}
+	if reply := evs[3].Data.(*mg.MessageData).Message; reply.From.Type != mg.TypeUser || reply.From.ID != int64(ann) {
+		t.Fatalf("manager message_new = %+v", reply)
+	}
+	if on := evs[4].Data.(*mg.UserOnlineData); !on.Online || on.User.ID != int64(ann) {
+		t.Fatalf("user_online_updated = %+v", on)
+	}
+	if up := evs[5].Data.(*mg.UserUpdatedData); up.IsActive || up.ID != int64(ann) || up.LastName != "Lee" {
+		t.Fatalf("user_updated = %+v", up)
+	}
+	if cl := evs[6].Data.(*mg.DialogData).Dialog; cl.ID != w.Dialog || cl.ClosedAt.IsZero() {
+		t.Fatalf("dialog_closed = %+v", cl)
+	}
+	if st := s.Stats(); st.Connects != 1 || st.Events != 7 || st.Unknown != 0 || st.Malformed != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// A dropped websocket is reconnected; OnConnect runs after each connect and
+// re-reads what happened while the connection was down, so no dialog is
+// missed.
+func TestStreamReconnectsAndResyncs(t *testing.T) {
+	checkGoroutines(t)
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+
+	var (
+		mu        sync.Mutex
+		seen      = map[bd.DialogID]string{} // dialog -> how it was first seen
+		connects  atomic.Int32
+		gap       = make(chan struct{})
+		resume    = make(chan struct{})
+		sleptOnce sync.Once
+		w         = newWatch()
+	)
+	note := func(id bd.DialogID, how string) {
+		mu.Lock()
+		if _, ok := seen[id]; !ok {
+			seen[id] = how
+		}
+		mu.Unlock()
+		w.poke()
+	}
+	seenCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	s, err := c.Stream(mg.StreamOptions{
+		Types: []string{mg.EventDialogOpened},
+		Handler: func(_ context.Context, ev mg.Event) error {
+			note(ev.Data.(*mg.DialogData).Dialog.ID, "event")
+			return nil
+		},
+		OnConnect: func(ctx context.Context) error {
+			connects.Add(1)
+			defer w.poke()
+			for d, err := range c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes, Assigned: mg.No}) {
+				if err != nil {
+					return err
+				}
+				note(d.ID, fmt.Sprint("resync ", connects.Load()))
+			}
+			return nil
+		},
+		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, d time.Duration) error {
+			// The first reconnect waits until the test has written
+			// while the stream was down.
+			sleptOnce.Do(func() {
+				close(gap)
+				select {
+				case <-resume:
+				case <-ctx.Done():
+				}
+			})
+			return ctx.Err()
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runStream(t, s)
+	waitUntil(t, "the first connection", m, w, func() bool { return m.Subscribers() == 1 && connects.Load() == 1 })
+
+	var before, during, after []bd.DialogID
+	for i := range 5 {
+		before = append(before, customer(t, m, ch, fmt.Sprint("b", i), "hi").Dialog)
+	}
+	waitUntil(t, "events before the drop", m, w, func() bool { return seenCount() == 5 })
+
+	if n := m.DropWebsockets(); n != 1 {
+		t.Fatalf("dropped %d websockets, want 1", n)
+	}
+	<-gap // the stream noticed and is waiting to reconnect
+	for i := range 5 {
+		during = append(during, customer(t, m, ch, fmt.Sprint("d", i), "hi").Dialog)
+	}
+	close(resume)
+	waitUntil(t, "the second connection", m, w, func() bool { return m.Subscribers() == 1 && connects.Load() == 2 })
+	for i := range 5 {
+		after = append(after, customer(t, m, ch, fmt.Sprint("a", i), "hi").Dialog)
+	}
+	waitUntil(t, "all 15 dialogs", m, w, func() bool { return seenCount() == 15 })
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range during {
+		if seen[d] != "resync 2" {
+			t.Errorf("dialog %d opened while disconnected was seen by %q, want the second resync", d, seen[d])
+		}
+	}
+	for _, d := range append(before, after...) {
+		if seen[d] == "" {
+			t.Errorf("dialog %d missed", d)
+		}
+	}
+	if st := s.Stats(); st.Connects != 2 || st.Disconnects < 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestStreamSkipsUnknownAndMalformedFrames(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	rec := newRecorder()
+	var unknown, malformed atomic.Int32
+	s, err := c.Stream(mg.StreamOptions{
+		Types:       []string{mg.EventDialogOpened},
+		Handler:     rec.handle,
+		OnUnknown:   func(_ context.Context, ev mg.Event) { unknown.Add(1) },
+		OnMalformed: func(_ context.Context, frame []byte, err error) { malformed.Add(1) },
+		Backoff:     quickBackoff,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runStream(t, s)
+	await(t, m, "the websocket", func() bool { return m.Subscribers() == 1 })
+	m.InjectFrame([]byte(`{"type":"dialog_tagged","meta":{"timestamp":1},"data":{}}`))
+	m.InjectFrame([]byte(`{not json`))
+	m.InjectFrame([]byte(`{"type":"dialog_opened","data":{"dialog":{"id":"x"}}}`))
+	w := customer(t, m, ch, "u1", "hi")
+	waitUntil(t, "the real event", m, rec.w, func() bool { return rec.count(mg.EventDialogOpened) == 1 })
+	if got := rec.snapshot()[0].Data.(*mg.DialogData).Dialog.ID; got != w.Dialog {
+		t.Fatalf("dialog = %d, want %d", got, w.Dialog)
+	}
+	if unknown.Load() != 1 || malformed.Load() != 2 {
+		t.Fatalf("unknown %d malformed %d, want 1 and 2", unknown.Load(), malformed.Load())
+	}
+	if st := s.Stats(); st.Connects != 1 || st.Unknown != 1 || st.Malformed != 2 || st.Events != 1 {
+		t.Fatalf("stats = %+v (the connection must survive bad frames)", st)
+	}
+}
+
+func TestStreamHandlerErrorsAreNotFatal(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	var calls atomic.Int32
+	w := newWatch()
+	s, _ := c.Stream(mg.StreamOptions{
+		Types: []string{mg.EventDialogOpened},
+		Handler: func(context.Context, mg.Event) error {
+			defer w.poke()
+			if calls.Add(1) <= 2 {
+				return errors.New("store is down")
+			}
+			return nil
+		},
+		Backoff: quickBackoff,
+	})
+	runStream(t, s)
+	await(t, m, "the websocket", func() bool { return m.Subscribers() == 1 })
+	for i := range 3 {
+		customer(t, m, ch, fmt.Sprint("h", i), "hi")
+	}
+	// Events are handled one at a time: when the third arrives, the two
+	// failures before it are counted.
+	waitUntil(t, "three handler calls", m, w, func() bool { return calls.Load() == 3 })
+	if st := s.Stats(); st.HandlerErrors != 2 || st.Connects != 1 {
+		t.Fatalf("stats = %+v, want 2 handler errors on one connection", st)
+	}
+}
+
+func TestStreamRetriesFailedHandshakesAndResyncs(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	mustFaults(t, m, sandbox.MGFaults{FailNext: 2, Match: func(method, path string) bool { return path == "/ws" }})
+	var connects atomic.Int32
+	fail := true
+	w := newWatch()
+	s, _ := c.Stream(mg.StreamOptions{
+		Types:   []string{mg.EventDialogOpened},
+		Handler: func(context.Context, mg.Event) error { return nil },
+		OnConnect: func(context.Context) error {
+			connects.Add(1)
+			defer w.poke()
+			if fail {
+				fail = false
+				return errors.New("resync failed")
+			}
+			return nil
+		},
+		Backoff: quickBackoff,
+	})
+	runStream(t, s)
+	waitUntil(t, "a successful resync", m, w, func() bool { return connects.Load() == 2 && m.Subscribers() == 1 })
+	st := s.Stats()
+	if st.DialErrors != 2 || st.ConnectErrors != 1 || st.Connects != 2 {
+		t.Fatalf("stats = %+v, want 2 dial errors, 1 failed OnConnect, 2 connects", st)
+	}
+}
+
+func TestStreamStopsOnRefusedHandshake(t *testing.T) {
+	m := newMG(t)
+	c := newClientToken(t, m, "not-the-token")
+	err := c.Events(testCtx(t), mg.StreamOptions{Types: []string{mg.EventDialogOpened}, Handler: func(context.Context, mg.Event) error { return nil }})
+	var apiErr *mg.APIError
+	if !errors.Is(err, mg.ErrUnauthorized) || !errors.As(err, &apiErr) || apiErr.Path != "/ws" {
+		t.Fatalf("Run = %v, want a 401 APIError for /ws", err)
+	}
+}
+
+func TestStreamOptionsValidation(t *testing.T) {
+	c, _ := mg.New("https://mg.example", "t")
+	h := func(context.Context, mg.Event) error { return nil }
+	for _, o := range []mg.StreamOptions{
+		{Handler: h},
+		{Types: []string{"dialog_opened"}},
+		{Types: []string{"dialog_opened,message_new"}, Handler: h},
+		{Types: []string{"Dialog Opened"}, Handler: h},
+		{Types: []string{"dialog_opened"}, Handler: h, Backoff: mg.Backoff{Initial: -1}},
+		{Types: []string{"dialog_opened"}, Handler: h, MaxBacklog: -1},
+		{Types: []string{"dialog_opened"}, Handler: h, PingInterval: time.Second, ReadTimeout: time.Second},
+	} {
+		if _, err := c.Stream(o); err == nil {
+			t.Errorf("%+v: want an error", o)
+		}
+	}
+	s, _ := c.Stream(mg.StreamOptions{Types: []string{"dialog_opened"}, Handler: h})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run on a cancelled context = %v", err)
+	}
+}
+
+// A peer that accepts the websocket but never answers pings (a half-open
+// connection looks the same) is dropped and redialled.
+func TestStreamPingDetectsDeadPeer(t *testing.T) {
+	checkGoroutines(t)
+	var accepted atomic.Int32
+	release := make(chan struct{})
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		accepted.Add(1)
+		<-release // never reads, so pings go unanswered
+	}))
+	defer func() {
+		close(release)
+		handlers.Wait()
+		srv.Close()
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c, err := mg.New(srv.URL, "t", mg.WithHTTPClient(&http.Client{Transport: tr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disconnected := make(chan struct{}, 16)
+	s, _ := c.Stream(mg.StreamOptions{
+		Types:        []string{mg.EventDialogOpened},
+		Handler:      func(context.Context, mg.Event) error { return nil },
+		PingInterval: 5 * time.Millisecond,
+		ReadTimeout:  20 * time.Millisecond,
+		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
+			select {
+			case disconnected <- struct{}{}:
+			default:
+			}
+			return ctx.Err()
+		}},
+	})
+	stop := runStream(t, s)
+	for range 2 {
+		select {
+		case <-disconnected:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no reconnect after unanswered pings: %+v", s.Stats())
+		}
+	}
+	stop()
+	if accepted.Load() < 2 {
+		t.Fatalf("server accepted %d connections, want at least 2", accepted.Load())
+	}
+}
+
+// A peer that answers pings keeps an idle connection alive well past the
+// read deadline.
+func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
+	checkGoroutines(t)
+	pings := make(chan struct{}, 200)
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OnPingReceived: func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		}})
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		<-conn.CloseRead(r.Context()).Done() // reads, so pings are answered
+	}))
+	defer func() {
+		srv.CloseClientConnections()
+		handlers.Wait()
+		srv.Close()
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c, _ := mg.New(srv.URL, "t", mg.WithHTTPClient(&http.Client{Transport: tr}))
+	s, _ := c.Stream(mg.StreamOptions{
+		Types:        []string{mg.EventDialogOpened},
+		Handler:      func(context.Context, mg.Event) error { return nil },
+		PingInterval: 5 * time.Millisecond,
+		ReadTimeout:  250 * time.Millisecond,
+		Backoff:      quickBackoff,
+	})
+	stop := runStream(t, s)
+	for range 100 { // 100 pings span at least 500ms, twice the read deadline
+		select {
+		case <-pings:
+		case <-time.After(20 * time.Second):
+			t.Fatal("pings stopped")
+		}
+	}
+	stop()
+	if st := s.Stats(); st.Connects != 1 {
+		t.Fatalf("stats = %+v, want one connection kept alive by pongs", st)
+	}
+}
+
+func TestStreamRunLeavesNoGoroutines(t *testing.T) {
+	checkGoroutines(t)
+	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	rec := newRecorder()
+	s, _ := c.Stream(mg.StreamOptions{Types: mg.DistributorEvents(), Handler: rec.handle, Backoff: quickBackoff, PingInterval: time.Millisecond})
+	stop := runStream(t, s)
+	for round := range 3 {
+		await(t, m, "a connection", func() bool { return m.Subscribers() == 1 })
+		customer(t, m, ch, fmt.Sprint("g", round), "hi")
+		m.DropWebsockets()
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
