@@ -1,0 +1,81 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// claim inserts a row unless its primary key exists and reports whether it
+// did: the first of any number of concurrent callers, in any process, wins.
+func (s *Store) claim(ctx context.Context, query string, args ...any) (bool, error) {
+	var n int64
+	err := s.write(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, query, args...)
+		n, err = affected(res, err)
+		return err
+	})
+	return n > 0, err
+}
+
+// ClaimReply implements [store.Replies]. The claim is a row keyed by
+// (account, dialog, situation); the time is the store's clock.
+func (s *Store) ClaimReply(ctx context.Context, account bd.AccountID, dialog bd.DialogID, sit bd.Situation) (bool, error) {
+	if err := validReply("claim reply", account, dialog, sit); err != nil {
+		return false, err
+	}
+	ok, err := s.claim(ctx, `INSERT INTO bd_replies (account, dialog, situation, claimed_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account, dialog, situation) DO NOTHING`,
+		string(account), int64(dialog), string(sit), s.dialect.timeArg(s.now()))
+	return ok, wrap(err, "claim the %s reply of dialog %d", sit, dialog)
+}
+
+// ReleaseReply implements [store.Replies].
+func (s *Store) ReleaseReply(ctx context.Context, account bd.AccountID, dialog bd.DialogID, sit bd.Situation) error {
+	if err := validReply("release reply", account, dialog, sit); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `DELETE FROM bd_replies WHERE account = $1 AND dialog = $2 AND situation = $3`,
+			string(account), int64(dialog), string(sit))
+		return err
+	})
+	return wrap(err, "release the %s reply of dialog %d", sit, dialog)
+}
+
+func validReply(op string, account bd.AccountID, dialog bd.DialogID, sit bd.Situation) error {
+	if err := validDialog(op, account, dialog); err != nil {
+		return err
+	}
+	if sit == "" {
+		return invalid("%s: dialog %d: situation is empty", op, dialog)
+	}
+	return nil
+}
+
+// ClaimEvent implements [store.Events]. The claim is a row keyed by
+// (account, key) that remembers at.
+func (s *Store) ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time) (bool, error) {
+	switch {
+	case account == "":
+		return false, invalid("claim event: account is empty")
+	case key == "":
+		return false, invalid("claim event: key is empty")
+	}
+	ok, err := s.claim(ctx, `INSERT INTO bd_events (account, event_key, claimed_at) VALUES ($1, $2, $3)
+		ON CONFLICT (account, event_key) DO NOTHING`, string(account), key, s.dialect.timeArg(at))
+	return ok, wrap(err, "claim event %q", key)
+}
+
+// PruneEvents implements [store.Events] for every account at once, through
+// the index on claimed_at.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `DELETE FROM bd_events WHERE claimed_at < $1`, s.dialect.timeArg(before))
+		n, err = affected(res, err)
+		return err
+	})
+	return int(n), wrap(err, "prune events")
+}
