@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -65,10 +66,13 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		return nil
 	}
 	away := d.away(snap, p, at, tr)
-	loads, err := d.store.Loads(ctx, dialog.Account, p.ids)
+	buf := loadBuffers.Get().(*[]store.Load)
+	defer loadBuffers.Put(buf)
+	loads, err := d.store.Loads(ctx, dialog.Account, p.ids, *buf)
 	if err != nil {
 		return fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
 	}
+	*buf = loads
 	cands := make([]strategy.Candidate, 0, len(p.ids))
 	for i, l := range loads {
 		if away != nil && away[i] {
@@ -151,6 +155,9 @@ func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog
 	tr.Choice = choice
 	return nil
 }
+
+// loadBuffers recycles the buffers decisions read loads into.
+var loadBuffers = sync.Pool{New: func() any { return new([]store.Load) }}
 
 func checkDialog(dl bd.Dialog) error {
 	switch {

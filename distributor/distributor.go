@@ -96,6 +96,7 @@ type account struct {
 	snap atomic.Pointer[snapshot]
 
 	drainRequests atomic.Int64
+	presence      presence
 
 	recentMu sync.Mutex
 	recent   []Trace
@@ -401,9 +402,8 @@ func (d *Distributor) remember(a *account, t Trace) {
 	a.recentMu.Unlock()
 }
 
-// Run does the periodic safety-net work until ctx ends: it drains every
-// known account's queue and forgets processed-event records older than the
-// retention. It returns ctx's error.
+// Run calls [Distributor.Sweep] periodically until ctx ends, and returns
+// ctx's error.
 func (d *Distributor) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.sweep)
 	defer t.Stop()
@@ -417,11 +417,16 @@ func (d *Distributor) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep drains every known account's queue once and prunes old event
-// records. Errors are logged and reported to Hooks.Failed.
+// Sweep does the time-driven work once: it reassigns the dialogs of
+// managers unavailable longer than the presence grace and of dialogs nobody
+// answered in time, drains every known account's queue, and prunes old
+// event records. Errors are logged and reported to Hooks.Failed.
 func (d *Distributor) Sweep(ctx context.Context) {
 	d.accounts.Range(func(_, v any) bool {
 		a := v.(*account)
+		if err := d.reassignDue(ctx, a); err != nil {
+			d.fail(a.id, "reassign", err)
+		}
 		if err := d.drain(ctx, a); err != nil {
 			d.fail(a.id, "sweep", err)
 		}

@@ -220,7 +220,7 @@ func TestAssignedByPersonInMG(t *testing.T) {
 	// A person pushes a dialog onto a full manager: the store follows MG.
 	other := bd.ManagerID(3) - first
 	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.ManagerOf(other)}))
-	loads, err := f.st.Loads(ctx, acct, []bd.ManagerID{other})
+	loads, err := f.st.Loads(ctx, acct, []bd.ManagerID{other}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, loads[0].Open)
 }

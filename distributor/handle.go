@@ -51,8 +51,10 @@ func (d *Distributor) Handle(ctx context.Context, ev Event) error {
 		}
 		return d.distribute(ctx, a, dl, at)
 	case CustomerMessage:
+		a.presence.noteMessage(dl.ID, true)
 		return d.customerMessage(ctx, a, dl, ev.MessageID, at)
 	case ManagerMessage:
+		a.presence.noteMessage(dl.ID, false)
 		return nil
 	case DialogClosed:
 		return d.closeDialog(ctx, a, dl.ID, at)
@@ -138,8 +140,6 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, 
 	if tr.Outcome == OutcomeBot {
 		return d.assignBot(ctx, a, dl, &tr, false)
 	}
-	d.reply(ctx, a, snap, dl, bd.DialogReceived, bd.Manager{})
-	d.bind(a, snap, dl.Customer)
 	if tr.Outcome == "" {
 		// Dialogs already waiting were there first: this one joins the queue
 		// and the drain hands out free slots oldest first.
@@ -155,12 +155,20 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, 
 	}
 	switch tr.Outcome {
 	case OutcomeAssigned:
+		d.received(ctx, a, snap, dl)
 		return d.assigned(ctx, a, snap, dl, &tr)
-	case OutcomeAlreadyAssigned:
+	case OutcomeAlreadyAssigned, OutcomeClosed:
 		d.remember(a, tr)
 		return nil
 	}
 	return d.enqueue(ctx, a, snap, dl, &tr)
+}
+
+// received greets the customer of a dialog taken into distribution and
+// starts binding them.
+func (d *Distributor) received(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog) {
+	d.reply(ctx, a, snap, dl, bd.DialogReceived, bd.Manager{})
+	d.bind(a, snap, dl.Customer)
 }
 
 // reserve reserves a slot with the chosen manager in the store, asking the
@@ -177,6 +185,9 @@ func (d *Distributor) reserve(ctx context.Context, snap *snapshot, dl bd.Dialog,
 		switch {
 		case err == nil:
 			tr.Outcome, tr.Responsible = OutcomeAssigned, bd.ManagerOf(m)
+			return nil
+		case errors.Is(err, store.ErrClosed):
+			tr.Outcome = OutcomeClosed
 			return nil
 		case errors.Is(err, store.ErrAssigned):
 			r, err := d.store.Responsible(ctx, dl.Account, dl.ID)
@@ -218,6 +229,7 @@ func (d *Distributor) assigned(ctx context.Context, a *account, snap *snapshot, 
 			d.fail(a.id, "dequeue", err)
 		}
 	}
+	a.presence.noteAssigned(dl, tr.At)
 	d.remember(a, *tr)
 	if d.cfg.hooks.Assigned != nil {
 		d.cfg.hooks.Assigned(a.id, tr.Responsible, tr.At.Sub(dl.OpenedAt), tr.FromQueue)
@@ -232,12 +244,17 @@ func (d *Distributor) assigned(ctx context.Context, a *account, snap *snapshot, 
 }
 
 func (d *Distributor) gatewayFailed(ctx context.Context, a *account, dl bd.Dialog, tr *Trace, cause error) error {
+	if errors.Is(cause, ErrDialogGone) {
+		d.cfg.logger.Info("distributor: dialog gone in MessageGateway; closing it", slog.String("account", string(a.id)),
+			slog.Int64("dialog", int64(dl.ID)), slog.Any("error", cause))
+		return d.closeDialog(ctx, a, dl.ID, tr.At)
+	}
 	d.fail(a.id, "gateway.assign", cause)
 	if _, err := d.store.Release(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errors.Join(cause, err)
 	}
 	if !tr.FromQueue {
-		if _, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}); err != nil {
+		if _, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}); err != nil && !errors.Is(err, store.ErrClosed) {
 			return errors.Join(cause, err)
 		}
 	}
@@ -246,7 +263,7 @@ func (d *Distributor) gatewayFailed(ctx context.Context, a *account, dl bd.Dialo
 
 func (d *Distributor) assignBot(ctx context.Context, a *account, dl bd.Dialog, tr *Trace, fromQueue bool) error {
 	err := d.store.Assign(ctx, store.Assignment{Account: a.id, Dialog: dl.ID, Customer: dl.Customer.ID, To: tr.Responsible, At: tr.At})
-	if errors.Is(err, store.ErrAssigned) {
+	if errors.Is(err, store.ErrAssigned) || errors.Is(err, store.ErrClosed) {
 		return nil
 	}
 	if err != nil {
@@ -274,6 +291,11 @@ func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, d
 		tr.Priority = 1
 	}
 	added, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: tr.Situation, Priority: tr.Priority, Since: dl.OpenedAt})
+	if errors.Is(err, store.ErrClosed) {
+		tr.Outcome = OutcomeClosed
+		d.remember(a, *tr)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("distributor: enqueue dialog %d: %w", dl.ID, err)
 	}
@@ -284,6 +306,9 @@ func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, d
 	}
 	if d.cfg.hooks.Queued != nil {
 		d.cfg.hooks.Queued(a.id, tr.Situation)
+	}
+	if !tr.FromQueue {
+		d.received(ctx, a, snap, dl)
 	}
 	// A slot may have freed between the decision and the enqueue: drain.
 	if err := d.drain(ctx, a); err != nil {
@@ -350,18 +375,11 @@ func (d *Distributor) bind(a *account, snap *snapshot, c bd.Customer) {
 }
 
 func (d *Distributor) closeDialog(ctx context.Context, a *account, id bd.DialogID, at time.Time) error {
-	// Claiming the opened key makes a late or repeated dialog_opened of this
-	// dialog a no-op.
-	if _, err := d.store.ClaimEvent(ctx, a.id, openedKey(id), at); err != nil {
-		return err
+	prev, err := d.store.Close(ctx, a.id, id, at)
+	if err != nil {
+		return fmt.Errorf("distributor: close dialog %d: %w", id, err)
 	}
-	prev, err := d.store.Release(ctx, a.id, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("distributor: release dialog %d: %w", id, err)
-	}
-	if err := d.store.Dequeue(ctx, a.id, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("distributor: dequeue dialog %d: %w", id, err)
-	}
+	a.presence.forget(id)
 	if _, ok := prev.Manager(); ok {
 		return d.drain(ctx, a)
 	}
@@ -380,6 +398,9 @@ func (d *Distributor) assignedInMG(ctx context.Context, a *account, dl bd.Dialog
 		return nil
 	}
 	prev, err := d.store.Record(ctx, store.Assignment{Account: a.id, Dialog: dl.ID, Customer: dl.Customer.ID, To: to, At: at})
+	if errors.Is(err, store.ErrClosed) {
+		return nil // a late report about a closed dialog
+	}
 	if err != nil {
 		return fmt.Errorf("distributor: record responsible of dialog %d: %w", dl.ID, err)
 	}
@@ -402,14 +423,24 @@ func (d *Distributor) assignedInMG(ctx context.Context, a *account, dl bd.Dialog
 }
 
 func (d *Distributor) managerChanged(ctx context.Context, a *account, m bd.Manager) error {
-	old, cur, err := d.update(a, func(_ *bd.Settings, roster map[bd.ManagerID]bd.Manager) { roster[m.ID] = m })
+	old, cur, err := d.update(a, func(_ *bd.Settings, roster map[bd.ManagerID]bd.Manager) {
+		if prev, ok := roster[m.ID]; ok && m.Status == "" {
+			m.Status = prev.Status // an MG presence event carries no CRM status
+		}
+		roster[m.ID] = m
+	})
 	if err != nil {
 		return err
 	}
 	mode := cur.settings.Availability
 	was, known := old.roster[m.ID]
-	if available(mode, m) && (!known || !available(mode, was)) {
+	wasAvailable := known && available(mode, was)
+	switch now := available(mode, m); {
+	case now && !wasAvailable:
+		a.back(m.ID)
 		return d.drain(ctx, a)
+	case !now && wasAvailable:
+		return d.unavailable(ctx, a, cur, m.ID, d.cfg.now())
 	}
 	return nil
 }

@@ -145,7 +145,7 @@ func (f *fixture) queueLen(t testing.TB) int {
 func (f *fixture) checkInvariants(t testing.TB, ids []bd.ManagerID, capacity int) (held int) {
 	t.Helper()
 	ctx := context.Background()
-	loads, err := f.st.Loads(ctx, acct, ids)
+	loads, err := f.st.Loads(ctx, acct, ids, nil)
 	require.NoError(t, err)
 	seen := map[bd.DialogID]bd.ManagerID{}
 	for i, m := range ids {

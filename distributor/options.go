@@ -158,6 +158,8 @@ type Hooks struct {
 	// Assigned is called when a dialog got a responsible; wait is the time
 	// from the dialog's opening to the assignment.
 	Assigned func(account bd.AccountID, to bd.Responsible, wait time.Duration, fromQueue bool)
+	// Reassigned is called when a dialog moved from one manager to another.
+	Reassigned func(account bd.AccountID, from bd.ManagerID, to bd.Responsible)
 	// Queued is called when a dialog starts waiting, with the reason.
 	Queued func(account bd.AccountID, reason bd.Situation)
 	// Replied is called after an automatic reply was sent.

@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -13,10 +14,17 @@ import (
 // Assign makes to responsible for the dialog in MG (PATCH
 // /dialogs/{id}/assign with user_id or bot_id). It is safe for concurrent use
 // and may block on I/O. An error means MG did not take the assignment; the
-// distributor then gives the reserved slot back and the dialog waits.
+// distributor then gives the reserved slot back and the dialog waits. An
+// error wrapping ErrDialogGone means it never will (the dialog was closed,
+// is no longer the latest of its chat, or does not exist): the distributor
+// then treats the dialog as closed.
 type Gateway interface {
 	Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error
 }
+
+// ErrDialogGone is wrapped by Gateway.Assign errors for dialogs that can
+// no longer be assigned.
+var ErrDialogGone = errors.New("distributor: dialog gone")
 
 // EventKind is the kind of an [Event].
 type EventKind uint8
@@ -68,7 +76,8 @@ type Event struct {
 	Dialog bd.Dialog
 	// Responsible is the new responsible, for DialogAssigned.
 	Responsible bd.Responsible
-	// Manager is the manager's new state, for ManagerChanged.
+	// Manager is the manager's new state, for ManagerChanged. An empty
+	// Status keeps the status known before (MG presence events carry none).
 	Manager bd.Manager
 	// MessageID identifies the message of CustomerMessage and ManagerMessage.
 	MessageID int64

@@ -28,6 +28,8 @@ const (
 	FilterHours Filter = "outside_hours"
 	// FilterLeave: the manager is on leave today.
 	FilterLeave Filter = "on_leave"
+	// FilterLeft: the dialog is being reassigned away from this manager.
+	FilterLeft Filter = "left"
 	// FilterCapacity: the manager holds as many open dialogs as allowed.
 	FilterCapacity Filter = "at_capacity"
 )
@@ -50,6 +52,13 @@ const (
 	OutcomeBot Outcome = "bot"
 	// OutcomeQueued: the dialog waits; Situation says why.
 	OutcomeQueued Outcome = "queued"
+	// OutcomeReassigned: the dialog moved from Reassigned to Responsible.
+	OutcomeReassigned Outcome = "reassigned"
+	// OutcomeStays: a reassignment found nobody to take the dialog; it stays
+	// with its manager and is tried again on the next sweep.
+	OutcomeStays Outcome = "stays"
+	// OutcomeClosed: the dialog closed before it could be assigned.
+	OutcomeClosed Outcome = "closed"
 	// OutcomeAlreadyAssigned: the dialog had a responsible already
 	// (e.g. another process assigned it first); nothing was done.
 	OutcomeAlreadyAssigned Outcome = "already_assigned"
@@ -66,6 +75,10 @@ type Trace struct {
 	DryRun bool
 	// FromQueue is true when the dialog was taken from the waiting queue.
 	FromQueue bool
+	// Reassigned is the manager the dialog is taken from, for reassignments;
+	// Why says what triggered it.
+	Reassigned bd.ManagerID
+	Why        string
 	// Rule is the channel rule that applied; Pool names where it came from.
 	Rule bd.ChannelRule
 	Pool string
@@ -113,6 +126,10 @@ func (t Trace) String() string {
 	switch t.Outcome {
 	case OutcomeAssigned, OutcomeBot, OutcomeAlreadyAssigned:
 		fmt.Fprintf(&b, " to %s", t.Responsible)
+	case OutcomeReassigned:
+		fmt.Fprintf(&b, " from manager %d to %s (%s)", t.Reassigned, t.Responsible, t.Why)
+	case OutcomeStays:
+		fmt.Fprintf(&b, " with manager %d: nobody else can take it (%s)", t.Reassigned, t.Why)
 	case OutcomeQueued:
 		fmt.Fprintf(&b, " (%s)", t.Situation)
 	}

@@ -28,6 +28,8 @@ var (
 	ErrCapacity = errors.New("store: manager at capacity")
 	// ErrAssigned: the dialog already has a responsible.
 	ErrAssigned = errors.New("store: dialog already assigned")
+	// ErrClosed: the dialog was closed; it cannot be assigned or queued.
+	ErrClosed = errors.New("store: dialog closed")
 	// ErrInvalid: the request itself is malformed (zero ids, negative capacity, ...).
 	ErrInvalid = errors.New("store: invalid request")
 )
@@ -38,6 +40,10 @@ type Assignment struct {
 	Dialog   bd.DialogID
 	Customer bd.CustomerID
 	To       bd.Responsible
+	// From, when not zero, makes Assign a move: the dialog must have exactly
+	// this responsible (otherwise ErrAssigned), who loses it to To in the
+	// same atomic step. Reassignment uses it.
+	From bd.Responsible
 	// Capacity is the most open dialogs the manager may hold, counting this
 	// one. Ignored when To is a bot.
 	Capacity int
@@ -64,12 +70,17 @@ type Assignments interface {
 	// Assign makes a.To responsible for a.Dialog if the dialog has no
 	// responsible and, for a manager, they hold fewer than a.Capacity open
 	// dialogs. It returns ErrAssigned or ErrCapacity otherwise, and changes
-	// nothing then. A manager's LastAssignedAt becomes a.At.
+	// nothing then; ErrClosed for a closed dialog. A manager's
+	// LastAssignedAt becomes a.At. With a.From set, the dialog must be held
+	// by a.From instead of nobody, and moves to a.To in the same step.
 	Assign(ctx context.Context, a Assignment) error
 	// Record sets the responsible MessageGateway reports (a person assigned
 	// the dialog in the MG interface), without a capacity check: the store
 	// converges to MG's truth. The previous responsible's load is released.
-	// A zero a.To removes the responsible. It returns the previous responsible.
+	// A zero a.To removes the responsible. It returns the previous
+	// responsible. Record does not change anyone's LastAssignedAt (catching
+	// up with MG must not skew round robin); a.From is ignored. On a closed
+	// dialog it returns ErrClosed.
 	Record(ctx context.Context, a Assignment) (prev bd.Responsible, err error)
 	// Release removes the dialog's responsible and frees their load. It
 	// returns the responsible it removed, or ErrNotFound if there was none.
@@ -77,8 +88,16 @@ type Assignments interface {
 	// Responsible returns the dialog's responsible, or ErrNotFound.
 	Responsible(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error)
 	// Loads returns the load of each manager, in the order asked; a manager
-	// with no record has a zero Load (with Manager set).
-	Loads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID) ([]Load, error)
+	// with no record has a zero Load (with Manager set). The result is
+	// written into dst's backing array when it is large enough (dst may be
+	// nil), so a caller deciding often can reuse one buffer.
+	Loads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID, dst []Load) ([]Load, error)
+	// Close marks the dialog closed, in one atomic step: its responsible (if
+	// any) is removed and their load freed, it leaves the waiting queue, and
+	// from then on Assign, Record and Enqueue of it return ErrClosed. It
+	// returns the responsible it removed (zero if none). Closing a closed or
+	// unknown dialog is not an error. PruneEvents forgets closed dialogs.
+	Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time) (prev bd.Responsible, err error)
 	// DialogsOf returns the dialogs manager m is responsible for, in
 	// ascending id order.
 	DialogsOf(ctx context.Context, account bd.AccountID, m bd.ManagerID) ([]bd.DialogID, error)
@@ -101,10 +120,12 @@ type Waiting struct {
 // Queue keeps the dialogs waiting for a manager, per account.
 type Queue interface {
 	// Enqueue adds w unless its dialog is already waiting; added reports
-	// whether it was added. A dialog waits at most once.
+	// whether it was added. A dialog waits at most once. A closed dialog is
+	// refused with ErrClosed.
 	Enqueue(ctx context.Context, w Waiting) (added bool, err error)
 	// Waiting returns up to limit waiting dialogs of the account in queue
 	// order: higher Priority first, then older Since, then lower dialog id.
+	// A zero limit returns nothing; a negative one is ErrInvalid.
 	Waiting(ctx context.Context, account bd.AccountID, limit int) ([]Waiting, error)
 	// Dequeue removes the dialog from the queue, or returns ErrNotFound.
 	Dequeue(ctx context.Context, account bd.AccountID, dialog bd.DialogID) error
@@ -128,8 +149,9 @@ type Replies interface {
 type Events interface {
 	// ClaimEvent reserves the event key: true means the caller is the first.
 	ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time) (bool, error)
-	// PruneEvents forgets claims made before the given time and returns how
-	// many it forgot.
+	// PruneEvents forgets event claims made before the given time, and
+	// dialogs closed before it (their closed mark and reply claims), and
+	// returns how many event claims it forgot.
 	PruneEvents(ctx context.Context, before time.Time) (int, error)
 }
 

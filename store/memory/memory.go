@@ -1,0 +1,134 @@
+// Package memory is a [store.Store] that keeps everything in the memory of
+// one process.
+//
+// IT IS NOT DURABLE AND NOT SHARED. Everything is lost when the process
+// exits, and two processes (two bot replicas) using memory stores know
+// nothing of each other: each would enforce capacities, claim replies and
+// claim events on its own, so the invariants of the distributor hold only
+// within one process. Use it for tests, demos and single-process tools;
+// production deployments want store/sqlstore.
+//
+// Within one process it keeps the whole [store.Store] contract and is safe
+// for concurrent use. Each account has its own lock, so accounts never wait
+// for one another; every operation runs in time proportional to the data it
+// touches and never blocks on anything but that lock, so the contexts the
+// methods take are not consulted.
+//
+// Every method taking an account fails with [store.ErrInvalid] when the
+// account id is empty, as do the requests the method docs name.
+//
+// Values are copied in and out: changing a slice or map after passing it to
+// the store, or after receiving it from the store, never changes what the
+// store holds.
+//
+// Memory grows with use: bindings, each customer's last manager and a row
+// for every manager ever given a dialog are kept for the store's lifetime.
+// Released dialogs and dequeued entries are dropped at once; event claims,
+// and closed dialogs with their reply claims, by [Store.PruneEvents]. Reply
+// claims of dialogs that never close are kept.
+package memory
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// Store keeps the distributor's state in memory. Create it with [New]; the
+// zero value is ready to use as well. A Store must not be copied after first
+// use. All methods are safe for concurrent use.
+type Store struct {
+	// shards maps a bd.AccountID to its *shard. A shard is created by the
+	// first write to the account and never removed.
+	shards sync.Map
+
+	accountsMu sync.RWMutex
+	accounts   map[bd.AccountID]bd.Account
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store { return &Store{} }
+
+// shard is everything the store keeps for one account, under one lock.
+type shard struct {
+	mu sync.RWMutex
+
+	// Assignments: the responsible of each dialog, and a dense table of the
+	// managers ever assigned a dialog, found through index.
+	resp     map[bd.DialogID]bd.Responsible
+	index    map[bd.ManagerID]int
+	managers []managerState
+	// lastManager maps a customer to the manager last given one of their dialogs.
+	lastManager map[bd.CustomerID]bd.ManagerID
+	// plans speed up Loads over lists of managers asked for before.
+	plans loadsPlans
+
+	queue queue
+	// closed maps closed dialogs to when they closed.
+	closed map[bd.DialogID]time.Time
+
+	replies      map[bd.DialogID]replyBits
+	otherReplies map[replyKey]struct{}
+	events       map[string]time.Time
+	bindings     map[bd.CustomerID]store.Binding
+}
+
+func newShard() *shard {
+	return &shard{
+		resp:         make(map[bd.DialogID]bd.Responsible),
+		index:        make(map[bd.ManagerID]int),
+		lastManager:  make(map[bd.CustomerID]bd.ManagerID),
+		queue:        queue{pos: make(map[bd.DialogID]queueKey)},
+		closed:       make(map[bd.DialogID]time.Time),
+		replies:      make(map[bd.DialogID]replyBits),
+		otherReplies: make(map[replyKey]struct{}),
+		events:       make(map[string]time.Time),
+		bindings:     make(map[bd.CustomerID]store.Binding),
+	}
+}
+
+// shardOf returns the account's shard, or nil when the account has none yet.
+func (s *Store) shardOf(acc bd.AccountID) *shard {
+	if v, ok := s.shards.Load(acc); ok {
+		return v.(*shard)
+	}
+	return nil
+}
+
+// shardFor returns the account's shard, creating it if needed.
+func (s *Store) shardFor(acc bd.AccountID) *shard {
+	if v, ok := s.shards.Load(acc); ok {
+		return v.(*shard)
+	}
+	v, _ := s.shards.LoadOrStore(acc, newShard())
+	return v.(*shard)
+}
+
+// invalid returns an error matching store.ErrInvalid that names the problem.
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("%w: memory: %s: %s", store.ErrInvalid, op, fmt.Sprintf(format, args...))
+}
+
+// checkAccount rejects the empty account id.
+func checkAccount(op string, acc bd.AccountID) error {
+	if acc == "" {
+		return invalid(op, "account is empty")
+	}
+	return nil
+}
+
+// checkDialog rejects the empty account id and a non-positive dialog id.
+func checkDialog(op string, acc bd.AccountID, d bd.DialogID) error {
+	if acc == "" {
+		return invalid(op, "account is empty")
+	}
+	if d <= 0 {
+		return invalid(op, "dialog id must be positive, got %d", d)
+	}
+	return nil
+}

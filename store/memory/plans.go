@@ -1,0 +1,77 @@
+package memory
+
+import (
+	"slices"
+	"sync/atomic"
+
+	bd "github.com/botdistributor/botdistributor"
+)
+
+// A loadsPlan remembers where the managers of one Loads request live in a
+// shard's managers table, so that the next request for the same list (the
+// distributor asks for the same roster dialog after dialog) reads the rows
+// directly instead of looking every id up in the index.
+//
+// Making a plan gives every manager of the list a row, so a plan has no
+// holes. Rows are only ever appended to the table, so a plan stays exact as
+// long as the table keeps the length it had when the plan was made; a
+// manager outside every planned list getting a first dialog outdates the
+// plans, and the next two requests for a list make a new one.
+type loadsPlan struct {
+	ids   []bd.ManagerID // a private copy of the request
+	rows  []int          // the row of each id in the table
+	table int            // the length of the table the plan was made for
+}
+
+// newPlan makes the plan of ids, adding rows for managers without one.
+// Callers hold sh.mu for writing.
+func (sh *shard) newPlan(ids []bd.ManagerID) *loadsPlan {
+	rows := make([]int, len(ids))
+	for i, m := range ids {
+		sh.manager(m)
+		rows[i] = sh.index[m]
+	}
+	return &loadsPlan{ids: slices.Clone(ids), rows: rows, table: len(sh.managers)}
+}
+
+// loadsPlans holds a shard's few most recent plans. Loads runs under the
+// shard's read lock, concurrently with other readers, so plans are
+// published through atomic pointers and never changed once published.
+type loadsPlans struct {
+	slots [4]atomic.Pointer[loadsPlan]
+	next  atomic.Uint32
+	// lastMiss is the hash of the last list no plan matched; a list missed
+	// twice in a row gets a plan, so one-off lists do not churn the slots.
+	lastMiss atomic.Uint64
+}
+
+// find returns the plan of ids made for a table of length table, or nil.
+func (ps *loadsPlans) find(ids []bd.ManagerID, table int) *loadsPlan {
+	for i := range ps.slots {
+		p := ps.slots[i].Load()
+		if p != nil && p.table == table && slices.Equal(p.ids, ids) {
+			return p
+		}
+	}
+	return nil
+}
+
+// missed records a list, by hash, that no plan matched and reports whether
+// the previous miss was the same list.
+func (ps *loadsPlans) missed(h idHash) bool {
+	return ps.lastMiss.Swap(uint64(h)) == uint64(h)
+}
+
+// add publishes p in place of the oldest plan.
+func (ps *loadsPlans) add(p *loadsPlan) {
+	ps.slots[(ps.next.Add(1)-1)%uint32(len(ps.slots))].Store(p)
+}
+
+// idHash is an FNV-1a hash over manager ids.
+type idHash uint64
+
+func newIDHash() idHash { return 14695981039346656037 }
+
+func (h *idHash) add(m bd.ManagerID) {
+	*h = (*h ^ idHash(m)) * 1099511628211
+}

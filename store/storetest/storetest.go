@@ -1,0 +1,149 @@
+// Package storetest is the conformance suite every [store.Store]
+// implementation runs, so that the memory store, the SQL stores and a user's
+// own store keep the same contract.
+//
+// An implementation's test calls [Run] with a constructor:
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store {
+//			s := mystore.Open(...)
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// Every case is a named subtest (for example "Assign/Capacity") that asks the
+// constructor for a fresh store, so a single case can be rerun with
+// go test -run. Cases also use account ids unique to the subtest and the
+// process, so a store whose data outlives the subtest (a shared database)
+// still sees each case start from nothing; the one exception is
+// "Events/Prune", which counts what PruneEvents forgets across the whole
+// store and so needs a store holding no event claims but its own.
+// Constructors should register their cleanup with t.Cleanup.
+//
+// Where the interface documentation leaves room, the suite settles it:
+//
+//   - Requests fail with store.ErrInvalid for an empty account (or account
+//     id), a zero dialog or customer id, a zero responsible or a negative
+//     capacity in Assign, and an empty event key.
+//   - A bot is no manager: assigning to a bot ignores capacity, adds to no
+//     manager's load and does not change the customer's last manager.
+//   - Release and Record to nobody keep the customer's last manager.
+//   - Ids are per account: the same dialog, customer, manager or event key
+//     in two accounts are unrelated.
+//   - Accounts lists accounts in byte order of their ids.
+//   - Collections come back as copies: changing a returned slice or map, or
+//     one passed in, does not change what the store holds. An empty slice
+//     or map may come back as nil and the other way round.
+//
+// The suite checks behaviour through the [store.Store] interface only:
+// sentinel errors are matched with errors.Is, so implementations may wrap
+// them; times are compared with time.Time.Equal and the suite's own times
+// carry microsecond precision and no monotonic reading, so stores that keep
+// less (SQL columns) pass. Several cases race many goroutines against one
+// store and are meant to run under the race detector as well.
+package storetest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// Options tune the suite for the store under test. The zero value runs the
+// full suite as [Run] does.
+type Options struct {
+	// Hammer is how many assignment attempts the invariant hammer races
+	// against the store; zero means 10,000. A store with slow writes (a SQL
+	// database) may lower it, to no less than 64 (one per goroutine).
+	Hammer int
+}
+
+// DefaultHammer is the number of assignment attempts the invariant hammer
+// makes when Options.Hammer is zero.
+const DefaultHammer = 10_000
+
+// Run runs the whole conformance suite against the stores newStore returns,
+// with the default [Options]. newStore is called once per subtest and must
+// return a store that is empty, or at least has no data under the accounts
+// the subtest uses; it may register cleanup with t.Cleanup and should call
+// t.Fatal when it cannot build the store.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	RunWith(t, newStore, Options{})
+}
+
+// RunWith is [Run] with options.
+func RunWith(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
+	t.Helper()
+	if opts.Hammer == 0 {
+		opts.Hammer = DefaultHammer
+	}
+	if opts.Hammer < hammerGoroutines {
+		t.Fatalf("storetest: Options.Hammer must be at least %d, got %d", hammerGoroutines, opts.Hammer)
+	}
+	groups := []struct {
+		name  string
+		cases []testCase
+	}{
+		{"Assign", assignCases()},
+		{"Release", releaseCases()},
+		{"Record", recordCases()},
+		{"Close", closeCases()},
+		{"Move", moveCases()},
+		{"Loads", loadsBufferCases()},
+		{"Invariants", invariantCases(opts)},
+		{"Queue", queueCases()},
+		{"Replies", replyCases()},
+		{"Events", eventCases()},
+		{"Bindings", bindingCases()},
+		{"Accounts", accountCases()},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, c := range g.cases {
+				t.Run(c.name, func(t *testing.T) {
+					s := newStore(t)
+					if s == nil {
+						t.Fatal("storetest: newStore returned nil")
+					}
+					c.run(t, s)
+				})
+			}
+		})
+	}
+}
+
+// testCase is one named subtest run against a fresh store.
+type testCase struct {
+	name string
+	run  func(t *testing.T, s store.Store)
+}
+
+// runID tells this process's accounts apart from those of earlier or
+// concurrent runs against a shared database.
+var runID = func() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+var accountSeq atomic.Int64
+
+// newAccount returns an account id no other subtest, run or process uses.
+func newAccount(t *testing.T) bd.AccountID {
+	return bd.AccountID(fmt.Sprintf("storetest-%s-%d-%s", runID, accountSeq.Add(1), t.Name()))
+}
+
+// base is the suite's reference time: microsecond precision, UTC, no
+// monotonic reading.
+var base = time.Date(2025, time.March, 14, 9, 26, 53, 589_793_000, time.UTC)
+
+// at returns base plus d, truncated to microseconds.
+func at(d time.Duration) time.Time { return base.Add(d).Truncate(time.Microsecond) }
