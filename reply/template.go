@@ -118,15 +118,21 @@ func (t *Template) Render(req Request) (string, error) {
 	if strings.TrimSpace(req.Text) == "" {
 		return "", &TextError{Situation: req.Situation, Err: errEmptyText}
 	}
-	tmpl, err := t.cache.get(req.Text)
+	p, err := t.cache.get(req.Text)
 	if err != nil {
 		return "", &TextError{Situation: req.Situation, Err: err}
 	}
-	out, err := execute(tmpl, Vars{
+	v := Vars{
 		Manager:   req.Manager.Name(),
 		Customer:  req.Dialog.Customer.Name(),
 		Situation: req.Situation,
-	})
+	}
+	var out string
+	if p.plan != nil {
+		out, err = p.plan.render(v)
+	} else {
+		out, err = execute(p.tmpl, v)
+	}
 	if err != nil {
 		return "", &TextError{Situation: req.Situation, Err: err}
 	}
@@ -240,23 +246,29 @@ type textCache struct {
 
 type parsed struct {
 	tmpl *template.Template
+	// plan renders the text without text/template when it is only literal
+	// text and plain fields, which is what nearly every reply text is.
+	plan plan
 	err  error
 }
 
-func (c *textCache) get(text string) (*template.Template, error) {
+func (c *textCache) get(text string) (parsed, error) {
 	c.mu.RLock()
 	p, ok := c.m[text]
 	c.mu.RUnlock()
 	if ok {
-		return p.tmpl, p.err
+		return p, p.err
 	}
 	tmpl, err := parseText(text)
-	p = parsed{tmpl, err}
+	p = parsed{tmpl: tmpl, err: err}
+	if err == nil {
+		p.plan = planOf(tmpl)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if q, ok := c.m[text]; ok { // parsed meanwhile by another caller
-		return q.tmpl, q.err
+		return q, q.err
 	}
 	if c.m == nil {
 		c.m = make(map[string]parsed)
@@ -267,7 +279,96 @@ func (c *textCache) get(text string) (*template.Template, error) {
 	}
 	c.m[text] = p
 	c.order = append(c.order, text)
-	return p.tmpl, p.err
+	return p, p.err
+}
+
+// plan is a text made of literal parts and the fields of Vars.
+type plan []part
+
+// part is literal text (field == 0) or one field of Vars.
+type part struct {
+	text  string
+	field int
+}
+
+const (
+	fieldManager = iota + 1
+	fieldCustomer
+	fieldSituation
+)
+
+// planOf returns the plan of tmpl, or nil when it uses anything but literal
+// text and {{.Manager}}, {{.Customer}} and {{.Situation}}.
+func planOf(tmpl *template.Template) plan {
+	if tmpl.Tree == nil || tmpl.Tree.Root == nil {
+		return nil
+	}
+	var p plan
+	for _, n := range tmpl.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			p = append(p, part{text: string(n.Text)})
+		case *parse.ActionNode:
+			pipe := n.Pipe
+			if pipe == nil || len(pipe.Decl) > 0 || len(pipe.Cmds) != 1 || len(pipe.Cmds[0].Args) != 1 {
+				return nil
+			}
+			f, ok := pipe.Cmds[0].Args[0].(*parse.FieldNode)
+			if !ok || len(f.Ident) != 1 {
+				return nil
+			}
+			switch f.Ident[0] {
+			case "Manager":
+				p = append(p, part{field: fieldManager})
+			case "Customer":
+				p = append(p, part{field: fieldCustomer})
+			case "Situation":
+				p = append(p, part{field: fieldSituation})
+			default:
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	if p == nil {
+		p = plan{}
+	}
+	return p
+}
+
+// render gives the same result as executing the template the plan came from.
+func (p plan) render(v Vars) (string, error) {
+	n := 0
+	for _, pt := range p {
+		n += len(pt.text) + len(pt.value(v))
+	}
+	if n > maxMessage {
+		return "", fmt.Errorf("renders to more than %d bytes", maxMessage)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, pt := range p {
+		b.WriteString(pt.text)
+		b.WriteString(pt.value(v))
+	}
+	out := strings.TrimSpace(b.String())
+	if out == "" {
+		return "", errEmptyMessage
+	}
+	return out, nil
+}
+
+func (pt part) value(v Vars) string {
+	switch pt.field {
+	case fieldManager:
+		return v.Manager
+	case fieldCustomer:
+		return v.Customer
+	case fieldSituation:
+		return string(v.Situation)
+	}
+	return ""
 }
 
 // len returns the number of cached texts.
