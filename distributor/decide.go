@@ -24,6 +24,7 @@ func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, erro
 		return Trace{}, err
 	}
 	tr := Trace{DryRun: true}
+	defer tr.release()
 	if err := d.decide(ctx, a.snap.Load(), dialog, d.cfg.now(), &tr); err != nil {
 		return Trace{}, err
 	}
@@ -34,7 +35,11 @@ func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, erro
 			tr.Outcome, tr.Responsible = OutcomeAssigned, bd.ManagerOf(tr.Choice.Manager)
 		}
 	}
-	return tr, nil
+	out := tr
+	out.Candidates = slices.Clone(tr.Candidates)
+	out.CandidateCount = len(out.Candidates)
+	out.buf = nil
+	return out, nil
 }
 
 // decide fills tr with everything up to the strategy's choice. It leaves
@@ -73,17 +78,21 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		return fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
 	}
 	*buf = loads
-	cands := make([]strategy.Candidate, 0, len(p.ids))
+	if tr.buf == nil {
+		tr.buf = candidateBuffers.Get().(*[]strategy.Candidate)
+	}
+	cands := (*tr.buf)[:0]
 	for i, l := range loads {
 		if away != nil && away[i] {
 			continue
 		}
 		if l.Open >= p.caps[i] {
-			tr.Removed = append(tr.Removed, Removal{Manager: p.ids[i], Filter: FilterCapacity, Detail: fmt.Sprintf("%d of %d open", l.Open, p.caps[i])})
+			tr.Removed = append(tr.Removed, Removal{Manager: p.ids[i], Filter: FilterCapacity, Open: l.Open, Capacity: p.caps[i]})
 			continue
 		}
 		cands = append(cands, strategy.Candidate{Manager: p.ids[i], Open: l.Open, Capacity: p.caps[i], LastAssignedAt: l.LastAssignedAt})
 	}
+	*tr.buf = cands
 	tr.Candidates = cands
 	if len(cands) == 0 {
 		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
@@ -156,8 +165,12 @@ func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog
 	return nil
 }
 
-// loadBuffers recycles the buffers decisions read loads into.
-var loadBuffers = sync.Pool{New: func() any { return new([]store.Load) }}
+// loadBuffers and candidateBuffers recycle the buffers decisions read loads
+// into and pass candidates in.
+var (
+	loadBuffers      = sync.Pool{New: func() any { return new([]store.Load) }}
+	candidateBuffers = sync.Pool{New: func() any { return new([]strategy.Candidate) }}
+)
 
 func checkDialog(dl bd.Dialog) error {
 	switch {

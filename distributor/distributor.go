@@ -385,6 +385,10 @@ func (d *Distributor) Recent(ctx context.Context, id bd.AccountID) ([]Trace, err
 }
 
 func (d *Distributor) remember(a *account, t Trace) {
+	if d.cfg.hooks.Decision == nil && d.cfg.recent == 0 {
+		return
+	}
+	t = t.summary()
 	if d.cfg.hooks.Decision != nil {
 		d.cfg.hooks.Decision(t)
 	}

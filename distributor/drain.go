@@ -85,6 +85,7 @@ func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snaps
 		return false, err
 	}
 	tr := Trace{FromQueue: true}
+	defer tr.release()
 	at := d.cfg.now()
 	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
 		return false, err

@@ -134,6 +134,7 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, 
 	dl.Account = a.id
 	snap := a.snap.Load()
 	var tr Trace
+	defer tr.release()
 	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
 		return err
 	}

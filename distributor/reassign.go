@@ -215,6 +215,7 @@ func (d *Distributor) reassign(ctx context.Context, a *account, snap *snapshot, 
 	}
 	at := d.cfg.now()
 	tr := Trace{Reassigned: from, Why: why}
+	defer tr.release()
 	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
 		return false, err
 	}

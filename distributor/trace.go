@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,16 @@ type Removal struct {
 	Manager bd.ManagerID
 	Filter  Filter
 	Detail  string
+	// Open and Capacity are the manager's load, for FilterCapacity.
+	Open, Capacity int
+}
+
+// String explains the removal, e.g. "at_capacity (5 of 5 open)".
+func (r Removal) String() string {
+	if r.Filter == FilterCapacity && r.Detail == "" {
+		return fmt.Sprintf("%s (%d of %d open)", r.Filter, r.Open, r.Capacity)
+	}
+	return fmt.Sprintf("%s (%s)", r.Filter, r.Detail)
 }
 
 // Outcome is what a decision did with the dialog.
@@ -88,8 +99,12 @@ type Trace struct {
 	LastManager bd.ManagerID
 	// Priority is the queue priority of a queued dialog.
 	Priority int
-	// Candidates are the managers the strategy chose among.
+	// Candidates are the managers the strategy chose among. Traces from
+	// Decide hold them all; recorded traces (Recent, Hooks.Decision) keep
+	// at most the first 16 by manager id and the chosen one.
 	Candidates []strategy.Candidate
+	// CandidateCount is how many candidates there were.
+	CandidateCount int
 	// Strategy is the strategy's name in the settings, or "default".
 	Strategy string
 	// Choice is the strategy's answer, when it was asked.
@@ -102,6 +117,41 @@ type Trace struct {
 	Responsible bd.Responsible
 	// Situation is the reply situation of a queued dialog.
 	Situation bd.Situation
+
+	buf *[]strategy.Candidate // the pooled buffer Candidates lives in
+}
+
+// keptCandidates bounds the candidates a recorded trace keeps.
+const keptCandidates = 16
+
+// summary returns a copy of t fit to keep: its candidates copied out of the
+// pooled buffer, at most keptCandidates of them plus the chosen one.
+func (t Trace) summary() Trace {
+	t.buf = nil
+	t.CandidateCount = len(t.Candidates)
+	cs := t.Candidates
+	if len(cs) > keptCandidates {
+		kept := slices.Clone(cs[:keptCandidates])
+		if i := slices.IndexFunc(cs, func(c strategy.Candidate) bool { return c.Manager == t.Choice.Manager }); i >= keptCandidates {
+			kept = append(kept, cs[i])
+		}
+		t.Candidates = kept
+	} else {
+		t.Candidates = slices.Clone(cs)
+	}
+	t.Removed = slices.Clip(t.Removed)
+	return t
+}
+
+// release returns the trace's candidate buffer to the pool.
+func (t *Trace) release() {
+	if t.buf != nil {
+		clear(*t.buf)
+		*t.buf = (*t.buf)[:0]
+		candidateBuffers.Put(t.buf)
+		t.buf = nil
+	}
+	t.Candidates = nil
 }
 
 // RemovedBy returns the managers removed by filter f.
@@ -143,12 +193,15 @@ func (t Trace) String() string {
 		fmt.Fprintf(&b, "\n  managers from: %s", t.Pool)
 	}
 	for _, r := range t.Removed {
-		fmt.Fprintf(&b, "\n  removed manager %d: %s (%s)", r.Manager, r.Filter, r.Detail)
+		fmt.Fprintf(&b, "\n  removed manager %d: %s", r.Manager, r)
 	}
 	if len(t.Candidates) > 0 {
 		fmt.Fprintf(&b, "\n  candidates:")
 		for _, c := range t.Candidates {
 			fmt.Fprintf(&b, " %d (%d/%d)", c.Manager, c.Open, c.Capacity)
+		}
+		if t.CandidateCount > len(t.Candidates) {
+			fmt.Fprintf(&b, " and %d more", t.CandidateCount-len(t.Candidates))
 		}
 	}
 	if t.Choice.Manager != 0 {
