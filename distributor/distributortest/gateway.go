@@ -26,9 +26,6 @@ type Gateway struct {
 	current map[bd.DialogID]bd.Responsible
 	fail    int
 	failErr error
-	// Discard, when true, keeps no call log (for benchmarks): only the
-	// current responsible of each dialog is kept.
-	Discard bool
 }
 
 // ErrInjected is the error FailNext injects when given nil.
@@ -46,9 +43,7 @@ func (g *Gateway) Assign(_ context.Context, account bd.AccountID, dialog bd.Dial
 		g.current = make(map[bd.DialogID]bd.Responsible)
 	}
 	g.current[dialog] = to
-	if !g.Discard {
-		g.calls = append(g.calls, Assignment{Account: account, Dialog: dialog, To: to})
-	}
+	g.calls = append(g.calls, Assignment{Account: account, Dialog: dialog, To: to})
 	return nil
 }
 
