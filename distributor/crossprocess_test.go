@@ -1,0 +1,404 @@
+package distributor_test
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/require"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/store/sqlstore"
+)
+
+// Several OS processes, each with its own Distributor and connection pool,
+// share one PostgreSQL schema. Every process receives every event, as every
+// bot process receives MG's event stream, and acts on it; the store decides
+// every race. Each process's gateway writes one line per assignment it made
+// in MG to its standard output, so the parent knows MG's state exactly.
+const (
+	xpManagers = 20
+	xpCapacity = 10
+	xpDialogs  = 5000
+	xpAccount  = bd.AccountID("cross-process")
+
+	xpRoleEnv  = "BOTDISTRIBUTOR_XP_ROLE" // "run" or "resync"
+	xpDSNEnv   = "BOTDISTRIBUTOR_XP_DSN"
+	xpSeedEnv  = "BOTDISTRIBUTOR_XP_SEED"
+	xpTruthEnv = "BOTDISTRIBUTOR_XP_TRUTH" // file with MG's open dialogs, for resync
+)
+
+const postgresEnv = "BOTDISTRIBUTOR_TEST_POSTGRES"
+
+// xpClosed reports whether the workload closes dialog i.
+func xpClosed(i int) bool { return i%3 == 0 }
+
+func TestPostgresCrossProcessDistributors(t *testing.T) {
+	if role := os.Getenv(xpRoleEnv); role != "" {
+		xpChild(t, role)
+		return
+	}
+	dsn := xpSchema(t)
+	parent := xpOpen(t, dsn)
+	xpSetup(t, parent)
+
+	var mg xpMG
+	children := make([]*xpProc, 3)
+	for i := range children {
+		children[i] = xpStart(t, dsn, "run", i+1, "", &mg)
+	}
+	for _, c := range children {
+		c.wait(t, false)
+	}
+	xpCheck(t, parent, &mg)
+}
+
+// TestPostgresCrossProcessKill kills one of two processes with SIGKILL in the
+// middle of the load; after a new process starts and resyncs with MG's
+// state, the store is consistent and no open dialog is lost.
+func TestPostgresCrossProcessKill(t *testing.T) {
+	if os.Getenv(xpRoleEnv) != "" {
+		return // children run through TestPostgresCrossProcessDistributors
+	}
+	dsn := xpSchema(t)
+	parent := xpOpen(t, dsn)
+	xpSetup(t, parent)
+
+	var mg xpMG
+	victim := xpStart(t, dsn, "run", 1, "", &mg)
+	survivor := xpStart(t, dsn, "run", 2, "", &mg)
+	victim.killAfter(t, 150)
+	victim.wait(t, true)
+	survivor.wait(t, false)
+
+	t.Logf("before the restart: %d open dialogs neither held nor waiting (claimed by the killed process)", xpStranded(t, parent))
+	truth := writeTruth(t, mg.openDialogs())
+	restarted := xpStart(t, dsn, "resync", 3, truth, &mg)
+	restarted.wait(t, false)
+	xpCheck(t, parent, &mg)
+}
+
+// xpMG is MG's state as the processes' gateway lines tell it.
+type xpMG struct {
+	mu       sync.Mutex
+	assigned map[bd.DialogID][]bd.ManagerID
+}
+
+func (m *xpMG) add(d bd.DialogID, to bd.ManagerID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.assigned == nil {
+		m.assigned = make(map[bd.DialogID][]bd.ManagerID)
+	}
+	m.assigned[d] = append(m.assigned[d], to)
+}
+
+// openDialogs lists the dialogs open in MG with their responsible.
+func (m *xpMG) openDialogs() []distributor.OpenDialog {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var open []distributor.OpenDialog
+	for i := 1; i <= xpDialogs; i++ {
+		if xpClosed(i) {
+			continue
+		}
+		o := distributor.OpenDialog{Dialog: xpDialog(i)}
+		if ms := m.assigned[bd.DialogID(i)]; len(ms) > 0 {
+			o.Responsible = bd.ManagerOf(ms[len(ms)-1])
+		}
+		open = append(open, o)
+	}
+	return open
+}
+
+func writeTruth(t *testing.T, open []distributor.OpenDialog) string {
+	b, err := json.Marshal(open)
+	require.NoError(t, err)
+	p := t.TempDir() + "/truth.json"
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	return p
+}
+
+type xpProc struct {
+	n      int
+	cmd    *exec.Cmd
+	lines  chan string
+	done   chan struct{}
+	mu     sync.Mutex
+	count  int
+	stderr strings.Builder
+}
+
+func xpStart(t *testing.T, dsn, role string, n int, truth string, mg *xpMG) *xpProc {
+	t.Helper()
+	p := &xpProc{n: n, lines: make(chan string, 64), done: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^TestPostgresCrossProcessDistributors$", "-test.count=1")
+	p.cmd.Env = append(os.Environ(), xpRoleEnv+"="+role, xpDSNEnv+"="+dsn, xpSeedEnv+"="+strconv.Itoa(n), xpTruthEnv+"="+truth)
+	p.cmd.Stderr = &syncWriter{b: &p.stderr, mu: &p.mu}
+	out, err := p.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if d, m, ok := parseAssigned(line); ok {
+				mg.add(d, m)
+				p.mu.Lock()
+				p.count++
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return p
+}
+
+type syncWriter struct {
+	b  *strings.Builder
+	mu *sync.Mutex
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func parseAssigned(line string) (bd.DialogID, bd.ManagerID, bool) {
+	var d, m int64
+	if _, err := fmt.Sscanf(line, "assigned %d %d", &d, &m); err != nil {
+		return 0, 0, false
+	}
+	return bd.DialogID(d), bd.ManagerID(m), true
+}
+
+// killAfter sends SIGKILL once the process reported n assignments.
+func (p *xpProc) killAfter(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		c := p.count
+		p.mu.Unlock()
+		if c >= n {
+			require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("process %d ended before it could be killed:\n%s", p.n, p.stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Fatalf("process %d made fewer than %d assignments in time", p.n, n)
+}
+
+func (p *xpProc) wait(t *testing.T, killed bool) {
+	t.Helper()
+	<-p.done
+	err := p.cmd.Wait()
+	if killed {
+		require.Error(t, err, "process %d should have been killed", p.n)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	require.NoError(t, err, "process %d failed:\n%s", p.n, p.stderr.String())
+}
+
+// xpChild is the body of a child process.
+func xpChild(t *testing.T, role string) {
+	ctx := context.Background()
+	st := xpOpen(t, os.Getenv(xpDSNEnv))
+	d, err := distributor.New(st, xpGateway{})
+	require.NoError(t, err)
+	require.NoError(t, d.SetRoster(ctx, xpAccount, onlineManagers(managerIDs(xpManagers))))
+	if role == "resync" {
+		b, err := os.ReadFile(os.Getenv(xpTruthEnv))
+		require.NoError(t, err)
+		var open []distributor.OpenDialog
+		require.NoError(t, json.Unmarshal(b, &open))
+		require.NoError(t, d.Resync(ctx, xpAccount, open))
+		return
+	}
+	seed, _ := strconv.Atoi(os.Getenv(xpSeedEnv))
+	order := rand.New(rand.NewPCG(uint64(seed), 7)).Perm(xpDialogs)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				dl := xpDialog(i)
+				if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: xpAccount, Dialog: dl}); err != nil {
+					t.Errorf("open %d: %v", i, err)
+				}
+				if xpClosed(i) {
+					if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: xpAccount, Dialog: bd.Dialog{ID: dl.ID}}); err != nil {
+						t.Errorf("close %d: %v", i, err)
+					}
+				}
+			}
+		}()
+	}
+	for _, i := range order {
+		work <- i + 1
+	}
+	close(work)
+	wg.Wait()
+}
+
+// xpGateway is MG for a child: it reports every assignment on stdout.
+type xpGateway struct{}
+
+var stdoutMu sync.Mutex
+
+func (xpGateway) Assign(_ context.Context, _ bd.AccountID, d bd.DialogID, to bd.Responsible) error {
+	m, _ := to.Manager()
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	_, err := io.WriteString(os.Stdout, fmt.Sprintf("assigned %d %d\n", d, m))
+	return err
+}
+
+func xpDialog(i int) bd.Dialog {
+	return bd.Dialog{Account: xpAccount, ID: bd.DialogID(i), Chat: bd.ChatID(i), Channel: 1,
+		Customer: bd.Customer{ID: bd.CustomerID(i)}, OpenedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+}
+
+func xpSetup(t *testing.T, st store.Store) {
+	s := settingsFor(managerIDs(xpManagers), xpCapacity)
+	require.NoError(t, st.SaveAccount(context.Background(), bd.Account{ID: xpAccount, Settings: s}))
+}
+
+// xpCheck verifies the invariants on the shared store and MG's state.
+func xpCheck(t *testing.T, st store.Store, mg *xpMG) {
+	ctx := context.Background()
+	ids := managerIDs(xpManagers)
+	loads, err := st.Loads(ctx, xpAccount, ids, nil)
+	require.NoError(t, err)
+	holder := map[bd.DialogID]bd.ManagerID{}
+	held := 0
+	for i, m := range ids {
+		ds, err := st.DialogsOf(ctx, xpAccount, m)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(ds), xpCapacity, "manager %d over capacity", m)
+		require.Equal(t, len(ds), loads[i].Open, "load of manager %d", m)
+		for _, d := range ds {
+			_, dup := holder[d]
+			require.False(t, dup, "dialog %d held twice", d)
+			holder[d] = m
+		}
+		held += len(ds)
+	}
+	waiting, err := st.Waiting(ctx, xpAccount, xpDialogs)
+	require.NoError(t, err)
+	queued := map[bd.DialogID]bool{}
+	for _, w := range waiting {
+		queued[w.Dialog.ID] = true
+	}
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	open := 0
+	for i := 1; i <= xpDialogs; i++ {
+		d := bd.DialogID(i)
+		m, isHeld := holder[d]
+		require.LessOrEqual(t, len(mg.assigned[d]), 1, "dialog %d assigned in MG more than once: %v", d, mg.assigned[d])
+		if xpClosed(i) {
+			require.False(t, isHeld, "closed dialog %d still held", d)
+			require.False(t, queued[d], "closed dialog %d still waiting", d)
+			continue
+		}
+		open++
+		require.True(t, isHeld != queued[d], "open dialog %d: held=%v waiting=%v; want exactly one", d, isHeld, queued[d])
+		if isHeld {
+			ms := mg.assigned[d]
+			require.NotEmpty(t, ms, "dialog %d held by manager %d in the store but never assigned in MG", d, m)
+			require.Equal(t, m, ms[len(ms)-1], "dialog %d: store and MG disagree", d)
+		}
+	}
+	require.Equal(t, open, held+len(waiting))
+	if len(waiting) > 0 {
+		require.Equal(t, xpManagers*xpCapacity, held, "dialogs wait only when every manager is full")
+	}
+	t.Logf("%d open dialogs: %d assigned, %d waiting", open, held, len(waiting))
+}
+
+// xpStranded counts open dialogs neither held nor waiting.
+func xpStranded(t *testing.T, st store.Store) int {
+	ctx := context.Background()
+	n := 0
+	for i := 1; i <= xpDialogs; i++ {
+		if xpClosed(i) {
+			continue
+		}
+		_, err := st.Responsible(ctx, xpAccount, bd.DialogID(i))
+		if err == nil {
+			continue
+		}
+		require.ErrorIs(t, err, store.ErrNotFound)
+		n++
+	}
+	waiting, err := st.QueueLen(ctx, xpAccount)
+	require.NoError(t, err)
+	return n - waiting
+}
+
+func xpOpen(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	st, err := sqlstore.Open(context.Background(), db, sqlstore.Postgres)
+	require.NoError(t, err)
+	return st
+}
+
+// xpSchema creates a fresh schema, dropped when the test ends, and returns
+// a DSN selecting it.
+func xpSchema(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv(postgresEnv)
+	if dsn == "" {
+		t.Skipf("PostgreSQL tests need %s, e.g. %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go test ./distributor/", postgresEnv, postgresEnv)
+	}
+	admin, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 6)
+	_, _ = crand.Read(b)
+	schema := "bd_xp_" + hex.EncodeToString(b)
+	_, err = admin.Exec("CREATE SCHEMA " + schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
