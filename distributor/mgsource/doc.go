@@ -7,13 +7,15 @@
 //
 //	client, _ := mg.New(account.MGEndpoint, account.MGToken)
 //	replier, _ := reply.NewTemplate(client)             // replies via POST /messages
-//	d, _ := distributor.New(st, client, distributor.WithReplier(replier))
+//	d, _ := distributor.New(st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
 //	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: client, Target: d})
 //	go d.Run(ctx)
 //	err := src.Run(ctx)                                 // until ctx ends
 //
-// For several accounts, route the Gateway and the Sender through an
-// [mg.Accounts] and run one Source per account.
+// [Gateway] marks MG's answers for dialogs that can never be assigned again
+// (closed, not the latest of their chat) so the distributor closes them
+// instead of letting them wait. For several accounts, route the Gateway and
+// the Sender through an [mg.Accounts] and run one Source per account.
 //
 // [Translator] holds the mapping from MG events to distributor events; it
 // is exported so that other event sources (a recorded stream, a test) can

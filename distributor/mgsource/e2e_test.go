@@ -90,7 +90,7 @@ func TestEndToEndOnSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := distributor.New(st, c, distributor.WithReplier(replier))
+	d, err := distributor.New(st, mgsource.Gateway{MG: c}, distributor.WithReplier(replier))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	replier, _ := reply.NewTemplate(client)
-	d, err := distributor.New(st, client, distributor.WithReplier(replier))
+	d, err := distributor.New(st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
 	if err != nil {
 		log.Fatal(err)
 	}
