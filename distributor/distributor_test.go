@@ -3,6 +3,7 @@ package distributor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -473,4 +474,16 @@ func TestHammer(t *testing.T) {
 	if waiting > 0 {
 		require.Equal(t, len(ids)*capacity, held, "dialogs wait only when everyone is full")
 	}
+}
+
+func TestGoneDialogIsClosedNotQueued(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	f.gw.FailNext(1, fmt.Errorf("mg: dialog is not the latest in the chat: %w", distributor.ErrDialogGone))
+	f.open(t, dialog(1, 1))
+	require.True(t, f.responsible(t, 1).IsZero())
+	require.Zero(t, f.queueLen(t), "a dialog MG can never assign does not wait")
+	require.Zero(t, f.checkInvariants(t, ids, 1), "its slot is free again")
+	f.open(t, dialog(2, 1))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
 }
