@@ -281,26 +281,43 @@ func (d *Distributor) update(a *account, fn func(s *bd.Settings, roster map[bd.M
 
 // SetRoster replaces the account's managers with managers (as joined from
 // retailCRM users and MessageGateway users). Managers who became available
-// may take waiting dialogs at once.
+// may take waiting dialogs at once; managers who stopped being available
+// have their dialogs reassigned as the account's settings say.
 func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers []bd.Manager) error {
 	for _, m := range managers {
 		if m.ID <= 0 {
 			return fmt.Errorf("distributor: roster of %q: manager id must be positive, got %d", id, m.ID)
+		}
+		if m.Status != "" && !m.Status.Valid() {
+			return fmt.Errorf("distributor: roster of %q: manager %d has unknown status %q", id, m.ID, m.Status)
 		}
 	}
 	a, err := d.account(ctx, id)
 	if err != nil {
 		return err
 	}
-	if _, _, err := d.update(a, func(_ *bd.Settings, roster map[bd.ManagerID]bd.Manager) {
+	old, cur, err := d.update(a, func(_ *bd.Settings, roster map[bd.ManagerID]bd.Manager) {
 		clear(roster)
 		for _, m := range managers {
 			roster[m.ID] = m
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	return d.drain(ctx, a)
+	var errs []error
+	mode := cur.settings.Availability
+	for _, m := range managers {
+		was, known := old.roster[m.ID]
+		switch now := available(mode, m); {
+		case now:
+			a.back(m.ID)
+		case known && available(mode, was):
+			errs = append(errs, d.unavailable(ctx, a, cur, m.ID, d.cfg.now()))
+		}
+	}
+	errs = append(errs, d.drain(ctx, a))
+	return errors.Join(errs...)
 }
 
 // Settings returns the account's settings in force.

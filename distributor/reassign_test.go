@@ -166,3 +166,12 @@ func TestReassignWhenNobodyAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, tr[0].Why, "no answer within 5m0s")
 }
+
+func TestRosterRefreshReassignsManagersWhoLeft(t *testing.T) {
+	f := reassignFixture(t, bd.ReassignUncompleted, 2, nil)
+	roster := onlineManagers(managerIDs(2))
+	roster[0].Online = false // learnt from a re-read after a reconnect, not from an event
+	require.NoError(t, f.d.SetRoster(context.Background(), acct, roster))
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+}
