@@ -56,11 +56,16 @@ const (
 	kindBot     = 2
 )
 
+// kindOf returns the stored kind of r; 0 for nobody, which only the From
+// of a new assignment passes to bd_assign.
 func kindOf(r bd.Responsible) int64 {
-	if r.Kind == bd.BotResponsible {
+	switch r.Kind {
+	case bd.ManagerResponsible:
+		return kindManager
+	case bd.BotResponsible:
 		return kindBot
 	}
-	return kindManager
+	return 0
 }
 
 func responsibleOf(kind, id int64) (bd.Responsible, error) {
@@ -100,13 +105,20 @@ func validAssignment(op string, a store.Assignment, nobodyOK bool) error {
 // Assign implements [store.Assignments]. The dialog's row (primary key
 // account, dialog) and the manager's guarded load increment are written in
 // one transaction; under PostgreSQL it is a single call of the bd_assign
-// function, so it costs one round trip.
+// function, so it costs one round trip. With a.From set it is a move: the
+// dialog's row is locked and must name a.From, a.To's load is taken with
+// the capacity check and a.From's freed, all in that one transaction. A
+// closed dialog fails with [store.ErrClosed]; a.From equal to a.To with
+// [store.ErrAssigned].
 func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 	if err := validAssignment("assign", a, false); err != nil {
 		return err
 	}
 	if a.To.Kind == bd.ManagerResponsible && a.Capacity < 0 {
 		return invalid("assign: dialog %d: capacity must not be negative, got %d", a.Dialog, a.Capacity)
+	}
+	if err := validFrom("assign", a); err != nil {
+		return err
 	}
 	// No manager holds 2^31 dialogs: a larger capacity means no limit, and
 	// fits the integer column so.
@@ -115,34 +127,73 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 	if s.dialect == Postgres {
 		err = s.write(ctx, func(q querier) error {
 			var outcome string
-			if err := q.QueryRowContext(ctx, `SELECT bd_assign($1, $2, $3, $4, $5, $6, $7)`,
+			if err := q.QueryRowContext(ctx, `SELECT bd_assign($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), a.Capacity,
-				s.dialect.timeArg(a.At)).Scan(&outcome); err != nil {
+				s.dialect.timeArg(a.At), kindOf(a.From), a.From.ID).Scan(&outcome); err != nil {
 				return err
 			}
 			switch outcome {
 			case "ok":
 				return nil
+			case "closed":
+				return errClosed(a.Dialog)
 			case "assigned":
-				return errAssigned(a.Dialog)
+				return errNotHeld(a)
 			case "capacity":
 				return errCapacity(a)
 			}
 			return fmt.Errorf("bd_assign returned %q", outcome)
 		})
 	} else {
-		err = s.inTx(ctx, func(q querier) error { return s.assignTx(ctx, q, a) })
+		err = s.inTx(ctx, func(q querier) error {
+			if a.From.IsZero() {
+				return s.assignTx(ctx, q, a)
+			}
+			return s.moveTx(ctx, q, a)
+		})
 	}
-	return wrap(err, "assign dialog %d to %s", a.Dialog, a.To)
+	if a.From.IsZero() {
+		return wrap(err, "assign dialog %d to %s", a.Dialog, a.To)
+	}
+	return wrap(err, "move dialog %d from %s to %s", a.Dialog, a.From, a.To)
 }
 
-// assignTx is Assign as statements in a transaction.
+// validFrom checks a.From of a move: nobody (a new assignment), or a
+// well-formed responsible.
+func validFrom(op string, a store.Assignment) error {
+	switch a.From.Kind {
+	case bd.Nobody:
+	case bd.ManagerResponsible, bd.BotResponsible:
+		if a.From.ID <= 0 {
+			return invalid("%s: dialog %d: From %s: id must be positive", op, a.Dialog, a.From)
+		}
+	default:
+		return invalid("%s: dialog %d: From: unknown responsible kind %d", op, a.Dialog, a.From.Kind)
+	}
+	return nil
+}
+
+// insertOpenResponsible is insertResponsible for a dialog that is not
+// closed. SQLite runs it inside the write transaction, where no Close can
+// come between the check and the insert.
+const insertOpenResponsible = `INSERT INTO bd_responsibles (account, dialog, kind, responsible, customer, assigned_at)
+	SELECT $1, $2, $3, $4, $5, $6
+	WHERE NOT EXISTS (SELECT 1 FROM bd_closed WHERE account = $1 AND dialog = $2)
+	ON CONFLICT (account, dialog) DO NOTHING`
+
+// assignTx is Assign of an unassigned dialog as statements in a SQLite
+// transaction.
 func (s *Store) assignTx(ctx context.Context, q querier, a store.Assignment) error {
 	when := s.dialect.timeArg(a.At)
-	res, err := q.ExecContext(ctx, insertResponsible, string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), when)
+	res, err := q.ExecContext(ctx, insertOpenResponsible, string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), when)
 	if n, err := affected(res, err); err != nil {
 		return err
 	} else if n == 0 {
+		if closed, err := s.isClosed(ctx, q, a.Account, a.Dialog); err != nil {
+			return err
+		} else if closed {
+			return errClosed(a.Dialog)
+		}
 		return errAssigned(a.Dialog)
 	}
 	if a.To.Kind != bd.ManagerResponsible {
@@ -165,6 +216,89 @@ func (s *Store) assignTx(ctx context.Context, q querier, a store.Assignment) err
 	return nil
 }
 
+// moveTx is Assign with a.From set as statements in a SQLite transaction;
+// an error rolls the whole transaction back, so a refused move changes
+// nothing.
+func (s *Store) moveTx(ctx context.Context, q querier, a store.Assignment) error {
+	if closed, err := s.isClosed(ctx, q, a.Account, a.Dialog); err != nil {
+		return err
+	} else if closed {
+		return errClosed(a.Dialog)
+	}
+	var kind, id int64
+	err := q.QueryRowContext(ctx, `SELECT kind, responsible FROM bd_responsibles WHERE account = $1 AND dialog = $2`,
+		string(a.Account), int64(a.Dialog)).Scan(&kind, &id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return errNotHeld(a)
+	case err != nil:
+		return err
+	}
+	if cur, err := responsibleOf(kind, id); err != nil {
+		return err
+	} else if cur != a.From || a.From == a.To {
+		return errNotHeld(a)
+	}
+	if a.To.Kind == bd.ManagerResponsible {
+		if a.Capacity < 1 {
+			return errCapacity(a)
+		}
+		n, err := affected(q.ExecContext(ctx, takeSlot, string(a.Account), a.To.ID, s.dialect.timeArg(a.At), a.Capacity))
+		if err != nil {
+			return err
+		} else if n == 0 {
+			return errCapacity(a)
+		}
+	}
+	if m, ok := a.From.Manager(); ok {
+		if _, err := q.ExecContext(ctx, freeSlot, string(a.Account), int64(m)); err != nil {
+			return err
+		}
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE bd_responsibles
+		SET kind = $3, responsible = $4, customer = CASE WHEN $5 <> 0 THEN $5 ELSE customer END, assigned_at = $6
+		WHERE account = $1 AND dialog = $2`,
+		string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), s.dialect.timeArg(a.At)); err != nil {
+		return err
+	}
+	if a.To.Kind == bd.ManagerResponsible && a.Customer != 0 {
+		if _, err := q.ExecContext(ctx, rememberManager, string(a.Account), int64(a.Customer), a.To.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isClosed reports whether the dialog is marked closed. Under PostgreSQL it
+// first takes the dialog lock for the rest of the transaction (see the
+// bd_lock_dialog function), so that no Close of the dialog can commit
+// between the check and the transaction's writes.
+func (s *Store) isClosed(ctx context.Context, q querier, account bd.AccountID, dialog bd.DialogID) (bool, error) {
+	query := `SELECT EXISTS (SELECT 1 FROM bd_closed WHERE account = $1 AND dialog = $2)`
+	if s.dialect == Postgres {
+		query = `SELECT bd_lock_dialog($1, $2)`
+	}
+	var closed bool
+	err := q.QueryRowContext(ctx, query, string(account), int64(dialog)).Scan(&closed)
+	return closed, err
+}
+
+func errClosed(d bd.DialogID) error {
+	return fmt.Errorf("%w: dialog %d", store.ErrClosed, d)
+}
+
+// errNotHeld is the ErrAssigned of Assign: the dialog is held by someone
+// other than a.From (for a new assignment, by anyone).
+func errNotHeld(a store.Assignment) error {
+	switch {
+	case a.From.IsZero():
+		return errAssigned(a.Dialog)
+	case a.From == a.To:
+		return fmt.Errorf("%w: dialog %d cannot move from %s to itself", store.ErrAssigned, a.Dialog, a.To)
+	}
+	return fmt.Errorf("%w: dialog %d is not held by %s", store.ErrAssigned, a.Dialog, a.From)
+}
+
 func errAssigned(d bd.DialogID) error {
 	return fmt.Errorf("%w: dialog %d has a responsible", store.ErrAssigned, d)
 }
@@ -181,11 +315,13 @@ func affected(res sql.Result, err error) (int64, error) {
 	return res.RowsAffected()
 }
 
-// Record implements [store.Assignments]. It locks the dialog's row first,
-// then changes the loads of the previous and the new manager in id order,
-// the lock order every write keeps. A manager recorded this way becomes the
-// customer's last manager (when a.Customer is set); their LastAssignedAt,
-// which only Assign sets, does not change.
+// Record implements [store.Assignments]. It takes the dialog (under
+// PostgreSQL the dialog lock, then its row), refusing a closed dialog with
+// [store.ErrClosed], then changes the loads of the previous and the new
+// manager in id order, the lock order every write keeps. A manager recorded
+// this way becomes the customer's last manager (when a.Customer is set);
+// their LastAssignedAt, which only Assign sets, does not change. a.From is
+// ignored.
 func (s *Store) Record(ctx context.Context, a store.Assignment) (bd.Responsible, error) {
 	if err := validAssignment("record", a, true); err != nil {
 		return bd.Responsible{}, err
@@ -203,13 +339,20 @@ func (s *Store) Record(ctx context.Context, a store.Assignment) (bd.Responsible,
 }
 
 // recordAttempts bounds how often Record looks again for a dialog row that
-// a concurrent writer inserted after Record found none.
+// a concurrent writer inserted after Record found none. Every writer of
+// this version inserts under the dialog lock (or SQLite's write lock), so
+// only a writer that does not take it can make Record look again.
 const recordAttempts = 3
 
 // recordTx is Record as statements in a transaction: find (and, under
 // PostgreSQL, lock) the dialog's row, write the new responsible, then move
 // the load.
 func (s *Store) recordTx(ctx context.Context, q querier, a store.Assignment) (bd.Responsible, error) {
+	if closed, err := s.isClosed(ctx, q, a.Account, a.Dialog); err != nil {
+		return bd.Responsible{}, err
+	} else if closed {
+		return bd.Responsible{}, errClosed(a.Dialog)
+	}
 	when := s.dialect.timeArg(a.At)
 	lock := ""
 	if s.dialect == Postgres {
@@ -328,6 +471,55 @@ func (s *Store) Release(ctx context.Context, account bd.AccountID, dialog bd.Dia
 	return r, wrap(err, "release dialog %d", dialog)
 }
 
+// Close implements [store.Assignments]. In one transaction it marks the
+// dialog closed in bd_closed (keeping the first close time), deletes its
+// responsible's row and frees their load, and deletes its queue entry;
+// under PostgreSQL it is one call of the bd_close function, which first
+// takes the dialog lock that Assign, Record and Enqueue take as well, so
+// none of them can slip a write past a concurrent Close. Closing a closed
+// or unknown dialog is not an error.
+func (s *Store) Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time) (bd.Responsible, error) {
+	if err := validDialog("close", account, dialog); err != nil {
+		return bd.Responsible{}, err
+	}
+	var kind, id int64
+	var err error
+	if s.dialect == Postgres {
+		err = s.write(ctx, func(q querier) error {
+			return q.QueryRowContext(ctx, `SELECT closed_kind, closed_responsible FROM bd_close($1, $2, $3)`,
+				string(account), int64(dialog), s.dialect.timeArg(at)).Scan(&kind, &id)
+		})
+	} else {
+		err = s.inTx(ctx, func(q querier) error {
+			if _, err := q.ExecContext(ctx, `INSERT INTO bd_closed (account, dialog, closed_at) VALUES ($1, $2, $3)
+				ON CONFLICT (account, dialog) DO NOTHING`, string(account), int64(dialog), s.dialect.timeArg(at)); err != nil {
+				return err
+			}
+			err := q.QueryRowContext(ctx, `DELETE FROM bd_responsibles WHERE account = $1 AND dialog = $2
+				RETURNING kind, responsible`, string(account), int64(dialog)).Scan(&kind, &id)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			case kind == kindManager:
+				if _, err := q.ExecContext(ctx, freeSlot, string(account), id); err != nil {
+					return err
+				}
+			}
+			_, err = q.ExecContext(ctx, `DELETE FROM bd_queue WHERE account = $1 AND dialog = $2`, string(account), int64(dialog))
+			return err
+		})
+	}
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && kind == 0) {
+		return bd.Responsible{}, nil
+	}
+	if err != nil {
+		return bd.Responsible{}, wrap(err, "close dialog %d", dialog)
+	}
+	r, err := responsibleOf(kind, id)
+	return r, wrap(err, "close dialog %d", dialog)
+}
+
 // Responsible implements [store.Assignments].
 func (s *Store) Responsible(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error) {
 	if err := validDialog("responsible", account, dialog); err != nil {
@@ -346,13 +538,26 @@ func (s *Store) Responsible(ctx context.Context, account bd.AccountID, dialog bd
 	return r, wrap(err, "read the responsible of dialog %d", dialog)
 }
 
+// linearLoads is how many managers Loads matches rows to by scanning the
+// list; longer lists go through a map.
+const linearLoads = 32
+
 // Loads implements [store.Assignments] with one query however many
-// managers are asked for.
-func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID) ([]store.Load, error) {
+// managers are asked for. The result goes into dst when its capacity
+// suffices.
+func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID, dst []store.Load) ([]store.Load, error) {
 	if account == "" {
 		return nil, invalid("loads: account is empty")
 	}
-	out := make([]store.Load, len(managers))
+	out := dst[:0]
+	if cap(out) < len(managers) {
+		out = make([]store.Load, len(managers))
+	} else {
+		out = out[:len(managers)]
+	}
+	for i, m := range managers {
+		out[i] = store.Load{Manager: m}
+	}
 	if len(managers) == 0 {
 		return out, nil
 	}
@@ -371,22 +576,34 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 		return nil, wrap(err, "read loads")
 	}
 	defer rows.Close()
-	found := make(map[bd.ManagerID]store.Load, len(managers))
+	var found map[bd.ManagerID]store.Load
+	if len(managers) > linearLoads {
+		found = make(map[bd.ManagerID]store.Load)
+	}
 	for rows.Next() {
 		var l store.Load
 		if err := rows.Scan(&l.Manager, &l.Open, timeCol{&l.LastAssignedAt}); err != nil {
 			return nil, wrap(err, "read loads")
 		}
-		found[l.Manager] = l
+		if found != nil {
+			found[l.Manager] = l
+			continue
+		}
+		// A manager may be asked for more than once.
+		for i, m := range managers {
+			if m == l.Manager {
+				out[i] = l
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err, "read loads")
 	}
-	for i, m := range managers {
-		if l, ok := found[m]; ok {
-			out[i] = l
-		} else {
-			out[i] = store.Load{Manager: m}
+	if found != nil {
+		for i, m := range managers {
+			if l, ok := found[m]; ok {
+				out[i] = l
+			}
 		}
 	}
 	return out, nil

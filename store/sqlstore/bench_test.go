@@ -145,3 +145,71 @@ func runWorkers(b *testing.B, workers int, first, n int64, op func(i int64) erro
 	}
 	return elapsed
 }
+
+// BenchmarkLoads measures Loads of 20 managers into a reused buffer, as a
+// distributor deciding a dialog calls it.
+func BenchmarkLoads(b *testing.B) {
+	for _, d := range []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres} {
+		b.Run(d.String(), func(b *testing.B) {
+			var db *sql.DB
+			if d == sqlstore.SQLite {
+				db = openDB(b, "sqlite", sqliteDSN(b))
+			} else {
+				db = newPostgresDB(b)
+			}
+			ctx := context.Background()
+			s := open(b, db, d)
+			managers := make([]bd.ManagerID, 20)
+			for i := range managers {
+				managers[i] = bd.ManagerID(i + 1)
+				if i%2 == 0 {
+					a := store.Assignment{Account: "bench", Dialog: bd.DialogID(i + 1), To: bd.ManagerOf(managers[i]), Capacity: 5, At: at0}
+					if err := s.Assign(ctx, a); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			var buf []store.Load
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = s.Loads(ctx, "bench", managers, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClose measures Close of a dialog a manager holds, one worker:
+// each iteration assigns a new dialog and closes it.
+func BenchmarkClose(b *testing.B) {
+	for _, d := range []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres} {
+		b.Run(d.String(), func(b *testing.B) {
+			var db *sql.DB
+			if d == sqlstore.SQLite {
+				db = openDB(b, "sqlite", sqliteDSN(b, "synchronous(NORMAL)"))
+			} else {
+				db = newPostgresDB(b)
+			}
+			ctx := context.Background()
+			s := open(b, db, d)
+			var assignTime, closeTime time.Duration
+			for i := 1; b.Loop(); i++ {
+				a := store.Assignment{Account: "bench", Dialog: bd.DialogID(i), To: bd.ManagerOf(bd.ManagerID(1 + i%benchManagers)), Capacity: 1 << 30, At: at0}
+				start := time.Now()
+				if err := s.Assign(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+				mid := time.Now()
+				if _, err := s.Close(ctx, a.Account, a.Dialog, at0); err != nil {
+					b.Fatal(err)
+				}
+				assignTime += mid.Sub(start)
+				closeTime += time.Since(mid)
+			}
+			b.ReportMetric(assignTime.Seconds()*1e6/float64(b.N), "assign_µs/op")
+			b.ReportMetric(closeTime.Seconds()*1e6/float64(b.N), "close_µs/op")
+		})
+	}
+}

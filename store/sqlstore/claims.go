@@ -68,14 +68,38 @@ func (s *Store) ClaimEvent(ctx context.Context, account bd.AccountID, key string
 	return ok, wrap(err, "claim event %q", key)
 }
 
-// PruneEvents implements [store.Events] for every account at once, through
-// the index on claimed_at.
+// PruneEvents implements [store.Events] for every account at once: it
+// deletes the event claims made before the given time (through the index on
+// claimed_at), and the dialogs closed before it, their closed marks and
+// their reply claims, all in one transaction. Under PostgreSQL that is one
+// statement. The count is of event claims only.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) {
+	cut := s.dialect.timeArg(before)
 	var n int64
-	err := s.write(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM bd_events WHERE claimed_at < $1`, s.dialect.timeArg(before))
-		n, err = affected(res, err)
-		return err
-	})
+	var err error
+	if s.dialect == Postgres {
+		err = s.write(ctx, func(q querier) error {
+			return q.QueryRowContext(ctx, `WITH
+				closed AS (DELETE FROM bd_closed WHERE closed_at < $1 RETURNING account, dialog),
+				replies AS (DELETE FROM bd_replies r USING closed c WHERE r.account = c.account AND r.dialog = c.dialog),
+				events AS (DELETE FROM bd_events WHERE claimed_at < $1 RETURNING 1)
+				SELECT count(*) FROM events`, cut).Scan(&n)
+		})
+	} else {
+		err = s.inTx(ctx, func(q querier) error {
+			var err error
+			if n, err = affected(q.ExecContext(ctx, `DELETE FROM bd_events WHERE claimed_at < $1`, cut)); err != nil {
+				return err
+			}
+			// A row-value IN lets SQLite walk the closed dialogs by time and
+			// find their claims by primary key, instead of scanning all claims.
+			if _, err := q.ExecContext(ctx, `DELETE FROM bd_replies
+				WHERE (account, dialog) IN (SELECT account, dialog FROM bd_closed WHERE closed_at < $1)`, cut); err != nil {
+				return err
+			}
+			_, err = q.ExecContext(ctx, `DELETE FROM bd_closed WHERE closed_at < $1`, cut)
+			return err
+		})
+	}
 	return int(n), wrap(err, "prune events")
 }

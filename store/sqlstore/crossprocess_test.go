@@ -27,7 +27,11 @@ import (
 // about the same time: each step assigns the dialog to a random one of
 // xpManagers managers of capacity xpCapacity, and releases the dialog
 // xpLag steps back. xpLag exceeds the managers' total capacity, so slots
-// run out and the capacity rule is fought over as well.
+// run out and the capacity rule is fought over as well. A dialog a process
+// was given is moved on to the next manager when its id is a multiple of
+// xpMoveEvery, and every dialog whose id is a multiple of xpCloseEvery is
+// closed as soon as it was tried, while the other processes still try to
+// assign it.
 const (
 	xpProcesses  = 3
 	xpGoroutines = 4
@@ -35,6 +39,8 @@ const (
 	xpCapacity   = 10
 	xpDialogs    = 5000
 	xpLag        = 250
+	xpMoveEvery  = 3
+	xpCloseEvery = 5
 	xpAccount    = bd.AccountID("cross-process")
 
 	// xpChildEnv marks a child process and holds its number; xpDSNEnv
@@ -132,7 +138,7 @@ func TestPostgresCrossProcess(t *testing.T) {
 	for i := range managers {
 		managers[i] = bd.ManagerID(i + 1)
 	}
-	ls, err := s.Loads(ctx, xpAccount, managers)
+	ls, err := s.Loads(ctx, xpAccount, managers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +170,15 @@ func TestPostgresCrossProcess(t *testing.T) {
 	}
 	if rows != held || distinct != rows {
 		t.Errorf("bd_responsibles has %d rows for %d distinct dialogs; the managers hold %d", rows, distinct, held)
+	}
+	var closed, closedHeld int
+	if err := db.QueryRowContext(ctx, `SELECT count(*), count(r.dialog) FROM bd_closed c
+		LEFT JOIN bd_responsibles r ON r.account = c.account AND r.dialog = c.dialog
+		WHERE c.account = $1`, string(xpAccount)).Scan(&closed, &closedHeld); err != nil {
+		t.Fatal(err)
+	}
+	if closed != xpDialogs/xpCloseEvery || closedHeld != 0 {
+		t.Errorf("%d dialogs closed, %d of them held; want %d closed, none held", closed, closedHeld, xpDialogs/xpCloseEvery)
 	}
 	if assigned-released != held {
 		t.Errorf("the processes were told of %d assignments and %d releases, so %d dialogs should be held; the store holds %d",
@@ -202,6 +217,7 @@ func crossProcessChild(t *testing.T) {
 	for g := range xpGoroutines {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(process), uint64(g)))
+			var buf []store.Load
 			for i := g; i < len(perm); i += xpGoroutines {
 				d := bd.DialogID(perm[i] + 1)
 				m := managers[rng.IntN(xpManagers)]
@@ -209,10 +225,28 @@ func crossProcessChild(t *testing.T) {
 				switch {
 				case err == nil:
 					assigned.Add(1)
-				case errors.Is(err, store.ErrCapacity), errors.Is(err, store.ErrAssigned):
+				case errors.Is(err, store.ErrCapacity), errors.Is(err, store.ErrAssigned), errors.Is(err, store.ErrClosed):
 				default:
 					t.Errorf("Assign(%d to manager %d): %v", d, m, err)
 					return
+				}
+				if err == nil && d%xpMoveEvery == 0 {
+					to := m%xpManagers + 1
+					err := s.Assign(ctx, store.Assignment{Account: xpAccount, Dialog: d, Customer: bd.CustomerID(d), From: bd.ManagerOf(m), To: bd.ManagerOf(to), Capacity: xpCapacity, At: at0})
+					if err != nil && !errors.Is(err, store.ErrCapacity) && !errors.Is(err, store.ErrAssigned) && !errors.Is(err, store.ErrClosed) {
+						t.Errorf("moving %d from manager %d to %d: %v", d, m, to, err)
+						return
+					}
+				}
+				if d%xpCloseEvery == 0 {
+					prev, err := s.Close(ctx, xpAccount, d, at0)
+					if err != nil {
+						t.Errorf("Close(%d): %v", d, err)
+						return
+					}
+					if !prev.IsZero() {
+						released.Add(1)
+					}
 				}
 				if i >= xpLag {
 					_, err := s.Release(ctx, xpAccount, bd.DialogID(perm[i-xpLag]+1))
@@ -226,12 +260,13 @@ func crossProcessChild(t *testing.T) {
 					}
 				}
 				if i%64 == g {
-					ls, err := s.Loads(ctx, xpAccount, managers)
+					var err error
+					buf, err = s.Loads(ctx, xpAccount, managers, buf)
 					if err != nil {
 						t.Errorf("Loads: %v", err)
 						return
 					}
-					for _, l := range ls {
+					for _, l := range buf {
 						if l.Open > xpCapacity || l.Open < 0 {
 							t.Errorf("manager %d holds %d open dialogs, capacity %d", l.Manager, l.Open, xpCapacity)
 						}

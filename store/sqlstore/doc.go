@@ -36,6 +36,11 @@
 // [ErrSchemaTooNew], before touching anything. [SchemaVersion] is the newest
 // version this package knows.
 //
+// Version 2 (closed dialogs and moves) replaces the PostgreSQL function
+// bd_assign with one of more parameters: a process of an earlier version
+// still running then fails its assignments with an error, rather than
+// assign closed dialogs. Upgrade all processes sharing a database together.
+//
 // PostgreSQL tables live in the first schema of the connection's search_path
 // (pgx takes a search_path parameter in the connection string).
 //
@@ -53,18 +58,45 @@
 // and all the store needs); SQLite admits one writer at a time. The dialog
 // row and the load change commit together or not at all; Release and Record
 // change both in one transaction as well, so loads always equal the dialogs
-// held. Under PostgreSQL, Assign and Release are each one call of a PL/pgSQL
-// function the migrations create (bd_assign, bd_release): one round trip.
+// held. A move (an Assignment with From set) locks the dialog's row, checks
+// that From holds it, takes To's load with the same guarded upsert and frees
+// From's, in one transaction; a refused move changes nothing.
 //
-// Every write takes row locks in the same order, the dialog first, then
-// managers by ascending id, then the customer, so writers do not deadlock.
-// Should the database still report a serialization failure or deadlock
-// (SQLSTATE 40001, 40P01) or, in SQLite, a busy or locked database, the
-// transaction is run again, up to [DefaultMaxRetries] times (see
+// A closed dialog is a row of bd_closed. Close writes it, deletes the
+// dialog's responsible and frees their load, and deletes its queue entry, in
+// one transaction; Assign, Record and Enqueue read it in their own
+// transaction and refuse the dialog with [store.ErrClosed]. A row that does
+// not exist yet cannot be locked, so under PostgreSQL these four writes
+// first take a transaction-scoped advisory lock on the dialog (the key is
+// hashtextextended(account, dialog), in the single-bigint key space), and
+// only then read: a Close and an Assign of one dialog never overlap, in
+// whatever processes they run. Another program taking advisory locks in the
+// same database may, rarely, wait on a key of this store, and the other way
+// round; nothing worse follows. Under SQLite the write lock already keeps
+// them apart. PruneEvents forgets dialogs closed before its cut, with their
+// reply claims, in the same transaction as the event claims.
+//
+// Under PostgreSQL, Assign, Release, Close and Enqueue are each one call of
+// a PL/pgSQL function the migrations create (bd_assign, bd_release,
+// bd_close, bd_enqueue), and PruneEvents is one statement: one round trip
+// each. Record is a transaction of a few statements.
+//
+// Every write takes locks in the same order: the dialog first (under
+// PostgreSQL its advisory lock, then its rows), then managers' load rows by
+// ascending id, then the customer's row or the queue entry, so writers do
+// not deadlock. Should the database still report a serialization failure or
+// deadlock (SQLSTATE 40001, 40P01) or, in SQLite, a busy or locked database,
+// the transaction is run again, up to [DefaultMaxRetries] times (see
 // [WithMaxRetries]) with a short randomised backoff.
 //
 // Claims of replies and events are rows inserted with ON CONFLICT DO
 // NOTHING: exactly one caller, in whatever process, is told it was first.
+//
+// # Reads
+//
+// Reads run on the pool without a transaction. Loads answers any number of
+// managers with one query and writes into the caller's buffer when it is
+// large enough, so a caller deciding often can keep one.
 //
 // # SQLite
 //

@@ -52,7 +52,7 @@ func ExampleOpen() {
 			fmt.Printf("dialog %d: assigned to manager 7\n", d)
 		}
 	}
-	loads, err := s.Loads(ctx, "shop", []bd.ManagerID{7})
+	loads, err := s.Loads(ctx, "shop", []bd.ManagerID{7}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -77,12 +77,17 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 // transaction-scoped advisory lock in PostgreSQL (one per schema), the
 // database write lock (BEGIN IMMEDIATE) in SQLite. A second process that
 // opens the store at the same time waits, then finds nothing left to do.
-func (s *Store) migrate(ctx context.Context) error {
+// A positive upTo stops at that version (tests build the database an
+// earlier version of the package left); 0 applies them all.
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	all, err := migrationsOf()
 	if err != nil {
 		return err
 	}
 	ms := all[s.dialect]
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
+	}
 	err = s.inTx(ctx, func(q querier) error {
 		if s.dialect == Postgres {
 			// Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL,

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/store/sqlstore"
 )
 
@@ -203,4 +205,77 @@ func TestSQLiteSwitchesToWAL(t *testing.T) {
 	if err := db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal mode after Open = %q, %v; want wal", mode, err)
 	}
+}
+
+// testUpgradeFromV1 builds a database as version 1 of the package left it,
+// with an assignment, a queue entry and a reply claim, then opens it: the
+// data must survive the upgrade and work with what version 2 adds.
+func testUpgradeFromV1(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
+	ctx := t.Context()
+	if err := sqlstore.MigrateTo(ctx, db, d, 1); err != nil {
+		t.Fatalf("migrating to version 1: %v", err)
+	}
+	wantVersions(t, db, 1)
+	if d == sqlstore.Postgres {
+		var outcome string
+		if err := db.QueryRowContext(ctx, `SELECT bd_assign('acc', 1, 1::smallint, 7, 100, 5, $1)`, at0).Scan(&outcome); err != nil || outcome != "ok" {
+			t.Fatalf("version 1 bd_assign = %q, %v", outcome, err)
+		}
+	} else {
+		for _, q := range []string{
+			`INSERT INTO bd_responsibles (account, dialog, kind, responsible, customer, assigned_at) VALUES ('acc', 1, 1, 7, 100, 0)`,
+			`INSERT INTO bd_manager_loads (account, manager, open_dialogs, last_assigned_at) VALUES ('acc', 7, 1, 0)`,
+		} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO bd_queue (account, dialog, chat, channel, customer, customer_first_name, customer_last_name,
+			customer_phone, customer_email, opened_at, reason, priority, since)
+			VALUES ('acc', 2, 1, 1, 200, '', '', '', '', $1, 'no_manager_online', 0, $1)`,
+		`INSERT INTO bd_replies (account, dialog, situation, claimed_at) VALUES ('acc', 2, 'dialog_received', $1)`,
+	} {
+		if _, err := db.ExecContext(ctx, q, futureAppliedAt(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open(t, db, d)
+	wantVersions(t, db, sqlstore.SchemaVersion())
+	if r, err := s.Responsible(ctx, "acc", 1); err != nil || r != bd.ManagerOf(7) {
+		t.Fatalf("Responsible(1) after the upgrade = %s, %v; want manager 7", r, err)
+	}
+	if prev, err := s.Close(ctx, "acc", 1, at0); err != nil || prev != bd.ManagerOf(7) {
+		t.Fatalf("Close(1) after the upgrade = %s, %v; want manager 7", prev, err)
+	}
+	if prev, err := s.Close(ctx, "acc", 2, at0); err != nil || !prev.IsZero() {
+		t.Fatalf("Close(2) after the upgrade = %s, %v; want nobody", prev, err)
+	}
+	if ls, err := s.Loads(ctx, "acc", []bd.ManagerID{7}, nil); err != nil || ls[0].Open != 0 {
+		t.Fatalf("Loads(7) after closing its dialog = %+v, %v; want 0 open", ls, err)
+	}
+	if n, err := s.QueueLen(ctx, "acc"); err != nil || n != 0 {
+		t.Fatalf("QueueLen after closing the waiting dialog = %d, %v; want 0", n, err)
+	}
+	if _, err := s.PruneEvents(ctx, at0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.ClaimReply(ctx, "acc", 2, bd.DialogReceived); err != nil || !first {
+		t.Fatalf("ClaimReply of a pruned closed dialog = %t, %v; want true: its claims are forgotten", first, err)
+	}
+	if d == sqlstore.Postgres {
+		// Only the new bd_assign is left, so a program of version 1 still
+		// running fails instead of assigning closed dialogs.
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_proc WHERE proname = 'bd_assign' AND pronamespace = current_schema()::regnamespace`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d bd_assign functions after the upgrade (%v), want 1", n, err)
+		}
+	}
+}
+
+func TestSQLiteUpgradeFromV1(t *testing.T) { testUpgradeFromV1(t, sqlstore.SQLite, newSQLiteDB(t)) }
+func TestPostgresUpgradeFromV1(t *testing.T) {
+	testUpgradeFromV1(t, sqlstore.Postgres, newPostgresDB(t))
 }

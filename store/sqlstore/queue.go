@@ -9,29 +9,61 @@ import (
 )
 
 // Enqueue implements [store.Queue]. A dialog already waiting keeps its
-// entry unchanged.
+// entry unchanged; a closed dialog is refused with [store.ErrClosed]. Under
+// PostgreSQL it is one call of the bd_enqueue function, which holds the
+// dialog lock while it checks and inserts, so that a concurrent Close
+// cannot leave the entry behind; under SQLite it is one statement.
 func (s *Store) Enqueue(ctx context.Context, w store.Waiting) (bool, error) {
 	d := w.Dialog
 	if err := validDialog("enqueue", d.Account, d.ID); err != nil {
 		return false, err
 	}
-	var n int64
+	args := []any{
+		string(d.Account), int64(d.ID), int64(d.Chat), int64(d.Channel), int64(d.Customer.ID),
+		d.Customer.FirstName, d.Customer.LastName, d.Customer.Phone, d.Customer.Email,
+		s.dialect.timeArg(d.OpenedAt), string(w.Reason), w.Priority, s.dialect.timeArg(w.Since),
+	}
+	var added bool
 	err := s.write(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `INSERT INTO bd_queue (account, dialog, chat, channel, customer,
+		if s.dialect == Postgres {
+			var outcome string
+			if err := q.QueryRowContext(ctx, `SELECT bd_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+				args...).Scan(&outcome); err != nil {
+				return err
+			}
+			switch outcome {
+			case "added":
+				added = true
+			case "waiting":
+			case "closed":
+				return errClosed(d.ID)
+			default:
+				return fmt.Errorf("bd_enqueue returned %q", outcome)
+			}
+			return nil
+		}
+		n, err := affected(q.ExecContext(ctx, `INSERT INTO bd_queue (account, dialog, chat, channel, customer,
 				customer_first_name, customer_last_name, customer_phone, customer_email,
 				opened_at, reason, priority, since)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			ON CONFLICT (account, dialog) DO NOTHING`,
-			string(d.Account), int64(d.ID), int64(d.Chat), int64(d.Channel), int64(d.Customer.ID),
-			d.Customer.FirstName, d.Customer.LastName, d.Customer.Phone, d.Customer.Email,
-			s.dialect.timeArg(d.OpenedAt), string(w.Reason), w.Priority, s.dialect.timeArg(w.Since))
-		n, err = affected(res, err)
-		return err
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+			WHERE NOT EXISTS (SELECT 1 FROM bd_closed WHERE account = $1 AND dialog = $2)
+			ON CONFLICT (account, dialog) DO NOTHING`, args...))
+		if err != nil || n > 0 {
+			added = n > 0
+			return err
+		}
+		// Not added: waiting already, or closed.
+		if closed, err := s.isClosed(ctx, q, d.Account, d.ID); err != nil {
+			return err
+		} else if closed {
+			return errClosed(d.ID)
+		}
+		return nil
 	})
 	if err != nil {
 		return false, wrap(err, "enqueue dialog %d", d.ID)
 	}
-	return n > 0, nil
+	return added, nil
 }
 
 // Waiting implements [store.Queue]. It reads the queue-order index

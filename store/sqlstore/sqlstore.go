@@ -90,7 +90,7 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*St
 	if dialect == SQLite {
 		s.writer = make(chan struct{}, 1)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, 0); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -219,7 +219,7 @@ func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{store.ErrNotFound, store.ErrCapacity, store.ErrAssigned, store.ErrInvalid} {
+	for _, sentinel := range []error{store.ErrNotFound, store.ErrCapacity, store.ErrAssigned, store.ErrClosed, store.ErrInvalid} {
 		if errors.Is(err, sentinel) {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,22 +34,38 @@ func testLoadsMany(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 		ask = append(ask, bd.ManagerID(m))
 	}
 	ask = append(ask, 7000, 14000)
-	ls, err := s.Loads(ctx, "acc", ask)
+	ls, err := s.Loads(ctx, "acc", ask, nil)
 	if err != nil {
 		t.Fatalf("Loads of %d managers: %v", len(ask), err)
 	}
 	if len(ls) != len(ask) {
 		t.Fatalf("Loads returned %d loads for %d managers", len(ls), len(ask))
 	}
-	for i, l := range ls {
-		want := 0
-		if ask[i]%7000 == 0 && ask[i] <= 35000 {
-			want = int(ask[i] / 7000)
-		}
-		if l.Manager != ask[i] || l.Open != want {
-			t.Fatalf("Loads[%d] = %+v, want manager %d with %d open", i, l, ask[i], want)
+	check := func(ls []store.Load, ask []bd.ManagerID) {
+		t.Helper()
+		for i, l := range ls {
+			want := 0
+			if ask[i]%7000 == 0 && ask[i] <= 35000 {
+				want = int(ask[i] / 7000)
+			}
+			if l.Manager != ask[i] || l.Open != want || (want > 0) != l.LastAssignedAt.Equal(at0) {
+				t.Fatalf("Loads[%d] = %+v, want manager %d with %d open", i, l, ask[i], want)
+			}
 		}
 	}
+	check(ls, ask)
+
+	// The same buffer again, for the managers in the other order: every
+	// entry is rewritten, none is left from the first call.
+	slices.Reverse(ask)
+	again, err := s.Loads(ctx, "acc", ask, ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(ask) || &again[0] != &ls[0] {
+		t.Fatalf("Loads into a buffer of capacity %d returned %d loads in a new array", cap(ls), len(again))
+	}
+	check(again, ask)
 }
 
 func TestSQLiteLoadsMany(t *testing.T)   { testLoadsMany(t, sqlstore.SQLite, newSQLiteDB(t)) }
@@ -174,7 +191,7 @@ func TestReadsRejectEmptyAccount(t *testing.T) {
 	s := open(t, newSQLiteDB(t), sqlstore.SQLite)
 	calls := map[string]func() error{
 		"Responsible": func() error { _, err := s.Responsible(ctx, "", 1); return err },
-		"Loads":       func() error { _, err := s.Loads(ctx, "", []bd.ManagerID{1}); return err },
+		"Loads":       func() error { _, err := s.Loads(ctx, "", []bd.ManagerID{1}, nil); return err },
 		"DialogsOf":   func() error { _, err := s.DialogsOf(ctx, "", 1); return err },
 		"LastManager": func() error { _, err := s.LastManager(ctx, "", 1); return err },
 		"Waiting":     func() error { _, err := s.Waiting(ctx, "", 1); return err },
@@ -247,7 +264,7 @@ func testRecordKeepsLastAssignedAt(t *testing.T, d sqlstore.Dialect, db *sql.DB)
 			t.Fatal(err)
 		}
 	}
-	ls, err := s.Loads(ctx, "acc", []bd.ManagerID{1, 2})
+	ls, err := s.Loads(ctx, "acc", []bd.ManagerID{1, 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
