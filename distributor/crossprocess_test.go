@@ -85,7 +85,7 @@ func TestPostgresCrossProcessKill(t *testing.T) {
 	var mg xpMG
 	victim := xpStart(t, dsn, "run", 1, "", &mg)
 	survivor := xpStart(t, dsn, "run", 2, "", &mg)
-	victim.killAfter(t, 150)
+	victim.killAfter(t, xpDialogs/5)
 	victim.wait(t, true)
 	survivor.wait(t, false)
 
@@ -163,6 +163,7 @@ func xpStart(t *testing.T, dsn, role string, n int, truth string, mg *xpMG) *xpP
 			line := sc.Text()
 			if d, m, ok := parseAssigned(line); ok {
 				mg.add(d, m)
+			} else if strings.HasPrefix(line, "handled ") {
 				p.mu.Lock()
 				p.count++
 				p.mu.Unlock()
@@ -191,7 +192,7 @@ func parseAssigned(line string) (bd.DialogID, bd.ManagerID, bool) {
 	return bd.DialogID(d), bd.ManagerID(m), true
 }
 
-// killAfter sends SIGKILL once the process reported n assignments.
+// killAfter sends SIGKILL once the process has handled n dialogs.
 func (p *xpProc) killAfter(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -209,7 +210,7 @@ func (p *xpProc) killAfter(t *testing.T, n int) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	t.Fatalf("process %d made fewer than %d assignments in time", p.n, n)
+	t.Fatalf("process %d handled fewer than %d dialogs in time", p.n, n)
 }
 
 func (p *xpProc) wait(t *testing.T, killed bool) {
@@ -258,6 +259,9 @@ func xpChild(t *testing.T, role string) {
 						t.Errorf("close %d: %v", i, err)
 					}
 				}
+				stdoutMu.Lock()
+				_, _ = io.WriteString(os.Stdout, "handled "+strconv.Itoa(i)+"\n")
+				stdoutMu.Unlock()
 			}
 		}()
 	}
