@@ -1,6 +1,8 @@
 package mg_test
 
 import (
+	"github.com/botdistributor/botdistributor/internal/leakcheck"
+
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +80,7 @@ func runStream(t *testing.T, s *mg.Stream) (stop func() error) {
 var quickBackoff = mg.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
 
 func TestStreamDeliversTypedEvents(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m := newMG(t)
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
@@ -155,7 +157,7 @@ func TestStreamDeliversTypedEvents(t *testing.T) {
 // re-reads what happened while the connection was down, so no dialog is
 // missed.
 func TestStreamReconnectsAndResyncs(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m := newMG(t)
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
@@ -385,7 +387,7 @@ func TestStreamOptionsValidation(t *testing.T) {
 // A peer that accepts the websocket but never answers pings (a half-open
 // connection looks the same) is dropped and redialled.
 func TestStreamPingDetectsDeadPeer(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	var accepted atomic.Int32
 	release := make(chan struct{})
 	var handlers sync.WaitGroup
@@ -442,7 +444,7 @@ func TestStreamPingDetectsDeadPeer(t *testing.T) {
 // A peer that answers pings keeps an idle connection alive well past the
 // read deadline.
 func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	pings := make(chan struct{}, 200)
 	var handlers sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -491,7 +493,7 @@ func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 }
 
 func TestStreamRunLeavesNoGoroutines(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package sandbox_test
 
 import (
+	"github.com/botdistributor/botdistributor/internal/leakcheck"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -337,7 +338,7 @@ func TestMGFaultsValidationAndDeterminism(t *testing.T) {
 }
 
 func TestMGCloseLeavesNoGoroutines(t *testing.T) {
-	before := mgGoroutines()
+	before := leakcheck.Take()
 	m, err := sandbox.NewMG(sandbox.MGOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -371,46 +372,13 @@ func TestMGCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	http.DefaultClient.CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var extra []string
-		for id, stack := range mgGoroutines() {
-			if _, ok := before[id]; !ok {
-				extra = append(extra, stack)
-			}
-		}
-		if len(extra) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines outlived Close:\n\n%s", len(extra), strings.Join(extra, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
+	if extra := before.Extra(5 * time.Second); len(extra) > 0 {
+		t.Fatalf("%d goroutines outlived Close:\n\n%s", len(extra), strings.Join(extra, "\n\n"))
 	}
 	if _, err := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "z", Text: "late"}); err == nil {
 		t.Fatal("a closed MG must refuse messages")
 	}
 	http.DefaultClient.CloseIdleConnections()
-}
-
-// mgGoroutines maps each live goroutine's id to its stack.
-func mgGoroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := make(map[string]string)
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		id, _, _ := strings.Cut(strings.TrimPrefix(header, "goroutine "), " ")
-		out[id] = g
-	}
-	return out
 }
 
 func mgAwait(t *testing.T, m *sandbox.MG, cond func() bool) {

@@ -1,6 +1,8 @@
 package mgsource_test
 
 import (
+	"github.com/botdistributor/botdistributor/internal/leakcheck"
+
 	"context"
 	"fmt"
 	"slices"
@@ -46,7 +48,7 @@ func (n notifying) Resync(ctx context.Context, account bd.AccountID, open []dist
 // every dialog ends with the responsible its channel's rule asks for,
 // with the automatic replies delivered to the transport's webhook.
 func TestEndToEndOnSandbox(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m := newMG(t)
 	c := newClient(t, m)
 	ctx := testCtx(t)

@@ -3,8 +3,6 @@ package mgsource_test
 import (
 	"context"
 	"net/http"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,49 +175,4 @@ func runSource(t *testing.T, run func(context.Context) error) func() error {
 	}
 	t.Cleanup(func() { stop() })
 	return stop
-}
-
-// checkGoroutines fails the test if goroutines started after this call
-// outlive it and every cleanup registered later. Call it first.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := goroutines()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			var extra []string
-			for id, stack := range goroutines() {
-				if _, ok := before[id]; !ok {
-					extra = append(extra, stack)
-				}
-			}
-			if len(extra) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines leaked:\n\n%s", len(extra), strings.Join(extra, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func goroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := make(map[string]string)
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		id, _, _ := strings.Cut(strings.TrimPrefix(header, "goroutine "), " ")
-		out[id] = g
-	}
-	return out
 }

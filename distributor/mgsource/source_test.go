@@ -1,6 +1,8 @@
 package mgsource_test
 
 import (
+	"github.com/botdistributor/botdistributor/internal/leakcheck"
+
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +35,7 @@ func TestNewRejectsMissingParts(t *testing.T) {
 }
 
 func TestSourceResyncsThenStreams(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m := newMG(t)
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
@@ -118,7 +120,7 @@ func TestSourceResyncsThenStreams(t *testing.T) {
 // Dialogs opened while the websocket is down reach the target through the
 // resync that follows the reconnect.
 func TestSourceResyncsAfterDrop(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	m := newMG(t)
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
