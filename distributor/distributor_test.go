@@ -487,3 +487,12 @@ func TestGoneDialogIsClosedNotQueued(t *testing.T) {
 	f.open(t, dialog(2, 1))
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
 }
+
+func TestResyncLeavesNewerDialogsAlone(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 5), onlineManagers(ids))
+	f.open(t, dialog(5, 1)) // opened (by any process) after MG's list was read
+	require.NoError(t, f.d.Resync(context.Background(), acct, []distributor.OpenDialog{{Dialog: dialog(3, 1)}}))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 5), "a dialog newer than MG's list is not taken for closed")
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 3))
+}

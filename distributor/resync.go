@@ -19,7 +19,9 @@ import (
 //     is distributed;
 //   - a dialog the store holds for a roster manager, or has waiting, that MG
 //     no longer lists as open was closed meanwhile: its load is released and
-//     it leaves the queue.
+//     it leaves the queue. Only dialogs with ids up to the highest listed id
+//     count: MG numbers dialogs in order, and a newer one may have opened
+//     (and been assigned by another process) after MG was read.
 //
 // Then the queue is drained. Errors of single dialogs are joined; the
 // others are still processed.
@@ -31,13 +33,16 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 	now := d.cfg.now()
 	var errs []error
 	isOpen := make(map[bd.DialogID]bool, len(open))
+	var newest bd.DialogID
 	for _, o := range open {
 		if err := checkDialog(withAccount(o.Dialog, id)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		isOpen[o.Dialog.ID] = true
+		newest = max(newest, o.Dialog.ID)
 	}
+	gone := func(dl bd.DialogID) bool { return dl <= newest && !isOpen[dl] }
 	// Dialogs closed while nobody listened.
 	snap := a.snap.Load()
 	for m := range snap.roster {
@@ -47,7 +52,7 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 			continue
 		}
 		for _, dl := range held {
-			if !isOpen[dl] {
+			if gone(dl) {
 				errs = append(errs, d.closeDialog(ctx, a, dl, now))
 			}
 		}
@@ -59,7 +64,7 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 	queued := make(map[bd.DialogID]bool, len(waiting))
 	for _, w := range waiting {
 		queued[w.Dialog.ID] = true
-		if !isOpen[w.Dialog.ID] {
+		if gone(w.Dialog.ID) {
 			errs = append(errs, d.closeDialog(ctx, a, w.Dialog.ID, now))
 		}
 	}
