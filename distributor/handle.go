@@ -233,7 +233,7 @@ func (d *Distributor) assigned(ctx context.Context, a *account, snap *snapshot, 
 	a.presence.noteAssigned(dl, tr.At)
 	d.remember(a, *tr)
 	if d.cfg.hooks.Assigned != nil {
-		d.cfg.hooks.Assigned(a.id, tr.Responsible, tr.At.Sub(dl.OpenedAt), tr.FromQueue)
+		d.cfg.hooks.Assigned(a.id, tr.Responsible, d.cfg.now().Sub(dl.OpenedAt), tr.FromQueue)
 	}
 	m, _ := tr.Responsible.Manager()
 	mgr, ok := snap.roster[m]
@@ -280,7 +280,7 @@ func (d *Distributor) assignBot(ctx context.Context, a *account, dl bd.Dialog, t
 	}
 	d.remember(a, *tr)
 	if d.cfg.hooks.Assigned != nil {
-		d.cfg.hooks.Assigned(a.id, tr.Responsible, tr.At.Sub(dl.OpenedAt), fromQueue)
+		d.cfg.hooks.Assigned(a.id, tr.Responsible, d.cfg.now().Sub(dl.OpenedAt), fromQueue)
 	}
 	return nil
 }

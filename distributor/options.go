@@ -156,7 +156,8 @@ type Hooks struct {
 	// Decision is called with every decision taken (not with dry runs).
 	Decision func(Trace)
 	// Assigned is called when a dialog got a responsible; wait is the time
-	// from the dialog's opening to the assignment.
+	// from the dialog's opening (Dialog.OpenedAt, or the event's time when
+	// that is unknown) until MG took the assignment.
 	Assigned func(account bd.AccountID, to bd.Responsible, wait time.Duration, fromQueue bool)
 	// Reassigned is called when a dialog moved from one manager to another.
 	Reassigned func(account bd.AccountID, from bd.ManagerID, to bd.Responsible)
