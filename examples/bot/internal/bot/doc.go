@@ -1,0 +1,21 @@
+// Package bot is the engine of the reference bot: a [Supervisor] runs one
+// distributor per connected retailCRM account, with its MessageGateway
+// client, event stream, manager roster and customer binder, and keeps
+// every account in a SQL store so that a restart resumes where it stopped.
+//
+// The pieces per account, all owned by the Supervisor's Run goroutine:
+//
+//   - a distributor.Distributor over the shared store, acting through
+//     mgsource.Gateway (MG's "dialog gone" answers close the dialog) and
+//     replying through reply.Template;
+//   - an mgsource.Source feeding it the account's MG websocket events and
+//     re-reading users and open dialogs after every (re)connect;
+//   - a roster that joins MG users with retailCRM users (status, activity),
+//     polled within the CRM rate limit;
+//   - a binding.Pending around binding.RetailCRM, retrying binds while
+//     retailCRM is unavailable.
+//
+// [OpenStorage] opens the store from a DSN: a SQLite file (modernc.org/sqlite)
+// or PostgreSQL (pgx). [Metrics] counts what the distributors do for
+// Prometheus.
+package bot

@@ -1,0 +1,60 @@
+package web
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static/style.css
+var styleCSS []byte
+
+// pageNames are the pages, each templates/<name>.html defining "content"
+// inside templates/layout.html.
+var pageNames = []string{"login", "home", "account", "decisions"}
+
+// pages holds one parsed template set per page.
+type pages struct {
+	sets map[string]*template.Template
+}
+
+var funcs = template.FuncMap{
+	"label": fieldLabel,
+	"join":  strings.Join,
+	"pathEscape": func(v any) string {
+		return url.PathEscape(fmt.Sprint(v))
+	},
+}
+
+func parsePages() (*pages, error) {
+	p := &pages{sets: make(map[string]*template.Template, len(pageNames))}
+	for _, name := range pageNames {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", name, err)
+		}
+		p.sets[name] = t
+	}
+	return p, nil
+}
+
+func (p *pages) execute(w io.Writer, name string, data any) error {
+	t, ok := p.sets[name]
+	if !ok {
+		return fmt.Errorf("web: no page %q", name)
+	}
+	return t.ExecuteTemplate(w, "layout", data)
+}
+
+func serveStyle(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(styleCSS)
+}
