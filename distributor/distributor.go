@@ -396,7 +396,9 @@ func (d *Distributor) Recent(ctx context.Context, id bd.AccountID) ([]Trace, err
 	out := make([]Trace, 0, len(a.recent))
 	for i := range len(a.recent) {
 		j := (a.next - 1 - i + 2*len(a.recent)) % len(a.recent)
-		out = append(out, a.recent[j])
+		t := a.recent[j]
+		t.Candidates = slices.Clone(t.Candidates) // the ring's slots are reused
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -405,19 +407,20 @@ func (d *Distributor) remember(a *account, t Trace) {
 	if d.cfg.hooks.Decision == nil && d.cfg.recent == 0 {
 		return
 	}
-	t = t.summary()
 	if d.cfg.hooks.Decision != nil {
-		d.cfg.hooks.Decision(t)
+		d.cfg.hooks.Decision(t.summary(nil))
 	}
 	if d.cfg.recent == 0 {
 		return
 	}
 	a.recentMu.Lock()
 	if len(a.recent) < d.cfg.recent {
-		a.recent = append(a.recent, t)
+		a.recent = append(a.recent, t.summary(nil))
 		a.next = len(a.recent) % d.cfg.recent
 	} else {
-		a.recent[a.next] = t
+		// Reuse the slot's candidate array: recording stays allocation-free.
+		slot := &a.recent[a.next]
+		*slot = t.summary(slot.Candidates[:0])
 		a.next = (a.next + 1) % d.cfg.recent
 	}
 	a.recentMu.Unlock()

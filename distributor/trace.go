@@ -125,19 +125,20 @@ type Trace struct {
 const keptCandidates = 16
 
 // summary returns a copy of t fit to keep: its candidates copied out of the
-// pooled buffer, at most keptCandidates of them plus the chosen one.
-func (t Trace) summary() Trace {
+// pooled buffer into dst (appending), at most keptCandidates of them plus
+// the chosen one.
+func (t Trace) summary(dst []strategy.Candidate) Trace {
 	t.buf = nil
 	t.CandidateCount = len(t.Candidates)
 	cs := t.Candidates
 	if len(cs) > keptCandidates {
-		kept := slices.Clone(cs[:keptCandidates])
+		kept := append(dst, cs[:keptCandidates]...)
 		if i := slices.IndexFunc(cs, func(c strategy.Candidate) bool { return c.Manager == t.Choice.Manager }); i >= keptCandidates {
 			kept = append(kept, cs[i])
 		}
 		t.Candidates = kept
 	} else {
-		t.Candidates = slices.Clone(cs)
+		t.Candidates = append(dst, cs...)
 	}
 	t.Removed = slices.Clip(t.Removed)
 	return t

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+// atFraction reports whether dialog i (of n) is where one of count evenly
+// spaced fault injections falls.
+func atFraction(i, n, count int) bool {
+	for k := 1; k <= count; k++ {
+		if i == k*n/(count+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// closes reports whether dialog i is among the share that closes: the
+// chosen ones are spread evenly (every second one for 0.5).
+func closes(i int, share float64) bool {
+	return int(float64(i+1)*share) > int(float64(i)*share)
+}
+
+// load makes cfg.Dialogs customers write, at cfg.Rate, through the
+// sandbox's transport client; closes each dialog cfg.CloseAfter after it
+// opened; and cuts the websockets and kills the database connections at
+// evenly spaced points of the load.
+func (s *scenario) load(ctx context.Context) error {
+	cfg := s.cfg
+	n := cfg.Dialogs
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	type toClose struct {
+		dialog bd.DialogID
+		due    time.Time
+	}
+	closing := make(chan toClose, n)
+	var closer sync.WaitGroup
+	if cfg.CloseAfter > 0 {
+		closer.Go(func() {
+			for c := range closing {
+				t := time.NewTimer(time.Until(c.due))
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					continue
+				}
+				if err := s.mg.CloseDialog(c.dialog); err != nil {
+					cancel(fmt.Errorf("loadtest: closing dialog %d: %w", c.dialog, err))
+				}
+			}
+		})
+	}
+
+	work := make(chan int)
+	var writers sync.WaitGroup
+	for range cfg.Writers {
+		writers.Go(func() {
+			for i := range work {
+				w, err := s.mg.CustomerWrites(ctx, sandbox.MGCustomerMessage{
+					Channel: s.channel, CustomerExternalID: fmt.Sprintf("customer-%06d", i),
+					FirstName: "Customer", LastName: strconv.Itoa(i + 1), Text: "Hello, I need help",
+				})
+				if err != nil {
+					cancel(fmt.Errorf("loadtest: customer %d writes: %w", i, err))
+					continue
+				}
+				if cfg.CloseAfter > 0 && closes(i, cfg.CloseShare) {
+					closing <- toClose{dialog: w.Dialog, due: time.Now().Add(cfg.CloseAfter)}
+				}
+			}
+		})
+	}
+
+	var faults sync.WaitGroup
+	var killed atomic.Int64
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if cfg.Rate > 0 {
+			due := start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+		}
+		if atFraction(i, n, cfg.WSDrops) {
+			s.res.WSDropped += s.mg.DropWebsockets()
+		}
+		if atFraction(i, n, cfg.PGKill) {
+			faults.Go(func() {
+				k, err := s.be.killConnections(ctx)
+				if err != nil {
+					cancel(err)
+				}
+				killed.Add(int64(k))
+			})
+		}
+		select {
+		case work <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	writers.Wait()
+	close(closing)
+	closer.Wait()
+	faults.Wait()
+	s.res.PGKilled = int(killed.Load())
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// settle waits until every open dialog is assigned in MG or waits in the
+// store's queue, no dialog waits while a slot is free, and the store's
+// loads agree with what MG shows; or until cfg.Settle passed. It returns
+// the state it last saw: not settling in time is a result, not an error.
+func (s *scenario) settle(ctx context.Context) (endState, error) {
+	deadline := time.Now().Add(s.cfg.Settle)
+	for {
+		es, err := inspect(ctx, s.mg, s.be.observer, account, s.managers, s.cfg.Capacity)
+		if err != nil {
+			return es, err
+		}
+		if es.stranded == 0 && es.freeWhileQueued == 0 && es.loadsOff == 0 {
+			return es, nil
+		}
+		if time.Now().After(deadline) {
+			s.logf("not settled after %s: %d stranded, %d waiting beside a free slot, store loads off MG's by %d",
+				s.cfg.Settle, es.stranded, es.freeWhileQueued, es.loadsOff)
+			return es, nil
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return es, ctx.Err()
+		}
+	}
+}
+
+// finish computes the results from what the distributors reported and the
+// sandbox's records.
+func (s *scenario) finish(rep nodeReport) {
+	r := &s.res
+	openedAt := map[bd.DialogID]time.Time{}
+	var firstOpen, lastOpen time.Time
+	for _, d := range s.mg.Dialogs() {
+		openedAt[d.ID] = d.OpenedAt
+		if firstOpen.IsZero() || d.OpenedAt.Before(firstOpen) {
+			firstOpen = d.OpenedAt
+		}
+		if d.OpenedAt.After(lastOpen) {
+			lastOpen = d.OpenedAt
+		}
+	}
+	first := map[bd.DialogID]assignment{}
+	count := map[bd.DialogID]int{}
+	perManager := map[bd.ManagerID]int{}
+	for _, a := range rep.Assignments {
+		count[a.Dialog]++
+		if f, ok := first[a.Dialog]; !ok || a.At < f.At {
+			first[a.Dialog] = a
+		}
+		perManager[a.Manager]++
+	}
+	for id, c := range count {
+		if c > 1 {
+			s.doubles[id] = true
+		}
+	}
+	r.DoubleAssignments = len(s.doubles)
+	for _, id := range slices.Sorted(maps.Keys(s.doubles)) {
+		if len(r.DoubleExamples) == 3 {
+			break
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "dialog %d opened %s:", id, openedAt[id].Format("15:04:05.000000"))
+		for _, a := range rep.Assignments {
+			if a.Dialog == id {
+				fmt.Fprintf(&b, " to manager %d at %s (from queue %t);", a.Manager, time.Unix(0, a.At).Format("15:04:05.000000"), a.FromQueue)
+			}
+		}
+		r.DoubleExamples = append(r.DoubleExamples, b.String())
+	}
+	r.Assigned = len(first)
+
+	var all, direct []time.Duration
+	var lastAssign time.Time
+	for id, a := range first {
+		at := time.Unix(0, a.At)
+		if at.After(lastAssign) {
+			lastAssign = at
+		}
+		t0, ok := openedAt[id]
+		if !ok {
+			continue
+		}
+		all = append(all, at.Sub(t0))
+		if !a.FromQueue {
+			direct = append(direct, at.Sub(t0))
+		}
+	}
+	slices.Sort(all)
+	slices.Sort(direct)
+	r.P50Ms, r.P99Ms, r.P99DirectMs = ms(percentile(all, 50)), ms(percentile(all, 99)), ms(percentile(direct, 99))
+	if len(all) > 0 {
+		r.MaxMs = ms(all[len(all)-1])
+	}
+	if span := lastAssign.Sub(firstOpen).Seconds(); span > 0 {
+		r.ThroughputPerS = round2(float64(r.Assigned) / span)
+	}
+	if span := lastOpen.Sub(firstOpen).Seconds(); span > 0 && r.Dialogs > 1 {
+		r.OpenRatePerS = round2(float64(r.Dialogs-1) / span)
+	}
+	counts := make([]int, 0, len(s.managers))
+	for _, m := range s.managers {
+		counts = append(counts, perManager[m])
+	}
+	r.Fairness = round3(spread(counts))
+	if len(counts) > 0 {
+		r.FairnessRange = [2]int{slices.Min(counts), slices.Max(counts)}
+	}
+	if r.RawUpdatePerS > 0 {
+		r.RawUpdatePerS = round2(r.RawUpdatePerS)
+		r.Ratio = round3(r.ThroughputPerS / r.RawUpdatePerS)
+	}
+	r.HandlerErrors = rep.HandlerErrors
+	r.RunsEnded = rep.RunsEnded
+	r.Resyncs = rep.Resyncs
+	if distributors := uint64(s.processes * s.perProc); rep.Connects > distributors {
+		r.Reconnects = rep.Connects - distributors
+	}
+	r.Failures = rep.Failures
+	if r.Failures == nil {
+		r.Failures = map[string]int{}
+	}
+	r.Errors = rep.Errors
+}
+
+func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

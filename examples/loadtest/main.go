@@ -1,0 +1,105 @@
+// Command loadtest drives customers through the sandbox MessageGateway
+// against real distributors and checks the invariants under load and
+// faults: no dialog stranded, no manager above capacity, no dialog with two
+// responsibles. It measures throughput, the time from a dialog's opening to
+// its assignment, and the fairness of round robin, and runs the same load
+// against a deliberately naive baseline store beside it.
+//
+// Usage:
+//
+//	go run ./examples/loadtest [flags]
+//
+// With -store=postgres -processes N the program starts N worker processes
+// (itself, re-executed) that share one PostgreSQL schema, each with its own
+// distributors, pool, MG clients and event streams, against the one
+// sandbox MG this process serves. README.md describes every figure the
+// program prints.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "modernc.org/sqlite"             // driver "sqlite"
+)
+
+func main() {
+	if os.Getenv(workerEnv) == "1" {
+		os.Exit(workerMain(os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain parses the flags, runs the load and prints the report. It returns the
+// exit code: 0 when every target was met, 1 when one was not, 2 for bad
+// flags or a run that could not be carried out.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: memory, sqlite or postgres")
+	fs.StringVar(&cfg.DSN, "dsn", "", "PostgreSQL DSN (default $"+postgresEnv+"; a fresh schema is created and dropped), or SQLite file (default a temporary file)")
+	fs.IntVar(&cfg.Managers, "managers", cfg.Managers, "equal online managers")
+	fs.IntVar(&cfg.Capacity, "capacity", cfg.Capacity, "maximum open dialogs per manager")
+	fs.IntVar(&cfg.Dialogs, "dialogs", cfg.Dialogs, "dialogs to open, one customer each")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "dialogs opened per second (0: as fast as the writers can)")
+	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "customers writing at the same time")
+	fs.IntVar(&cfg.Processes, "processes", cfg.Processes, "distributor OS processes sharing PostgreSQL")
+	fs.IntVar(&cfg.Distributors, "distributors", cfg.Distributors, "distributors per process, each with its own MG client and event stream")
+	fs.DurationVar(&cfg.CloseAfter, "close-after", 0, "close every dialog this long after it opened (0: never)")
+	fs.Float64Var(&cfg.CloseShare, "close-share", cfg.CloseShare, "share of dialogs -close-after closes (the others stay open to the end)")
+	fs.IntVar(&cfg.WSDrops, "ws-drops", 0, "times every websocket is cut during the load")
+	fs.Float64Var(&cfg.Err5xx, "err5xx", 0, "share of Bot API requests answered 5xx during the load")
+	fs.Float64Var(&cfg.Err429, "err429", 0, "share of Bot API requests answered 429 during the load")
+	fs.DurationVar(&cfg.Latency, "latency", 0, "added latency of every Bot API request during the load")
+	fs.IntVar(&cfg.PGKill, "pg-kill", 0, "times the distributors' PostgreSQL connections are terminated during the load")
+	fs.DurationVar(&cfg.Sweep, "sweep", cfg.Sweep, "distributors' safety-net drain interval")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "longest wait for the distributors to catch up after the load and after the final resync")
+	fs.DurationVar(&cfg.Sample, "sample", cfg.Sample, "interval between capacity samples")
+	fs.DurationVar(&cfg.RawUpdate, "raw-update", cfg.RawUpdate, "duration of the raw single-row UPDATE loop (SQL stores)")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the injected faults")
+	fs.BoolVar(&cfg.Baseline, "baseline", cfg.Baseline, "also run the load against the naive read-then-write baseline store")
+	fs.IntVar(&cfg.BaselineDistributors, "baseline-distributors", cfg.BaselineDistributors, "distributors sharing the baseline store")
+	fs.DurationVar(&cfg.BaselineYield, "baseline-yield", cfg.BaselineYield, "the baseline's pause between reading a load and writing")
+	asJSON := fs.Bool("json", false, "print exactly one JSON object")
+	verbose := fs.Bool("v", false, "print progress on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadtest: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *verbose {
+		cfg.Log = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 2
+		}
+	} else {
+		rep.print(stdout)
+	}
+	for _, met := range rep.Targets {
+		if !met {
+			return 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// workerEnv is set in the environment of a worker process: the program
+// (or the test binary) then runs as a worker instead of a load run.
+const workerEnv = "BOTDISTRIBUTOR_LOADTEST_WORKER"
+
+// nodeSpec tells a group of distributors where MG and the store are.
+type nodeSpec struct {
+	Account string `json:"account"`
+	MGURL   string `json:"mg_url"`
+	// MGToken is the sandbox bot's token (a throwaway credential of the
+	// fake MG, handed to the worker over its stdin).
+	MGToken      string        `json:"mg_token"`
+	Sweep        time.Duration `json:"sweep"`
+	Distributors int           `json:"distributors"`
+	// DSN is the PostgreSQL DSN of a worker process.
+	DSN string `json:"dsn,omitempty"`
+}
+
+// assignment is one dialog given to a manager or a bot, as a distributor
+// saw it: At is the wall clock (Unix nanoseconds) when MG confirmed it.
+type assignment struct {
+	Dialog    bd.DialogID  `json:"d"`
+	Manager   bd.ManagerID `json:"m"`
+	At        int64        `json:"t"`
+	FromQueue bool         `json:"q,omitempty"`
+}
+
+// nodeReport is what a group of distributors did.
+type nodeReport struct {
+	Assignments   []assignment   `json:"assignments"`
+	Failures      map[string]int `json:"failures"`
+	Errors        []string       `json:"errors,omitempty"`
+	HandlerErrors uint64         `json:"handler_errors"`
+	Connects      uint64         `json:"connects"`
+	ConnectErrors uint64         `json:"connect_errors"`
+	Resyncs       uint64         `json:"resyncs"`
+	// RunsEnded counts distributors whose event stream (or Run) stopped
+	// by itself before the end.
+	RunsEnded int `json:"runs_ended"`
+}
+
+func (r *nodeReport) merge(o nodeReport) {
+	r.Assignments = append(r.Assignments, o.Assignments...)
+	if r.Failures == nil {
+		r.Failures = map[string]int{}
+	}
+	for k, v := range o.Failures {
+		r.Failures[k] += v
+	}
+	for _, e := range o.Errors {
+		if !slices.Contains(r.Errors, e) {
+			r.Errors = append(r.Errors, e)
+		}
+	}
+	r.HandlerErrors += o.HandlerErrors
+	r.Connects += o.Connects
+	r.ConnectErrors += o.ConnectErrors
+	r.Resyncs += o.Resyncs
+	r.RunsEnded += o.RunsEnded
+}
+
+// examplesPerOp is how many error messages a report keeps for each
+// failed operation.
+const examplesPerOp = 2
+
+// recorder collects what the distributors of a process report through
+// their hooks. It is safe for concurrent use.
+type recorder struct {
+	mu          sync.Mutex
+	assignments []assignment
+	failures    map[string]int
+	errors      []string
+}
+
+func (r *recorder) hooks() distributor.Hooks {
+	return distributor.Hooks{
+		Decision: func(t distributor.Trace) {
+			if t.Outcome != distributor.OutcomeAssigned && t.Outcome != distributor.OutcomeBot {
+				return
+			}
+			m, _ := t.Responsible.Manager()
+			a := assignment{Dialog: t.Dialog, Manager: m, At: time.Now().UnixNano(), FromQueue: t.FromQueue}
+			r.mu.Lock()
+			r.assignments = append(r.assignments, a)
+			r.mu.Unlock()
+		},
+		Failed: func(_ bd.AccountID, op string, err error) {
+			r.mu.Lock()
+			if r.failures == nil {
+				r.failures = map[string]int{}
+			}
+			r.failures[op]++
+			if r.failures[op] <= examplesPerOp {
+				r.errors = append(r.errors, op+": "+err.Error())
+			}
+			r.mu.Unlock()
+		},
+	}
+}
+
+// fleet is a group of distributors: in this process, or a worker process.
+type fleet interface {
+	// resync makes every distributor of the group re-read MG (users and
+	// open dialogs) and converge, as after a reconnect.
+	resync(ctx context.Context) error
+	// stop stops the group and returns what it did.
+	stop(ctx context.Context) (nodeReport, error)
+}
+
+// readyTarget passes everything to the distributor, records the errors
+// Handle returns, and reports the first successful resync: the distributor
+// is then connected and caught up.
+type readyTarget struct {
+	*distributor.Distributor
+	failed func(bd.AccountID, string, error)
+	errors atomic.Uint64 // errors Handle returned
+	once   sync.Once
+	ready  chan struct{}
+}
+
+func (t *readyTarget) Handle(ctx context.Context, ev distributor.Event) error {
+	err := t.Distributor.Handle(ctx, ev)
+	// Events still waiting when the distributor is stopped end with the
+	// stop's cancellation: not a failure of the run.
+	if err != nil && ctx.Err() == nil {
+		t.errors.Add(1)
+		t.failed(ev.Account, "handle "+ev.Kind.String(), err)
+	}
+	return err
+}
+
+func (t *readyTarget) Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error {
+	err := t.Distributor.Resync(ctx, account, open)
+	if err == nil {
+		t.once.Do(func() { close(t.ready) })
+	}
+	return err
+}
+
+// distNode is one distributor with its own MG client and event stream.
+type distNode struct {
+	d      *distributor.Distributor
+	src    *mgsource.Source
+	tr     *http.Transport
+	target *readyTarget
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+func newDistNode(spec nodeSpec, st store.Store, rec *recorder, logger *slog.Logger) (*distNode, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	client, err := mg.New(spec.MGURL, bd.Secret(spec.MGToken),
+		mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 15 * time.Second}),
+		mg.WithRetry(mg.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 100 * time.Millisecond}),
+		// The sandbox enforces no rate limit; a real MG would need the
+		// client's default limiter.
+		mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)))
+	if err != nil {
+		return nil, err
+	}
+	replier, err := reply.NewTemplate(client)
+	if err != nil {
+		return nil, err
+	}
+	hooks := rec.hooks()
+	d, err := distributor.New(st, mgsource.Gateway{MG: client},
+		distributor.WithReplier(replier),
+		distributor.WithHooks(hooks),
+		distributor.WithSweep(spec.Sweep),
+		distributor.WithRecentTraces(0),
+		distributor.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	target := &readyTarget{Distributor: d, failed: hooks.Failed, ready: make(chan struct{})}
+	src, err := mgsource.New(mgsource.Options{
+		Account: bd.AccountID(spec.Account), Client: client, Target: target, Logger: logger,
+		Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &distNode{d: d, src: src, tr: tr, target: target, cancel: cancel, errs: make(chan error, 2)}
+	for _, run := range []func(context.Context) error{d.Run, src.Run} {
+		n.wg.Go(func() {
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				n.errs <- err
+			}
+		})
+	}
+	return n, nil
+}
+
+// stop stops the node and waits for its goroutines. It returns the errors
+// the distributor's and the event stream's Run ended with before they were
+// stopped (an event stream that gave up), apart from its own error.
+func (n *distNode) stop() (ended []error, err error) {
+	n.cancel()
+	n.wg.Wait()
+	close(n.errs)
+	for err := range n.errs {
+		ended = append(ended, err)
+	}
+	err = n.d.Close()
+	n.tr.CloseIdleConnections()
+	return ended, err
+}
+
+// localFleet is a group of distributors in this process sharing a store.
+type localFleet struct {
+	nodes []*distNode
+	rec   *recorder
+}
+
+// startLocal starts spec.Distributors distributors over st and waits until
+// each has connected and resynced once.
+func startLocal(ctx context.Context, spec nodeSpec, st store.Store, logger *slog.Logger) (*localFleet, error) {
+	f := &localFleet{rec: &recorder{}}
+	for range spec.Distributors {
+		n, err := newDistNode(spec, st, f.rec, logger)
+		if err != nil {
+			_, serr := f.stop(ctx)
+			return nil, errors.Join(err, serr)
+		}
+		f.nodes = append(f.nodes, n)
+	}
+	for _, n := range f.nodes {
+		select {
+		case <-n.target.ready:
+		case err := <-n.errs:
+			n.errs <- err // for stop
+			_, serr := f.stop(ctx)
+			return nil, errors.Join(fmt.Errorf("loadtest: distributor stopped before it was ready: %w", err), serr)
+		case <-ctx.Done():
+			_, serr := f.stop(ctx)
+			return nil, errors.Join(fmt.Errorf("loadtest: waiting for the distributors to connect: %w", ctx.Err()), serr)
+		}
+	}
+	return f, nil
+}
+
+func (f *localFleet) resync(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.nodes))
+	for i, n := range f.nodes {
+		wg.Go(func() { errs[i] = n.src.Resync(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (f *localFleet) stop(context.Context) (nodeReport, error) {
+	var errs []error
+	var rep nodeReport
+	for _, n := range f.nodes {
+		ended, err := n.stop()
+		errs = append(errs, err)
+		for _, e := range ended {
+			rep.RunsEnded++
+			rep.Errors = append(rep.Errors, "run ended early: "+e.Error())
+		}
+		st := n.src.Stats()
+		rep.HandlerErrors += n.target.errors.Load()
+		rep.Connects += st.Stream.Connects
+		rep.ConnectErrors += st.Stream.ConnectErrors
+		rep.Resyncs += st.Resyncs
+	}
+	f.rec.mu.Lock()
+	rep.merge(nodeReport{Assignments: f.rec.assignments, Failures: f.rec.failures, Errors: f.rec.errors})
+	f.rec.mu.Unlock()
+	return rep, errors.Join(errs...)
+}
+
+// workerMessage is a line a worker process writes to its stdout.
+type workerMessage struct {
+	Event  string      `json:"event"` // ready, resynced, report
+	Error  string      `json:"error,omitempty"`
+	Report *nodeReport `json:"report,omitempty"`
+}
+
+// workerMain runs this process as a worker: it reads its nodeSpec from the
+// first line of stdin, starts its distributors over its own PostgreSQL
+// pool, and then obeys "resync" and "stop" lines, answering each on stdout
+// with one JSON line. End of stdin stops it too. It returns the exit code.
+func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "loadtest worker:", err)
+		return 1
+	}
+	in := bufio.NewScanner(stdin)
+	if !in.Scan() {
+		return fail(errors.New("no configuration on stdin"))
+	}
+	var spec nodeSpec
+	if err := json.Unmarshal(in.Bytes(), &spec); err != nil {
+		return fail(fmt.Errorf("configuration: %w", err))
+	}
+	ctx := context.Background()
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	db, st, err := openNodePostgres(startCtx, spec.DSN)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	f, err := startLocal(startCtx, spec, st, logger)
+	if err != nil {
+		return fail(err)
+	}
+	enc := json.NewEncoder(stdout)
+	if err := enc.Encode(workerMessage{Event: "ready"}); err != nil {
+		return fail(err)
+	}
+	for in.Scan() {
+		if in.Text() != "resync" {
+			break
+		}
+		msg := workerMessage{Event: "resynced"}
+		if err := f.resync(ctx); err != nil {
+			msg.Error = err.Error()
+		}
+		if err := enc.Encode(msg); err != nil {
+			return fail(err)
+		}
+	}
+	rep, err := f.stop(ctx)
+	msg := workerMessage{Event: "report", Report: &rep}
+	if err != nil {
+		msg.Error = err.Error()
+	}
+	if err := enc.Encode(msg); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// procFleet is a worker process: the program run again with workerEnv set.
+type procFleet struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	msgs  chan workerMessage
+	dead  chan struct{} // closed when stdout ends
+}
+
+// startProc starts a worker process and waits until its distributors are
+// connected.
+func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: worker: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), workerEnv+"=1")
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: worker: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: worker: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("loadtest: worker: %w", err)
+	}
+	p := &procFleet{cmd: cmd, stdin: stdin, msgs: make(chan workerMessage, 4), dead: make(chan struct{})}
+	go func() {
+		defer close(p.dead)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<30)
+		for sc.Scan() {
+			var m workerMessage
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				fmt.Fprintf(stderr, "loadtest: worker %d wrote a line that is not a message: %v\n", cmd.Process.Pid, err)
+				continue
+			}
+			p.msgs <- m
+		}
+	}()
+	line, _ := json.Marshal(spec)
+	if _, err := p.stdin.Write(append(line, '\n')); err != nil {
+		return nil, errors.Join(fmt.Errorf("loadtest: worker: %w", err), p.kill())
+	}
+	if _, err := p.await(ctx, "ready"); err != nil {
+		return nil, errors.Join(err, p.kill())
+	}
+	return p, nil
+}
+
+// await waits for the worker's next message, which must be of kind event.
+func (p *procFleet) await(ctx context.Context, event string) (workerMessage, error) {
+	select {
+	case m := <-p.msgs:
+		if m.Event != event {
+			return m, fmt.Errorf("loadtest: worker %d: got %q, want %q", p.cmd.Process.Pid, m.Event, event)
+		}
+		if m.Error != "" {
+			return m, fmt.Errorf("loadtest: worker %d: %s: %s", p.cmd.Process.Pid, event, m.Error)
+		}
+		return m, nil
+	case <-p.dead:
+		return workerMessage{}, fmt.Errorf("loadtest: worker %d exited before %q (see its stderr)", p.cmd.Process.Pid, event)
+	case <-ctx.Done():
+		return workerMessage{}, fmt.Errorf("loadtest: worker %d: waiting for %q: %w", p.cmd.Process.Pid, event, ctx.Err())
+	}
+}
+
+func (p *procFleet) kill() error {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	return nil
+}
+
+func (p *procFleet) resync(ctx context.Context) error {
+	if _, err := io.WriteString(p.stdin, "resync\n"); err != nil {
+		return fmt.Errorf("loadtest: worker: %w", err)
+	}
+	_, err := p.await(ctx, "resynced")
+	return err
+}
+
+func (p *procFleet) stop(ctx context.Context) (nodeReport, error) {
+	if _, err := io.WriteString(p.stdin, "stop\n"); err != nil {
+		return nodeReport{}, errors.Join(fmt.Errorf("loadtest: worker: %w", err), p.kill())
+	}
+	m, err := p.await(ctx, "report")
+	if err != nil {
+		return nodeReport{}, errors.Join(err, p.kill())
+	}
+	p.stdin.Close()
+	if err := p.cmd.Wait(); err != nil {
+		return *m.Report, fmt.Errorf("loadtest: worker %d: %w", p.cmd.Process.Pid, err)
+	}
+	return *m.Report, nil
+}

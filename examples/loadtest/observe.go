@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/sandbox"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// sampler watches capacity and responsibles while the load runs: from the
+// sandbox MG (who is responsible for which open dialog) and from the store
+// (each manager's load). A manager above capacity in either is a
+// violation; a dialog whose responsible changed from one manager (or bot)
+// to another is a double assignment, as nobody reassigns in this workload.
+type sampler struct {
+	mg       *sandbox.MG
+	st       store.Store
+	account  bd.AccountID
+	managers []bd.ManagerID
+	capacity int
+
+	mu sync.Mutex
+	// maxMG and maxStore are the most managers above capacity seen at once.
+	maxMG, maxStore int
+	// maxExcess is the most dialogs one manager held above capacity.
+	maxExcess int
+	samples   int
+	errs      int
+	last      map[bd.DialogID]bd.Responsible
+	doubles   map[bd.DialogID]bool
+	loads     []store.Load
+}
+
+func newSampler(m *sandbox.MG, st store.Store, account bd.AccountID, managers []bd.ManagerID, capacity int) *sampler {
+	return &sampler{
+		mg: m, st: st, account: account, managers: managers, capacity: capacity,
+		last: map[bd.DialogID]bd.Responsible{}, doubles: map[bd.DialogID]bool{},
+	}
+}
+
+// run samples until ctx ends, every interval, or less often when a sample
+// takes long (never spending more than a fifth of the time sampling).
+func (s *sampler) run(ctx context.Context, interval time.Duration) {
+	for {
+		start := time.Now()
+		s.sample(ctx)
+		wait := max(interval, 5*time.Since(start))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sample takes one look at MG and the store.
+func (s *sampler) sample(ctx context.Context) {
+	held := map[bd.ManagerID]int{}
+	for _, d := range s.mg.Dialogs() {
+		s.mu.Lock()
+		if prev := s.last[d.ID]; !prev.IsZero() && !d.Responsible.IsZero() && prev != d.Responsible {
+			s.doubles[d.ID] = true
+		}
+		if !d.Responsible.IsZero() {
+			s.last[d.ID] = d.Responsible
+		}
+		s.mu.Unlock()
+		if m, ok := d.Responsible.Manager(); ok && d.Active {
+			held[m]++
+		}
+	}
+	overMG, excess := 0, 0
+	for _, n := range held {
+		if n > s.capacity {
+			overMG++
+			excess = max(excess, n-s.capacity)
+		}
+	}
+	loads, err := s.st.Loads(ctx, s.account, s.managers, s.loads)
+	overStore := 0
+	if err == nil {
+		s.loads = loads
+		for _, l := range loads {
+			if l.Open > s.capacity {
+				overStore++
+				excess = max(excess, l.Open-s.capacity)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.errs++
+	}
+	s.samples++
+	s.maxMG = max(s.maxMG, overMG)
+	s.maxStore = max(s.maxStore, overStore)
+	s.maxExcess = max(s.maxExcess, excess)
+}
+
+// endState is the state at the end of a run, after the distributors
+// settled.
+type endState struct {
+	open int
+	// stranded are open dialogs with no responsible in MG that do not wait
+	// in the store's queue.
+	stranded int
+	// queued are open dialogs waiting in the store's queue.
+	queued int
+	// freeWhileQueued is how many dialogs wait although a manager has a
+	// free slot: min(queue length, free slots).
+	freeWhileQueued int
+	// loadsOff is the sum over managers of the difference between their
+	// load in the store and the open dialogs MG shows them holding.
+	loadsOff int
+}
+
+// inspect compares MG with the store.
+func inspect(ctx context.Context, m *sandbox.MG, st store.Store, account bd.AccountID, managers []bd.ManagerID, capacity int) (endState, error) {
+	waiting, err := st.Waiting(ctx, account, math.MaxInt32)
+	if err != nil {
+		return endState{}, err
+	}
+	queued := make(map[bd.DialogID]bool, len(waiting))
+	for _, w := range waiting {
+		queued[w.Dialog.ID] = true
+	}
+	var es endState
+	held := map[bd.ManagerID]int{}
+	for _, d := range m.Dialogs() {
+		if !d.Active {
+			continue
+		}
+		es.open++
+		if id, ok := d.Responsible.Manager(); ok {
+			held[id]++
+		}
+		switch {
+		case queued[d.ID]:
+			es.queued++
+		case d.Responsible.IsZero():
+			es.stranded++
+		}
+	}
+	loads, err := st.Loads(ctx, account, managers, nil)
+	if err != nil {
+		return endState{}, err
+	}
+	free := 0
+	for _, l := range loads {
+		free += max(0, capacity-l.Open)
+		es.loadsOff += abs(l.Open - held[l.Manager])
+	}
+	es.freeWhileQueued = min(es.queued, free)
+	return es, nil
+}
+
+// mismatched counts open dialogs whose responsible in the store is not the
+// one MG has.
+func mismatched(ctx context.Context, m *sandbox.MG, st store.Store, account bd.AccountID) (int, error) {
+	n := 0
+	for _, d := range m.Dialogs() {
+		if !d.Active {
+			continue
+		}
+		r, err := st.Responsible(ctx, account, d.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			r, err = bd.Responsible{}, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if r != d.Responsible {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// percentile returns the p-th percentile (0..100) of sorted ds by the
+// nearest-rank method, or 0 for none.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// spread returns the coefficient of variation (standard deviation over
+// mean) of counts, 0 for perfectly even counts or no data.
+func spread(counts []int) float64 {
+	if len(counts) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, c := range counts {
+		sum += float64(c)
+	}
+	mean := sum / float64(len(counts))
+	if mean == 0 {
+		return 0
+	}
+	var sq float64
+	for _, c := range counts {
+		sq += (float64(c) - mean) * (float64(c) - mean)
+	}
+	return math.Sqrt(sq/float64(len(counts))) / mean
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }

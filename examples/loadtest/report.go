@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Result is what one scenario measured. The JSON names are the program's
+// output format.
+type Result struct {
+	Store        string  `json:"store"`
+	Mode         string  `json:"mode"`
+	Processes    int     `json:"processes"`
+	Distributors int     `json:"distributors"`
+	Managers     int     `json:"managers"`
+	Capacity     int     `json:"capacity"`
+	Dialogs      int     `json:"dialogs"`
+	Rate         float64 `json:"rate"`
+	CloseAfterMs float64 `json:"close_after_ms"`
+	CloseShare   float64 `json:"close_share"`
+
+	// Assigned counts dialogs that got a responsible at least once.
+	Assigned int `json:"assigned"`
+	// Queued counts open dialogs waiting in the store's queue at the end.
+	Queued int `json:"queued"`
+	// Open counts dialogs open in MG at the end.
+	Open int `json:"open"`
+	// Stranded counts open dialogs neither assigned in MG nor waiting in the
+	// store's queue at the end, after settling and a final resync.
+	Stranded int `json:"stranded"`
+	// StrandedBeforeResync is the same count before the final resync: what
+	// event handling alone left behind.
+	StrandedBeforeResync int `json:"stranded_before_resync"`
+	// QueuedWithFreeSlot counts dialogs still waiting at the end although a
+	// manager had a free slot.
+	QueuedWithFreeSlot int `json:"queued_with_free_slot"`
+	// CapViolations is the most managers seen above capacity at one time,
+	// in MG or in the store's loads.
+	CapViolations      int `json:"cap_violations"`
+	CapViolationsMG    int `json:"cap_violations_mg"`
+	CapViolationsStore int `json:"cap_violations_store"`
+	// CapExcessMax is the most dialogs one manager held above capacity.
+	CapExcessMax int `json:"cap_excess_max"`
+	Samples      int `json:"samples"`
+	// DoubleAssignments counts dialogs assigned twice by the distributors
+	// or seen in MG with one responsible and then another.
+	DoubleAssignments int `json:"double_assignments"`
+	// DoubleExamples describe up to three of them: the distributors'
+	// assignments of the dialog (none listed when only MG showed the
+	// change of responsible).
+	DoubleExamples []string `json:"double_examples,omitempty"`
+	// Mismatched counts open dialogs whose responsible in the store is not
+	// MG's at the end.
+	Mismatched int `json:"mismatched"`
+
+	// ThroughputPerS is assigned dialogs per second from the first dialog's
+	// opening to the last first assignment.
+	ThroughputPerS float64 `json:"throughput_per_s"`
+	// OpenRatePerS is the rate at which dialogs actually opened.
+	OpenRatePerS float64 `json:"open_rate_per_s"`
+	// P50Ms, P99Ms and MaxMs are the times from a dialog's opening in MG to
+	// MG's confirmation of its first assignment, over every assigned dialog;
+	// P99DirectMs over those assigned without waiting in the queue.
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	P99DirectMs float64 `json:"p99_direct_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	// Fairness is the coefficient of variation (standard deviation over
+	// mean) of the assignments per manager: 0 is perfectly even.
+	Fairness      float64 `json:"fairness"`
+	FairnessRange [2]int  `json:"per_manager_min_max"`
+
+	// RawUpdatePerS is the rate of single-row UPDATE transactions, one at a
+	// time, on the same database in the same run; Ratio is
+	// ThroughputPerS / RawUpdatePerS. Zero for the memory stores.
+	RawUpdatePerS float64 `json:"raw_update_per_s,omitempty"`
+	Ratio         float64 `json:"ratio,omitempty"`
+
+	DurationS     float64 `json:"duration_s"`
+	WSDropped     int     `json:"ws_dropped"`
+	PGKilled      int     `json:"pg_killed"`
+	HandlerErrors uint64  `json:"handler_errors"`
+	// RunsEnded counts event streams that stopped by themselves during
+	// the run: their distributor saw no events afterwards.
+	RunsEnded  int            `json:"runs_ended"`
+	Reconnects uint64         `json:"reconnects"`
+	Resyncs    uint64         `json:"resyncs"`
+	Failures   map[string]int `json:"failures"`
+	// ResyncError is what the final resync reported, if anything.
+	ResyncError string   `json:"resync_error,omitempty"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+// Report is the program's output: our store's result, the baseline's next
+// to it, and which targets were met.
+type Report struct {
+	Result
+	Baseline *Result `json:"baseline,omitempty"`
+	// Targets maps each target to whether it was met; a target that does
+	// not apply to the run is absent.
+	Targets map[string]bool `json:"targets"`
+	// BaselineRaceExposed reports whether the baseline broke capacity in
+	// this run, i.e. whether the load was contended enough to expose a
+	// read-then-write race. It is not a target of our store.
+	BaselineRaceExposed bool `json:"baseline_race_exposed"`
+}
+
+// P99TargetMs is the event-to-assignment target on the memory store at
+// 200 dialogs/s, with a free manager for every dialog.
+const P99TargetMs = 5.0
+
+func (r *Report) evaluate() {
+	r.Targets = map[string]bool{
+		"stranded_0":           r.Stranded == 0,
+		"cap_violations_0":     r.CapViolations == 0,
+		"double_assignments_0": r.DoubleAssignments == 0,
+	}
+	// The latency target is for dialogs that find a free manager: a load
+	// with more dialogs than slots measures the queue, not the distributor.
+	if r.Store == storeMemory && r.Mode == "clean" && r.Rate >= 200 && r.Dialogs <= r.Managers*r.Capacity {
+		r.Targets["p99_le_5ms"] = r.P99Ms <= P99TargetMs
+	}
+	r.BaselineRaceExposed = r.Baseline != nil && r.Baseline.CapViolations > 0
+}
+
+// print writes a readable summary.
+func (r *Report) print(w io.Writer) {
+	cols := []*Result{&r.Result}
+	head := "\t" + r.Store
+	if r.Baseline != nil {
+		cols = append(cols, r.Baseline)
+		head += "\tbaseline (wrong on purpose)"
+	}
+	fmt.Fprintf(w, "load: %d dialogs at %s, %d managers x capacity %d, %s, faults: %s\n\n",
+		r.Dialogs, rateText(r.Rate), r.Managers, r.Capacity, closeText(r.CloseAfterMs, r.CloseShare), r.Mode)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, head)
+	row := func(name string, f func(*Result) string) {
+		var b strings.Builder
+		b.WriteString(name)
+		for _, c := range cols {
+			b.WriteString("\t" + f(c))
+		}
+		fmt.Fprintln(tw, b.String())
+	}
+	row("distributors", func(c *Result) string {
+		return fmt.Sprintf("%d in %d process(es)", c.Distributors*c.Processes, c.Processes)
+	})
+	row("assigned", func(c *Result) string { return fmt.Sprint(c.Assigned) })
+	row("queued at the end", func(c *Result) string { return fmt.Sprint(c.Queued) })
+	row("stranded (before final resync)", func(c *Result) string {
+		return fmt.Sprintf("%d (%d)", c.Stranded, c.StrandedBeforeResync)
+	})
+	row("capacity violations (MG / store)", func(c *Result) string {
+		return fmt.Sprintf("%d (%d / %d), worst +%d", c.CapViolations, c.CapViolationsMG, c.CapViolationsStore, c.CapExcessMax)
+	})
+	row("double assignments", func(c *Result) string { return fmt.Sprint(c.DoubleAssignments) })
+	row("store differs from MG", func(c *Result) string { return fmt.Sprint(c.Mismatched) })
+	row("throughput", func(c *Result) string { return fmt.Sprintf("%.0f dialogs/s", c.ThroughputPerS) })
+	row("event->assign p50 / p99 / max", func(c *Result) string {
+		return fmt.Sprintf("%.2f / %.2f / %.1f ms", c.P50Ms, c.P99Ms, c.MaxMs)
+	})
+	row("fairness (CV of assignments)", func(c *Result) string {
+		return fmt.Sprintf("%.3f (min %d, max %d)", c.Fairness, c.FairnessRange[0], c.FairnessRange[1])
+	})
+	if r.RawUpdatePerS > 0 {
+		row("raw single-row UPDATEs", func(c *Result) string {
+			if c.RawUpdatePerS == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f/s (ratio %.2f)", c.RawUpdatePerS, c.Ratio)
+		})
+	}
+	row("faults seen", func(c *Result) string {
+		return fmt.Sprintf("%d ws drops, %d pg kills, %d handler errors, %d streams ended", c.WSDropped, c.PGKilled, c.HandlerErrors, c.RunsEnded)
+	})
+	tw.Flush()
+	names := make([]string, 0, len(r.Targets))
+	for k := range r.Targets {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w)
+	for _, k := range names {
+		verdict := "met"
+		if !r.Targets[k] {
+			verdict = "NOT MET"
+		}
+		fmt.Fprintf(w, "target %-30s %s\n", k, verdict)
+	}
+	if r.Baseline != nil {
+		if r.BaselineRaceExposed {
+			fmt.Fprintln(w, "the baseline's read-then-write race showed: it let managers exceed capacity")
+		} else {
+			fmt.Fprintln(w, "the baseline's read-then-write race did not show in this load (try -rate 0, more distributors, smaller capacity)")
+		}
+	}
+}
+
+func rateText(r float64) string {
+	if r == 0 {
+		return "full speed"
+	}
+	return fmt.Sprintf("%g/s", r)
+}
+
+func closeText(ms, share float64) string {
+	if ms == 0 || share == 0 {
+		return "no dialog closes"
+	}
+	return fmt.Sprintf("%g%% of dialogs close after %gms", share*100, ms)
+}

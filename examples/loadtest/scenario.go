@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/sandbox"
+)
+
+// account is the one account of a run.
+const account bd.AccountID = "loadtest.example"
+
+// Run runs the load against cfg.Store and, when cfg.Baseline is set, the
+// same load against the naive baseline store, and reports both. It returns
+// an error when the run itself could not be carried out (bad
+// configuration, no database, a worker that died); broken invariants are
+// results, not errors.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.validate(); err != nil {
+		return Report{}, err
+	}
+	ours, err := runScenario(ctx, &cfg, cfg.Store, cfg.Processes, cfg.Distributors)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Result: ours}
+	if cfg.Baseline {
+		base, err := runScenario(ctx, &cfg, storeBaseline, 1, cfg.BaselineDistributors)
+		if err != nil {
+			return Report{}, fmt.Errorf("baseline: %w", err)
+		}
+		rep.Baseline = &base
+	}
+	rep.evaluate()
+	return rep, nil
+}
+
+func settingsFor(managers []bd.ManagerID, capacity int) bd.Settings {
+	return bd.Settings{
+		Managers:        managers,
+		DefaultCapacity: capacity,
+		Availability:    bd.StatusAndOnline,
+		Reassign:        bd.ReassignOff,
+		Replies: map[bd.Situation]string{
+			bd.DialogReceived:      "Hello {{.Customer}}, we got your message.",
+			bd.ManagerAssigned:     "{{.Manager}} will answer you.",
+			bd.NoManagerOnline:     "Nobody is online now; we will answer soon.",
+			bd.AllManagersBusy:     "All managers are busy; you are in the queue.",
+			bd.OutsideWorkingHours: "We are closed now.",
+		},
+	}
+}
+
+// scenario is one run against one store.
+type scenario struct {
+	cfg       *Config
+	kind      string
+	processes int
+	perProc   int
+	mg        *sandbox.MG
+	channel   bd.ChannelID
+	managers  []bd.ManagerID
+	be        *backend
+	fleets    []fleet
+	res       Result
+	// doubles are the dialogs assigned twice: seen changing responsible
+	// in MG, or reported assigned twice by the distributors.
+	doubles map[bd.DialogID]bool
+}
+
+func (s *scenario) logf(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Log, "loadtest: %s: "+format+"\n", append([]any{s.kind}, args...)...)
+}
+
+func runScenario(ctx context.Context, cfg *Config, kind string, processes, perProc int) (res Result, err error) {
+	s := &scenario{cfg: cfg, kind: kind, processes: processes, perProc: perProc, doubles: map[bd.DialogID]bool{}}
+	s.res = Result{
+		Store: kind, Mode: cfg.mode(), Processes: processes, Distributors: perProc,
+		Managers: cfg.Managers, Capacity: cfg.Capacity, Dialogs: cfg.Dialogs, Rate: cfg.Rate,
+		CloseAfterMs: float64(cfg.CloseAfter) / float64(time.Millisecond), CloseShare: cfg.CloseShare,
+	}
+	if s.mg, err = sandbox.NewMG(sandbox.MGOptions{Seed: cfg.Seed}); err != nil {
+		return Result{}, err
+	}
+	defer func() { err = errors.Join(err, s.mg.Close()) }()
+	for i := range cfg.Managers {
+		s.managers = append(s.managers, s.mg.AddManager(sandbox.MGUser{FirstName: "Manager", LastName: strconv.Itoa(i + 1), Online: true}))
+	}
+	if s.channel, err = s.mg.AddChannel(ctx, "telegram", "Shop"); err != nil {
+		return Result{}, err
+	}
+	if s.be, err = openBackend(ctx, cfg, kind); err != nil {
+		return Result{}, err
+	}
+	defer func() { err = errors.Join(err, s.be.close()) }()
+	settings := settingsFor(s.managers, cfg.Capacity)
+	if err := settings.Validate(); err != nil {
+		return Result{}, err
+	}
+	err = s.be.observer.SaveAccount(ctx, bd.Account{
+		ID: account, Domain: "https://loadtest.example", MGEndpoint: s.mg.URL(), MGToken: s.mg.BotToken(), Settings: settings,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if s.res.RawUpdatePerS, err = s.be.rawUpdateRate(ctx, cfg.RawUpdate); err != nil {
+		return Result{}, err
+	}
+	if err := s.startFleets(ctx); err != nil {
+		return Result{}, err
+	}
+	rep, err := s.drive(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	s.finish(rep)
+	return s.res, nil
+}
+
+// startFleets starts the distributors: in this process, or in worker
+// processes sharing PostgreSQL.
+func (s *scenario) startFleets(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	spec := nodeSpec{
+		Account: string(account), MGURL: s.mg.URL(), MGToken: s.mg.BotToken().Reveal(),
+		Sweep: s.cfg.Sweep, Distributors: s.perProc, DSN: s.be.nodeDSN,
+	}
+	if s.processes == 1 {
+		f, err := startLocal(ctx, spec, s.be.shared, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		s.fleets = []fleet{f}
+		return nil
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	for range s.processes {
+		wg.Go(func() {
+			p, err := startProc(ctx, spec, s.cfg.Log)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			s.fleets = append(s.fleets, p)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		_, serr := s.stopFleets(context.Background())
+		return errors.Join(err, serr)
+	}
+	return nil
+}
+
+func (s *scenario) stopFleets(ctx context.Context) (nodeReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var rep nodeReport
+	var errs []error
+	for _, f := range s.fleets {
+		r, err := f.stop(ctx)
+		rep.merge(r)
+		errs = append(errs, err)
+	}
+	s.fleets = nil
+	return rep, errors.Join(errs...)
+}
+
+func (s *scenario) resync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Settle)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.fleets))
+	for i, f := range s.fleets {
+		wg.Go(func() { errs[i] = f.resync(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// drive runs the load with the faults, lets the distributors settle,
+// resyncs them, takes the end state and stops them.
+func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
+	defer func() {
+		r, serr := s.stopFleets(context.Background())
+		rep, err = r, errors.Join(err, serr)
+	}()
+	cfg := s.cfg
+	err = s.mg.SetFaults(sandbox.MGFaults{ServerErrorRatio: cfg.Err5xx, RateLimitRatio: cfg.Err429, Latency: cfg.Latency})
+	if err != nil {
+		return rep, err
+	}
+	smp := newSampler(s.mg, s.be.observer, account, s.managers, cfg.Capacity)
+	sctx, stopSampling := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	sampling.Go(func() { smp.run(sctx, cfg.Sample) })
+	defer func() {
+		stopSampling()
+		sampling.Wait()
+	}()
+
+	start := time.Now()
+	if err := s.load(ctx); err != nil {
+		return rep, err
+	}
+	s.logf("load done in %s", time.Since(start).Round(time.Millisecond))
+	if err := s.mg.SetFaults(sandbox.MGFaults{}); err != nil {
+		return rep, err
+	}
+	es, err := s.settle(ctx)
+	if err != nil {
+		return rep, err
+	}
+	s.res.StrandedBeforeResync = es.stranded
+	if err := s.resync(ctx); err != nil {
+		// A resync reports the dialogs it could not handle (e.g. one that
+		// closed while it ran) and goes on with the others: a result to
+		// show, not a reason to stop.
+		if ctx.Err() != nil {
+			return rep, err
+		}
+		s.res.ResyncError = err.Error()
+	}
+	if es, err = s.settle(ctx); err != nil {
+		return rep, err
+	}
+	s.res.DurationS = math.Round(time.Since(start).Seconds()*100) / 100
+	s.res.Open, s.res.Stranded, s.res.Queued, s.res.QueuedWithFreeSlot = es.open, es.stranded, es.queued, es.freeWhileQueued
+	stopSampling()
+	sampling.Wait()
+	smp.sample(ctx)
+	s.res.CapViolationsMG, s.res.CapViolationsStore, s.res.CapExcessMax, s.res.Samples = smp.maxMG, smp.maxStore, smp.maxExcess, smp.samples
+	s.res.CapViolations = max(smp.maxMG, smp.maxStore)
+	for id := range smp.doubles {
+		s.doubles[id] = true
+	}
+	if s.res.Mismatched, err = mismatched(ctx, s.mg, s.be.observer, account); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
