@@ -496,3 +496,20 @@ func TestResyncLeavesNewerDialogsAlone(t *testing.T) {
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 5), "a dialog newer than MG's list is not taken for closed")
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 3))
 }
+
+// TestResyncWithAStaleList: MG's list was read before assignments landed;
+// the store keeps them and MG is told again, so nothing is handed out twice.
+func TestResyncWithAStaleList(t *testing.T) {
+	ids := managerIDs(2)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
+	f.open(t, dialog(1, 1))
+	f.open(t, dialog(2, 1))
+	held1, held2 := f.responsible(t, 1), f.responsible(t, 2)
+	stale := []distributor.OpenDialog{{Dialog: dialog(1, 1)}, {Dialog: dialog(2, 1), Responsible: held1}}
+	require.NoError(t, f.d.Resync(context.Background(), acct, stale))
+	require.Equal(t, held1, f.responsible(t, 1))
+	require.Equal(t, held2, f.responsible(t, 2))
+	require.Equal(t, held1, f.gw.Responsible(1), "MG is told the store's responsible again")
+	require.Equal(t, held2, f.gw.Responsible(2))
+	require.Equal(t, 2, f.checkInvariants(t, ids, 1))
+}

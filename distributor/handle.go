@@ -49,7 +49,7 @@ func (d *Distributor) Handle(ctx context.Context, ev Event) error {
 		if err != nil || !first {
 			return err
 		}
-		return d.distribute(ctx, a, dl, at)
+		return d.distribute(ctx, a, dl)
 	case CustomerMessage:
 		a.presence.noteMessage(dl.ID, true)
 		return d.customerMessage(ctx, a, dl, ev.MessageID, at)
@@ -125,12 +125,16 @@ func (d *Distributor) customerMessage(ctx context.Context, a *account, dl bd.Dia
 	if err != nil || !first {
 		return err
 	}
-	return d.distribute(ctx, a, dl, at)
+	return d.distribute(ctx, a, dl)
 }
 
 // distribute gives a dialog with no responsible to a manager or a bot, or
-// puts it in the queue with the right reply. It is idempotent.
-func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, at time.Time) error {
+// puts it in the queue with the right reply. It is idempotent. Decisions use
+// the distributor's clock, not the event's time: working hours and round
+// robin's last-assigned times must be exact, and MG's event times are
+// coarse.
+func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) error {
+	at := d.cfg.now()
 	dl.Account = a.id
 	snap := a.snap.Load()
 	var tr Trace
@@ -156,7 +160,6 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, 
 	}
 	switch tr.Outcome {
 	case OutcomeAssigned:
-		d.received(ctx, a, snap, dl)
 		return d.assigned(ctx, a, snap, dl, &tr)
 	case OutcomeAlreadyAssigned, OutcomeClosed:
 		d.remember(a, tr)
@@ -229,6 +232,8 @@ func (d *Distributor) assigned(ctx context.Context, a *account, snap *snapshot, 
 		if err := d.store.Dequeue(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			d.fail(a.id, "dequeue", err)
 		}
+	} else {
+		d.received(ctx, a, snap, dl) // greeted after MG took it: the reply is not on the assignment's path
 	}
 	a.presence.noteAssigned(dl, tr.At)
 	d.remember(a, *tr)
@@ -413,7 +418,7 @@ func (d *Distributor) assignedInMG(ctx context.Context, a *account, dl bd.Dialog
 	d.cfg.logger.Info("distributor: responsible changed in MessageGateway", slog.String("account", string(a.id)),
 		slog.Int64("dialog", int64(dl.ID)), slog.String("from", prev.String()), slog.String("to", to.String()))
 	if to.IsZero() {
-		if err := d.distribute(ctx, a, dl, at); err != nil {
+		if err := d.distribute(ctx, a, dl); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/store"
@@ -14,7 +15,12 @@ import (
 // every websocket (re)connect and at start-up) with every open dialog of the
 // account as MG reports it:
 //
-//   - a dialog MG has a different responsible for is recorded as MG says;
+//   - a dialog the store holds but MG lists with another responsible, or
+//     none, is assigned in MG as the store holds it: MG's list may predate
+//     an assignment made meanwhile, and the store's atomic record is what
+//     keeps capacity and single ownership (a change a person made while no
+//     process listened is overridden; changes seen as events are followed);
+//   - a dialog only MG has a responsible for is recorded as MG says;
 //   - an open dialog nobody is responsible for, and that does not wait yet,
 //     is distributed;
 //   - a dialog the store holds for a roster manager, or has waiting, that MG
@@ -84,19 +90,37 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 		}
 		switch {
 		case cur == o.Responsible && !cur.IsZero():
-		case !o.Responsible.IsZero() || !cur.IsZero():
+		case !cur.IsZero():
+			// The store holds the dialog and MG's list says otherwise. The
+			// list may be older than an assignment made meanwhile (by this
+			// or another process), so MG follows the store: its atomic
+			// record is what keeps capacity and single ownership.
+			errs = append(errs, d.push(ctx, a, dl, cur, now))
+		case !o.Responsible.IsZero():
 			errs = append(errs, d.assignedInMG(ctx, a, dl, o.Responsible, now))
 		case !queued[dl.ID]:
 			if _, err := d.store.ClaimEvent(ctx, id, openedKey(dl.ID), now); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, d.distribute(ctx, a, dl, now))
+			errs = append(errs, d.distribute(ctx, a, dl))
 		}
 	}
 	errs = append(errs, d.drain(ctx, a))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("distributor: resync %s: %w", id, err)
+	}
+	return nil
+}
+
+// push tells MG the responsible the store holds for a dialog.
+func (d *Distributor) push(ctx context.Context, a *account, dl bd.Dialog, to bd.Responsible, now time.Time) error {
+	err := d.gateway.Assign(ctx, a.id, dl.ID, to)
+	if errors.Is(err, ErrDialogGone) {
+		return d.closeDialog(ctx, a, dl.ID, now)
+	}
+	if err != nil {
+		return fmt.Errorf("distributor: tell MG that %s holds dialog %d: %w", to, dl.ID, err)
 	}
 	return nil
 }
