@@ -28,6 +28,10 @@ var (
 	// latest in its chat (400 "dialog is not the latest in the chat"). Only
 	// the latest dialog of a chat can be assigned; re-read the chat.
 	ErrDialogNotLatest = errors.New("mg: dialog is not the latest in the chat")
+	// ErrDialogClosed: MG refused an operation on a closed dialog (400
+	// "dialog is closed"; the wording is the sandbox's, MG's own is not
+	// documented, so any 400 message mentioning a closed dialog matches).
+	ErrDialogClosed = errors.New("mg: dialog is closed")
 	// ErrDialogNotAssigned: MG refused to unassign a dialog nobody is
 	// responsible for (400 "dialog is not assigned").
 	ErrDialogNotAssigned = errors.New("mg: dialog is not assigned")
@@ -76,8 +80,8 @@ func (e *APIError) Error() string {
 
 // Is reports whether the error matches one of the package's sentinels:
 // ErrNotFound (404), ErrUnauthorized (401, 403), ErrRateLimited (429),
-// ErrUnavailable (5xx), ErrDialogNotLatest and ErrDialogNotAssigned (by
-// MG's message).
+// ErrUnavailable (5xx), ErrDialogNotLatest, ErrDialogNotAssigned and
+// ErrDialogClosed (by MG's message).
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -92,6 +96,8 @@ func (e *APIError) Is(target error) bool {
 		return e.has("dialog is not the latest in the chat")
 	case ErrDialogNotAssigned:
 		return e.has("dialog is not assigned")
+	case ErrDialogClosed:
+		return e.Status == http.StatusBadRequest && (e.has("dialog is closed") || e.has("dialog closed"))
 	}
 	return false
 }

@@ -81,9 +81,10 @@ func TestAPIErrorIs(t *testing.T) {
 		{503, nil, []error{ErrUnavailable}},
 		{400, []string{"Dialog is not the latest in the chat"}, []error{ErrDialogNotLatest}},
 		{400, []string{"dialog is not assigned"}, []error{ErrDialogNotAssigned}},
+		{400, []string{"Dialog is closed"}, []error{ErrDialogClosed}},
 		{400, []string{"something else"}, nil},
 	}
-	all := []error{ErrNotFound, ErrUnauthorized, ErrRateLimited, ErrUnavailable, ErrDialogNotLatest, ErrDialogNotAssigned}
+	all := []error{ErrNotFound, ErrUnauthorized, ErrRateLimited, ErrUnavailable, ErrDialogNotLatest, ErrDialogNotAssigned, ErrDialogClosed}
 	for _, tt := range tests {
 		var err error = &APIError{Method: "GET", Path: "/x", Status: tt.status, Errors: tt.errs}
 		for _, s := range all {

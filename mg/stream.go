@@ -245,10 +245,13 @@ func (s *Stream) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// Only MG's answer to the handshake can end the stream: errors of
+		// OnConnect (e.g. a 400 from the resync's REST calls) are retried.
+		var hs handshakeError
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && permanent(apiErr.Status) {
-			s.c.log.LogAttrs(ctx, slog.LevelError, "mg stream refused", slog.String("error", err.Error()))
-			return err
+		if errors.As(err, &hs) && errors.As(hs.err, &apiErr) && permanent(apiErr.Status) {
+			s.c.log.LogAttrs(ctx, slog.LevelError, "mg stream refused", slog.String("error", apiErr.Error()))
+			return apiErr
 		}
 		if up >= s.opts.Backoff.Max {
 			failures = 0
@@ -265,6 +268,12 @@ func (s *Stream) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// handshakeError marks an error of the websocket handshake itself.
+type handshakeError struct{ err error }
+
+func (e handshakeError) Error() string { return e.err.Error() }
+func (e handshakeError) Unwrap() error { return e.err }
 
 func permanent(status int) bool {
 	return status >= 400 && status <= 499 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
@@ -315,7 +324,7 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 	seen()
 	conn, err := s.dial(ctx, seen)
 	if err != nil {
-		return 0, err
+		return 0, handshakeError{err}
 	}
 	seen()
 	s.connects.Add(1)

@@ -350,6 +350,37 @@ func TestStreamRetriesFailedHandshakesAndResyncs(t *testing.T) {
 	}
 }
 
+// TestStreamSurvivesClientErrorsOfTheResync: a 4xx answer to a REST call
+// made by OnConnect (the resync) is retried like any other failure; only
+// the handshake's answer can end the stream.
+func TestStreamSurvivesClientErrorsOfTheResync(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	var connects atomic.Int32
+	w := newWatch()
+	s, _ := c.Stream(mg.StreamOptions{
+		Types:   []string{mg.EventDialogOpened},
+		Handler: func(context.Context, mg.Event) error { return nil },
+		OnConnect: func(ctx context.Context) error {
+			defer w.poke()
+			if connects.Add(1) == 1 {
+				err := c.CloseDialog(ctx, 987654) // an unknown dialog: a 4xx from MG
+				if err == nil {
+					return errors.New("closing an unknown dialog succeeded")
+				}
+				return err
+			}
+			return nil
+		},
+		Backoff: quickBackoff,
+	})
+	runStream(t, s)
+	waitUntil(t, "a second, successful resync", m, w, func() bool { return connects.Load() == 2 && m.Subscribers() == 1 })
+	if st := s.Stats(); st.ConnectErrors != 1 {
+		t.Fatalf("stats = %+v, want 1 failed OnConnect", st)
+	}
+}
+
 func TestStreamStopsOnRefusedHandshake(t *testing.T) {
 	m := newMG(t)
 	c := newClientToken(t, m, "not-the-token")

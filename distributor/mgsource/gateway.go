@@ -17,8 +17,8 @@ type Assigner interface {
 }
 
 // Gateway adapts an MG client to distributor.Gateway. It marks the MG
-// answers that mean a dialog can never be assigned again — not found, not
-// the latest dialog of its chat — with distributor.ErrDialogGone, so the
+// answers that mean a dialog can never be assigned again — not found,
+// closed, not the latest dialog of its chat — with distributor.ErrDialogGone, so the
 // distributor closes the dialog instead of letting it wait.
 type Gateway struct {
 	MG Assigner
@@ -29,7 +29,7 @@ var _ distributor.Gateway = Gateway{}
 // Assign assigns through MG.
 func (g Gateway) Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error {
 	err := g.MG.Assign(ctx, account, dialog, to)
-	if errors.Is(err, mg.ErrNotFound) || errors.Is(err, mg.ErrDialogNotLatest) {
+	if errors.Is(err, mg.ErrNotFound) || errors.Is(err, mg.ErrDialogNotLatest) || errors.Is(err, mg.ErrDialogClosed) {
 		return fmt.Errorf("%w: %w", distributor.ErrDialogGone, err)
 	}
 	return err

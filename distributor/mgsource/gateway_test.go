@@ -27,6 +27,7 @@ func TestGatewayMarksGoneDialogs(t *testing.T) {
 		{"ok", nil, false},
 		{"not found", fmt.Errorf("assign: %w", mg.ErrNotFound), true},
 		{"not latest", fmt.Errorf("assign: %w", mg.ErrDialogNotLatest), true},
+		{"closed", fmt.Errorf("assign: %w", mg.ErrDialogClosed), true},
 		{"unavailable", fmt.Errorf("assign: %w", mg.ErrUnavailable), false},
 		{"rate limited", fmt.Errorf("assign: %w", mg.ErrRateLimited), false},
 	} {
