@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -45,7 +47,16 @@ type Options struct {
 	Stream mg.StreamOptions
 	// Logger receives the Source's diagnostics; nil discards them.
 	Logger *slog.Logger
+	// ResyncEvery is how often Run resyncs while connected, as a safety
+	// net: a dialog whose handling failed half-way (the store was down
+	// after its event was claimed) waits at most this long. Zero means 5
+	// minutes; a negative value turns the periodic resync off.
+	ResyncEvery time.Duration
 }
+
+// DefaultResyncEvery is the periodic resync interval when
+// Options.ResyncEvery is zero.
+const DefaultResyncEvery = 5 * time.Minute
 
 // Source runs the MG event stream of one account into a Target: every
 // event the distributor acts on is translated and handed to
@@ -87,6 +98,9 @@ func New(opts Options) (*Source, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.ResyncEvery == 0 {
+		opts.ResyncEvery = DefaultResyncEvery
+	}
 	s := &Source{opts: opts, tr: NewTranslator(opts.Account, opts.Status), log: opts.Logger.With("account", string(opts.Account))}
 	so := opts.Stream
 	so.Types = mg.DistributorEvents()
@@ -105,10 +119,34 @@ func New(opts Options) (*Source, error) {
 func (s *Source) Translator() *Translator { return s.tr }
 
 // Run streams events until ctx ends, reconnecting and resyncing as needed
-// (see mg.Stream.Run), and returns ctx.Err() once every goroutine it
-// started has exited. It returns earlier only when MG refuses the
-// websocket for good (a wrong token).
-func (s *Source) Run(ctx context.Context) error { return s.stream.Run(ctx) }
+// (see mg.Stream.Run) and resyncing every Options.ResyncEvery, and returns
+// ctx.Err() once every goroutine it started has exited. It returns earlier
+// only when MG refuses the websocket for good (a wrong token).
+func (s *Source) Run(ctx context.Context) error {
+	if s.opts.ResyncEvery < 0 {
+		return s.stream.Run(ctx)
+	}
+	periodic, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(s.opts.ResyncEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-periodic.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.Resync(periodic); err != nil && periodic.Err() == nil {
+				s.log.Warn("mgsource: periodic resync failed", slog.Any("error", err))
+			}
+		}
+	})
+	err := s.stream.Run(ctx)
+	stop()
+	wg.Wait()
+	return err
+}
 
 // Stats reports the stream's counters, the number of completed resyncs,
 // and the number of events dropped because their dialog could not be

@@ -223,3 +223,23 @@ func TestSourceRetriesFailedResync(t *testing.T) {
 		t.Fatalf("stats = %+v, want failed resyncs followed by one good one", st)
 	}
 }
+
+func TestSourceResyncsPeriodically(t *testing.T) {
+	leakcheck.Check(t)
+	m := newMG(t)
+	c := newClient(t, m)
+	target := newFakeTarget()
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, ResyncEvery: 20 * time.Millisecond,
+		Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, src.Run)
+	waitUntil(t, "three resyncs on one connection", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) >= 3 })
+	if st := src.Stats(); st.Stream.Connects != 1 {
+		t.Fatalf("stats = %+v, want the resyncs on a single connection", st)
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+}
