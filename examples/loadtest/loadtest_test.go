@@ -115,16 +115,17 @@ func TestMemoryAndBaseline(t *testing.T) {
 	}
 }
 
-// Server errors and throttling on the memory store, with half the dialogs
-// closing so that slots free and waiting dialogs move up.
+// Websocket drops, server errors and throttling on the memory store, with
+// half the dialogs closing so that slots free and waiting dialogs move up.
 func TestMemoryFaults(t *testing.T) {
 	cfg := small(t)
 	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 5, 2, 80, 50
 	cfg.CloseAfter, cfg.CloseShare = 400*time.Millisecond, 0.5
-	cfg.Err5xx, cfg.Err429 = 0.05, 0.02
+	cfg.Distributors = 2
+	cfg.WSDrops, cfg.Err5xx, cfg.Err429 = 2, 0.05, 0.02
 	rep := run(t, cfg)
 	checkInvariants(t, rep.Result)
-	if rep.Mode != "5xx=0.05+429=0.02" {
+	if rep.Mode != "ws-drops=2+5xx=0.05+429=0.02" {
 		t.Errorf("mode = %q", rep.Mode)
 	}
 	// Every dialog that never closes is either assigned or waiting.
@@ -167,16 +168,20 @@ func TestPostgres(t *testing.T) {
 	}
 }
 
-// Three worker processes share one schema; each sees every event.
+// Three worker processes share one schema; each sees every event, and the
+// websockets drop twice during the load.
 func TestPostgresProcesses(t *testing.T) {
 	cfg := postgres(t)
 	cfg.Processes = 3
+	cfg.WSDrops = 2
 	rep := run(t, cfg)
 	checkInvariants(t, rep.Result)
 	checkFilled(t, rep.Result)
-	// Each process resyncs when it connects and once more at the end.
-	if rep.Processes != 3 || rep.Resyncs != 6 {
-		t.Errorf("%d processes, %d resyncs: want 3 processes resyncing twice each", rep.Processes, rep.Resyncs)
+	// Each process resyncs when it connects, after every reconnect, and
+	// once more at the end.
+	if rep.Processes != 3 || rep.Reconnects == 0 || rep.Resyncs != 2*3+rep.Reconnects {
+		t.Errorf("%d processes, %d reconnects, %d resyncs: want 3 processes resyncing twice each and after every reconnect",
+			rep.Processes, rep.Reconnects, rep.Resyncs)
 	}
 }
 
