@@ -345,6 +345,7 @@ func TestGatewayFailureLeavesDialogWaiting(t *testing.T) {
 	f.d.Sweep(context.Background())
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
 	require.Zero(t, f.queueLen(t))
+	require.Equal(t, 1, f.rec.Count(1, bd.DialogReceived))
 	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
 }
 

@@ -260,8 +260,12 @@ func (d *Distributor) gatewayFailed(ctx context.Context, a *account, dl bd.Dialo
 		return errors.Join(cause, err)
 	}
 	if !tr.FromQueue {
-		if _, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}); err != nil && !errors.Is(err, store.ErrClosed) {
+		added, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt})
+		if err != nil && !errors.Is(err, store.ErrClosed) {
 			return errors.Join(cause, err)
+		}
+		if added && tr.Outcome == OutcomeAssigned {
+			d.received(ctx, a, a.snap.Load(), dl) // the customer is greeted while the dialog waits
 		}
 	}
 	return fmt.Errorf("distributor: MessageGateway refused to assign dialog %d to %s (the dialog waits): %w", dl.ID, tr.Responsible, cause)
