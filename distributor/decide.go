@@ -81,17 +81,26 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	if tr.buf == nil {
 		tr.buf = candidateBuffers.Get().(*[]strategy.Candidate)
 	}
-	cands := (*tr.buf)[:0]
-	for i, l := range loads {
+	if cap(*tr.buf) < len(loads) {
+		*tr.buf = make([]strategy.Candidate, 0, len(loads))
+	}
+	cands := (*tr.buf)[:len(loads)]
+	ids, caps := p.ids[:len(loads)], p.caps[:len(loads)]
+	n := 0
+	for i := range loads {
+		l := &loads[i]
 		if away != nil && away[i] {
 			continue
 		}
-		if l.Open >= p.caps[i] {
-			tr.Removed = append(tr.Removed, Removal{Manager: p.ids[i], Filter: FilterCapacity, Open: l.Open, Capacity: p.caps[i]})
+		if l.Open >= caps[i] {
+			tr.Removed = append(tr.Removed, Removal{Manager: ids[i], Filter: FilterCapacity, Open: l.Open, Capacity: caps[i]})
 			continue
 		}
-		cands = append(cands, strategy.Candidate{Manager: p.ids[i], Open: l.Open, Capacity: p.caps[i], LastAssignedAt: l.LastAssignedAt})
+		c := &cands[n]
+		c.Manager, c.Open, c.Capacity, c.LastAssignedAt = ids[i], l.Open, caps[i], l.LastAssignedAt
+		n++
 	}
+	cands = cands[:n]
 	*tr.buf = cands
 	tr.Candidates = cands
 	if len(cands) == 0 {

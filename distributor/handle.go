@@ -235,7 +235,9 @@ func (d *Distributor) assigned(ctx context.Context, a *account, snap *snapshot, 
 	} else {
 		d.received(ctx, a, snap, dl) // greeted after MG took it: the reply is not on the assignment's path
 	}
-	a.presence.noteAssigned(dl, tr.At)
+	if snap.settings.Reassign != bd.ReassignOff || snap.settings.ReassignAfter > 0 {
+		a.presence.noteAssigned(dl, tr.At)
+	}
 	d.remember(a, *tr)
 	if d.cfg.hooks.Assigned != nil {
 		d.cfg.hooks.Assigned(a.id, tr.Responsible, d.cfg.now().Sub(dl.OpenedAt), tr.FromQueue)
