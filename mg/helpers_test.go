@@ -2,8 +2,8 @@ package mg_test
 
 import (
 	"context"
+	"github.com/botdistributor/botdistributor/internal/changes"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,51 +69,22 @@ func await(t *testing.T, m *sandbox.MG, what string, cond func() bool) {
 }
 
 // watch lets test callbacks report that something changed.
-type watch struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
+type watch = changes.Watch
 
-func newWatch() *watch { return &watch{ch: make(chan struct{})} }
-
-// poke wakes everyone waiting on the watch.
-func (w *watch) poke() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
-}
-
-func (w *watch) changed() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
+func newWatch() *watch { return changes.NewWatch() }
 
 // waitUntil fails the test unless cond becomes true; it re-checks cond
 // whenever the sandbox or the watch reports a change (either may be nil).
 func waitUntil(t *testing.T, what string, m *sandbox.MG, w *watch, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for {
-		var mc, wc <-chan struct{}
-		if m != nil {
-			mc = m.Changed()
-		}
-		if w != nil {
-			wc = w.changed()
-		}
-		if cond() {
-			return
-		}
-		select {
-		case <-mc:
-		case <-wc:
-		case <-deadline.C:
-			t.Fatalf("waiting for %s: gave up", what)
-		}
+	var sources []changes.Source
+	if m != nil {
+		sources = append(sources, m)
 	}
+	if w != nil {
+		sources = append(sources, w)
+	}
+	changes.Await(t, what, 20*time.Second, cond, sources...)
 }
 
 // customer makes a customer write in the channel and returns where the

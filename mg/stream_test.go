@@ -33,7 +33,7 @@ func (r *recorder) handle(_ context.Context, ev mg.Event) error {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
-	r.w.poke()
+	r.w.Poke()
 	return nil
 }
 
@@ -177,7 +177,7 @@ func TestStreamReconnectsAndResyncs(t *testing.T) {
 			seen[id] = how
 		}
 		mu.Unlock()
-		w.poke()
+		w.Poke()
 	}
 	seenCount := func() int {
 		mu.Lock()
@@ -192,7 +192,7 @@ func TestStreamReconnectsAndResyncs(t *testing.T) {
 		},
 		OnConnect: func(ctx context.Context) error {
 			connects.Add(1)
-			defer w.poke()
+			defer w.Poke()
 			for d, err := range c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes, Assigned: mg.No}) {
 				if err != nil {
 					return err
@@ -300,7 +300,7 @@ func TestStreamHandlerErrorsAreNotFatal(t *testing.T) {
 	s, _ := c.Stream(mg.StreamOptions{
 		Types: []string{mg.EventDialogOpened},
 		Handler: func(context.Context, mg.Event) error {
-			defer w.poke()
+			defer w.Poke()
 			if calls.Add(1) <= 2 {
 				return errors.New("store is down")
 			}
@@ -333,7 +333,7 @@ func TestStreamRetriesFailedHandshakesAndResyncs(t *testing.T) {
 		Handler: func(context.Context, mg.Event) error { return nil },
 		OnConnect: func(context.Context) error {
 			connects.Add(1)
-			defer w.poke()
+			defer w.Poke()
 			if fail {
 				fail = false
 				return errors.New("resync failed")
@@ -362,7 +362,7 @@ func TestStreamSurvivesClientErrorsOfTheResync(t *testing.T) {
 		Types:   []string{mg.EventDialogOpened},
 		Handler: func(context.Context, mg.Event) error { return nil },
 		OnConnect: func(ctx context.Context) error {
-			defer w.poke()
+			defer w.Poke()
 			if connects.Add(1) == 1 {
 				err := c.CloseDialog(ctx, 987654) // an unknown dialog: a 4xx from MG
 				if err == nil {

@@ -29,12 +29,12 @@ type notifying struct {
 }
 
 func (n notifying) Handle(ctx context.Context, ev distributor.Event) error {
-	defer n.w.poke()
+	defer n.w.Poke()
 	return n.Distributor.Handle(ctx, ev)
 }
 
 func (n notifying) Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error {
-	defer n.w.poke()
+	defer n.w.Poke()
 	err := n.Distributor.Resync(ctx, account, open)
 	if err == nil {
 		n.resyncs.Add(1)

@@ -2,6 +2,7 @@ package mgsource_test
 
 import (
 	"context"
+	"github.com/botdistributor/botdistributor/internal/changes"
 	"net/http"
 	"sync"
 	"testing"
@@ -65,51 +66,23 @@ func customer(t *testing.T, m *sandbox.MG, ch bd.ChannelID, ext, text string) sa
 	return w
 }
 
-// watch lets test code report that something changed.
-type watch struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
+// watch lets test callbacks report that something changed.
+type watch = changes.Watch
 
-func newWatch() *watch { return &watch{ch: make(chan struct{})} }
-
-func (w *watch) poke() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
-}
-
-func (w *watch) changed() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
+func newWatch() *watch { return changes.NewWatch() }
 
 // waitUntil fails the test unless cond becomes true; it re-checks cond
-// whenever the sandbox or the watch reports a change.
+// whenever the sandbox or the watch reports a change (either may be nil).
 func waitUntil(t *testing.T, what string, m *sandbox.MG, w *watch, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	for {
-		var mc, wc <-chan struct{}
-		if m != nil {
-			mc = m.Changed()
-		}
-		if w != nil {
-			wc = w.changed()
-		}
-		if cond() {
-			return
-		}
-		select {
-		case <-mc:
-		case <-wc:
-		case <-deadline.C:
-			t.Fatalf("waiting for %s: gave up", what)
-		}
+	var sources []changes.Source
+	if m != nil {
+		sources = append(sources, m)
 	}
+	if w != nil {
+		sources = append(sources, w)
+	}
+	changes.Await(t, what, 60*time.Second, cond, sources...)
 }
 
 // fakeTarget records what a Source feeds it.
@@ -127,7 +100,7 @@ func (f *fakeTarget) Handle(_ context.Context, ev distributor.Event) error {
 	f.mu.Lock()
 	f.events = append(f.events, ev)
 	f.mu.Unlock()
-	f.w.poke()
+	f.w.Poke()
 	return nil
 }
 
@@ -135,7 +108,7 @@ func (f *fakeTarget) SetRoster(_ context.Context, _ bd.AccountID, ms []bd.Manage
 	f.mu.Lock()
 	f.rosters = append(f.rosters, ms)
 	f.mu.Unlock()
-	f.w.poke()
+	f.w.Poke()
 	return nil
 }
 
@@ -143,7 +116,7 @@ func (f *fakeTarget) Resync(_ context.Context, _ bd.AccountID, open []distributo
 	f.mu.Lock()
 	f.resyncs = append(f.resyncs, open)
 	f.mu.Unlock()
-	f.w.poke()
+	f.w.Poke()
 	return nil
 }
 
