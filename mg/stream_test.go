@@ -476,7 +476,7 @@ func TestStreamPingDetectsDeadPeer(t *testing.T) {
 // read deadline.
 func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 	leakcheck.Check(t)
-	pings := make(chan struct{}, 200)
+	pings := make(chan struct{}, 300)
 	var handlers sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
@@ -505,12 +505,12 @@ func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 	s, _ := c.Stream(mg.StreamOptions{
 		Types:        []string{mg.EventDialogOpened},
 		Handler:      func(context.Context, mg.Event) error { return nil },
-		PingInterval: 5 * time.Millisecond,
-		ReadTimeout:  250 * time.Millisecond,
+		PingInterval: 10 * time.Millisecond,
+		ReadTimeout:  time.Second, // generous: a loaded machine may answer a ping late
 		Backoff:      quickBackoff,
 	})
 	stop := runStream(t, s)
-	for range 100 { // 100 pings span at least 500ms, twice the read deadline
+	for range 250 { // 250 pings span at least 2.5s, more than twice the read deadline
 		select {
 		case <-pings:
 		case <-time.After(20 * time.Second):
