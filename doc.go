@@ -18,13 +18,20 @@ distributor.Distributor:
 # Wiring
 
 	st := memory.New() // or sqlstore.Open(ctx, db, sqlstore.Postgres)
+	mgClient, _ := mg.New(account.MGEndpoint, account.MGToken)
 	replier, _ := reply.NewTemplate(mgClient) // sends through MG
-	d, err := distributor.New(st, mgClient,
+	d, err := distributor.New(st, mgsource.Gateway{MG: mgClient},
 		distributor.WithStrategy(strategy.NewLeastLoaded()),
 		distributor.WithReplier(replier),
 		distributor.WithLogger(slog.Default()),
 	)
 	if err != nil { ... }
+	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: mgClient, Target: d})
+	go d.Run(ctx)  // time-driven work: reassignment, queue safety net, pruning
+	src.Run(ctx)   // MG events into d.Handle, resync after every reconnect
+
+Events can also be handed over directly:
+
 	err = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "shop", Dialog: dialog})
 
 Each event — dialog opened, customer message, dialog closed, dialog assigned
