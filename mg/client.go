@@ -28,7 +28,7 @@ const APIPrefix = "/api/bot/v1"
 // dialogs. Override it with [WithLimiter].
 const (
 	DefaultRate  rate.Limit = 20
-	DefaultBurst            = 20
+	DefaultBurst int        = 20
 )
 
 // DefaultTimeout is the timeout of the *http.Client a Client makes when

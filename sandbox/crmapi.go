@@ -267,14 +267,7 @@ func (c *CRM) crmUsers(w http.ResponseWriter, r *http.Request, _ CRMKey) {
 		}
 		return true
 	}
-	var all []map[string]any
-	for _, u := range c.Users() {
-		if match(u) {
-			all = append(all, crmUserJSON(u))
-		}
-	}
-	items, pagination := crmPage(all, limit, page)
-	crmJSON(w, http.StatusOK, map[string]any{"success": true, "pagination": pagination, "users": items})
+	crmList(w, "users", c.Users(), match, crmUserJSON, limit, page)
 }
 
 func (c *CRM) crmUser(w http.ResponseWriter, r *http.Request, _ CRMKey) {
@@ -351,14 +344,7 @@ func (c *CRM) crmCustomers(w http.ResponseWriter, r *http.Request, k CRMKey) {
 		}
 		return true
 	}
-	var all []map[string]any
-	for _, cu := range c.Customers() {
-		if match(cu) {
-			all = append(all, crmCustomerJSON(cu))
-		}
-	}
-	items, pagination := crmPage(all, limit, page)
-	crmJSON(w, http.StatusOK, map[string]any{"success": true, "pagination": pagination, "customers": items})
+	crmList(w, "customers", c.Customers(), match, crmCustomerJSON, limit, page)
 }
 
 // crmCustomerWire is a customer as api-client-go marshals it. Phones and
@@ -557,6 +543,19 @@ func crmPaging(w http.ResponseWriter, q map[string][]string) (limit, page int, o
 		page = n
 	}
 	return limit, page, true
+}
+
+// crmList answers a list request: the items that match, as JSON, one page
+// of them under key, with the pagination block.
+func crmList[T any](w http.ResponseWriter, key string, items []T, match func(T) bool, toJSON func(T) map[string]any, limit, page int) {
+	var all []map[string]any
+	for _, it := range items {
+		if match(it) {
+			all = append(all, toJSON(it))
+		}
+	}
+	out, pagination := crmPage(all, limit, page)
+	crmJSON(w, http.StatusOK, map[string]any{"success": true, "pagination": pagination, key: out})
 }
 
 func crmPage(all []map[string]any, limit, page int) ([]map[string]any, map[string]int) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	bd "github.com/botdistributor/botdistributor"
 )
@@ -239,10 +240,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 			s.Hours.Week[d] = spans
 		}
 	}
-	s.Hours.Holidays = nil
-	for _, h := range strings.FieldsFunc(f.Holidays, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
-		s.Hours.Holidays = append(s.Hours.Holidays, h)
-	}
+	s.Hours.Holidays = strings.FieldsFunc(f.Holidays, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 
 	s.PresenceGrace = 0
 	if f.PresenceGrace != "" {
