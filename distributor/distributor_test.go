@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -402,15 +403,38 @@ func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
 	require.Empty(t, f.gw.Calls())
 }
 
+// TestSecretsNeverInTraceOrErrors runs the paths that log, trace and
+// return errors (a refused MG assignment, a failed reply, a bad event)
+// for an account with secrets, and looks for them in everything produced.
 func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 	st := memory.New()
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, APIKey: "crm-key-123", MGToken: "mg-token-456", Settings: settingsFor(managerIDs(1), 1)}))
-	d, err := distributor.New(st, &distributortest.Gateway{})
+	ids := managerIDs(1)
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, APIKey: "crm-key-123", MGToken: "mg-token-456", Settings: settingsFor(ids, 1)}))
+	var logs strings.Builder
+	var mu sync.Mutex
+	var failures []string
+	gw, rec := &distributortest.Gateway{}, replytest.NewRecorder()
+	d, err := distributor.New(st, gw, distributor.WithReplier(rec),
+		distributor.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		distributor.WithHooks(distributor.Hooks{Failed: func(_ bd.AccountID, op string, err error) {
+			mu.Lock()
+			failures = append(failures, op+": "+err.Error())
+			mu.Unlock()
+		}}))
 	require.NoError(t, err)
-	tr, err := d.Decide(ctx, dialog(1, 1))
+	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	gw.FailNext(1, nil)
+	rec.FailNext(1, nil)
+	outputs := []string{err2s(d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))}
+	d.Sweep(ctx)
+	tr, err := d.Decide(ctx, dialog(2, 1))
 	require.NoError(t, err)
-	for _, s := range []string{tr.String(), err2s(d.Handle(ctx, distributor.Event{Kind: 77, Account: acct}))} {
+	outputs = append(outputs, tr.String(), err2s(d.Handle(ctx, distributor.Event{Kind: 77, Account: acct})), logs.String())
+	outputs = append(outputs, failures...)
+	require.NotEmpty(t, logs.String(), "the failure paths log")
+	require.GreaterOrEqual(t, len(failures), 2, "the gateway and the replier failed")
+	for _, s := range outputs {
 		require.False(t, strings.Contains(s, "crm-key-123") || strings.Contains(s, "mg-token-456"), s)
 	}
 }

@@ -387,15 +387,23 @@ func (d *Distributor) bind(a *account, snap *snapshot, c bd.Customer) {
 }
 
 func (d *Distributor) closeDialog(ctx context.Context, a *account, id bd.DialogID, at time.Time) error {
+	freed, err := d.close(ctx, a, id, at)
+	if err != nil || !freed {
+		return err
+	}
+	return d.drain(ctx, a)
+}
+
+// close closes the dialog in the store and reports whether a manager's slot
+// freed; the caller drains the queue (once, however many it closes).
+func (d *Distributor) close(ctx context.Context, a *account, id bd.DialogID, at time.Time) (freed bool, err error) {
 	prev, err := d.store.Close(ctx, a.id, id, at)
 	if err != nil {
-		return fmt.Errorf("distributor: close dialog %d: %w", id, err)
+		return false, fmt.Errorf("distributor: close dialog %d: %w", id, err)
 	}
 	a.presence.forget(id)
-	if _, ok := prev.Manager(); ok {
-		return d.drain(ctx, a)
-	}
-	return nil
+	_, freed = prev.Manager()
+	return freed, nil
 }
 
 // assignedInMG makes the store follow MG when a person (or another system)

@@ -18,7 +18,9 @@ import (
 // kept in memory, per process: every process receives the same MG events,
 // so each knows it. After a restart, a dialog whose messages were not seen
 // counts as unanswered with the customer's message last: the customer
-// opened it and no answer was observed.
+// opened it and no answer was observed. Assignment times are noted only
+// while the account reassigns at all; dialogs assigned before ReassignAfter
+// was switched on are not timed out.
 type activity struct {
 	dialog           bd.Dialog
 	answered         bool // a manager or bot wrote

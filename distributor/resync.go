@@ -59,7 +59,8 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 		}
 		for _, dl := range held {
 			if gone(dl) {
-				errs = append(errs, d.closeDialog(ctx, a, dl, now))
+				_, err := d.close(ctx, a, dl, now)
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -71,7 +72,8 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 	for _, w := range waiting {
 		queued[w.Dialog.ID] = true
 		if gone(w.Dialog.ID) {
-			errs = append(errs, d.closeDialog(ctx, a, w.Dialog.ID, now))
+			_, err := d.close(ctx, a, w.Dialog.ID, now)
+			errs = append(errs, err)
 		}
 	}
 	// Open dialogs: follow MG's responsible, distribute the unassigned.
@@ -106,7 +108,7 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 			errs = append(errs, d.distribute(ctx, a, dl))
 		}
 	}
-	errs = append(errs, d.drain(ctx, a))
+	errs = append(errs, d.drain(ctx, a)) // one drain for every slot freed above
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("distributor: resync %s: %w", id, err)
 	}

@@ -70,10 +70,3 @@ func (g *Gateway) Responsible(dialog bd.DialogID) bd.Responsible {
 	defer g.mu.Unlock()
 	return g.current[dialog]
 }
-
-// Forget drops the dialog, as MG does when it closes.
-func (g *Gateway) Forget(dialog bd.DialogID) {
-	g.mu.Lock()
-	delete(g.current, dialog)
-	g.mu.Unlock()
-}
