@@ -240,7 +240,10 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 			s.Hours.Week[d] = spans
 		}
 	}
-	s.Hours.Holidays = strings.FieldsFunc(f.Holidays, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	s.Hours.Holidays = nil // none stays nil, as the store gives it back
+	if days := strings.FieldsFunc(f.Holidays, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }); len(days) > 0 {
+		s.Hours.Holidays = days
+	}
 
 	s.PresenceGrace = 0
 	if f.PresenceGrace != "" {
