@@ -2,7 +2,8 @@
 // the records they exchange and the sentinel errors callers branch on.
 //
 // A consumer asks only for the role it uses ([Assignments], [Queue],
-// [Replies], [Events], [Bindings], [Accounts]); [Store] composes them all.
+// [Replies], [Events], [Bindings], [Accounts], [Jobs]); [Store] composes
+// them all.
 // Implementations live in subpackages: store/memory for one process and
 // tests, store/sqlstore for SQLite and PostgreSQL. Every implementation must
 // pass the public conformance suite store/storetest.
@@ -48,6 +49,9 @@ type Assignment struct {
 	// one. Ignored when To is a bot.
 	Capacity int
 	At       time.Time
+	// Then are jobs stored in the same atomic step as the assignment, only
+	// when it is made (see [Jobs]).
+	Then []Job
 }
 
 // Load is how busy a manager is.
@@ -97,7 +101,8 @@ type Assignments interface {
 	// from then on Assign, Record and Enqueue of it return ErrClosed. It
 	// returns the responsible it removed (zero if none). Closing a closed or
 	// unknown dialog is not an error. PruneEvents forgets closed dialogs.
-	Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time) (prev bd.Responsible, err error)
+	// The jobs in then are stored in the same atomic step.
+	Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time, then ...Job) (prev bd.Responsible, err error)
 	// DialogsOf returns the dialogs manager m is responsible for, in
 	// ascending id order.
 	DialogsOf(ctx context.Context, account bd.AccountID, m bd.ManagerID) ([]bd.DialogID, error)
@@ -121,8 +126,10 @@ type Waiting struct {
 type Queue interface {
 	// Enqueue adds w unless its dialog is already waiting; added reports
 	// whether it was added. A dialog waits at most once. A closed dialog is
-	// refused with ErrClosed.
-	Enqueue(ctx context.Context, w Waiting) (added bool, err error)
+	// refused with ErrClosed. The jobs in then are stored in the same atomic
+	// step, whether the dialog was added or was waiting already; not when
+	// the call fails.
+	Enqueue(ctx context.Context, w Waiting, then ...Job) (added bool, err error)
 	// Waiting returns up to limit waiting dialogs of the account in queue
 	// order: higher Priority first, then older Since, then lower dialog id.
 	// A zero limit returns nothing; a negative one is ErrInvalid.
@@ -137,7 +144,8 @@ type Queue interface {
 // (dialog, situation) gets at most one, also across restarts and processes.
 type Replies interface {
 	// ClaimReply reserves the reply for (dialog, situation): true means the
-	// caller is the first and should send it.
+	// caller is the first and should send it. A stored JobReply holds the
+	// same claim.
 	ClaimReply(ctx context.Context, account bd.AccountID, dialog bd.DialogID, s bd.Situation) (bool, error)
 	// ReleaseReply drops a claim whose sending failed, so a later attempt may
 	// send it. Releasing an unclaimed reply is not an error.
@@ -148,7 +156,9 @@ type Replies interface {
 // delivered twice, or to two processes, is acted on once.
 type Events interface {
 	// ClaimEvent reserves the event key: true means the caller is the first.
-	ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time) (bool, error)
+	// The first caller's jobs in then are stored in the same atomic step,
+	// so an event counts as handled only once its work is stored.
+	ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time, then ...Job) (bool, error)
 	// PruneEvents forgets event claims made before the given time, and
 	// dialogs closed before it (their closed mark and reply claims), and
 	// returns how many event claims it forgot.
@@ -194,4 +204,5 @@ type Store interface {
 	Events
 	Bindings
 	Accounts
+	Jobs
 }

@@ -74,6 +74,17 @@ func checkResponsible(op string, r bd.Responsible, allowZero bool) error {
 // or a negative capacity fails with [store.ErrInvalid]. Nothing changes when
 // it fails.
 func (s *Store) Assign(_ context.Context, a store.Assignment) error {
+	if err := store.CheckJobs(a.Then); err != nil {
+		return fmt.Errorf("memory: assign: %w", err)
+	}
+	if err := s.assign(a); err != nil {
+		return err
+	}
+	s.submit(a.Then)
+	return nil
+}
+
+func (s *Store) assign(a store.Assignment) error {
 	const op = "assign"
 	if err := checkDialog(op, a.Account, a.Dialog); err != nil {
 		return err
@@ -134,10 +145,19 @@ func closedErr(d bd.DialogID) error {
 // Close implements [store.Assignments]: under the account's lock it removes
 // the dialog's responsible and their load, takes it out of the queue and
 // marks it closed.
-func (s *Store) Close(_ context.Context, acc bd.AccountID, d bd.DialogID, at time.Time) (bd.Responsible, error) {
+func (s *Store) Close(_ context.Context, acc bd.AccountID, d bd.DialogID, at time.Time, then ...store.Job) (bd.Responsible, error) {
 	if err := checkDialog("close", acc, d); err != nil {
 		return bd.Responsible{}, err
 	}
+	if err := store.CheckJobs(then); err != nil {
+		return bd.Responsible{}, fmt.Errorf("memory: close: %w", err)
+	}
+	prev := s.close(acc, d, at)
+	s.submit(then)
+	return prev, nil
+}
+
+func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) bd.Responsible {
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -152,7 +172,7 @@ func (s *Store) Close(_ context.Context, acc bd.AccountID, d bd.DialogID, at tim
 	if _, ok := sh.closed[d]; !ok {
 		sh.closed[d] = at
 	}
-	return prev, nil
+	return prev
 }
 
 // Record implements [store.Assignments]: it makes a.To, or nobody when a.To
@@ -163,6 +183,18 @@ func (s *Store) Close(_ context.Context, acc bd.AccountID, d bd.DialogID, at tim
 // a non-positive dialog id or a malformed responsible fail with
 // [store.ErrInvalid].
 func (s *Store) Record(_ context.Context, a store.Assignment) (bd.Responsible, error) {
+	if err := store.CheckJobs(a.Then); err != nil {
+		return bd.Responsible{}, fmt.Errorf("memory: record: %w", err)
+	}
+	prev, err := s.record(a)
+	if err != nil {
+		return prev, err
+	}
+	s.submit(a.Then)
+	return prev, nil
+}
+
+func (s *Store) record(a store.Assignment) (bd.Responsible, error) {
 	const op = "record"
 	if err := checkDialog(op, a.Account, a.Dialog); err != nil {
 		return bd.Responsible{}, err

@@ -2,9 +2,11 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // Reply claims of the built-in situations are bits of one map entry per
@@ -53,23 +55,29 @@ func (s *Store) ClaimReply(_ context.Context, acc bd.AccountID, d bd.DialogID, s
 	if err := checkReply("claim reply", acc, d, sit); err != nil {
 		return false, err
 	}
+	return s.claimReply(acc, d, sit), nil
+}
+
+// claimReply takes the claim of a checked reply and reports whether it was
+// free.
+func (s *Store) claimReply(acc bd.AccountID, d bd.DialogID, sit bd.Situation) bool {
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if bit := bitOf(sit); bit != 0 {
 		bits := sh.replies[d]
 		if bits&bit != 0 {
-			return false, nil
+			return false
 		}
 		sh.replies[d] = bits | bit
-		return true, nil
+		return true
 	}
 	k := replyKey{dialog: d, situation: sit}
 	if _, ok := sh.otherReplies[k]; ok {
-		return false, nil
+		return false
 	}
 	sh.otherReplies[k] = struct{}{}
-	return true, nil
+	return true
 }
 
 // ReleaseReply implements [store.Replies]; the arguments are checked as by
@@ -99,8 +107,8 @@ func (s *Store) ReleaseReply(_ context.Context, acc bd.AccountID, d bd.DialogID,
 }
 
 // ClaimEvent implements [store.Events], keeping at for PruneEvents. An
-// empty account or key fail with [store.ErrInvalid].
-func (s *Store) ClaimEvent(_ context.Context, acc bd.AccountID, key string, at time.Time) (bool, error) {
+// empty account or key, or an invalid job, fail with [store.ErrInvalid].
+func (s *Store) ClaimEvent(_ context.Context, acc bd.AccountID, key string, at time.Time, then ...store.Job) (bool, error) {
 	const op = "claim event"
 	if err := checkAccount(op, acc); err != nil {
 		return false, err
@@ -108,14 +116,25 @@ func (s *Store) ClaimEvent(_ context.Context, acc bd.AccountID, key string, at t
 	if key == "" {
 		return false, invalid(op, "key is empty")
 	}
+	if err := store.CheckJobs(then); err != nil {
+		return false, fmt.Errorf("memory: %s: %w", op, err)
+	}
+	if !s.claimEvent(acc, key, at) {
+		return false, nil
+	}
+	s.submit(then)
+	return true, nil
+}
+
+func (s *Store) claimEvent(acc bd.AccountID, key string, at time.Time) bool {
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.events[key]; ok {
-		return false, nil
+		return false
 	}
 	sh.events[key] = at
-	return true, nil
+	return true
 }
 
 // PruneEvents implements [store.Events]. It visits the accounts one at a

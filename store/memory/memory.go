@@ -47,6 +47,8 @@ type Store struct {
 
 	accountsMu sync.RWMutex
 	accounts   map[bd.AccountID]bd.Account
+
+	jobs jobs
 }
 
 var _ store.Store = (*Store)(nil)

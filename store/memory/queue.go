@@ -56,10 +56,22 @@ func (q *queue) search(k queueKey) (int, bool) {
 // Enqueue implements [store.Queue]. The queue is ordered by the wall clock
 // of Since (a monotonic clock reading is dropped). An empty account or a
 // non-positive dialog id fail with [store.ErrInvalid].
-func (s *Store) Enqueue(_ context.Context, w store.Waiting) (bool, error) {
+func (s *Store) Enqueue(_ context.Context, w store.Waiting, then ...store.Job) (bool, error) {
 	if err := checkDialog("enqueue", w.Dialog.Account, w.Dialog.ID); err != nil {
 		return false, err
 	}
+	if err := store.CheckJobs(then); err != nil {
+		return false, fmt.Errorf("memory: enqueue: %w", err)
+	}
+	added, err := s.enqueue(w)
+	if err != nil {
+		return false, err
+	}
+	s.submit(then)
+	return added, nil
+}
+
+func (s *Store) enqueue(w store.Waiting) (bool, error) {
 	w.Since = w.Since.Round(0)
 	sh := s.shardFor(w.Dialog.Account)
 	sh.mu.Lock()

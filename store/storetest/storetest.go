@@ -104,6 +104,7 @@ func RunWith(t *testing.T, newStore func(t *testing.T) store.Store, opts Options
 		{"Events", eventCases()},
 		{"Bindings", bindingCases()},
 		{"Accounts", accountCases()},
+		{"Jobs", jobCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
