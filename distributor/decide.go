@@ -25,10 +25,16 @@ func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, erro
 	}
 	tr := Trace{DryRun: true}
 	defer tr.release()
-	if err := d.decide(ctx, a.snap.Load(), dialog, d.cfg.now(), &tr); err != nil {
+	v, err := d.decide(ctx, a.snap.Load(), dialog, d.cfg.now(), &tr)
+	if err != nil {
 		return Trace{}, err
 	}
-	if tr.Outcome == "" {
+	switch v {
+	case toBot:
+		tr.Outcome = OutcomeBot
+	case wait:
+		tr.Outcome = OutcomeQueued
+	case pickManager:
 		if r, err := d.store.Responsible(ctx, dialog.Account, dialog.ID); err == nil {
 			tr.Outcome, tr.Responsible = OutcomeAlreadyAssigned, r
 		} else {
@@ -42,19 +48,30 @@ func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, erro
 	return out, nil
 }
 
-// decide fills tr with everything up to the strategy's choice. It leaves
-// tr.Outcome empty when a manager was chosen (the caller then reserves the
-// slot), and sets OutcomeBot or OutcomeQueued otherwise.
-func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dialog, at time.Time, tr *Trace) error {
+// verdict is what a decision asks for.
+type verdict uint8
+
+const (
+	// pickManager: the strategy chose tr.Choice.Manager; reserve the slot.
+	pickManager verdict = iota + 1
+	// toBot: the channel's rule gives the dialog to the bot in tr.Responsible.
+	toBot
+	// wait: nobody can take the dialog now; tr.Situation says why.
+	wait
+)
+
+// decide fills tr with everything up to the strategy's choice and returns
+// what the caller should do.
+func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dialog, at time.Time, tr *Trace) (verdict, error) {
 	tr.Account, tr.Dialog, tr.Channel, tr.At = dialog.Account, dialog.ID, dialog.Channel, at
 	tr.Rule = snap.settings.RuleFor(dialog.Channel)
 	tr.Strategy = snap.strategyName
 	if tr.Rule.Target == bd.ToBot {
-		tr.Outcome, tr.Responsible = OutcomeBot, bd.BotOf(tr.Rule.Bot)
-		return nil
+		tr.Responsible = bd.BotOf(tr.Rule.Bot)
+		return toBot, nil
 	}
 	if err := d.lastManager(ctx, dialog, tr); err != nil {
-		return err
+		return 0, err
 	}
 	p := snap.poolFor(dialog.Channel)
 	tr.Pool = p.name
@@ -63,19 +80,19 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		for _, m := range p.ids {
 			tr.Removed = append(tr.Removed, Removal{Manager: m, Filter: FilterHours, Detail: "the account is closed now"})
 		}
-		tr.Outcome, tr.Situation = OutcomeQueued, bd.OutsideWorkingHours
-		return nil
+		tr.Situation = bd.OutsideWorkingHours
+		return wait, nil
 	}
 	if len(p.ids) == 0 {
-		tr.Outcome, tr.Situation = OutcomeQueued, bd.NoManagerOnline
-		return nil
+		tr.Situation = bd.NoManagerOnline
+		return wait, nil
 	}
 	away := d.away(snap, p, at, tr)
 	buf := loadBuffers.Get().(*[]store.Load)
 	defer loadBuffers.Put(buf)
 	loads, err := d.store.Loads(ctx, dialog.Account, p.ids, *buf)
 	if err != nil {
-		return fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+		return 0, fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
 	}
 	*buf = loads
 	if tr.buf == nil {
@@ -104,11 +121,11 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	*tr.buf = cands
 	tr.Candidates = cands
 	if len(cands) == 0 {
-		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
+		tr.Situation = bd.AllManagersBusy
 		if away != nil && len(tr.RemovedBy(FilterCapacity)) == 0 {
 			tr.Situation = bd.OutsideWorkingHours // everyone present is off shift or on leave
 		}
-		return nil
+		return wait, nil
 	}
 	return d.pick(ctx, snap, dialog, tr)
 }
@@ -157,21 +174,27 @@ func (d *Distributor) away(snap *snapshot, p *pool, at time.Time, tr *Trace) []b
 	return away
 }
 
-// pick asks the strategy to choose among tr.Candidates.
-func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog, tr *Trace) error {
+// pick asks the strategy to choose among tr.Candidates: pickManager with
+// tr.Choice set, or wait when the strategy finds nobody fit.
+func (d *Distributor) pick(ctx context.Context, snap *snapshot, dialog bd.Dialog, tr *Trace) (verdict, error) {
+	tr.Choice = strategy.Choice{}
+	if len(tr.Candidates) == 0 {
+		tr.Situation = bd.AllManagersBusy
+		return wait, nil
+	}
 	choice, err := snap.strategy.Pick(ctx, strategy.Request{Dialog: dialog, Candidates: tr.Candidates, LastManager: tr.LastManager})
 	if errors.Is(err, strategy.ErrNoCandidate) {
-		tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
-		return nil
+		tr.Situation = bd.AllManagersBusy
+		return wait, nil
 	}
 	if err != nil {
-		return fmt.Errorf("distributor: strategy %s: %w", snap.strategyName, err)
+		return 0, fmt.Errorf("distributor: strategy %s: %w", snap.strategyName, err)
 	}
 	if !slices.ContainsFunc(tr.Candidates, func(c strategy.Candidate) bool { return c.Manager == choice.Manager }) {
-		return fmt.Errorf("distributor: strategy %s chose manager %d, who is not a candidate", snap.strategyName, choice.Manager)
+		return 0, fmt.Errorf("distributor: strategy %s chose manager %d, who is not a candidate", snap.strategyName, choice.Manager)
 	}
 	tr.Choice = choice
-	return nil
+	return pickManager, nil
 }
 
 // loadBuffers and candidateBuffers recycle the buffers decisions read loads

@@ -44,9 +44,17 @@ type Distributor struct {
 
 	mu       sync.Mutex // guards accounts map writes
 	accounts sync.Map   // bd.AccountID -> *account
+	locks    dialogLocks
 
-	binds  sync.WaitGroup // in-flight background binds
-	closed atomic.Bool
+	// base is canceled by Close; every goroutine the distributor starts
+	// derives its context from it and is counted in background. closeMu
+	// guards closed together with background.Add, so that no goroutine
+	// starts once Close waits.
+	base       context.Context
+	cancel     context.CancelFunc
+	closeMu    sync.Mutex
+	closed     bool
+	background sync.WaitGroup
 }
 
 // New returns a Distributor over st that acts in MessageGateway through gw.
@@ -86,7 +94,37 @@ func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
 	if cfg.strategy == nil {
 		cfg.strategy = strategy.NewRoundRobin()
 	}
-	return &Distributor{store: st, gateway: gw, cfg: cfg}, nil
+	work, err := cfg.work.Normalized()
+	if err != nil {
+		return nil, fmt.Errorf("distributor: %w", err)
+	}
+	cfg.work = work
+	d := &Distributor{store: st, gateway: gw, cfg: cfg}
+	d.base, d.cancel = context.WithCancel(context.Background())
+	d.goBackground(func(ctx context.Context) {
+		if err := st.Work(ctx, d.work, cfg.work); err != nil && ctx.Err() == nil {
+			d.fail("", "work", err)
+		}
+	})
+	return d, nil
+}
+
+// goBackground runs fn in a goroutine that Close cancels and waits for. It
+// reports false, and runs nothing, once the distributor is closed.
+func (d *Distributor) goBackground(fn func(ctx context.Context)) bool {
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.background.Go(func() { fn(d.base) })
+	return true
+}
+
+func (d *Distributor) isClosed() bool {
+	d.closeMu.Lock()
+	defer d.closeMu.Unlock()
+	return d.closed
 }
 
 // account is the distributor's per-account state.
@@ -316,7 +354,7 @@ func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers [
 			errs = append(errs, d.unavailable(ctx, a, cur, m.ID, d.cfg.now()))
 		}
 	}
-	errs = append(errs, d.drain(ctx, a))
+	errs = append(errs, d.store.Submit(ctx, drainJob(a.id, 0)))
 	return errors.Join(errs...)
 }
 
@@ -365,7 +403,7 @@ func (d *Distributor) SaveSettings(ctx context.Context, id bd.AccountID, s bd.Se
 	if _, _, err := d.update(a, func(cur *bd.Settings, _ map[bd.ManagerID]bd.Manager) { *cur = s }); err != nil {
 		return err
 	}
-	return d.drain(ctx, a)
+	return d.store.Submit(ctx, drainJob(a.id, 0))
 }
 
 // Reload re-reads the account's settings from the store, e.g. after another
@@ -382,7 +420,7 @@ func (d *Distributor) Reload(ctx context.Context, id bd.AccountID) error {
 	if _, _, err := d.update(a, func(cur *bd.Settings, _ map[bd.ManagerID]bd.Manager) { *cur = acc.Settings }); err != nil {
 		return err
 	}
-	return d.drain(ctx, a)
+	return d.store.Submit(ctx, drainJob(a.id, 0))
 }
 
 // Recent returns the account's most recent decision traces, newest first.
@@ -461,11 +499,15 @@ func (d *Distributor) Sweep(ctx context.Context) {
 	}
 }
 
-// Close waits for background work (customer binding) to finish. Handle
-// returns ErrClosed afterwards.
+// Close stops the distributor's workers and waits for them: jobs running
+// are canceled and left to be retried (by this store's next worker, in this
+// or another process). Handle returns ErrClosed afterwards.
 func (d *Distributor) Close() error {
-	d.closed.Store(true)
-	d.binds.Wait()
+	d.closeMu.Lock()
+	d.closed = true
+	d.closeMu.Unlock()
+	d.cancel()
+	d.background.Wait()
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/botdistributor/botdistributor/distributor/distributortest"
 	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/reply/replytest"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/store/memory"
 	"github.com/botdistributor/botdistributor/strategy"
 )
@@ -56,6 +57,7 @@ func TestDuplicateDeliveriesActOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	f.flush(t)
 	require.Len(t, f.gw.Calls(), 1)
 	require.Equal(t, 1, f.rec.Count(dl.ID, bd.DialogReceived))
 	require.Equal(t, 1, f.rec.Count(dl.ID, bd.ManagerAssigned))
@@ -332,34 +334,85 @@ func TestGatewayFailureLeavesDialogWaiting(t *testing.T) {
 	ids := managerIDs(1)
 	var failures []string
 	var mu sync.Mutex
-	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithHooks(distributor.Hooks{
+	var queued, assigned int
+	st := memory.New()
+	f := newFixtureOn(t, st, settingsFor(ids, 1), onlineManagers(ids), distributor.WithHooks(distributor.Hooks{
 		Failed: func(_ bd.AccountID, op string, _ error) { mu.Lock(); failures = append(failures, op); mu.Unlock() },
+		Decision: func(tr distributor.Trace) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch tr.Outcome {
+			case distributor.OutcomeQueued:
+				queued++
+				_, err := st.Responsible(context.Background(), acct, 1)
+				assert.ErrorIs(t, err, store.ErrNotFound, "a refused dialog's slot is given back")
+			case distributor.OutcomeAssigned:
+				assigned++
+			}
+		},
 	}))
 	f.gw.FailNext(1, errors.New("mg: 503"))
-	err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)})
-	require.ErrorContains(t, err, "the dialog waits")
-	require.True(t, f.responsible(t, 1).IsZero(), "the reserved slot is given back")
-	require.Equal(t, 1, f.queueLen(t))
-	require.Zero(t, f.checkInvariants(t, ids, 1))
-	require.Contains(t, failures, "gateway.assign")
-
-	f.d.Sweep(context.Background())
+	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	// The refused dialog waits, and the queue is drained for it again.
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
 	require.Zero(t, f.queueLen(t))
+	require.Equal(t, 1, f.checkInvariants(t, ids, 1))
+	mu.Lock()
+	require.Contains(t, failures, "gateway.assign")
+	require.Equal(t, 1, queued, "the refused dialog waited")
+	require.Equal(t, 1, assigned)
+	mu.Unlock()
 	require.Equal(t, 1, f.rec.Count(1, bd.DialogReceived))
 	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
+	require.Len(t, f.gw.Calls(), 1, "MG took one assignment")
 }
 
-func TestReplyFailureIsRetriedLater(t *testing.T) {
+func TestGoneDialogIsClosed(t *testing.T) {
 	ids := managerIDs(1)
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
-	f.rec.FailNext(1, errors.New("mg: timeout"))
+	f.gw.FailNext(1, fmt.Errorf("%w: MG lists it inactive", distributor.ErrDialogGone))
+	f.open(t, dialog(1, 1))
+	require.True(t, f.responsible(t, 1).IsZero())
+	require.Zero(t, f.queueLen(t))
+	require.Zero(t, f.checkInvariants(t, ids, 1), "the slot is free again")
+	f.open(t, dialog(2, 1))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+}
+
+func TestReplyFailureIsRetried(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
+	f.rec.FailNext(2, errors.New("mg: timeout"))
 	f.open(t, dialog(1, 1))
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1), "a failed reply does not block the assignment")
-	require.Zero(t, f.rec.Count(1, bd.DialogReceived))
+	require.Equal(t, 1, f.rec.Count(1, bd.DialogReceived), "the failed reply was sent by a retry, once")
+	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
 	claimed, err := f.st.ClaimReply(context.Background(), acct, 1, bd.DialogReceived)
 	require.NoError(t, err)
-	require.True(t, claimed, "the failed reply's claim was given back")
+	require.False(t, claimed, "the reply stays claimed")
+}
+
+func TestFailingJobBecomesADeadLetter(t *testing.T) {
+	ids := managerIDs(1)
+	var dead []store.Job
+	var mu sync.Mutex
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids),
+		distributor.WithWork(store.WorkOptions{MaxAttempts: 3, Backoff: func(int) time.Duration { return time.Millisecond }}),
+		distributor.WithHooks(distributor.Hooks{Dead: func(_ bd.AccountID, j store.Job, _ error) { mu.Lock(); dead = append(dead, j); mu.Unlock() }}))
+	f.rec.FailNext(100, errors.New("mg: 502"))
+	f.open(t, dialog(1, 1))
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
+	letters, err := f.d.DeadLetters(context.Background(), acct, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 2, "both replies failed past their budget")
+	for _, l := range letters {
+		require.Equal(t, store.JobReply, l.Kind)
+		require.Equal(t, 3, l.Attempt)
+		require.Contains(t, l.Err, "mg: 502")
+	}
+	mu.Lock()
+	require.Len(t, dead, 2)
+	mu.Unlock()
 }
 
 func TestResync(t *testing.T) {
@@ -397,9 +450,15 @@ func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
 	bad := strategy.Func(func(context.Context, strategy.Request) (strategy.Choice, error) {
 		return strategy.Choice{Manager: 42}, nil
 	})
-	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithStrategy(bad))
-	err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)})
-	require.ErrorContains(t, err, "chose manager 42, who is not a candidate")
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithStrategy(bad),
+		distributor.WithWork(store.WorkOptions{MaxAttempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}))
+	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	f.flush(t)
+	letters, err := f.d.DeadLetters(context.Background(), acct, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 1)
+	require.Equal(t, store.JobDistribute, letters[0].Kind)
+	require.Contains(t, letters[0].Err, "chose manager 42, who is not a candidate")
 	require.Empty(t, f.gw.Calls())
 }
 
@@ -423,10 +482,12 @@ func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 			mu.Unlock()
 		}}))
 	require.NoError(t, err)
+	defer d.Close()
 	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
 	gw.FailNext(1, nil)
 	rec.FailNext(1, nil)
 	outputs := []string{err2s(d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))}
+	require.NoError(t, d.Flush(ctx))
 	d.Sweep(ctx)
 	tr, err := d.Decide(ctx, dialog(2, 1))
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/store"
 )
 
@@ -76,41 +75,29 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 }
 
 // assignWaiting tries to assign one waiting dialog. done reports whether the
-// dialog left the queue (assigned now or found assigned already).
+// dialog left the queue or has a responsible now.
+//
+// A waiting dialog the store holds already was reserved by a distribution
+// that has not finished (MG refused, or its process died before telling
+// MG): MG is told, and only then does the dialog leave the queue.
 func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snapshot, w store.Waiting) (done bool, err error) {
 	dl := w.Dialog
-	if _, err := d.store.Responsible(ctx, a.id, dl.ID); err == nil {
-		return true, d.dequeue(ctx, a, dl.ID)
+	unlock := d.locks.lock(a.id, dl.ID)
+	defer unlock()
+	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), FromQueue: true}
+	defer tr.release()
+	if r, err := d.store.Responsible(ctx, a.id, dl.ID); err == nil {
+		tr.Responsible = r
+		return true, d.finish(ctx, a, snap, dl, &tr)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return false, err
 	}
-	tr := Trace{FromQueue: true}
-	defer tr.release()
-	at := d.cfg.now()
-	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
+	v, err := d.decide(ctx, snap, dl, tr.At, &tr)
+	if err != nil || v == wait {
 		return false, err
 	}
-	switch tr.Outcome {
-	case OutcomeBot:
-		return true, d.assignBot(ctx, a, dl, &tr, true)
-	case OutcomeQueued:
-		return false, nil
-	}
-	if err := d.reserve(ctx, snap, dl, at, &tr); err != nil {
+	if err := d.assign(ctx, a, snap, dl, &tr, v, d.assignedJobs(snap, dl, false)); err != nil {
 		return false, err
 	}
-	switch tr.Outcome {
-	case OutcomeAssigned:
-		return true, d.assigned(ctx, a, snap, dl, &tr)
-	case OutcomeAlreadyAssigned:
-		return true, d.dequeue(ctx, a, dl.ID)
-	}
-	return false, nil
-}
-
-func (d *Distributor) dequeue(ctx context.Context, a *account, id bd.DialogID) error {
-	if err := d.store.Dequeue(ctx, a.id, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("distributor: dequeue dialog %d: %w", id, err)
-	}
-	return nil
+	return tr.Outcome != "" && tr.Outcome != OutcomeQueued, nil
 }

@@ -27,6 +27,7 @@ func Example() {
 	}})
 	mg := &distributortest.Gateway{} // in production: the mg package's client
 	d, err := distributor.New(st, mg, distributor.WithStrategy(strategy.NewLeastLoaded()))
+	defer d.Close()
 	if err != nil {
 		panic(err)
 	}
@@ -36,6 +37,7 @@ func Example() {
 	})
 	for id := bd.DialogID(1); id <= 3; id++ {
 		_ = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "shop", Dialog: bd.Dialog{ID: id, Chat: bd.ChatID(id)}})
+	_ = d.Flush(ctx) // wait for the workers; a service would not
 	}
 	for _, c := range mg.Calls() {
 		fmt.Printf("dialog %d -> %s\n", c.Dialog, c.To)
@@ -60,6 +62,7 @@ func ExampleDistributor_Decide() {
 	}
 	_ = st.SaveAccount(ctx, bd.Account{ID: "shop", Settings: s})
 	d, _ := distributor.New(st, &distributortest.Gateway{})
+	defer d.Close()
 	_ = d.SetRoster(ctx, "shop", []bd.Manager{
 		{ID: 1, Status: bd.StatusFree, Online: true, Active: true},
 		{ID: 2, Status: bd.StatusBusy, Online: true, Active: true},

@@ -91,15 +91,39 @@ type fixture struct {
 
 func newFixture(t testing.TB, s bd.Settings, roster []bd.Manager, opts ...distributor.Option) *fixture {
 	t.Helper()
-	f := &fixture{st: memory.New(), gw: &distributortest.Gateway{}, rec: &replytest.Recorder{}, clock: &clock{now: t0}}
+	return newFixtureOn(t, memory.New(), s, roster, opts...)
+}
+
+// newFixtureOn is newFixture over the given store.
+func newFixtureOn(t testing.TB, st *memory.Store, s bd.Settings, roster []bd.Manager, opts ...distributor.Option) *fixture {
+	t.Helper()
+	f := &fixture{st: st, gw: &distributortest.Gateway{}, rec: &replytest.Recorder{}, clock: &clock{now: t0}}
 	ctx := context.Background()
 	require.NoError(t, f.st.SaveAccount(ctx, bd.Account{ID: acct, Domain: "https://shop.example", Settings: s}))
 	opts = append([]distributor.Option{distributor.WithReplier(f.rec), distributor.WithClock(f.clock.Now)}, opts...)
 	d, err := distributor.New(f.st, f.gw, opts...)
 	require.NoError(t, err)
 	f.d = d
+	t.Cleanup(func() { require.NoError(t, d.Close()) })
 	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	f.flush(t)
 	return f
+}
+
+// flush waits until the distributor's workers did all the work accepted so
+// far.
+func (f *fixture) flush(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, f.d.Flush(ctx), "the distributor's jobs did not finish")
+}
+
+// handle hands ev to the distributor and waits for its work.
+func (f *fixture) handle(t testing.TB, ev distributor.Event) {
+	t.Helper()
+	require.NoError(t, f.d.Handle(context.Background(), ev))
+	f.flush(t)
 }
 
 func dialog(id int, channel bd.ChannelID) bd.Dialog {
@@ -115,16 +139,17 @@ func dialog(id int, channel bd.ChannelID) bd.Dialog {
 
 func (f *fixture) open(t testing.TB, dl bd.Dialog) {
 	t.Helper()
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: dl.Account, Dialog: dl}))
+	f.handle(t, distributor.Event{Kind: distributor.DialogOpened, Account: dl.Account, Dialog: dl})
 }
 
 func (f *fixture) close(t testing.TB, id bd.DialogID) {
 	t.Helper()
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: id}}))
+	f.handle(t, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: id}})
 }
 
 func (f *fixture) responsible(t testing.TB, id bd.DialogID) bd.Responsible {
 	t.Helper()
+	f.flush(t)
 	r, err := f.st.Responsible(context.Background(), acct, id)
 	if err != nil {
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -134,6 +159,7 @@ func (f *fixture) responsible(t testing.TB, id bd.DialogID) bd.Responsible {
 
 func (f *fixture) queueLen(t testing.TB) int {
 	t.Helper()
+	f.flush(t)
 	n, err := f.st.QueueLen(context.Background(), acct)
 	require.NoError(t, err)
 	return n
@@ -144,6 +170,7 @@ func (f *fixture) queueLen(t testing.TB) int {
 // fake gateway) agrees with the store on every held dialog.
 func (f *fixture) checkInvariants(t testing.TB, ids []bd.ManagerID, capacity int) (held int) {
 	t.Helper()
+	f.flush(t)
 	ctx := context.Background()
 	loads, err := f.st.Loads(ctx, acct, ids, nil)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"errors"
+	"fmt"
 
 	bd "github.com/botdistributor/botdistributor"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/botdistributor/botdistributor/binding"
 	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
 )
 
@@ -32,6 +34,7 @@ type config struct {
 	sweep      time.Duration
 	keepEvents time.Duration
 	recent     int
+	work       store.WorkOptions
 }
 
 // WithStrategy sets the strategy used for accounts whose settings name none.
@@ -149,6 +152,22 @@ func WithRecentTraces(n int) Option {
 	})
 }
 
+// WithWork tunes the distributor's workers: how many jobs run at once in
+// this process (store.DefaultWorkers unless set), how often a job is tried
+// before it becomes a dead letter, the backoff between tries, and which
+// accounts' jobs this distributor works. Several distributors sharing one
+// store (one per account, each with its own MessageGateway client) must
+// each name their accounts, or they would work each other's jobs.
+func WithWork(o store.WorkOptions) Option {
+	return optionFunc(func(c *config) error {
+		if _, err := o.Normalized(); err != nil {
+			return fmt.Errorf("WithWork: %w", err)
+		}
+		c.work = o
+		return nil
+	})
+}
+
 // Hooks are optional functions the distributor calls as it works. Any may
 // be nil. They are called synchronously, possibly concurrently, and must not
 // block.
@@ -166,6 +185,9 @@ type Hooks struct {
 	// Replied is called after an automatic reply was sent.
 	Replied func(account bd.AccountID, s bd.Situation)
 	// Failed is called when an operation failed, e.g. "gateway.assign",
-	// "reply", "bind".
+	// "job reply" (a job attempt that will be retried), "bind".
 	Failed func(account bd.AccountID, op string, err error)
+	// Dead is called when a job failed its last attempt and became a dead
+	// letter (see [Distributor.DeadLetters]).
+	Dead func(account bd.AccountID, job store.Job, err error)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -66,14 +65,36 @@ func (p *presence) noteAssigned(dl bd.Dialog, at time.Time) {
 	p.mu.Unlock()
 }
 
-// knownDialog returns the dialog as last seen, if it was.
-func (d *Distributor) knownDialog(a *account, id bd.DialogID) (bd.Dialog, bool) {
-	a.presence.mu.Lock()
-	defer a.presence.mu.Unlock()
-	if act := a.presence.dialogs[id]; act != nil && act.dialog.ID != 0 {
+// known returns the dialog as last seen, if it was.
+func (p *presence) known(id bd.DialogID) (bd.Dialog, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if act := p.dialogs[id]; act != nil && act.dialog.ID != 0 {
 		return act.dialog, true
 	}
 	return bd.Dialog{}, false
+}
+
+// left returns the managers the dialog was moved away from.
+func (p *presence) left(id bd.DialogID) []bd.ManagerID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if act := p.dialogs[id]; act != nil {
+		return slices.Clone(act.left)
+	}
+	return nil
+}
+
+// moved notes that the dialog moved away from manager from at t.
+func (p *presence) moved(dl bd.Dialog, from bd.ManagerID, at time.Time) {
+	p.mu.Lock()
+	act := p.dialog(dl.ID)
+	act.left = append(act.left, from)
+	act.assignedAt = at
+	if act.dialog.ID == 0 && dl.Channel != 0 {
+		act.dialog = dl
+	}
+	p.mu.Unlock()
 }
 
 func (p *presence) forget(id bd.DialogID) {
@@ -166,6 +187,7 @@ func (d *Distributor) reassignDue(ctx context.Context, a *account) error {
 		}
 		a.presence.mu.Unlock()
 		slices.Sort(late)
+		var jobs []store.Job
 		for _, id := range late {
 			r, err := d.store.Responsible(ctx, a.id, id)
 			if err != nil {
@@ -175,56 +197,62 @@ func (d *Distributor) reassignDue(ctx context.Context, a *account) error {
 				continue
 			}
 			if m, ok := r.Manager(); ok {
-				if _, err := d.reassign(ctx, a, a.snap.Load(), id, m, fmt.Sprintf("no answer within %s", after)); err != nil {
-					errs = append(errs, err)
-				}
+				jobs = append(jobs, d.moveJob(a, id, m, fmt.Sprintf("no answer within %s", after)))
 			}
 		}
+		errs = append(errs, d.store.Submit(ctx, jobs...))
 	}
 	return errors.Join(errs...)
 }
 
-// reassignFrom moves manager m's dialogs that the account's mode selects to
-// other eligible managers.
+// reassignFrom asks for manager m's dialogs that the account's mode selects
+// to be moved to other eligible managers: one move job each.
 func (d *Distributor) reassignFrom(ctx context.Context, a *account, m bd.ManagerID, why string) error {
 	snap := a.snap.Load()
 	held, err := d.store.DialogsOf(ctx, a.id, m)
 	if err != nil {
 		return fmt.Errorf("distributor: dialogs of manager %d: %w", m, err)
 	}
-	var errs []error
+	var jobs []store.Job
 	for _, id := range held {
-		ok, _ := a.presence.movable(id, snap.settings.Reassign)
-		if !ok {
-			continue
-		}
-		if _, err := d.reassign(ctx, a, snap, id, m, why); err != nil {
-			errs = append(errs, err)
+		if ok, _ := a.presence.movable(id, snap.settings.Reassign); ok {
+			jobs = append(jobs, d.moveJob(a, id, m, why))
 		}
 	}
-	return errors.Join(errs...)
+	return d.store.Submit(ctx, jobs...)
 }
 
-// reassign moves one dialog from manager from to another eligible manager,
-// never back to a manager it left. moved is false when nobody can take it
-// (it stays) or it is no longer from's.
-func (d *Distributor) reassign(ctx context.Context, a *account, snap *snapshot, id bd.DialogID, from bd.ManagerID, why string) (moved bool, err error) {
-	_, left := a.presence.movable(id, bd.ReassignUncompleted)
-	left = append(left, from)
-	dl, ok := d.knownDialog(a, id)
+// moveJob asks for the dialog to move away from manager from.
+func (d *Distributor) moveJob(a *account, id bd.DialogID, from bd.ManagerID, why string) store.Job {
+	dl, ok := a.presence.known(id)
 	if !ok {
 		dl = bd.Dialog{Account: a.id, ID: id}
 	}
-	at := d.cfg.now()
-	tr := Trace{Reassigned: from, Why: why}
+	return store.Job{Kind: store.JobMove, Account: a.id, Dialog: dl, Manager: from, Why: why}
+}
+
+// move moves one dialog from manager from to another eligible manager,
+// never back to a manager it left: the work of a move job. Nothing happens
+// when the dialog is no longer from's; when nobody can take it, it stays.
+func (d *Distributor) move(ctx context.Context, a *account, dl bd.Dialog, from bd.ManagerID, why string) error {
+	if r, err := d.store.Responsible(ctx, a.id, dl.ID); err != nil || r != bd.ManagerOf(from) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil // it moved or closed meanwhile
+	}
+	snap := a.snap.Load()
+	left := append(a.presence.left(dl.ID), from)
+	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), Reassigned: from, Why: why}
 	defer tr.release()
-	if err := d.decide(ctx, snap, dl, at, &tr); err != nil {
-		return false, err
+	v, err := d.decide(ctx, snap, dl, tr.At, &tr)
+	if err != nil {
+		return err
 	}
-	if tr.Outcome == OutcomeBot {
-		return false, nil // the channel's dialogs now go to a bot; leave it to people
+	if v == toBot {
+		return nil // the channel's dialogs now go to a bot; leave it to people
 	}
-	if tr.Outcome == "" {
+	if v == pickManager {
 		tr.Candidates = slices.DeleteFunc(slices.Clone(tr.Candidates), func(c strategy.Candidate) bool {
 			if slices.Contains(left, c.Manager) {
 				tr.Removed = append(tr.Removed, Removal{Manager: c.Manager, Filter: FilterLeft, Detail: "the dialog left this manager"})
@@ -232,67 +260,25 @@ func (d *Distributor) reassign(ctx context.Context, a *account, snap *snapshot, 
 			}
 			return false
 		})
-		tr.Choice = strategy.Choice{}
-		if len(tr.Candidates) == 0 {
-			tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
-		} else if err := d.pick(ctx, snap, dl, &tr); err != nil {
-			return false, err
+		if v, err = d.pick(ctx, snap, dl, &tr); err != nil {
+			return err
 		}
 	}
-	if tr.Outcome != "" {
+	if v == wait {
 		tr.Outcome = OutcomeStays
 		d.remember(a, tr)
-		return false, nil
+		return nil
 	}
-	for {
-		to := tr.Choice.Manager
-		i := slices.IndexFunc(tr.Candidates, func(c strategy.Candidate) bool { return c.Manager == to })
-		err := d.store.Assign(ctx, store.Assignment{Account: a.id, Dialog: id, Customer: dl.Customer.ID,
-			From: bd.ManagerOf(from), To: bd.ManagerOf(to), Capacity: tr.Candidates[i].Capacity, At: at})
-		switch {
-		case err == nil:
-		case errors.Is(err, store.ErrAssigned), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrNotFound):
-			return false, nil // it moved or closed meanwhile
-		case errors.Is(err, store.ErrCapacity):
-			tr.Retries++
-			tr.Removed = append(tr.Removed, Removal{Manager: to, Filter: FilterCapacity, Detail: "filled up concurrently"})
-			tr.Candidates = slices.Delete(slices.Clone(tr.Candidates), i, i+1)
-			if len(tr.Candidates) == 0 {
-				tr.Outcome = OutcomeStays
-				d.remember(a, tr)
-				return false, nil
-			}
-			if err := d.pick(ctx, snap, dl, &tr); err != nil {
-				return false, err
-			}
-			continue
-		default:
-			return false, fmt.Errorf("distributor: reassign dialog %d: %w", id, err)
-		}
-		break
+	res, err := d.reserve(ctx, snap, dl, &tr, bd.ManagerOf(from), d.assignedJobs(snap, dl, false))
+	if err != nil {
+		return err
 	}
-	tr.Outcome, tr.Responsible = OutcomeReassigned, bd.ManagerOf(tr.Choice.Manager)
-	if err := d.gateway.Assign(ctx, a.id, id, tr.Responsible); err != nil {
-		if errors.Is(err, ErrDialogGone) {
-			return false, d.closeDialog(ctx, a, id, at)
-		}
-		// MG still has the old manager: follow MG.
-		if _, rerr := d.store.Record(ctx, store.Assignment{Account: a.id, Dialog: id, Customer: dl.Customer.ID, To: bd.ManagerOf(from), At: at}); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		d.fail(a.id, "gateway.assign", err)
-		return false, fmt.Errorf("distributor: MessageGateway refused to reassign dialog %d: %w", id, err)
+	switch res {
+	case reserved:
+		return d.finish(ctx, a, snap, dl, &tr)
+	case full:
+		tr.Outcome = OutcomeStays
+		d.remember(a, tr)
 	}
-	a.presence.mu.Lock()
-	act := a.presence.dialog(id)
-	act.left = append(act.left, from)
-	act.assignedAt = at
-	a.presence.mu.Unlock()
-	d.remember(a, tr)
-	if d.cfg.hooks.Reassigned != nil {
-		d.cfg.hooks.Reassigned(a.id, from, tr.Responsible)
-	}
-	d.cfg.logger.Info("distributor: dialog reassigned", slog.String("account", string(a.id)),
-		slog.Int64("dialog", int64(id)), slog.Int64("from", int64(from)), slog.String("to", tr.Responsible.String()), slog.String("why", why))
-	return true, nil
+	return nil
 }

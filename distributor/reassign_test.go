@@ -13,7 +13,7 @@ import (
 
 func (f *fixture) managerChanged(t testing.TB, m bd.Manager) {
 	t.Helper()
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: m}))
+	f.handle(t, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: m})
 }
 
 func (f *fixture) message(t testing.TB, dl bd.DialogID, fromCustomer bool, id int64) {
@@ -22,7 +22,7 @@ func (f *fixture) message(t testing.TB, dl bd.DialogID, fromCustomer bool, id in
 	if fromCustomer {
 		kind = distributor.CustomerMessage
 	}
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: kind, Account: acct, Dialog: bd.Dialog{ID: dl}, MessageID: id}))
+	f.handle(t, distributor.Event{Kind: kind, Account: acct, Dialog: bd.Dialog{ID: dl}, MessageID: id})
 }
 
 // reassignFixture: managers 1..n, capacity 3; dialogs 1 and 2 go to manager 1.

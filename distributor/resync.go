@@ -22,14 +22,14 @@ import (
 //     process listened is overridden; changes seen as events are followed);
 //   - a dialog only MG has a responsible for is recorded as MG says;
 //   - an open dialog nobody is responsible for, and that does not wait yet,
-//     is distributed;
+//     is distributed (a distribute job is stored for it);
 //   - a dialog the store holds for a roster manager, or has waiting, that MG
 //     no longer lists as open was closed meanwhile: its load is released and
 //     it leaves the queue. Only dialogs with ids up to the highest listed id
 //     count: MG numbers dialogs in order, and a newer one may have opened
 //     (and been assigned by another process) after MG was read.
 //
-// Then the queue is drained. Errors of single dialogs are joined; the
+// Then the queue is drained (a drain job). Errors of single dialogs are joined; the
 // others are still processed.
 func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDialog) error {
 	a, err := d.account(ctx, id)
@@ -59,8 +59,7 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 		}
 		for _, dl := range held {
 			if gone(dl) {
-				_, err := d.close(ctx, a, dl, now)
-				errs = append(errs, err)
+				errs = append(errs, d.closeDialog(ctx, a, dl, now))
 			}
 		}
 	}
@@ -72,11 +71,11 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 	for _, w := range waiting {
 		queued[w.Dialog.ID] = true
 		if gone(w.Dialog.ID) {
-			_, err := d.close(ctx, a, w.Dialog.ID, now)
-			errs = append(errs, err)
+			errs = append(errs, d.closeDialog(ctx, a, w.Dialog.ID, now))
 		}
 	}
 	// Open dialogs: follow MG's responsible, distribute the unassigned.
+	var distribute []store.Job
 	for _, o := range open {
 		dl := withAccount(o.Dialog, id)
 		if !isOpen[dl.ID] {
@@ -101,14 +100,13 @@ func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDi
 		case !o.Responsible.IsZero():
 			errs = append(errs, d.assignedInMG(ctx, a, dl, o.Responsible, now))
 		case !queued[dl.ID]:
-			if _, err := d.store.ClaimEvent(ctx, id, openedKey(dl.ID), now); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			errs = append(errs, d.distribute(ctx, a, dl))
+			// Whether or not its event was claimed before: a distribution
+			// that never finished is asked for again (a distribute job is
+			// unique while pending, and idempotent).
+			distribute = append(distribute, distributeJob(dl))
 		}
 	}
-	errs = append(errs, d.drain(ctx, a)) // one drain for every slot freed above
+	errs = append(errs, d.store.Submit(ctx, append(distribute, drainJob(id, 0))...))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("distributor: resync %s: %w", id, err)
 	}

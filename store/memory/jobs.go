@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type jobs struct {
 	dead    map[bd.AccountID][]store.DeadJob
 	// works are the running Work calls, woken when a job becomes due.
 	works map[*work]struct{}
+	// busy holds the dialogs with a job running: one dialog's jobs run one
+	// at a time, in the order they became due.
+	busy map[uniqueKey]struct{}
 }
 
 type memJob struct {
@@ -121,11 +125,27 @@ func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time) {
 	for e.delayed.Len() > 0 && !e.delayed[0].due.After(now) {
 		e.ready = append(e.ready, heap.Pop(&e.delayed).(*memJob))
 	}
+	var blocked map[uniqueKey]bool // dialogs with an earlier job waiting
 	for i, mj := range e.ready {
-		if w.opts.Handles(mj.job.Account) {
-			e.ready = slices.Delete(e.ready, i, i+1)
-			return mj, time.Time{}
+		if !w.opts.Handles(mj.job.Account) {
+			continue
 		}
+		d := dialogOf(mj.job)
+		if d != (uniqueKey{}) {
+			if _, running := e.busy[d]; running || blocked[d] {
+				if blocked == nil {
+					blocked = make(map[uniqueKey]bool)
+				}
+				blocked[d] = true
+				continue
+			}
+			if e.busy == nil {
+				e.busy = make(map[uniqueKey]struct{})
+			}
+			e.busy[d] = struct{}{}
+		}
+		e.ready = slices.Delete(e.ready, i, i+1)
+		return mj, time.Time{}
 	}
 	var next time.Time
 	for _, mj := range e.delayed {
@@ -143,6 +163,7 @@ func (e *jobs) finish(w *work, mj *memJob, err error, stopped bool) {
 	defer e.mu.Unlock()
 	j := &mj.job
 	now := time.Now()
+	delete(e.busy, dialogOf(*j))
 	switch {
 	case err == nil:
 		e.done(j)
@@ -173,6 +194,14 @@ func (e *jobs) done(j *store.Job) {
 	}
 }
 
+// dialogOf returns the key of the job's dialog; zero for a drain job.
+func dialogOf(j store.Job) uniqueKey {
+	if j.Kind == store.JobDrain {
+		return uniqueKey{}
+	}
+	return uniqueKey{j.Account, strconv.FormatInt(int64(j.Dialog.ID), 10)}
+}
+
 // Submit implements [store.Jobs].
 func (s *Store) Submit(_ context.Context, jobs ...store.Job) error {
 	if err := store.CheckJobs(jobs); err != nil {
@@ -183,7 +212,8 @@ func (s *Store) Submit(_ context.Context, jobs ...store.Job) error {
 }
 
 // Work implements [store.Jobs]: up to o.Workers handlers run at once in
-// goroutines of this call. A job whose handler is running when ctx ends is
+// goroutines of this call, and the jobs of one dialog run one at a time, in
+// the order they became due. A job whose handler is running when ctx ends is
 // put back as it was, for the next Work call.
 func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOptions) error {
 	if h == nil {

@@ -1,0 +1,233 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// work does one job of the pipeline; the store's engine calls it from the
+// workers the Distributor started, retries it when it fails and makes it a
+// dead letter when its attempts are spent.
+func (d *Distributor) work(ctx context.Context, j store.Job) error {
+	a, err := d.account(ctx, j.Account)
+	if errors.Is(err, ErrUnknownAccount) {
+		d.cfg.logger.Warn("distributor: job of an unknown account dropped", slog.String("account", string(j.Account)), slog.String("job", j.Key()))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dl := j.Dialog
+	dl.Account = a.id
+	switch j.Kind {
+	case store.JobDistribute:
+		unlock := d.locks.lock(a.id, dl.ID)
+		err = d.distribute(ctx, a, dl, j.Attempt)
+		unlock()
+	case store.JobMove:
+		unlock := d.locks.lock(a.id, dl.ID)
+		err = d.move(ctx, a, dl, j.Manager, j.Why)
+		unlock()
+	case store.JobReply:
+		err = d.sendReply(ctx, a, j)
+	case store.JobBind:
+		err = d.bindCustomer(ctx, a, dl)
+	case store.JobDrain:
+		err = d.drain(ctx, a)
+	default:
+		err = fmt.Errorf("distributor: job of unknown kind %q", j.Kind)
+	}
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	op := "job " + string(j.Kind)
+	if j.Attempt >= d.cfg.work.MaxAttempts {
+		d.fail(a.id, op+": dead letter", fmt.Errorf("%s after %d attempts: %w", j.Key(), j.Attempt, err))
+		if d.cfg.hooks.Dead != nil {
+			d.cfg.hooks.Dead(a.id, j, err)
+		}
+		return err
+	}
+	d.cfg.logger.Warn("distributor: "+op+" failed; it will be retried", slog.String("account", string(a.id)),
+		slog.String("job", j.Key()), slog.Int("attempt", j.Attempt), slog.Any("error", err))
+	if d.cfg.hooks.Failed != nil {
+		d.cfg.hooks.Failed(a.id, op, err)
+	}
+	if delay, ok := retryAfter(err); ok {
+		return &store.RetryAfterError{Delay: delay, Err: err}
+	}
+	return err
+}
+
+// retryAfter finds a server's requested delay in err: any error in its
+// tree with a method RetryAfter() time.Duration (as the mg client's
+// rate-limit errors have) that returns a positive delay.
+func retryAfter(err error) (time.Duration, bool) {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if d := ra.RetryAfter(); d > 0 {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// sendReply sends the account's text for the job's situation: the work of
+// a reply job. The job's store record is the reply's claim, so it is sent
+// at most once by the pipeline; on a retry the replier is told, so that it
+// can look whether the previous attempt landed before sending again. A
+// reply whose moment has passed (a queue reply for a dialog that got a
+// responsible, the "manager assigned" reply of a manager who no longer
+// holds the dialog) is not sent.
+func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) error {
+	snap := a.snap.Load()
+	text := snap.settings.Replies[j.Situation]
+	if text == "" {
+		return nil
+	}
+	if j.Situation != bd.DialogReceived {
+		r, err := d.store.Responsible(ctx, a.id, j.Dialog.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		switch {
+		case j.Situation == bd.ManagerAssigned && r != bd.ManagerOf(j.Manager):
+			return nil
+		case j.Situation != bd.ManagerAssigned && !r.IsZero():
+			return nil
+		}
+	}
+	var mgr bd.Manager
+	if j.Manager != 0 {
+		var ok bool
+		if mgr, ok = snap.roster[j.Manager]; !ok {
+			mgr = bd.Manager{ID: j.Manager}
+		}
+	}
+	dl := j.Dialog
+	dl.Account = a.id
+	err := d.cfg.replier.Reply(ctx, reply.Request{Dialog: dl, Situation: j.Situation, Text: text, Manager: mgr, Attempt: j.Attempt})
+	var te *reply.TextError
+	if errors.As(err, &te) {
+		// Trying again cannot help until the account's text changes.
+		d.fail(a.id, "reply", fmt.Errorf("%s reply to dialog %d not sent: %w", j.Situation, dl.ID, err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s reply to dialog %d: %w", j.Situation, dl.ID, err)
+	}
+	if d.cfg.hooks.Replied != nil {
+		d.cfg.hooks.Replied(a.id, j.Situation)
+	}
+	return nil
+}
+
+// bindCustomer links the dialog's customer to a retailCRM customer: the
+// work of a bind job. Distribution never waits for it.
+func (d *Distributor) bindCustomer(ctx context.Context, a *account, dl bd.Dialog) error {
+	snap := a.snap.Load()
+	if d.cfg.binder == nil || !snap.settings.AutoBind || dl.Customer.ID == 0 {
+		return nil
+	}
+	res, err := d.cfg.binder.Bind(ctx, binding.Request{Account: a.id, Customer: dl.Customer, Create: snap.settings.AutoCreate})
+	if errors.Is(err, binding.ErrNoMatch) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bind customer %d: %w", dl.Customer.ID, err)
+	}
+	d.cfg.logger.Debug("distributor: customer bound", slog.String("account", string(a.id)),
+		slog.Int64("customer", int64(dl.Customer.ID)), slog.Int64("crm_customer", res.CRMCustomer), slog.String("rule", string(res.Rule)))
+	return nil
+}
+
+// Flush waits until every job of the accounts this distributor has served
+// is done (or a dead letter), or ctx ends. Jobs waiting for a retry count
+// as not done. It is meant for tests, tools and shutdown; with several
+// processes it also waits for the jobs other processes work.
+func (d *Distributor) Flush(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		idle := true
+		var err error
+		d.accounts.Range(func(k, _ any) bool {
+			var n int
+			n, err = d.store.PendingJobs(ctx, k.(bd.AccountID))
+			idle = err == nil && n == 0
+			return idle
+		})
+		if err != nil {
+			return fmt.Errorf("distributor: flush: %w", err)
+		}
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// DeadLetters returns up to limit jobs of the account that failed past their
+// retry budget, newest first.
+func (d *Distributor) DeadLetters(ctx context.Context, id bd.AccountID, limit int) ([]store.DeadJob, error) {
+	dead, err := d.store.DeadJobs(ctx, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("distributor: dead letters of %q: %w", id, err)
+	}
+	return dead, nil
+}
+
+// dialogLocks serialises the work on one dialog within the process: its
+// distribution, moves and the drain's attempt at it run one at a time.
+// Across processes the store's atomic writes keep them safe.
+type dialogLocks struct {
+	mu    sync.Mutex
+	locks map[dialogKey]*dialogLock
+}
+
+type dialogKey struct {
+	account bd.AccountID
+	dialog  bd.DialogID
+}
+
+type dialogLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+func (l *dialogLocks) lock(acc bd.AccountID, id bd.DialogID) (unlock func()) {
+	k := dialogKey{acc, id}
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[dialogKey]*dialogLock)
+	}
+	dl := l.locks[k]
+	if dl == nil {
+		dl = &dialogLock{}
+		l.locks[k] = dl
+	}
+	dl.users++
+	l.mu.Unlock()
+	dl.mu.Lock()
+	return func() {
+		dl.mu.Unlock()
+		l.mu.Lock()
+		if dl.users--; dl.users == 0 {
+			delete(l.locks, k)
+		}
+		l.mu.Unlock()
+	}
+}
