@@ -37,7 +37,7 @@ func Example() {
 	})
 	for id := bd.DialogID(1); id <= 3; id++ {
 		_ = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "shop", Dialog: bd.Dialog{ID: id, Chat: bd.ChatID(id)}})
-	_ = d.Flush(ctx) // wait for the workers; a service would not
+		_ = d.Flush(ctx) // wait for the workers; a service would not
 	}
 	for _, c := range mg.Calls() {
 		fmt.Printf("dialog %d -> %s\n", c.Dialog, c.To)
