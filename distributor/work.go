@@ -155,7 +155,8 @@ func (d *Distributor) bindCustomer(ctx context.Context, a *account, dl bd.Dialog
 // as not done. It is meant for tests, tools and shutdown; with several
 // processes it also waits for the jobs other processes work.
 func (d *Distributor) Flush(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Millisecond)
+	wait := 20 * time.Microsecond
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		idle := true
@@ -172,11 +173,13 @@ func (d *Distributor) Flush(ctx context.Context) error {
 		if idle {
 			return nil
 		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
+		wait = min(2*wait, 5*time.Millisecond)
 	}
 }
 

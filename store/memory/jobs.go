@@ -110,16 +110,13 @@ func (e *jobs) add(j store.Job, now time.Time) {
 
 func (e *jobs) wakeLocked() {
 	for w := range e.works {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.signal()
 	}
 }
 
-// take returns the first due job w handles, or nil and when the next
-// delayed job is due (zero if none).
-func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time) {
+// take returns the first due job w handles and whether more are ready, or
+// nil and when the next delayed job is due (zero if none).
+func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for e.delayed.Len() > 0 && !e.delayed[0].due.After(now) {
@@ -144,8 +141,13 @@ func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time) {
 			}
 			e.busy[d] = struct{}{}
 		}
-		e.ready = slices.Delete(e.ready, i, i+1)
-		return mj, time.Time{}
+		if i == 0 {
+			e.ready[0] = nil
+			e.ready = e.ready[1:]
+		} else {
+			e.ready = slices.Delete(e.ready, i, i+1)
+		}
+		return mj, time.Time{}, len(e.ready) > 0
 	}
 	var next time.Time
 	for _, mj := range e.delayed {
@@ -153,7 +155,7 @@ func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time) {
 			next = mj.due
 		}
 	}
-	return nil, next
+	return nil, next, false
 }
 
 // finish records the outcome of an attempt: done, retried later, put back
@@ -237,43 +239,50 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		e.mu.Unlock()
 	}()
 
-	slots := make(chan struct{}, o.Workers)
-	var running sync.WaitGroup
-	defer running.Wait()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		mj, next := e.take(w, time.Now())
+	var workers sync.WaitGroup
+	for range o.Workers {
+		workers.Go(func() { e.worker(ctx, w, h) })
+	}
+	workers.Wait()
+	return ctx.Err()
+}
+
+// worker runs due jobs one after another until ctx ends.
+func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
+	var timer *time.Timer
+	for ctx.Err() == nil {
+		mj, next, more := e.take(w, time.Now())
 		if mj != nil {
+			if more {
+				w.signal() // another worker may take the next one
+			}
 			mj.job.Attempt++
-			running.Go(func() {
-				defer func() { <-slots }()
-				err := h(ctx, mj.job)
-				e.finish(w, mj, err, err != nil && ctx.Err() != nil)
-				select {
-				case w.wake <- struct{}{}:
-				default:
-				}
-			})
+			err := h(ctx, mj.job)
+			e.finish(w, mj, err, err != nil && ctx.Err() != nil)
 			continue
 		}
-		<-slots
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0)
 		}
-		timer.Reset(wait)
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
 		case <-w.wake:
 		case <-timer.C:
 		}
+	}
+}
+
+func (w *work) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
