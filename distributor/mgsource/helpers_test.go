@@ -2,6 +2,7 @@ package mgsource_test
 
 import (
 	"context"
+	"errors"
 	"github.com/botdistributor/botdistributor/internal/changes"
 	"net/http"
 	"sync"
@@ -88,6 +89,8 @@ func waitUntil(t *testing.T, what string, m *sandbox.MG, w *watch, cond func() b
 // fakeTarget records what a Source feeds it.
 type fakeTarget struct {
 	mu      sync.Mutex
+	refuse  int // Handle calls still to refuse, as a target whose store is down
+	refused int
 	events  []distributor.Event
 	rosters [][]bd.Manager
 	resyncs [][]distributor.OpenDialog
@@ -98,6 +101,12 @@ func newFakeTarget() *fakeTarget { return &fakeTarget{w: newWatch()} }
 
 func (f *fakeTarget) Handle(_ context.Context, ev distributor.Event) error {
 	f.mu.Lock()
+	if f.refuse > 0 {
+		f.refuse--
+		f.refused++
+		f.mu.Unlock()
+		return errors.New("store: connection refused")
+	}
 	f.events = append(f.events, ev)
 	f.mu.Unlock()
 	f.w.Poke()

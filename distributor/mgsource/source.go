@@ -48,11 +48,17 @@ type Options struct {
 	// Logger receives the Source's diagnostics; nil discards them.
 	Logger *slog.Logger
 	// ResyncEvery is how often Run resyncs while connected, as a safety
-	// net: a dialog whose handling failed half-way (the store was down
-	// after its event was claimed) waits at most this long. Zero means 5
+	// net for events lost before the target accepted them. Zero means 5
 	// minutes; a negative value turns the periodic resync off.
 	ResyncEvery time.Duration
+	// DeliverFor is how long an event the target refuses with a transient
+	// error (its store is unreachable) is offered again before it is left
+	// to the resync. Zero means DefaultDeliverFor.
+	DeliverFor time.Duration
 }
+
+// DefaultDeliverFor is Options.DeliverFor when it is zero.
+const DefaultDeliverFor = 30 * time.Second
 
 // DefaultResyncEvery is the periodic resync interval when
 // Options.ResyncEvery is zero.
@@ -100,6 +106,9 @@ func New(opts Options) (*Source, error) {
 	}
 	if opts.ResyncEvery == 0 {
 		opts.ResyncEvery = DefaultResyncEvery
+	}
+	if opts.DeliverFor <= 0 {
+		opts.DeliverFor = DefaultDeliverFor
 	}
 	s := &Source{opts: opts, tr: NewTranslator(opts.Account, opts.Status), log: opts.Logger.With("account", string(opts.Account))}
 	so := opts.Stream
@@ -272,7 +281,36 @@ func (s *Source) handle(ctx context.Context, ev mg.Event) error {
 		}
 		de.Dialog.ID = id
 	}
-	return s.opts.Target.Handle(ctx, de)
+	return s.deliver(ctx, de)
+}
+
+// deliver hands an event to the target until it is accepted. The stream
+// has no replay, so an event the target could not store (the database is
+// briefly unreachable) is offered again with backoff rather than dropped;
+// the events behind it wait, as they would have to anyway. Errors that
+// another try cannot mend (a malformed event, an unknown account, a closed
+// distributor) return at once; after DefaultDeliverFor the event is given
+// up to the resync.
+func (s *Source) deliver(ctx context.Context, ev distributor.Event) error {
+	wait := 50 * time.Millisecond
+	deadline := time.Now().Add(s.opts.DeliverFor)
+	for {
+		err := s.opts.Target.Handle(ctx, ev)
+		if err == nil || errors.Is(err, distributor.ErrBadEvent) || errors.Is(err, distributor.ErrUnknownAccount) ||
+			errors.Is(err, distributor.ErrClosed) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "mgsource: event not accepted; offering it again", slog.String("event", ev.Kind.String()),
+			slog.Int64("dialog", int64(ev.Dialog.ID)), slog.Duration("in", wait), slog.Any("error", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // openDialogOf returns the chat's open dialog, for messages MG sent

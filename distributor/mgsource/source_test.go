@@ -209,6 +209,37 @@ func TestSourceCompletesEventsOverREST(t *testing.T) {
 	}
 }
 
+// An event the target cannot store yet is offered again, not dropped.
+func TestSourceOffersRefusedEventsAgain(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	target := newFakeTarget()
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, src.Run)
+	waitUntil(t, "the first resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+	target.mu.Lock()
+	target.refuse = 3
+	target.mu.Unlock()
+	w := customer(t, m, ch, "x1", "hello")
+	waitUntil(t, "the dialog's events", m, target.w, func() bool {
+		evs, _, _ := target.snapshot()
+		return slices.ContainsFunc(evs, func(ev distributor.Event) bool { return ev.Kind == distributor.DialogOpened && ev.Dialog.ID == w.Dialog })
+	})
+	target.mu.Lock()
+	refused := target.refused
+	target.mu.Unlock()
+	if refused != 3 {
+		t.Fatalf("the target refused %d events, want 3", refused)
+	}
+	if st := src.Stats(); st.Stream.HandlerErrors != 0 {
+		t.Fatalf("stats = %+v: an event offered again until accepted is no handler error", st)
+	}
+}
+
 func TestSourceRetriesFailedResync(t *testing.T) {
 	m := newMG(t)
 	c := newClient(t, m)
