@@ -4,33 +4,94 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/mg"
 )
 
-// Assigner is what Gateway wraps: an *mg.Client, or mg.Accounts for several
-// accounts.
+// Assigner is what Gateway wraps: an *mg.Client, or *mg.Accounts for
+// several accounts. Both also implement [DialogChecker], which Gateway
+// uses to learn from MG's state why an assignment was refused.
 type Assigner interface {
 	Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error
 }
 
-// Gateway adapts an MG client to distributor.Gateway. It marks the MG
-// answers that mean a dialog can never be assigned again — not found,
-// closed, not the latest dialog of its chat — with distributor.ErrDialogGone, so the
-// distributor closes the dialog instead of letting it wait.
+// DialogChecker is implemented by an [Assigner] that can read a dialog's
+// state from MG (*mg.Client and *mg.Accounts do, with GET /dialogs?id= and
+// the chat's last_dialog). DialogOpen reports whether the dialog exists,
+// is open and is the latest dialog of its chat, i.e. whether it can still
+// be assigned; an error means MG could not be asked. It is safe for
+// concurrent use and may block on I/O.
+type DialogChecker interface {
+	DialogOpen(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error)
+}
+
+// Gateway adapts an MG client to distributor.Gateway.
+//
+// When MG refuses an assignment — any 4xx answer but 429, a not-found
+// included — Gateway asks MG for the dialog's state (when MG implements
+// [DialogChecker]) and decides from it, not from the wording of the
+// refusal, which the Bot API does not fix: a dialog that is gone (not
+// found, closed, or no longer the latest of its chat) gives an error
+// wrapping distributor.ErrDialogGone, so the distributor closes it instead
+// of letting it wait; a dialog still open gives MG's refusal unchanged, so
+// the distributor puts the dialog back in the queue. When the state cannot
+// be read, the refusal is returned unchanged too (with the reason joined):
+// keeping a dialog by mistake only delays it, dropping one loses it.
+// Throttling (429), server errors and network errors are returned as they
+// are, without a state check.
+//
+// An Assigner that is not a DialogChecker is judged by MG's error classes
+// (not found, dialog not the latest, dialog closed), the old way.
 type Gateway struct {
 	MG Assigner
 }
 
 var _ distributor.Gateway = Gateway{}
 
-// Assign assigns through MG.
+// Assign assigns through MG; see [Gateway] for the errors.
 func (g Gateway) Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error {
 	err := g.MG.Assign(ctx, account, dialog, to)
-	if errors.Is(err, mg.ErrNotFound) || errors.Is(err, mg.ErrDialogNotLatest) || errors.Is(err, mg.ErrDialogClosed) {
-		return fmt.Errorf("%w: %w", distributor.ErrDialogGone, err)
+	if err == nil {
+		return nil
+	}
+	c, ok := g.MG.(DialogChecker)
+	if !ok {
+		if errors.Is(err, mg.ErrNotFound) || errors.Is(err, mg.ErrDialogNotLatest) || errors.Is(err, mg.ErrDialogClosed) {
+			return fmt.Errorf("%w: %w", distributor.ErrDialogGone, err)
+		}
+		return err
+	}
+	if !refusal(err) {
+		return err
+	}
+	open, cerr := c.DialogOpen(ctx, account, dialog)
+	switch {
+	case cerr != nil:
+		return errors.Join(err, fmt.Errorf("mgsource: reading the state of dialog %d after the refusal: %w", dialog, cerr))
+	case !open:
+		return fmt.Errorf("%w: MG reports dialog %d missing, closed or not the latest of its chat: %w", distributor.ErrDialogGone, dialog, err)
 	}
 	return err
+}
+
+// DialogOpen reports whether the dialog can still be assigned: it exists,
+// is open and is the latest dialog of its chat. It asks the wrapped MG
+// client, and fails with an error wrapping errors.ErrUnsupported when that
+// is not a [DialogChecker].
+func (g Gateway) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error) {
+	c, ok := g.MG.(DialogChecker)
+	if !ok {
+		return false, fmt.Errorf("mgsource: %T cannot read dialog state: %w", g.MG, errors.ErrUnsupported)
+	}
+	return c.DialogOpen(ctx, account, dialog)
+}
+
+// refusal reports whether err is MG refusing the call: a 4xx answer other
+// than 429.
+func refusal(err error) bool {
+	var e *mg.APIError
+	return errors.As(err, &e) && e.Status >= 400 && e.Status <= 499 && e.Status != http.StatusTooManyRequests
 }

@@ -14,6 +14,7 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/distributortest"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/store/memory"
 	"github.com/botdistributor/botdistributor/strategy"
 )
@@ -69,10 +70,14 @@ func run(ctx context.Context) error {
 		return err
 	}
 	mg := &distributortest.Gateway{} // a real service passes its MG client here
-	d, err := distributor.New(st, mg, distributor.WithStrategies(registry))
+	// One worker: the dialogs are distributed one after another, in the
+	// order they opened, so the output is the same on every run. A service
+	// keeps the default, working many dialogs at once.
+	d, err := distributor.New(st, mg, distributor.WithStrategies(registry), distributor.WithWork(store.WorkOptions{Workers: 1}))
 	if err != nil {
 		return err
 	}
+	defer d.Close()
 	if err := d.SaveSettings(ctx, account, settings); err != nil {
 		return err
 	}
@@ -89,6 +94,9 @@ func run(ctx context.Context) error {
 		if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: account, Dialog: dl}); err != nil {
 			return err
 		}
+	}
+	if err := d.Flush(ctx); err != nil { // wait for the workers to distribute them
+		return err
 	}
 	traces, err := d.Recent(ctx, account)
 	if err != nil {

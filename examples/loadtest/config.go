@@ -49,6 +49,9 @@ type Config struct {
 	// Distributors is how many distributors run in each process, each with
 	// its own MG client and event stream, sharing the process's store.
 	Distributors int
+	// Workers is how many jobs each distributor works at once
+	// (distributor.WithWork); 0 means the library's default.
+	Workers int
 	// CloseAfter, when positive, closes every dialog this long after it
 	// opened, so capacity frees and the queue moves.
 	CloseAfter time.Duration
@@ -67,6 +70,13 @@ type Config struct {
 	// PGKill is how many times the distributors' PostgreSQL connections are
 	// terminated (pg_terminate_backend) during the load.
 	PGKill int
+	// PGOutage, when positive, is how long the distributors' PostgreSQL
+	// connections are terminated again and again (every 50 to 100 ms), in
+	// the middle of the load: the database is unusable for them that long.
+	PGOutage time.Duration
+	// KillWorker is how many times a worker process (-processes) is killed
+	// with SIGKILL during the load and started again.
+	KillWorker int
 
 	// Sweep is the distributors' safety-net drain interval.
 	Sweep time.Duration
@@ -171,6 +181,21 @@ func (c *Config) validate() error {
 	if c.PGKill > 0 && c.Store != storePostgres {
 		add("-pg-kill needs -store=postgres")
 	}
+	if c.PGOutage < 0 {
+		add("-pg-outage must not be negative, got %s", c.PGOutage)
+	}
+	if c.PGOutage > 0 && c.Store != storePostgres {
+		add("-pg-outage needs -store=postgres")
+	}
+	if c.KillWorker < 0 {
+		add("-kill-worker must not be negative, got %d", c.KillWorker)
+	}
+	if c.KillWorker > 0 && c.Processes < 2 {
+		add("-kill-worker needs -processes 2 or more (worker processes to kill), got -processes %d", c.Processes)
+	}
+	if c.Workers < 0 {
+		add("-workers must not be negative, got %d", c.Workers)
+	}
 	if c.Err5xx < 0 || c.Err5xx > 1 || c.Err429 < 0 || c.Err429 > 1 || c.Err5xx+c.Err429 > 1 {
 		add("-err5xx and -err429 must be within 0..1 and sum to at most 1, got %v and %v", c.Err5xx, c.Err429)
 	}
@@ -215,6 +240,12 @@ func (c *Config) mode() string {
 	}
 	if c.PGKill > 0 {
 		fs = append(fs, fmt.Sprintf("pg-kill=%d", c.PGKill))
+	}
+	if c.PGOutage > 0 {
+		fs = append(fs, "pg-outage="+c.PGOutage.String())
+	}
+	if c.KillWorker > 0 {
+		fs = append(fs, fmt.Sprintf("kill-worker=%d", c.KillWorker))
 	}
 	if len(fs) == 0 {
 		return "clean"

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +88,9 @@ func (s *scenario) load(ctx context.Context) error {
 	}
 
 	var faults sync.WaitGroup
-	var killed atomic.Int64
+	var killed, outageKilled atomic.Int64
+	outageAt := outageStart(n, cfg.Rate, cfg.PGOutage)
+	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x6f75746167))
 	start := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		if cfg.Rate > 0 {
@@ -112,6 +116,25 @@ func (s *scenario) load(ctx context.Context) error {
 				killed.Add(int64(k))
 			})
 		}
+		if cfg.PGOutage > 0 && i == outageAt {
+			faults.Go(func() {
+				s.logf("PostgreSQL outage for %s from dialog %d", cfg.PGOutage, i)
+				k, err := s.be.outage(ctx, cfg.PGOutage, rnd)
+				if err != nil {
+					cancel(err)
+				}
+				outageKilled.Add(int64(k))
+			})
+		}
+		if cfg.KillWorker > 0 && atFraction(i, n, cfg.KillWorker) {
+			which := s.res.WorkersKilled % s.processes
+			s.res.WorkersKilled++
+			faults.Go(func() {
+				if err := s.killWorker(ctx, which); err != nil {
+					cancel(err)
+				}
+			})
+		}
 		select {
 		case work <- i:
 		case <-ctx.Done():
@@ -123,20 +146,91 @@ func (s *scenario) load(ctx context.Context) error {
 	closer.Wait()
 	faults.Wait()
 	s.res.PGKilled = int(killed.Load())
+	s.res.PGOutageKilled = int(outageKilled.Load())
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
 	return nil
 }
 
-// settle waits until every open dialog is assigned in MG or waits in the
-// store's queue, no dialog waits while a slot is free, and the store's
-// loads agree with what MG shows; or until cfg.Settle passed. It returns
-// the state it last saw: not settling in time is a result, not an error.
+// outageStart returns the index of the dialog at whose opening the
+// PostgreSQL outage starts: centred on the load when the load (at rate) is
+// longer than twice the outage, else a quarter into the load; a quarter
+// into it too at full speed, whose length is unknown. The load does not
+// end before the outage does.
+func outageStart(n int, rate float64, outage time.Duration) int {
+	if rate <= 0 {
+		return n / 4
+	}
+	load := float64(n) / rate
+	at := max((load-outage.Seconds())/2, load/4)
+	return min(int(at*rate), n-1)
+}
+
+// killWorker kills worker process k with SIGKILL, keeps what it reported
+// before it died, and starts a new one in its place, trying again while
+// the start fails (e.g. during a PostgreSQL outage). The new process
+// connects and resyncs like any other; the jobs the killed one held are
+// the store's to hand out again.
+func (s *scenario) killWorker(ctx context.Context, k int) error {
+	s.fleetMu.Lock()
+	p, ok := s.fleets[k].(*procFleet)
+	s.fleetMu.Unlock()
+	if !ok {
+		return fmt.Errorf("loadtest: fleet %d is not a worker process", k)
+	}
+	pid := p.cmd.Process.Pid
+	_ = p.kill()
+	s.fleetMu.Lock()
+	s.killed.merge(p.taken())
+	s.fleetMu.Unlock()
+	s.logf("killed worker %d (pid %d); starting another", k, pid)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		np, err := startProc(ctx, s.spec, s.cfg.Log)
+		if err == nil {
+			s.fleetMu.Lock()
+			s.fleets[k] = np
+			s.res.WorkersRestarted++
+			s.res.WorkerRestartMaxMs = max(s.res.WorkerRestartMaxMs, ms(time.Since(start)))
+			s.fleetMu.Unlock()
+			s.logf("worker %d restarted as pid %d after %s (%d attempts)", k, np.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), attempt)
+			return nil
+		}
+		s.logf("restarting worker %d, attempt %d: %v", k, attempt, err)
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("loadtest: restarting killed worker %d: %w", k, err)
+		}
+	}
+}
+
+// settle waits for the distributors' jobs (Flush), then until every open
+// dialog is assigned in MG or waits in the store's queue with its reason's
+// reply in MG, no dialog waits while a slot is free, and the store's loads
+// agree with what MG shows; or until cfg.Settle passed. It returns the
+// state it last saw: not settling in time is a result, not an error.
 func (s *scenario) settle(ctx context.Context) (endState, error) {
 	deadline := time.Now().Add(s.cfg.Settle)
+	fctx, cancel := context.WithDeadline(ctx, deadline)
+	start := time.Now()
+	err := s.flush(fctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return endState{}, ctx.Err()
+		}
+		s.res.FlushFailures++
+		s.note("flush: " + err.Error())
+	}
+	s.res.FlushMaxMs = max(s.res.FlushMaxMs, ms(time.Since(start)))
 	for {
-		es, err := inspect(ctx, s.mg, s.be.observer, account, s.managers, s.cfg.Capacity)
+		es, err := inspect(ctx, s.mg, s.be.observer, account, s.managers, s.cfg.Capacity, s.replies)
 		if err != nil {
 			return es, err
 		}
@@ -144,8 +238,8 @@ func (s *scenario) settle(ctx context.Context) (endState, error) {
 			return es, nil
 		}
 		if time.Now().After(deadline) {
-			s.logf("not settled after %s: %d stranded, %d waiting beside a free slot, store loads off MG's by %d",
-				s.cfg.Settle, es.stranded, es.freeWhileQueued, es.loadsOff)
+			s.logf("not settled after %s: %d stranded (%d waiting without their reply), %d waiting beside a free slot, store loads off MG's by %d",
+				s.cfg.Settle, es.stranded, es.noReply, es.freeWhileQueued, es.loadsOff)
 			return es, nil
 		}
 		t := time.NewTimer(50 * time.Millisecond)
@@ -155,6 +249,24 @@ func (s *scenario) settle(ctx context.Context) (endState, error) {
 			t.Stop()
 			return es, ctx.Err()
 		}
+	}
+}
+
+// flush waits until every fleet's jobs are done.
+func (s *scenario) flush(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.fleets))
+	for i, f := range s.fleets {
+		wg.Go(func() { errs[i] = f.flush(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// note keeps a problem of the run for the report.
+func (s *scenario) note(msg string) {
+	if !slices.Contains(s.notes, msg) && len(s.notes) < 10 {
+		s.notes = append(s.notes, msg)
 	}
 }
 
@@ -254,7 +366,7 @@ func (s *scenario) finish(rep nodeReport) {
 	if r.Failures == nil {
 		r.Failures = map[string]int{}
 	}
-	r.Errors = rep.Errors
+	r.Errors = append(rep.Errors, s.notes...)
 }
 
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }

@@ -4,10 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/sandbox"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/store/memory"
 )
 
 // TestMain lets the test binary serve as a worker process: the
@@ -192,6 +201,11 @@ func TestBadFlags(t *testing.T) {
 		{"-store", "sqlite", "-pg-kill", "1"},
 		{"-err5xx", "0.7", "-err429", "0.5"},
 		{"-managers", "0"},
+		{"-pg-outage", "2s"},
+		{"-store", "sqlite", "-pg-outage", "2s"},
+		{"-kill-worker", "1"},
+		{"-kill-worker", "-1"},
+		{"-workers", "-2"},
 		{"extra"},
 	} {
 		var out, errs bytes.Buffer
@@ -223,12 +237,289 @@ func TestJSONOutput(t *testing.T) {
 		t.Error("more than one JSON value printed")
 	}
 	for _, k := range []string{"dialogs", "assigned", "queued", "stranded", "cap_violations", "double_assignments",
-		"throughput_per_s", "p50_ms", "p99_ms", "fairness", "store", "mode", "processes", "baseline", "targets"} {
+		"throughput_per_s", "p50_ms", "p99_ms", "fairness", "store", "mode", "processes", "baseline", "targets",
+		"stranded_before_resync", "replies_expected", "replies_delivered", "replies_lost", "replies_duplicated",
+		"replies_dead", "replies_closed_unsent", "replies_superseded", "workers", "pg_outage_ms", "workers_killed", "settle_mg_rtt_ms"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("field %q missing", k)
 		}
 	}
 	if obj["dialogs"] != float64(20) || obj["assigned"] != float64(20) || obj["store"] != "memory" || obj["mode"] != "clean" {
 		t.Errorf("got %v", obj)
+	}
+	// 20 dialogs, each greeted and told its manager.
+	if obj["replies_expected"] != float64(40) || obj["replies_delivered"] != float64(40) {
+		t.Errorf("replies expected %v, delivered %v; want 40 and 40", obj["replies_expected"], obj["replies_delivered"])
+	}
+}
+
+// Each flag problem is named, and nothing else is.
+func TestValidateNamesProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"outage without PostgreSQL", func(c *Config) { c.PGOutage = time.Second }, "-pg-outage needs -store=postgres"},
+		{"negative outage", func(c *Config) { c.Store, c.DSN, c.PGOutage = storePostgres, "postgres://x/y", -time.Second }, "-pg-outage must not be negative"},
+		{"kill without processes", func(c *Config) { c.Store, c.DSN, c.KillWorker = storePostgres, "postgres://x/y", 1 }, "-kill-worker needs -processes 2 or more"},
+		{"negative kills", func(c *Config) { c.KillWorker = -1 }, "-kill-worker must not be negative"},
+		{"negative workers", func(c *Config) { c.Workers = -1 }, "-workers must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			err := cfg.validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+			if strings.Count(err.Error(), ";") != 0 {
+				t.Errorf("more than one problem named: %v", err)
+			}
+		})
+	}
+	cfg := DefaultConfig()
+	cfg.Store, cfg.DSN, cfg.Processes, cfg.KillWorker, cfg.PGOutage, cfg.Workers = storePostgres, "postgres://x/y", 3, 2, 10*time.Second, 4
+	if err := cfg.validate(); err != nil {
+		t.Errorf("valid configuration refused: %v", err)
+	}
+	if got := cfg.mode(); got != "pg-outage=10s+kill-worker=2" {
+		t.Errorf("mode = %q", got)
+	}
+}
+
+func TestOutageStart(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		rate   float64
+		outage time.Duration
+		want   int
+	}{
+		{1000, 100, 2 * time.Second, 400},  // 10 s load: centred, from 4 s
+		{1000, 200, 10 * time.Second, 250}, // 5 s load, longer outage: a quarter in
+		{1000, 0, time.Second, 250},        // full speed: a quarter in
+		{10, 1000, time.Millisecond, 4},    // 10 ms load, 1 ms outage: centred
+		{3000, 200, 10 * time.Second, 750}, // 15 s load, outage over half of it: a quarter in
+	} {
+		if got := outageStart(tc.n, tc.rate, tc.outage); got != tc.want {
+			t.Errorf("outageStart(%d, %v, %s) = %d, want %d", tc.n, tc.rate, tc.outage, got, tc.want)
+		}
+	}
+}
+
+func TestReplyMatcher(t *testing.T) {
+	rm, err := newReplyMatcher(settingsFor(nil, 1).Replies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, want := range map[string]bd.Situation{
+		"Hello Customer 12, we got your message.":      bd.DialogReceived,
+		"Hello , we got your message.":                 bd.DialogReceived,
+		"Manager 3 will answer you.":                   bd.ManagerAssigned,
+		"All managers are busy; you are in the queue.": bd.AllManagersBusy,
+		"Nobody is online now; we will answer soon.":   bd.NoManagerOnline,
+		"We are closed now.":                           bd.OutsideWorkingHours,
+		"We are closed now. Really.":                   "",
+		"Hello (a manager writing)":                    "",
+	} {
+		got, ok := rm.match(text)
+		if got != want || ok != (want != "") {
+			t.Errorf("match(%q) = %q, %t; want %q", text, got, ok, want)
+		}
+	}
+}
+
+// botSays sends a message into the chat as the sandbox's bot does through
+// the Bot API.
+func botSays(t *testing.T, m *sandbox.MG, chat bd.ChatID, text string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"chat_id": chat, "scope": "public", "type": "text", "content": text})
+	req, err := http.NewRequest(http.MethodPost, m.URL()+mg.APIPrefix+"/messages", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Bot-Token", m.BotToken().Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /messages: %d", resp.StatusCode)
+	}
+}
+
+// The accounting tells delivered, duplicated, lost, dead and moot replies
+// apart, from the store's claims, the rules and MG's message log.
+func TestAccountReplies(t *testing.T) {
+	ctx := context.Background()
+	m, err := sandbox.NewMG(sandbox.MGOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ch, err := m.AddChannel(ctx, "telegram", "Shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []sandbox.MGWritten
+	for i := range 6 {
+		w, err := m.CustomerWrites(ctx, sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: fmt.Sprint("c", i), FirstName: "C", Text: "hi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, w)
+	}
+	dialogOf := func(i int) bd.DialogID { return ds[i].Dialog }
+	st := memory.New()
+	claim := func(i int, s bd.Situation) {
+		if ok, err := st.ClaimReply(ctx, account, dialogOf(i), s); err != nil || !ok {
+			t.Fatalf("claim %d %s: %t %v", i, s, ok, err)
+		}
+	}
+	// 0: greeted and assigned, each once: 2 delivered.
+	claim(0, bd.DialogReceived)
+	claim(0, bd.ManagerAssigned)
+	botSays(t, m, ds[0].Chat, "Hello C, we got your message.")
+	botSays(t, m, ds[0].Chat, "Manager 1 will answer you.")
+	// ... and its queue reply, claimed before a slot freed, was not sent:
+	// superseded.
+	claim(0, bd.AllManagersBusy)
+	// 1: greeting sent twice: delivered and duplicated.
+	claim(1, bd.DialogReceived)
+	botSays(t, m, ds[1].Chat, "Hello C, we got your message.")
+	botSays(t, m, ds[1].Chat, "Hello C, we got your message.")
+	// 2: greeting claimed, never sent, dialog open: lost.
+	claim(2, bd.DialogReceived)
+	// 3: greeting claimed, never sent, dialog closed: closed unsent.
+	claim(3, bd.DialogReceived)
+	if err := m.CloseDialog(dialogOf(3)); err != nil {
+		t.Fatal(err)
+	}
+	// 4: waits at the end with "all busy": both replies required, neither
+	// claimed; the greeting landed, the queue reply did not (lost,
+	// unclaimed); its assigned reply is a dead letter.
+	claim(4, bd.ManagerAssigned)
+	botSays(t, m, ds[4].Chat, "Hello C, we got your message.")
+	// 5: nothing owed, but a queue reply landed: unexpected.
+	botSays(t, m, ds[5].Chat, "All managers are busy; you are in the queue.")
+
+	rm, err := newReplyMatcher(settingsFor(nil, 1).Replies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := nodeReport{Assignments: []assignment{{Dialog: dialogOf(0), Manager: 1}}}
+	waiting := []store.Waiting{{Dialog: bd.Dialog{ID: dialogOf(4)}, Reason: bd.AllManagersBusy}}
+	dead := []store.DeadJob{{Job: store.Job{Kind: store.JobReply, Account: account, Dialog: bd.Dialog{ID: dialogOf(4)}, Situation: bd.ManagerAssigned}}}
+	ra, err := accountReplies(ctx, m, st, account, rm, rep, waiting, dead, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := replyAccount{expected: 9, delivered: 4, duplicated: 1, lost: 2, dead: 1, closedUnsent: 1, superseded: 1, unclaimed: 2, unexpected: 1}
+	ra.examples = nil
+	if !reflect.DeepEqual(ra, want) {
+		t.Errorf("got %+v\nwant %+v", ra, want)
+	}
+	// The probe gave back every claim it took: a free reply is still free.
+	if ok, err := st.ClaimReply(ctx, account, dialogOf(5), bd.DialogReceived); err != nil || !ok {
+		t.Errorf("the probe kept a claim: %t %v", ok, err)
+	}
+}
+
+// checkReplies fails the test unless every reply owed reached its customer
+// exactly once (or its dialog closed first), and the figures add up.
+func checkReplies(t *testing.T, r Result) {
+	t.Helper()
+	if sum := r.RepliesDelivered + r.RepliesLost + r.RepliesDead + r.RepliesClosedUnsent + r.RepliesSuperseded; sum != r.RepliesExpected {
+		t.Errorf("%s: delivered %d + lost %d + dead %d + closed unsent %d + superseded %d = %d, want expected %d",
+			r.Store, r.RepliesDelivered, r.RepliesLost, r.RepliesDead, r.RepliesClosedUnsent, r.RepliesSuperseded, sum, r.RepliesExpected)
+	}
+	if r.RepliesLost != 0 || r.RepliesDuplicated != 0 || r.RepliesDead != 0 || r.RepliesUnexpected != 0 {
+		t.Errorf("%s: replies lost %d, duplicated %d, dead %d, unexpected %d (%v)",
+			r.Store, r.RepliesLost, r.RepliesDuplicated, r.RepliesDead, r.RepliesUnexpected, r.ReplyExamples)
+	}
+	// Every dialog of the load was distributed, so greeted.
+	if r.RepliesExpected < r.Assigned+r.Queued {
+		t.Errorf("%s: %d replies expected for %d assigned and %d waiting dialogs", r.Store, r.RepliesExpected, r.Assigned, r.Queued)
+	}
+}
+
+// Replies under server errors and throttling reach every customer once:
+// with no dialog closing, each dialog is greeted and then told its manager
+// or why it waits.
+func TestMemoryRepliesUnderFaults(t *testing.T) {
+	cfg := small(t)
+	cfg.Dialogs, cfg.Rate = 60, 100
+	cfg.Err5xx, cfg.Err429 = 0.2, 0.1
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkReplies(t, rep.Result)
+	if want := 2 * cfg.Dialogs; rep.RepliesExpected != want || rep.RepliesDelivered != want {
+		t.Errorf("replies expected %d, delivered %d; want %d each", rep.RepliesExpected, rep.RepliesDelivered, want)
+	}
+	if rep.JobsPending != 0 {
+		t.Errorf("%d jobs pending at the end", rep.JobsPending)
+	}
+}
+
+// Dialogs closing soon after they open: a reply their customer left
+// before is not lost; every other one is delivered.
+func TestMemoryRepliesClosing(t *testing.T) {
+	cfg := small(t)
+	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 2, 80, 100
+	cfg.CloseAfter, cfg.CloseShare = 30*time.Millisecond, 0.5
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkReplies(t, rep.Result)
+}
+
+// -latency stays in force while the distributors settle, and an
+// assignment waits on one MG round trip at least.
+func TestLatencyWholeRun(t *testing.T) {
+	cfg := small(t)
+	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 10, 20, 100
+	cfg.Latency = 20 * time.Millisecond
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkReplies(t, rep.Result)
+	if rep.SettleMGRttMs < 20 {
+		t.Errorf("a Bot API round trip after settling took %.1f ms: the 20 ms latency was lifted", rep.SettleMGRttMs)
+	}
+	if rep.P50Ms < 20 {
+		t.Errorf("event->assign p50 %.1f ms is below the MG latency of 20 ms", rep.P50Ms)
+	}
+}
+
+// The distributors' connections are terminated again and again for a
+// while; no dialog or reply is lost.
+func TestPostgresOutage(t *testing.T) {
+	cfg := postgres(t)
+	cfg.Dialogs, cfg.Rate = 60, 60
+	cfg.PGOutage = 500 * time.Millisecond
+	cfg.Settle = 20 * time.Second
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkFilled(t, rep.Result)
+	checkReplies(t, rep.Result)
+	if rep.PGOutageKilled == 0 || rep.PGOutageMs != 500 {
+		t.Errorf("outage of %.0f ms terminated %d backends", rep.PGOutageMs, rep.PGOutageKilled)
+	}
+}
+
+// A worker process killed with SIGKILL mid-load is replaced; the others
+// and its replacement finish its work.
+func TestPostgresKillWorker(t *testing.T) {
+	cfg := postgres(t)
+	cfg.Processes = 2
+	cfg.Dialogs, cfg.Rate = 60, 60
+	cfg.KillWorker = 1
+	cfg.Settle = 20 * time.Second
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkFilled(t, rep.Result)
+	checkReplies(t, rep.Result)
+	if rep.WorkersKilled != 1 || rep.WorkersRestarted != 1 {
+		t.Errorf("%d workers killed, %d restarted; want 1 and 1", rep.WorkersKilled, rep.WorkersRestarted)
 	}
 }

@@ -39,6 +39,10 @@ type nodeSpec struct {
 	MGToken      string        `json:"mg_token"`
 	Sweep        time.Duration `json:"sweep"`
 	Distributors int           `json:"distributors"`
+	// Workers is each distributor's job workers (0: the default).
+	Workers int `json:"workers,omitempty"`
+	// Settle bounds a worker's wait for its jobs (flush).
+	Settle time.Duration `json:"settle"`
 	// DSN is the PostgreSQL DSN of a worker process.
 	DSN string `json:"dsn,omitempty"`
 }
@@ -54,7 +58,10 @@ type assignment struct {
 
 // nodeReport is what a group of distributors did.
 type nodeReport struct {
-	Assignments   []assignment   `json:"assignments"`
+	Assignments []assignment `json:"assignments"`
+	// Queued are the dialogs a decision put in the queue when they were
+	// first distributed (not those taken from it).
+	Queued        []bd.DialogID  `json:"queued,omitempty"`
 	Failures      map[string]int `json:"failures"`
 	Errors        []string       `json:"errors,omitempty"`
 	HandlerErrors uint64         `json:"handler_errors"`
@@ -68,6 +75,7 @@ type nodeReport struct {
 
 func (r *nodeReport) merge(o nodeReport) {
 	r.Assignments = append(r.Assignments, o.Assignments...)
+	r.Queued = append(r.Queued, o.Queued...)
 	if r.Failures == nil {
 		r.Failures = map[string]int{}
 	}
@@ -95,29 +103,41 @@ const examplesPerOp = 2
 type recorder struct {
 	mu          sync.Mutex
 	assignments []assignment
+	queued      []bd.DialogID
 	failures    map[string]int
 	errors      []string
+	// seen counts every failure of an op, to keep examplesPerOp examples
+	// however often the records are taken.
+	seen map[string]int
 }
 
 func (r *recorder) hooks() distributor.Hooks {
 	return distributor.Hooks{
 		Decision: func(t distributor.Trace) {
-			if t.Outcome != distributor.OutcomeAssigned && t.Outcome != distributor.OutcomeBot {
-				return
+			switch {
+			case t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeBot:
+				m, _ := t.Responsible.Manager()
+				a := assignment{Dialog: t.Dialog, Manager: m, At: time.Now().UnixNano(), FromQueue: t.FromQueue}
+				r.mu.Lock()
+				r.assignments = append(r.assignments, a)
+				r.mu.Unlock()
+			case t.Outcome == distributor.OutcomeQueued && !t.FromQueue:
+				r.mu.Lock()
+				r.queued = append(r.queued, t.Dialog)
+				r.mu.Unlock()
 			}
-			m, _ := t.Responsible.Manager()
-			a := assignment{Dialog: t.Dialog, Manager: m, At: time.Now().UnixNano(), FromQueue: t.FromQueue}
-			r.mu.Lock()
-			r.assignments = append(r.assignments, a)
-			r.mu.Unlock()
 		},
 		Failed: func(_ bd.AccountID, op string, err error) {
 			r.mu.Lock()
 			if r.failures == nil {
 				r.failures = map[string]int{}
 			}
+			if r.seen == nil {
+				r.seen = map[string]int{}
+			}
 			r.failures[op]++
-			if r.failures[op] <= examplesPerOp {
+			r.seen[op]++
+			if r.seen[op] <= examplesPerOp {
 				r.errors = append(r.errors, op+": "+err.Error())
 			}
 			r.mu.Unlock()
@@ -125,11 +145,22 @@ func (r *recorder) hooks() distributor.Hooks {
 	}
 }
 
+// take returns what was recorded since the last take and forgets it.
+func (r *recorder) take() nodeReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := nodeReport{Assignments: r.assignments, Queued: r.queued, Failures: r.failures, Errors: r.errors}
+	r.assignments, r.queued, r.failures, r.errors = nil, nil, nil, nil
+	return rep
+}
+
 // fleet is a group of distributors: in this process, or a worker process.
 type fleet interface {
 	// resync makes every distributor of the group re-read MG (users and
 	// open dialogs) and converge, as after a reconnect.
 	resync(ctx context.Context) error
+	// flush waits until the jobs of the group's account are done.
+	flush(ctx context.Context) error
 	// stop stops the group and returns what it did.
 	stop(ctx context.Context) (nodeReport, error)
 }
@@ -192,6 +223,7 @@ func newDistNode(spec nodeSpec, st store.Store, rec *recorder, logger *slog.Logg
 	}
 	hooks := rec.hooks()
 	d, err := distributor.New(st, mgsource.Gateway{MG: client},
+		distributor.WithWork(store.WorkOptions{Workers: spec.Workers}),
 		distributor.WithReplier(replier),
 		distributor.WithHooks(hooks),
 		distributor.WithSweep(spec.Sweep),
@@ -278,6 +310,14 @@ func (f *localFleet) resync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+func (f *localFleet) flush(ctx context.Context) error {
+	var errs []error
+	for _, n := range f.nodes {
+		errs = append(errs, n.d.Flush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
 func (f *localFleet) stop(context.Context) (nodeReport, error) {
 	var errs []error
 	var rep nodeReport
@@ -294,23 +334,27 @@ func (f *localFleet) stop(context.Context) (nodeReport, error) {
 		rep.ConnectErrors += st.Stream.ConnectErrors
 		rep.Resyncs += st.Resyncs
 	}
-	f.rec.mu.Lock()
-	rep.merge(nodeReport{Assignments: f.rec.assignments, Failures: f.rec.failures, Errors: f.rec.errors})
-	f.rec.mu.Unlock()
+	rep.merge(f.rec.take())
 	return rep, errors.Join(errs...)
 }
 
 // workerMessage is a line a worker process writes to its stdout.
 type workerMessage struct {
-	Event  string      `json:"event"` // ready, resynced, report
+	Event  string      `json:"event"` // ready, batch, resynced, flushed, report
 	Error  string      `json:"error,omitempty"`
 	Report *nodeReport `json:"report,omitempty"`
 }
 
+// batchEvery is how often a worker process sends what its distributors
+// recorded: a worker killed with SIGKILL loses at most this much.
+const batchEvery = 100 * time.Millisecond
+
 // workerMain runs this process as a worker: it reads its nodeSpec from the
 // first line of stdin, starts its distributors over its own PostgreSQL
-// pool, and then obeys "resync" and "stop" lines, answering each on stdout
-// with one JSON line. End of stdin stops it too. It returns the exit code.
+// pool, and then obeys "resync", "flush" and "stop" lines, answering each
+// on stdout with one JSON line; every batchEvery it sends what its
+// distributors recorded as a "batch" line. End of stdin stops it too. It
+// returns the exit code.
 func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "loadtest worker:", err)
@@ -337,28 +381,68 @@ func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	var encMu sync.Mutex
 	enc := json.NewEncoder(stdout)
-	if err := enc.Encode(workerMessage{Event: "ready"}); err != nil {
+	send := func(m workerMessage) error {
+		encMu.Lock()
+		defer encMu.Unlock()
+		return enc.Encode(m)
+	}
+	if err := send(workerMessage{Event: "ready"}); err != nil {
 		return fail(err)
 	}
+	batchCtx, stopBatches := context.WithCancel(ctx)
+	defer stopBatches()
+	var batches sync.WaitGroup
+	batches.Go(func() {
+		t := time.NewTicker(batchEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-batchCtx.Done():
+				return
+			case <-t.C:
+			}
+			rep := f.rec.take()
+			if len(rep.Assignments) == 0 && len(rep.Queued) == 0 && len(rep.Failures) == 0 {
+				continue
+			}
+			if err := send(workerMessage{Event: "batch", Report: &rep}); err != nil {
+				return
+			}
+		}
+	})
+commands:
 	for in.Scan() {
-		if in.Text() != "resync" {
-			break
+		var msg workerMessage
+		switch in.Text() {
+		case "resync":
+			msg.Event = "resynced"
+			if err := f.resync(ctx); err != nil {
+				msg.Error = err.Error()
+			}
+		case "flush":
+			msg.Event = "flushed"
+			fctx, cancel := context.WithTimeout(ctx, spec.Settle)
+			if err := f.flush(fctx); err != nil {
+				msg.Error = err.Error()
+			}
+			cancel()
+		default:
+			break commands
 		}
-		msg := workerMessage{Event: "resynced"}
-		if err := f.resync(ctx); err != nil {
-			msg.Error = err.Error()
-		}
-		if err := enc.Encode(msg); err != nil {
+		if err := send(msg); err != nil {
 			return fail(err)
 		}
 	}
+	stopBatches()
+	batches.Wait()
 	rep, err := f.stop(ctx)
 	msg := workerMessage{Event: "report", Report: &rep}
 	if err != nil {
 		msg.Error = err.Error()
 	}
-	if err := enc.Encode(msg); err != nil {
+	if err := send(msg); err != nil {
 		return fail(err)
 	}
 	return 0
@@ -370,6 +454,10 @@ type procFleet struct {
 	stdin io.WriteCloser
 	msgs  chan workerMessage
 	dead  chan struct{} // closed when stdout ends
+
+	mu sync.Mutex
+	// batches is what the worker sent as it went.
+	batches nodeReport
 }
 
 // startProc starts a worker process and waits until its distributors are
@@ -404,6 +492,12 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 				fmt.Fprintf(stderr, "loadtest: worker %d wrote a line that is not a message: %v\n", cmd.Process.Pid, err)
 				continue
 			}
+			if m.Event == "batch" && m.Report != nil {
+				p.mu.Lock()
+				p.batches.merge(*m.Report)
+				p.mu.Unlock()
+				continue
+			}
 			p.msgs <- m
 		}
 	}()
@@ -419,6 +513,18 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 
 // await waits for the worker's next message, which must be of kind event.
 func (p *procFleet) await(ctx context.Context, event string) (workerMessage, error) {
+	for {
+		m, err := p.next(ctx, event)
+		// The late answer to a command whose wait was given up on (a flush
+		// past -settle) is not this one's.
+		if err == nil && m.Event != event && (m.Event == "flushed" || m.Event == "resynced") {
+			continue
+		}
+		return m, err
+	}
+}
+
+func (p *procFleet) next(ctx context.Context, event string) (workerMessage, error) {
 	select {
 	case m := <-p.msgs:
 		if m.Event != event {
@@ -435,31 +541,51 @@ func (p *procFleet) await(ctx context.Context, event string) (workerMessage, err
 	}
 }
 
+// kill kills the worker with SIGKILL, as a crash would end it, and waits
+// until it is gone and its output is read.
 func (p *procFleet) kill() error {
 	_ = p.cmd.Process.Kill()
+	<-p.dead // the output is read to its end before Wait closes the pipe
 	_ = p.cmd.Wait()
 	return nil
 }
 
-func (p *procFleet) resync(ctx context.Context) error {
-	if _, err := io.WriteString(p.stdin, "resync\n"); err != nil {
+// taken returns what the worker sent in batches (all a killed worker
+// leaves).
+func (p *procFleet) taken() nodeReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep := p.batches
+	p.batches = nodeReport{}
+	return rep
+}
+
+func (p *procFleet) command(ctx context.Context, cmd, answer string) error {
+	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
 		return fmt.Errorf("loadtest: worker: %w", err)
 	}
-	_, err := p.await(ctx, "resynced")
+	_, err := p.await(ctx, answer)
 	return err
 }
 
+func (p *procFleet) resync(ctx context.Context) error { return p.command(ctx, "resync", "resynced") }
+
+func (p *procFleet) flush(ctx context.Context) error { return p.command(ctx, "flush", "flushed") }
+
 func (p *procFleet) stop(ctx context.Context) (nodeReport, error) {
 	if _, err := io.WriteString(p.stdin, "stop\n"); err != nil {
-		return nodeReport{}, errors.Join(fmt.Errorf("loadtest: worker: %w", err), p.kill())
+		return p.taken(), errors.Join(fmt.Errorf("loadtest: worker: %w", err), p.kill())
 	}
 	m, err := p.await(ctx, "report")
 	if err != nil {
-		return nodeReport{}, errors.Join(err, p.kill())
+		return p.taken(), errors.Join(err, p.kill())
 	}
 	p.stdin.Close()
+	<-p.dead
+	rep := p.taken()
+	rep.merge(*m.Report)
 	if err := p.cmd.Wait(); err != nil {
-		return *m.Report, fmt.Errorf("loadtest: worker %d: %w", p.cmd.Process.Pid, err)
+		return rep, fmt.Errorf("loadtest: worker %d: %w", p.cmd.Process.Pid, err)
 	}
-	return *m.Report, nil
+	return rep, nil
 }

@@ -108,8 +108,11 @@ func (s *sampler) sample(ctx context.Context) {
 type endState struct {
 	open int
 	// stranded are open dialogs with no responsible in MG that do not wait
-	// in the store's queue.
+	// in the store's queue with their reason's reply in MG.
 	stranded int
+	// noReply are the stranded dialogs that wait in the store's queue but
+	// whose reason's reply is not in MG.
+	noReply int
 	// queued are open dialogs waiting in the store's queue.
 	queued int
 	// freeWhileQueued is how many dialogs wait although a manager has a
@@ -120,19 +123,22 @@ type endState struct {
 	loadsOff int
 }
 
-// inspect compares MG with the store.
-func inspect(ctx context.Context, m *sandbox.MG, st store.Store, account bd.AccountID, managers []bd.ManagerID, capacity int) (endState, error) {
+// inspect compares MG with the store. A dialog waiting in the queue counts
+// as stranded until the reply of its reason is in MG's message log.
+func inspect(ctx context.Context, m *sandbox.MG, st store.Store, account bd.AccountID, managers []bd.ManagerID, capacity int, rm *replyMatcher) (endState, error) {
 	waiting, err := st.Waiting(ctx, account, math.MaxInt32)
 	if err != nil {
 		return endState{}, err
 	}
-	queued := make(map[bd.DialogID]bool, len(waiting))
+	reason := make(map[bd.DialogID]bd.Situation, len(waiting))
 	for _, w := range waiting {
-		queued[w.Dialog.ID] = true
+		reason[w.Dialog.ID] = w.Reason
 	}
+	dialogs := m.Dialogs()
+	landed, _ := botReplies(m, rm, dialogs)
 	var es endState
 	held := map[bd.ManagerID]int{}
-	for _, d := range m.Dialogs() {
+	for _, d := range dialogs {
 		if !d.Active {
 			continue
 		}
@@ -140,9 +146,14 @@ func inspect(ctx context.Context, m *sandbox.MG, st store.Store, account bd.Acco
 		if id, ok := d.Responsible.Manager(); ok {
 			held[id]++
 		}
+		why, queued := reason[d.ID]
 		switch {
-		case queued[d.ID]:
+		case queued:
 			es.queued++
+			if landed[replyKey{d.ID, why}] == 0 {
+				es.stranded++
+				es.noReply++
+			}
 		case d.Responsible.IsZero():
 			es.stranded++
 		}

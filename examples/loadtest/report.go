@@ -11,10 +11,13 @@ import (
 // Result is what one scenario measured. The JSON names are the program's
 // output format.
 type Result struct {
-	Store        string  `json:"store"`
-	Mode         string  `json:"mode"`
-	Processes    int     `json:"processes"`
-	Distributors int     `json:"distributors"`
+	Store        string `json:"store"`
+	Mode         string `json:"mode"`
+	Processes    int    `json:"processes"`
+	Distributors int    `json:"distributors"`
+	// Workers is each distributor's job workers (-workers; 0: the
+	// library's default).
+	Workers      int     `json:"workers"`
 	Managers     int     `json:"managers"`
 	Capacity     int     `json:"capacity"`
 	Dialogs      int     `json:"dialogs"`
@@ -31,9 +34,14 @@ type Result struct {
 	// Stranded counts open dialogs neither assigned in MG nor waiting in the
 	// store's queue at the end, after settling and a final resync.
 	Stranded int `json:"stranded"`
+	// A dialog waiting in the queue counts as stranded until the reply of
+	// its reason is in MG (StrandedNoReply of them were stranded for that
+	// reason only).
+	StrandedNoReply int `json:"stranded_no_reply"`
 	// StrandedBeforeResync is the same count before the final resync: what
-	// event handling alone left behind.
-	StrandedBeforeResync int `json:"stranded_before_resync"`
+	// event handling and the distributors' jobs alone left behind.
+	StrandedBeforeResync        int `json:"stranded_before_resync"`
+	StrandedNoReplyBeforeResync int `json:"stranded_no_reply_before_resync"`
 	// QueuedWithFreeSlot counts dialogs still waiting at the end although a
 	// manager had a free slot.
 	QueuedWithFreeSlot int `json:"queued_with_free_slot"`
@@ -55,6 +63,47 @@ type Result struct {
 	// Mismatched counts open dialogs whose responsible in the store is not
 	// MG's at the end.
 	Mismatched int `json:"mismatched"`
+
+	// RepliesExpected counts the automatic replies owed, per (dialog,
+	// situation): those the distributor took on (it holds their claims),
+	// and those the rules require of what happened to the dialog (every
+	// dialog a decision assigned or queued is greeted, an assigned one gets
+	// manager_assigned, one waiting at the end its reason's reply).
+	// Every expected reply is exactly one of delivered (in MG's message
+	// log), dead (not delivered, its job a dead letter), closed_unsent (not
+	// delivered, its dialog closed: the customer left), superseded (a queue
+	// reply not delivered to a dialog that got a responsible, which the
+	// library skips on purpose) or lost (not delivered otherwise).
+	RepliesExpected     int `json:"replies_expected"`
+	RepliesDelivered    int `json:"replies_delivered"`
+	RepliesLost         int `json:"replies_lost"`
+	RepliesDead         int `json:"replies_dead"`
+	RepliesClosedUnsent int `json:"replies_closed_unsent"`
+	RepliesSuperseded   int `json:"replies_superseded"`
+	// RepliesDuplicated counts delivered replies found more than once.
+	RepliesDuplicated int `json:"replies_duplicated"`
+	// RepliesUnclaimed counts required replies the distributor never took
+	// on (delivered or not).
+	RepliesUnclaimed int `json:"replies_unclaimed"`
+	// RepliesUnexpected counts replies in MG nobody owed, and bot messages
+	// that are no reply text.
+	RepliesUnexpected int `json:"replies_unexpected"`
+	// RepliesDeadDelivered counts dead-lettered replies that landed anyway.
+	RepliesDeadDelivered int `json:"replies_dead_delivered"`
+	// ReplyExamples describe a few lost, duplicated or unexpected replies.
+	ReplyExamples []string `json:"reply_examples,omitempty"`
+	// DeadLetters counts the account's dead letters by job kind.
+	DeadLetters map[string]int `json:"dead_letters"`
+	// JobsPending counts the account's jobs not finished when the
+	// distributors stopped.
+	JobsPending int `json:"jobs_pending"`
+	// FlushFailures counts waits for the distributors' jobs (Flush) that
+	// failed or did not end within -settle; FlushMaxMs is the longest.
+	FlushFailures int     `json:"flush_failures"`
+	FlushMaxMs    float64 `json:"flush_max_ms"`
+	// SettleMGRttMs is one Bot API round trip timed after settling: the
+	// -latency in force then.
+	SettleMGRttMs float64 `json:"settle_mg_rtt_ms"`
 
 	// ThroughputPerS is assigned dialogs per second from the first dialog's
 	// opening to the last first assignment.
@@ -79,10 +128,20 @@ type Result struct {
 	RawUpdatePerS float64 `json:"raw_update_per_s,omitempty"`
 	Ratio         float64 `json:"ratio,omitempty"`
 
-	DurationS     float64 `json:"duration_s"`
-	WSDropped     int     `json:"ws_dropped"`
-	PGKilled      int     `json:"pg_killed"`
-	HandlerErrors uint64  `json:"handler_errors"`
+	DurationS float64 `json:"duration_s"`
+	WSDropped int     `json:"ws_dropped"`
+	PGKilled  int     `json:"pg_killed"`
+	// PGOutageMs is -pg-outage; PGOutageKilled counts the backends it
+	// terminated.
+	PGOutageMs     float64 `json:"pg_outage_ms"`
+	PGOutageKilled int     `json:"pg_outage_killed"`
+	// WorkersKilled counts worker processes killed with SIGKILL,
+	// WorkersRestarted those started in their place, WorkerRestartMaxMs the
+	// longest time from a kill to its replacement's first resync.
+	WorkersKilled      int     `json:"workers_killed"`
+	WorkersRestarted   int     `json:"workers_restarted"`
+	WorkerRestartMaxMs float64 `json:"worker_restart_max_ms"`
+	HandlerErrors      uint64  `json:"handler_errors"`
 	// RunsEnded counts event streams that stopped by themselves during
 	// the run: their distributor saw no events afterwards.
 	RunsEnded  int            `json:"runs_ended"`
@@ -117,6 +176,8 @@ func (r *Report) evaluate() {
 		"stranded_0":           r.Stranded == 0,
 		"cap_violations_0":     r.CapViolations == 0,
 		"double_assignments_0": r.DoubleAssignments == 0,
+		"replies_lost_0":       r.RepliesLost == 0,
+		"replies_duplicated_0": r.RepliesDuplicated == 0,
 	}
 	// The latency target is for dialogs that find a free manager: a load
 	// with more dialogs than slots measures the queue, not the distributor.
@@ -154,6 +215,22 @@ func (r *Report) print(w io.Writer) {
 	row("stranded (before final resync)", func(c *Result) string {
 		return fmt.Sprintf("%d (%d)", c.Stranded, c.StrandedBeforeResync)
 	})
+	row("  of them waiting without their reply", func(c *Result) string {
+		return fmt.Sprintf("%d (%d)", c.StrandedNoReply, c.StrandedNoReplyBeforeResync)
+	})
+	row("replies expected / delivered", func(c *Result) string {
+		return fmt.Sprintf("%d / %d", c.RepliesExpected, c.RepliesDelivered)
+	})
+	row("replies lost / duplicated / dead", func(c *Result) string {
+		return fmt.Sprintf("%d / %d / %d", c.RepliesLost, c.RepliesDuplicated, c.RepliesDead)
+	})
+	row("replies unsent: dialog closed / superseded", func(c *Result) string {
+		return fmt.Sprintf("%d / %d", c.RepliesClosedUnsent, c.RepliesSuperseded)
+	})
+	row("replies unclaimed / unexpected", func(c *Result) string {
+		return fmt.Sprintf("%d / %d", c.RepliesUnclaimed, c.RepliesUnexpected)
+	})
+	row("jobs pending at the end", func(c *Result) string { return fmt.Sprint(c.JobsPending) })
 	row("capacity violations (MG / store)", func(c *Result) string {
 		return fmt.Sprintf("%d (%d / %d), worst +%d", c.CapViolations, c.CapViolationsMG, c.CapViolationsStore, c.CapExcessMax)
 	})
@@ -177,6 +254,13 @@ func (r *Report) print(w io.Writer) {
 	row("faults seen", func(c *Result) string {
 		return fmt.Sprintf("%d ws drops, %d pg kills, %d handler errors, %d streams ended", c.WSDropped, c.PGKilled, c.HandlerErrors, c.RunsEnded)
 	})
+	if r.PGOutageMs > 0 || r.WorkersKilled > 0 {
+		row("outage / killed workers", func(c *Result) string {
+			return fmt.Sprintf("%d backends terminated in %.0f ms; %d killed, %d restarted (slowest %.0f ms)",
+				c.PGOutageKilled, c.PGOutageMs, c.WorkersKilled, c.WorkersRestarted, c.WorkerRestartMaxMs)
+		})
+	}
+	row("MG round trip while settling", func(c *Result) string { return fmt.Sprintf("%.1f ms", c.SettleMGRttMs) })
 	tw.Flush()
 	names := make([]string, 0, len(r.Targets))
 	for k := range r.Targets {

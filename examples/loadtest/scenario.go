@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/mg"
 	"github.com/botdistributor/botdistributor/sandbox"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // account is the one account of a run.
@@ -68,8 +72,20 @@ type scenario struct {
 	channel   bd.ChannelID
 	managers  []bd.ManagerID
 	be        *backend
-	fleets    []fleet
-	res       Result
+	spec      nodeSpec
+	// fleetMu guards fleets, killed and the restart figures while workers
+	// are killed and started again during the load.
+	fleetMu sync.Mutex
+	fleets  []fleet
+	// killed is what killed worker processes reported before they died.
+	killed nodeReport
+	// replies tells the account's replies apart in MG's message log.
+	replies *replyMatcher
+	// dead are the account's dead letters at the end.
+	dead []store.DeadJob
+	// notes are problems of the run shown with the report's errors.
+	notes []string
+	res   Result
 	// doubles are the dialogs assigned twice: seen changing responsible
 	// in MG, or reported assigned twice by the distributors.
 	doubles map[bd.DialogID]bool
@@ -82,8 +98,9 @@ func (s *scenario) logf(format string, args ...any) {
 func runScenario(ctx context.Context, cfg *Config, kind string, processes, perProc int) (res Result, err error) {
 	s := &scenario{cfg: cfg, kind: kind, processes: processes, perProc: perProc, doubles: map[bd.DialogID]bool{}}
 	s.res = Result{
-		Store: kind, Mode: cfg.mode(), Processes: processes, Distributors: perProc,
-		Managers: cfg.Managers, Capacity: cfg.Capacity, Dialogs: cfg.Dialogs, Rate: cfg.Rate,
+		Store: kind, Mode: cfg.mode(), Processes: processes, Distributors: perProc, Workers: cfg.Workers,
+		PGOutageMs: float64(cfg.PGOutage) / float64(time.Millisecond),
+		Managers:   cfg.Managers, Capacity: cfg.Capacity, Dialogs: cfg.Dialogs, Rate: cfg.Rate,
 		CloseAfterMs: float64(cfg.CloseAfter) / float64(time.Millisecond), CloseShare: cfg.CloseShare,
 	}
 	if s.mg, err = sandbox.NewMG(sandbox.MGOptions{Seed: cfg.Seed}); err != nil {
@@ -104,6 +121,9 @@ func runScenario(ctx context.Context, cfg *Config, kind string, processes, perPr
 	if err := settings.Validate(); err != nil {
 		return Result{}, err
 	}
+	if s.replies, err = newReplyMatcher(settings.Replies); err != nil {
+		return Result{}, err
+	}
 	err = s.be.observer.SaveAccount(ctx, bd.Account{
 		ID: account, Domain: "https://loadtest.example", MGEndpoint: s.mg.URL(), MGToken: s.mg.BotToken(), Settings: settings,
 	})
@@ -120,6 +140,9 @@ func runScenario(ctx context.Context, cfg *Config, kind string, processes, perPr
 	if err != nil {
 		return Result{}, err
 	}
+	if err := s.countReplies(ctx, rep); err != nil {
+		return Result{}, err
+	}
 	s.finish(rep)
 	return s.res, nil
 }
@@ -132,7 +155,9 @@ func (s *scenario) startFleets(ctx context.Context) error {
 	spec := nodeSpec{
 		Account: string(account), MGURL: s.mg.URL(), MGToken: s.mg.BotToken().Reveal(),
 		Sweep: s.cfg.Sweep, Distributors: s.perProc, DSN: s.be.nodeDSN,
+		Workers: s.cfg.Workers, Settle: s.cfg.Settle,
 	}
+	s.spec = spec
 	if s.processes == 1 {
 		f, err := startLocal(ctx, spec, s.be.shared, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -167,7 +192,10 @@ func (s *scenario) startFleets(ctx context.Context) error {
 func (s *scenario) stopFleets(ctx context.Context) (nodeReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var rep nodeReport
+	s.fleetMu.Lock()
+	defer s.fleetMu.Unlock()
+	rep := s.killed
+	s.killed = nodeReport{}
 	var errs []error
 	for _, f := range s.fleets {
 		r, err := f.stop(ctx)
@@ -216,14 +244,16 @@ func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 		return rep, err
 	}
 	s.logf("load done in %s", time.Since(start).Round(time.Millisecond))
-	if err := s.mg.SetFaults(sandbox.MGFaults{}); err != nil {
+	// The faults end with the load but the latency: MG stays as far away
+	// while the distributors settle and resync.
+	if err := s.mg.SetFaults(sandbox.MGFaults{Latency: cfg.Latency}); err != nil {
 		return rep, err
 	}
 	es, err := s.settle(ctx)
 	if err != nil {
 		return rep, err
 	}
-	s.res.StrandedBeforeResync = es.stranded
+	s.res.StrandedBeforeResync, s.res.StrandedNoReplyBeforeResync = es.stranded, es.noReply
 	if err := s.resync(ctx); err != nil {
 		// A resync reports the dialogs it could not handle (e.g. one that
 		// closed while it ran) and goes on with the others: a result to
@@ -238,6 +268,13 @@ func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 	}
 	s.res.DurationS = math.Round(time.Since(start).Seconds()*100) / 100
 	s.res.Open, s.res.Stranded, s.res.Queued, s.res.QueuedWithFreeSlot = es.open, es.stranded, es.queued, es.freeWhileQueued
+	s.res.StrandedNoReply = es.noReply
+	if s.res.SettleMGRttMs, err = s.botAPIRoundTrip(ctx); err != nil {
+		return rep, err
+	}
+	if s.dead, err = s.deadLetters(ctx); err != nil {
+		return rep, err
+	}
 	stopSampling()
 	sampling.Wait()
 	smp.sample(ctx)
@@ -250,4 +287,78 @@ func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// deadLetters returns the account's dead letters: through the public
+// Distributor.DeadLetters in this process, from the store when the
+// distributors run in worker processes.
+func (s *scenario) deadLetters(ctx context.Context) ([]store.DeadJob, error) {
+	const limit = 1 << 20
+	s.fleetMu.Lock()
+	defer s.fleetMu.Unlock()
+	if len(s.fleets) > 0 {
+		if f, ok := s.fleets[0].(*localFleet); ok && len(f.nodes) > 0 {
+			dead, err := f.nodes[0].d.DeadLetters(ctx, account, limit)
+			if err != nil {
+				return nil, fmt.Errorf("loadtest: dead letters: %w", err)
+			}
+			return dead, nil
+		}
+	}
+	dead, err := s.be.observer.DeadJobs(ctx, account, limit)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: dead letters: %w", err)
+	}
+	return dead, nil
+}
+
+// botAPIRoundTrip times one Bot API request (GET /bots?self=1) as the
+// distributors make them: it shows the latency in force while they settle.
+func (s *scenario) botAPIRoundTrip(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.mg.URL()+mg.APIPrefix+"/bots?self=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Bot-Token", s.mg.BotToken().Reveal())
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: Bot API round trip: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rtt := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("loadtest: Bot API round trip: status %d", resp.StatusCode)
+	}
+	return ms(rtt), nil
+}
+
+// countReplies fills the reply figures once the distributors stopped.
+func (s *scenario) countReplies(ctx context.Context, rep nodeReport) error {
+	waiting, err := waitingNow(ctx, s.be.observer, account)
+	if err != nil {
+		return err
+	}
+	parallel := 1
+	if s.be.db != nil {
+		parallel = 4
+	}
+	ra, err := accountReplies(ctx, s.mg, s.be.observer, account, s.replies, rep, waiting, s.dead, parallel)
+	if err != nil {
+		return err
+	}
+	r := &s.res
+	r.RepliesExpected, r.RepliesDelivered, r.RepliesDuplicated = ra.expected, ra.delivered, ra.duplicated
+	r.RepliesLost, r.RepliesDead, r.RepliesClosedUnsent, r.RepliesSuperseded = ra.lost, ra.dead, ra.closedUnsent, ra.superseded
+	r.RepliesUnclaimed, r.RepliesUnexpected, r.RepliesDeadDelivered = ra.unclaimed, ra.unexpected, ra.deadDelivered
+	r.ReplyExamples = ra.examples
+	r.DeadLetters = map[string]int{}
+	for _, j := range s.dead {
+		r.DeadLetters[string(j.Kind)]++
+	}
+	if r.JobsPending, err = s.be.observer.PendingJobs(ctx, account); err != nil {
+		return fmt.Errorf("loadtest: pending jobs: %w", err)
+	}
+	return nil
 }

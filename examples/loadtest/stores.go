@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,9 +31,15 @@ type backend struct {
 	// open their own pools with it); it selects the run's schema and names
 	// the connections so that they can be terminated.
 	nodeDSN string
-	// appName is the application_name of the distributors' connections.
-	appName string
-	// db is the pool the raw UPDATE loop and pg-kill run on.
+	// database is the run's own PostgreSQL database.
+	database string
+	// appName is the application_name of the distributors' connections,
+	// harnessApp the one of the harness's own pool (db).
+	appName, harnessApp string
+	// admin is the pool on the DSN's database that created the run's
+	// database; the connection kills run on it.
+	admin *sql.DB
+	// db is the pool the raw UPDATE loop runs on.
 	db      *sql.DB
 	dialect sqlstore.Dialect
 	closers []func() error
@@ -117,14 +124,15 @@ func (b *backend) openSQLite(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
-// withParams returns the PostgreSQL DSN with runtime parameters set, in
-// either DSN form (URL or key=value).
-func withParams(dsn string, params map[string]string) (string, error) {
+// withDatabase returns the PostgreSQL DSN with the database and runtime
+// parameters replaced, in either DSN form (URL or key=value).
+func withDatabase(dsn, database string, params map[string]string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("loadtest: the PostgreSQL DSN is not a valid URL: %w", err)
 		}
+		u.Path = "/" + database
 		q := u.Query()
 		for k, v := range params {
 			q.Set(k, v)
@@ -132,38 +140,47 @@ func withParams(dsn string, params map[string]string) (string, error) {
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
+	// In the key=value form a later key overrides an earlier one.
+	dsn += " dbname=" + database
 	for k, v := range params {
 		dsn += " " + k + "=" + v
 	}
 	return dsn, nil
 }
 
-// openPostgres creates a fresh schema, opens the harness's own pool on it
-// and, for a single process, the distributors' pool.
+// openPostgres creates a fresh database for the run (dropped afterwards),
+// opens the harness's own pool on it and, for a single process, the
+// distributors' pool. A database of its own makes every connection to it
+// the run's: the faults terminate them without touching anyone else's
+// connections to the server.
 func (b *backend) openPostgres(ctx context.Context, cfg *Config) error {
 	admin, err := sql.Open("pgx", cfg.DSN)
 	if err != nil {
 		return fmt.Errorf("loadtest: postgres: %w", err)
 	}
+	admin.SetMaxOpenConns(2)
 	b.closers = append(b.closers, admin.Close)
-	schema := randomName("bd_loadtest_")
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return fmt.Errorf("loadtest: postgres: create schema: %w", err)
+	b.admin = admin
+	name := randomName("bd_loadtest_")
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
+		return fmt.Errorf("loadtest: postgres: create database (the DSN's user needs CREATEDB): %w", err)
 	}
 	b.closers = append(b.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			return fmt.Errorf("loadtest: postgres: drop schema %s: %w", schema, err)
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("loadtest: postgres: drop database %s: %w", name, err)
 		}
 		return nil
 	})
-	b.appName = schema + "_node"
-	obsDSN, err := withParams(cfg.DSN, map[string]string{"search_path": schema, "application_name": schema + "_harness"})
+	b.database = name
+	b.appName = name + "_node"
+	b.harnessApp = name + "_harness"
+	obsDSN, err := withDatabase(cfg.DSN, name, map[string]string{"application_name": b.harnessApp})
 	if err != nil {
 		return err
 	}
-	if b.nodeDSN, err = withParams(cfg.DSN, map[string]string{"search_path": schema, "application_name": b.appName}); err != nil {
+	if b.nodeDSN, err = withDatabase(cfg.DSN, name, map[string]string{"application_name": b.appName}); err != nil {
 		return err
 	}
 	obs, err := sql.Open("pgx", obsDSN)
@@ -238,18 +255,48 @@ func (b *backend) rawUpdateRate(ctx context.Context, d time.Duration) (float64, 
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// killConnections terminates every PostgreSQL backend of the distributors
-// and returns how many it terminated.
+// killConnections terminates every backend of the run's database but the
+// harness's own (its store observer keeps sampling) and returns how many
+// it terminated. The distributors' pools, and any pool the store opens for
+// its job queue, are all connections to that database.
 func (b *backend) killConnections(ctx context.Context) (int, error) {
-	if b.dialect != sqlstore.Postgres {
+	if b.admin == nil {
 		return 0, nil
 	}
 	var n int
-	err := b.db.QueryRowContext(ctx,
-		`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
-		b.appName).Scan(&n)
+	err := b.admin.QueryRowContext(ctx,
+		`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		 WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $2`,
+		b.database, b.harnessApp).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("loadtest: pg_terminate_backend: %w", err)
 	}
 	return n, nil
+}
+
+// outage terminates the distributors' connections every 50 to 100 ms
+// (jittered by rnd) for d, and returns how many backends it terminated.
+func (b *backend) outage(ctx context.Context, d time.Duration, rnd *mrand.Rand) (int, error) {
+	n := 0
+	end := time.Now().Add(d)
+	for {
+		k, err := b.killConnections(ctx)
+		if err != nil {
+			return n, err
+		}
+		n += k
+		pause := 50*time.Millisecond + time.Duration(rnd.Int64N(int64(50*time.Millisecond)))
+		if left := time.Until(end); left <= 0 {
+			return n, nil
+		} else if pause > left {
+			pause = left
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return n, ctx.Err()
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // Metrics counts what the distributors do, per account, in a Prometheus
@@ -19,7 +20,8 @@ import (
 //	botdistributor_queued_total{account,reason}            dialogs that started waiting, by reply situation
 //	botdistributor_reassigned_total{account}               dialogs moved between managers
 //	botdistributor_replies_total{account,situation}        automatic replies sent
-//	botdistributor_errors_total{account,op}                failed operations ("gateway.assign", "reply", ...)
+//	botdistributor_errors_total{account,op}                failed operations ("gateway.assign", "job reply", ...)
+//	botdistributor_dead_letters_total{account,kind}        jobs given up after their last retry, by kind ("reply", ...)
 //	botdistributor_assign_wait_seconds{account}            time from a dialog's opening to its assignment
 //
 // plus the Go runtime and process collectors. It is safe for concurrent use.
@@ -30,6 +32,7 @@ type Metrics struct {
 	reassigned *prometheus.CounterVec
 	replies    *prometheus.CounterVec
 	errors     *prometheus.CounterVec
+	dead       *prometheus.CounterVec
 	wait       *prometheus.HistogramVec
 }
 
@@ -57,13 +60,17 @@ func NewMetrics() *Metrics {
 			Namespace: "botdistributor", Name: "errors_total",
 			Help: "Failed operations, by operation.",
 		}, []string{"account", "op"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "botdistributor", Name: "dead_letters_total",
+			Help: "Jobs given up after their last retry (listed on the decisions page), by kind.",
+		}, []string{"account", "kind"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "botdistributor", Name: "assign_wait_seconds",
 			Help:    "Time from a dialog's opening to its assignment.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"account"}),
 	}
-	m.reg.MustRegister(m.assigned, m.queued, m.reassigned, m.replies, m.errors, m.wait,
+	m.reg.MustRegister(m.assigned, m.queued, m.reassigned, m.replies, m.errors, m.dead, m.wait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,6 +110,9 @@ func (m *Metrics) Hooks() distributor.Hooks {
 		Failed: func(account bd.AccountID, op string, _ error) {
 			m.errors.WithLabelValues(string(account), op).Inc()
 		},
+		Dead: func(account bd.AccountID, j store.Job, _ error) {
+			m.dead.WithLabelValues(string(account), string(j.Kind)).Inc()
+		},
 	}
 }
 
@@ -123,8 +133,11 @@ func (m *Metrics) Touch(account bd.AccountID) {
 	for _, s := range bd.Situations() {
 		m.replies.WithLabelValues(a, string(s))
 	}
-	for _, op := range []string{"gateway.assign", "reply", "bind"} {
+	for _, op := range []string{"gateway.assign", "job distribute", "job reply", "job bind", "job move"} {
 		m.errors.WithLabelValues(a, op)
+	}
+	for _, k := range []store.JobKind{store.JobDistribute, store.JobReply, store.JobBind, store.JobMove, store.JobDrain} {
+		m.dead.WithLabelValues(a, string(k))
 	}
 }
 
@@ -138,6 +151,7 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		queued     []func(bd.AccountID, bd.Situation)
 		replied    []func(bd.AccountID, bd.Situation)
 		failed     []func(bd.AccountID, string, error)
+		dead       []func(bd.AccountID, store.Job, error)
 	)
 	for _, h := range hs {
 		if h.Decision != nil {
@@ -157,6 +171,9 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		}
 		if h.Failed != nil {
 			failed = append(failed, h.Failed)
+		}
+		if h.Dead != nil {
+			dead = append(dead, h.Dead)
 		}
 	}
 	var out distributor.Hooks
@@ -199,6 +216,13 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		out.Failed = func(a bd.AccountID, op string, err error) {
 			for _, f := range failed {
 				f(a, op, err)
+			}
+		}
+	}
+	if len(dead) > 0 {
+		out.Dead = func(a bd.AccountID, j store.Job, err error) {
+			for _, f := range dead {
+				f(a, j, err)
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
 	"github.com/botdistributor/botdistributor/mg"
 	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // runtime is everything that runs for one account. It is made by
@@ -36,7 +37,6 @@ type runtime struct {
 	crm     *crm.Client
 	src     *mgsource.Source
 	roster  *roster
-	pending *binding.Pending
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -80,11 +80,13 @@ func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("customer binding: %w", err)
 	}
-	pending := binding.NewPending(binder, &binding.PendingOptions{Logger: log})
 	dopts := []distributor.Option{
 		distributor.WithStrategies(s.strategies),
 		distributor.WithReplier(replier),
-		distributor.WithBinder(pending),
+		distributor.WithBinder(binder), // a bind that fails is a job retried with backoff
+		// Every account has its own distributor (and MG client) over the
+		// shared store: each works its own account's jobs.
+		distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{acc.ID}, Workers: s.opts.Workers}),
 		distributor.WithLogger(log),
 		distributor.WithHooks(s.opts.Hooks),
 	}
@@ -101,11 +103,12 @@ func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
 		Stream: s.opts.Stream, Logger: log,
 	})
 	if err != nil {
+		_ = d.Close()
 		return nil, err
 	}
 	return &runtime{
 		account: acc.ID, domain: acc.Domain, endpoint: mc.Endpoint(), log: log,
-		dist: d, mg: mc, crm: cc, src: src, roster: r, pending: pending,
+		dist: d, mg: mc, crm: cc, src: src, roster: r,
 		done: make(chan struct{}), problems: make(map[string]string),
 	}, nil
 }
@@ -129,7 +132,6 @@ func (rt *runtime) run(ctx context.Context, poll time.Duration) {
 		}
 	})
 	wg.Go(func() { _ = rt.dist.Run(ctx) })
-	wg.Go(func() { _ = rt.pending.Run(ctx) })
 	wg.Go(func() {
 		t := time.NewTicker(poll)
 		defer t.Stop()

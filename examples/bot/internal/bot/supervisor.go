@@ -52,6 +52,9 @@ type Options struct {
 	// Sweep is how often each distributor runs its safety-net sweep;
 	// 0 means the distributor's default (30s).
 	Sweep time.Duration
+	// Workers is how many jobs each account's distributor runs at once;
+	// zero means store.DefaultWorkers.
+	Workers int
 	// Stream tunes the MG websocket (backoff, pings).
 	Stream mg.StreamOptions
 	// Started, when set, is called each time an account starts running,
@@ -497,6 +500,16 @@ func (s *Supervisor) Recent(ctx context.Context, id bd.AccountID) ([]distributor
 		return nil, err
 	}
 	return rt.dist.Recent(ctx, id)
+}
+
+// DeadLetters returns the account's jobs given up after their last retry,
+// newest first.
+func (s *Supervisor) DeadLetters(ctx context.Context, id bd.AccountID) ([]store.DeadJob, error) {
+	rt, err := s.running(id)
+	if err != nil {
+		return nil, err
+	}
+	return rt.dist.DeadLetters(ctx, id, 100)
 }
 
 // Decide returns what the account's distributor would do with a dialog now,

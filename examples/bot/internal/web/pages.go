@@ -16,6 +16,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 	"github.com/botdistributor/botdistributor/mg"
 )
@@ -212,6 +213,8 @@ func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, ss sessi
 type decisionsData struct {
 	Account bd.AccountID
 	Traces  []distributor.Trace
+	// Dead are the jobs given up after their last retry.
+	Dead []store.DeadJob
 }
 
 func (s *Server) decisions(w http.ResponseWriter, r *http.Request, ss session) {
@@ -224,7 +227,11 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request, ss session) {
 	if err != nil {
 		p.Error = "The decisions cannot be read: " + err.Error()
 	}
-	p.Data = decisionsData{Account: info.ID, Traces: traces}
+	dead, err := s.cfg.Backend.DeadLetters(r.Context(), info.ID)
+	if err != nil && p.Error == "" {
+		p.Error = "The failed jobs cannot be read: " + err.Error()
+	}
+	p.Data = decisionsData{Account: info.ID, Traces: traces, Dead: dead}
 	s.render(w, http.StatusOK, "decisions", p)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 )
 
@@ -29,6 +30,7 @@ type Backend interface {
 	SaveSettings(ctx context.Context, id bd.AccountID, s bd.Settings) error
 	Choices(ctx context.Context, id bd.AccountID) (bot.Choices, error)
 	Recent(ctx context.Context, id bd.AccountID) ([]distributor.Trace, error)
+	DeadLetters(ctx context.Context, id bd.AccountID) ([]store.DeadJob, error)
 }
 
 var _ Backend = (*bot.Supervisor)(nil)
