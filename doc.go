@@ -26,6 +26,7 @@ distributor.Distributor:
 		distributor.WithLogger(slog.Default()),
 	)
 	if err != nil { ... }
+	defer d.Close() // New started the workers; Close stops them
 	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: mgClient, Target: d})
 	go d.Run(ctx)  // time-driven work: reassignment, queue safety net, pruning
 	src.Run(ctx)   // MG events into d.Handle, resync after every reconnect
@@ -35,8 +36,13 @@ Events can also be handed over directly:
 	err = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "shop", Dialog: dialog})
 
 Each event — dialog opened, customer message, dialog closed, dialog assigned
-by a person, manager availability changed — goes to Distributor.Handle. A new
-dialog is matched against its channel's rule (managers, or one bot); the
+by a person, manager availability changed — goes to Distributor.Handle, which
+stores the work the event causes as jobs (distribute, reply, bind, move,
+drain) in the same atomic step as the event's claim, and returns: the
+distributor's workers do the jobs, many dialogs at once, one dialog's jobs in
+order, retrying each with backoff until it is done or becomes a dead letter.
+A failure of the database, of MG or of the process delays work, never drops
+it. A new dialog is matched against its channel's rule (managers, or one bot); the
 managers who may not take it are removed with a reason (not in the channel,
 not in the roster, deactivated, offline, status, outside working hours, at
 capacity); the strategy picks among the rest; the store reserves the slot
@@ -67,9 +73,12 @@ the conformance suite store/storetest.
 
 # Replies
 
-Each (dialog, situation) gets at most one automatic reply, also across
-restarts and processes: the distributor claims the reply in the store before
-sending and gives the claim back if sending fails.
+Each (dialog, situation) gets exactly one automatic reply, also across
+restarts and processes: the reply is a job stored once per (dialog,
+situation) and retried until it is sent; before sending again after an
+attempt whose outcome is unknown (a timeout, a 5xx), the template replier
+looks at the chat's recent bot messages to see whether it landed. A reply
+that fails past its retry budget is a dead letter (Distributor.DeadLetters).
 
 # Concurrency
 
