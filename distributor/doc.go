@@ -1,0 +1,54 @@
+// Package distributor decides who answers each MessageGateway dialog and
+// carries the decision out: the [Distributor] wires a strategy, a binder, a
+// replier and a store with an MG [Gateway].
+//
+// # The work pipeline
+//
+// [Distributor.Handle] accepts an event by storing the work it causes and
+// returns; it never waits on MessageGateway. The work items are jobs of the
+// store's [store.Jobs] role:
+//
+//   - distribute: decide for a new dialog, reserve the slot atomically, tell
+//     MG (the one MG round trip on an assignment's path), or queue it;
+//   - reply: send the automatic reply of one situation, exactly once;
+//   - bind: link the customer to a retailCRM customer;
+//   - move: reassign a dialog away from a manager;
+//   - drain: hand free slots to waiting dialogs, oldest first.
+//
+// Jobs are stored in the same atomic step as the store change that causes
+// them (the event's claim, a reservation, a close, an enqueue), so an event
+// counts as handled only once its work is recorded. Workers started by [New]
+// and stopped by [Distributor.Close] do the jobs: up to WorkOptions.Workers
+// at once in this process (and more in every other process sharing a SQL
+// store), one dialog's jobs one at a time. A failed job is retried with
+// backoff; one that fails past its retry budget becomes a dead letter
+// ([Distributor.DeadLetters], Hooks.Dead). A process that dies mid-job
+// leaves the job to be taken up again; each job is idempotent, and a
+// distribution that reserved a dialog but never told MG finishes on retry.
+//
+// Replies reach the customer once: a reply job exists at most once per
+// (dialog, situation), and on a retry the replier is told (reply.Request's
+// Attempt) so that it can check whether an attempt with an unknown outcome
+// landed before sending again. The "manager assigned" reply is stored only
+// once MG took the assignment.
+//
+// When MG refuses an assignment, the Gateway says whether the dialog is gone
+// (closed, or no longer the latest of its chat: an error wrapping
+// [ErrDialogGone], learned from MG's state of the dialog); a gone dialog is
+// closed, any other waits in the queue and the queue is drained for it again
+// a moment later. A refused move gives the dialog back to its manager when
+// they have room, and queues it otherwise.
+//
+// [Distributor.Resync] and the periodic [Distributor.Sweep] are safety nets
+// for events that never reached Handle (a websocket drop): correctness does
+// not rest on them.
+//
+// # Decisions
+//
+// A decision filters the channel's managers (with a reason for each one
+// removed), asks the strategy, and reserves the slot in one conditional
+// store write, choosing again while chosen managers fill up concurrently;
+// distribution, the drain and reassignment share that reserve loop and one
+// finishing path. [Distributor.Decide] returns the same decision as a
+// [Trace] without acting.
+package distributor
