@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -51,6 +52,9 @@ type Client struct {
 	limiter  *rate.Limiter
 	retry    RetryPolicy
 	log      *slog.Logger
+
+	selfMu sync.Mutex
+	selfID bd.BotID // the bot's own id once known; see selfBotID
 }
 
 // Option configures a Client in [New].
@@ -81,8 +85,9 @@ func WithLimiter(l *rate.Limiter) Option {
 	}
 }
 
-// WithRetry sets the retry policy of idempotent calls. Zero fields take
-// their defaults (see [RetryPolicy]); MaxAttempts 1 disables retries.
+// WithRetry sets the retry policy. Zero fields take their defaults (see
+// [RetryPolicy]); MaxAttempts 1 disables the retries of idempotent calls,
+// RefusedAttempts 1 those of the other calls.
 func WithRetry(p RetryPolicy) Option {
 	return func(c *Client) error {
 		if err := p.validate(); err != nil {
@@ -192,7 +197,9 @@ type call struct {
 	path   string // relative to APIPrefix, e.g. "/dialogs/5/assign"
 	query  url.Values
 	body   any // JSON-encoded when non-nil
-	// idempotent calls are retried on 429, 5xx and network errors.
+	// idempotent calls are retried on 429, 5xx and network errors. Others
+	// are retried only on 429 and 503, and their failures that MG may have
+	// applied wrap ErrAmbiguous.
 	idempotent bool
 }
 
@@ -209,10 +216,11 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	if len(cl.query) > 0 {
 		target += "?" + cl.query.Encode()
 	}
-	attempts := 1
-	if cl.idempotent {
-		attempts = c.retry.MaxAttempts
+	attempts := c.retry.MaxAttempts
+	if !cl.idempotent {
+		attempts = c.retry.RefusedAttempts
 	}
+	var waited time.Duration // between attempts of a call not safe to repeat
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return fmt.Errorf("mg: %s %s: waiting for the rate limiter: %w", cl.method, cl.path, err)
@@ -232,13 +240,28 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 				return nil
 			}
 			if err := json.Unmarshal(body, out); err != nil {
-				return fmt.Errorf("mg: %s %s: decode answer: %w", cl.method, cl.path, err)
+				err = fmt.Errorf("mg: %s %s: decode answer: %w", cl.method, cl.path, err)
+				if !cl.idempotent {
+					// MG applied the call; only its answer is unreadable.
+					err = fmt.Errorf("%w: %w", ErrAmbiguous, err)
+				}
+				return err
 			}
 			return nil
 		default:
-			callErr = newAPIError(cl.method, cl.path, status, body, c.token.Reveal())
+			apiErr := newAPIError(cl.method, cl.path, status, body, c.token.Reveal())
+			if ra, ok := retryAfter(header, time.Now()); ok {
+				apiErr.RetryDelay = ra
+			}
+			callErr = apiErr
 		}
-		if attempt >= attempts || ctx.Err() != nil || !retryable(status, err) {
+		if !cl.idempotent && mayHaveApplied(status, err) {
+			return fmt.Errorf("%w: %w", ErrAmbiguous, callErr)
+		}
+		if attempt >= attempts || ctx.Err() != nil {
+			return callErr
+		}
+		if cl.idempotent && !retryable(status, err) || !cl.idempotent && !refused(status, err) {
 			return callErr
 		}
 		delay := c.retry.backoff(attempt)
@@ -247,6 +270,12 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 				return callErr
 			}
 			delay = max(delay, ra)
+		}
+		if !cl.idempotent {
+			if waited+delay > c.retry.RefusedMaxWait {
+				return callErr
+			}
+			waited += delay
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "mg request retry",
 			slog.String("method", cl.method), slog.String("path", cl.path),

@@ -471,45 +471,60 @@ func mustFaults(t *testing.T, m *sandbox.MG, f sandbox.MGFaults) {
 	}
 }
 
-func TestNoRetryForNonIdempotentCalls(t *testing.T) {
-	for _, status := range []int{503, 429} {
-		m := newMG(t)
-		c := newClient(t, m)
-		ctx := testCtx(t)
-		ch := channel(t, m, "telegram", "TG")
-		ann := m.AddManager(sandbox.MGUser{FirstName: "Ann"})
-		w := customer(t, m, ch, "n1", "hi")
-		if _, err := c.AssignDialog(ctx, w.Dialog, bd.ManagerOf(ann)); err != nil {
-			t.Fatal(err)
-		}
-
-		mustFaults(t, m, sandbox.MGFaults{FailNext: 1, FailStatus: status})
-		err := c.Send(ctx, "", w.Chat, "hello")
-		if err == nil {
-			t.Fatalf("%d: send succeeded through an injected failure", status)
-		}
-		if n := m.CountRequests("POST", "/messages"); n != 1 {
-			t.Fatalf("%d: POST /messages requests = %d, want exactly 1", status, n)
-		}
-		if msgs := m.Messages(w.Chat); len(msgs) != 1 {
-			t.Fatalf("%d: MG holds %d messages, want only the customer's", status, len(msgs))
-		}
-
-		for _, call := range []struct {
-			method, path string
-			do           func() error
-		}{
-			{"PATCH", fmt.Sprintf("/dialogs/%d/unassign", w.Dialog), func() error { _, err := c.UnassignDialog(ctx, w.Dialog); return err }},
-			{"DELETE", fmt.Sprintf("/dialogs/%d/close", w.Dialog), func() error { return c.CloseDialog(ctx, w.Dialog) }},
-		} {
-			mustFaults(t, m, sandbox.MGFaults{FailNext: 1, FailStatus: status})
-			if err := call.do(); err == nil {
-				t.Fatalf("%d %s: succeeded through an injected failure", status, call.path)
+func TestNonIdempotentCallsRetryOnlyRefusals(t *testing.T) {
+	tests := []struct {
+		status    int
+		requests  int  // per call
+		ok        bool // the call succeeds in the end
+		ambiguous bool
+	}{
+		{429, 2, true, false},
+		{503, 2, true, false},
+		{500, 1, false, true},
+		{502, 1, false, true},
+		{504, 1, false, true},
+		{501, 1, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			m := newMG(t)
+			c := newClient(t, m)
+			ctx := testCtx(t)
+			ch := channel(t, m, "telegram", "TG")
+			ann := m.AddManager(sandbox.MGUser{FirstName: "Ann"})
+			w := customer(t, m, ch, "n1", "hi")
+			if _, err := c.AssignDialog(ctx, w.Dialog, bd.ManagerOf(ann)); err != nil {
+				t.Fatal(err)
 			}
-			if n := m.CountRequests(call.method, call.path); n != 1 {
-				t.Fatalf("%d %s %s: %d requests, want 1", status, call.method, call.path, n)
+			check := func(what string, err error, method, path string) {
+				t.Helper()
+				if (err == nil) != tt.ok {
+					t.Fatalf("%s: err = %v, want success %v", what, err, tt.ok)
+				}
+				if got := errors.Is(err, mg.ErrAmbiguous); got != tt.ambiguous {
+					t.Fatalf("%s: errors.Is(%v, ErrAmbiguous) = %v, want %v", what, err, got, tt.ambiguous)
+				}
+				if n := m.CountRequests(method, path); n != tt.requests {
+					t.Fatalf("%s: %d requests, want %d", what, n, tt.requests)
+				}
 			}
-		}
+
+			mustFaults(t, m, sandbox.MGFaults{FailNext: 1, FailStatus: tt.status})
+			check("send", c.Send(ctx, "", w.Chat, "hello"), "POST", "/messages")
+			want := 1
+			if tt.ok {
+				want = 2
+			}
+			if msgs := m.Messages(w.Chat); len(msgs) != want {
+				t.Fatalf("MG holds %d messages, want %d", len(msgs), want)
+			}
+
+			mustFaults(t, m, sandbox.MGFaults{FailNext: 1, FailStatus: tt.status})
+			_, err := c.UnassignDialog(ctx, w.Dialog)
+			check("unassign", err, "PATCH", fmt.Sprintf("/dialogs/%d/unassign", w.Dialog))
+			mustFaults(t, m, sandbox.MGFaults{FailNext: 1, FailStatus: tt.status})
+			check("close", c.CloseDialog(ctx, w.Dialog), "DELETE", fmt.Sprintf("/dialogs/%d/close", w.Dialog))
+		})
 	}
 }
 

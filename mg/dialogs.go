@@ -76,8 +76,10 @@ func (c *Client) AssignDialog(ctx context.Context, dialog bd.DialogID, to bd.Res
 }
 
 // UnassignDialog removes the dialog's responsible
-// (PATCH /dialogs/{id}/unassign). It is not retried: a repeat after a lost
-// answer would fail with ErrDialogNotAssigned.
+// (PATCH /dialogs/{id}/unassign). It is retried only when MG refused it
+// (429, 503; see [RetryPolicy]): a repeat after a lost answer would fail
+// with ErrDialogNotAssigned. A failure MG may have applied wraps
+// [ErrAmbiguous].
 func (c *Client) UnassignDialog(ctx context.Context, dialog bd.DialogID) (UnassignResult, error) {
 	path, err := dialogPath(dialog, "unassign")
 	if err != nil {
@@ -90,8 +92,9 @@ func (c *Client) UnassignDialog(ctx context.Context, dialog bd.DialogID) (Unassi
 	return res, nil
 }
 
-// CloseDialog closes the dialog (DELETE /dialogs/{id}/close). It is not
-// retried.
+// CloseDialog closes the dialog (DELETE /dialogs/{id}/close). It is
+// retried only when MG refused it (429, 503; see [RetryPolicy]); a failure
+// MG may have applied wraps [ErrAmbiguous].
 func (c *Client) CloseDialog(ctx context.Context, dialog bd.DialogID) error {
 	path, err := dialogPath(dialog, "close")
 	if err != nil {
@@ -119,11 +122,21 @@ type SendResult struct {
 	Time      Time  `json:"time"`
 }
 
-// SendMessage posts a message into a chat (POST /messages). It is never
-// retried, not even on 429 or 5xx: MG may have taken the message before the
-// answer was lost, and a retry would post it twice. Delivery to the
-// customer happens later; a failure then shows on the message (status
-// failed), not here.
+// SendMessage posts a message into a chat (POST /messages).
+//
+// It is retried only when MG refused the message without taking it: on
+// 429 and 503, after the server's Retry-After (or the policy's backoff),
+// at most RetryPolicy.RefusedAttempts times and RefusedMaxWait in total
+// (3 and 10s by default), and never beyond ctx. When it gives up on such
+// an answer, the error is the [*APIError] and [RetryAfter] reports MG's
+// delay. Any other 5xx, a timeout or a connection lost after the request
+// was sent is not retried, as MG may have posted the message already and a
+// retry could post it twice: the error wraps [ErrAmbiguous], and
+// [Client.HasSent] tells whether the message landed. Other 4xx answers
+// mean MG refused the message.
+//
+// Delivery to the customer happens later; a failure then shows on the
+// message (status failed), not here.
 func (c *Client) SendMessage(ctx context.Context, m SendMessageRequest) (SendResult, error) {
 	if m.ChatID <= 0 {
 		return SendResult{}, fmt.Errorf("mg: send message: chat id must be positive, got %d", m.ChatID)

@@ -26,9 +26,15 @@
 // filter" is unverified, so callers should still check Dialog.IsAssigned.
 //
 // [Client.AssignDialog], [Client.UnassignDialog], [Client.CloseDialog] and
-// [Client.SendMessage] change state. The methods [Client.Assign] and
-// [Client.Send] have the shapes of the distributor's Gateway port and of
-// reply.Sender; [Accounts] routes them to one Client per account.
+// [Client.SendMessage] change state. The methods [Client.Assign],
+// [Client.DialogOpen], [Client.Send] and [Client.HasSent] have the shapes
+// of the distributor's Gateway and DialogChecker ports and of reply.Sender
+// and reply.Checker; [Accounts] routes them to one Client per account.
+//
+// Whether a dialog can still be assigned is read from MG's state with
+// [Client.DialogStatus] (the dialog's is_active, and whether it is its
+// chat's last_dialog), never from the wording of an error answer, which the
+// Bot API does not fix.
 //
 // # Errors, rate limiting and retries
 //
@@ -40,9 +46,14 @@
 // Bot API limit, so the default is a conservative guess). Idempotent calls
 // (every GET, and PATCH assign, which is idempotent for the same target) are
 // retried on 429 and 5xx and on network errors with capped exponential
-// backoff and jitter, honouring Retry-After; see [RetryPolicy]. Sending a
-// message is never retried: a lost answer could otherwise post the text
-// twice.
+// backoff and jitter, honouring Retry-After; see [RetryPolicy]. Calls that
+// are not safe to repeat, sending a message above all, are retried only on
+// 429 and 503, which mean MG did not apply them (at most 3 attempts and 10s
+// of waiting by default); when the Client gives up, [RetryAfter] tells the
+// caller MG's delay. Any other failure after which MG may have applied such
+// a call wraps [ErrAmbiguous] and is not retried, as a lost answer could
+// otherwise post a text twice: [Client.HasSent] tells whether the message
+// landed, so that a reply reaches the customer exactly once.
 //
 // # Event stream
 //

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -31,6 +32,8 @@ var (
 	// ErrDialogClosed: MG refused an operation on a closed dialog (400
 	// "dialog is closed"; the wording is the sandbox's, MG's own is not
 	// documented, so any 400 message mentioning a closed dialog matches).
+	// The Bot API fixes no error texts: treat a match as a hint only, and
+	// learn whether a dialog is closed from its state ([Client.DialogStatus]).
 	ErrDialogClosed = errors.New("mg: dialog is closed")
 	// ErrDialogNotAssigned: MG refused to unassign a dialog nobody is
 	// responsible for (400 "dialog is not assigned").
@@ -42,7 +45,31 @@ var (
 	ErrMalformedEvent = errors.New("mg: malformed event")
 	// ErrUnknownAccount: an [Accounts] router has no client for the account.
 	ErrUnknownAccount = errors.New("mg: unknown account")
+	// ErrAmbiguous is wrapped by the error of a call that is not safe to
+	// repeat (sending a message, unassigning, closing) when it failed in a
+	// way that leaves open whether MG applied it: a 5xx answer other than
+	// 501, 503 and 505, a timeout or a connection lost after the request
+	// was sent, or a 2xx answer that could not be read. Such a call is not
+	// retried by the Client. Before repeating it, look whether it took
+	// effect; for a message, [Client.HasSent] does.
+	ErrAmbiguous = errors.New("mg: outcome unknown, MG may have applied the call")
 )
+
+// RetryAfter returns the delay MG asked for before a call is tried again,
+// when err carries MG's 429 or 503 answer with a positive Retry-After (in
+// seconds or as an HTTP date, read when the answer came); see
+// [APIError.RetryAfter]. It is how a job queue retries a reply after the
+// server's delay when the Client gave up waiting itself. ok is false for
+// any other error and for such an answer without the header; the caller
+// then waits as it sees fit.
+func RetryAfter(err error) (d time.Duration, ok bool) {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return 0, false
+	}
+	d = e.RetryAfter()
+	return d, d > 0
+}
 
 // APIError is a non-2xx answer of the Bot API.
 //
@@ -61,6 +88,20 @@ type APIError struct {
 	// Body holds the start (at most 512 bytes) of a body that was not MG's
 	// error JSON, for diagnosis; empty otherwise.
 	Body string
+	// RetryDelay is the answer's Retry-After header as a delay from when
+	// the answer came; zero when there was none.
+	RetryDelay time.Duration
+}
+
+// RetryAfter returns how long MG asked to wait before trying again: the
+// Retry-After of a 429 or 503 answer, zero for other answers and when MG
+// sent none. (Code that must not import this package finds it through
+// errors.As with interface{ RetryAfter() time.Duration }.)
+func (e *APIError) RetryAfter() time.Duration {
+	if e.Status != http.StatusTooManyRequests && e.Status != http.StatusServiceUnavailable || e.RetryDelay < 0 {
+		return 0
+	}
+	return e.RetryDelay
 }
 
 // Error implements error, e.g.

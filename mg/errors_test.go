@@ -2,8 +2,10 @@ package mg
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewAPIErrorBodies(t *testing.T) {
@@ -96,5 +98,38 @@ func TestAPIErrorIs(t *testing.T) {
 				t.Errorf("status %d %q: errors.Is(%v) = %v, want %v", tt.status, tt.errs, s, got, want)
 			}
 		}
+	}
+}
+
+func TestRetryAfterOfErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		d    time.Duration
+		ok   bool
+	}{
+		{"429 with delay", &APIError{Status: 429, RetryDelay: 2 * time.Second}, 2 * time.Second, true},
+		{"wrapped 503 with delay", fmt.Errorf("reply: %w", &APIError{Status: 503, RetryDelay: time.Second}), time.Second, true},
+		{"429 without delay", &APIError{Status: 429}, 0, false},
+		{"500 with delay", &APIError{Status: 500, RetryDelay: time.Second}, 0, false},
+		{"not an API error", errors.New("boom"), 0, false},
+		{"nil", nil, 0, false},
+	}
+	for _, tt := range tests {
+		d, ok := RetryAfter(tt.err)
+		if d != tt.d || ok != tt.ok {
+			t.Errorf("%s: RetryAfter = %v, %v; want %v, %v", tt.name, d, ok, tt.d, tt.ok)
+		}
+	}
+}
+
+func TestAPIErrorRetryAfterMethod(t *testing.T) {
+	var ra interface{ RetryAfter() time.Duration }
+	err := fmt.Errorf("reply: %w", &APIError{Status: 429, RetryDelay: 3 * time.Second})
+	if !errors.As(err, &ra) || ra.RetryAfter() != 3*time.Second {
+		t.Fatalf("errors.As found %v", ra)
+	}
+	if d := (&APIError{Status: 502, RetryDelay: time.Second}).RetryAfter(); d != 0 {
+		t.Fatalf("a 502 asks for %v", d)
 	}
 }

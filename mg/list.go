@@ -354,3 +354,14 @@ func (c *Client) Messages(ctx context.Context, f MessagesFilter) ([]Message, err
 	}
 	return list[Message](ctx, c, "/messages", q, f.Page)
 }
+
+// AllMessages iterates over every message the filter selects, page by page
+// by since_id (MaxLimit per page unless f.Limit says otherwise), until a
+// short page. A failed page ends the iteration with its error.
+func (c *Client) AllMessages(ctx context.Context, f MessagesFilter) iter.Seq2[Message, error] {
+	return all(ctx, f.Page, func(ctx context.Context, p Page) ([]Message, error) {
+		g := f
+		g.Page = p
+		return c.Messages(ctx, g)
+	}, func(m Message) int64 { return m.ID })
+}

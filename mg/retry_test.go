@@ -3,6 +3,9 @@ package mg
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -88,5 +91,54 @@ func TestRetryPolicyValidation(t *testing.T) {
 	}
 	if c.retry.MaxAttempts != 1 || c.retry.BaseDelay <= 0 || c.retry.Sleep == nil {
 		t.Fatalf("defaults not applied: %+v", c.retry)
+	}
+}
+
+func TestRefusedAndMayHaveApplied(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
+	tests := []struct {
+		name           string
+		status         int
+		err            error
+		refused, maybe bool
+	}{
+		{"429", 429, nil, true, false},
+		{"503", 503, nil, true, false},
+		{"500", 500, nil, false, true},
+		{"502", 502, nil, false, true},
+		{"504", 504, nil, false, true},
+		{"501", 501, nil, false, false},
+		{"505", 505, nil, false, false},
+		{"400", 400, nil, false, false},
+		{"404", 404, nil, false, false},
+		{"dial error", 0, fmt.Errorf("post: %w", dial), false, false},
+		{"DNS error", 0, &net.DNSError{Err: "no such host", Name: "mg.example"}, false, false},
+		{"reset after sending", 0, read, false, true},
+		{"EOF", 0, io.ErrUnexpectedEOF, false, true},
+		{"timeout", 0, context.DeadlineExceeded, false, true},
+	}
+	for _, tt := range tests {
+		if got := refused(tt.status, tt.err); got != tt.refused {
+			t.Errorf("%s: refused = %v, want %v", tt.name, got, tt.refused)
+		}
+		if got := mayHaveApplied(tt.status, tt.err); got != tt.maybe {
+			t.Errorf("%s: mayHaveApplied = %v, want %v", tt.name, got, tt.maybe)
+		}
+	}
+}
+
+func TestRefusedPolicyValidationAndDefaults(t *testing.T) {
+	for _, p := range []RetryPolicy{{RefusedAttempts: -1}, {RefusedMaxWait: -time.Second}} {
+		if _, err := New("https://mg.example", "t", WithRetry(p)); err == nil {
+			t.Errorf("%+v: want an error", p)
+		}
+	}
+	c, err := New("https://mg.example", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.retry.RefusedAttempts != 3 || c.retry.RefusedMaxWait != 10*time.Second {
+		t.Fatalf("defaults: %+v", c.retry)
 	}
 }

@@ -2,7 +2,9 @@ package reply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/reply"
@@ -51,4 +53,45 @@ func ExampleValidate() {
 	// <nil>
 	// reply: text: template: reply:1:9: executing "reply" at <.Client>: can't evaluate field Client in type reply.Vars
 	// reply: text: template: reply:1: bad character U+0021 '!'
+}
+
+// lossySender takes every text but loses the answer the first time, as
+// when a timeout hides that MessageGateway posted the message. It is also a
+// reply.Checker, so a retry can look whether the text landed.
+type lossySender struct{ sent []string }
+
+func (s *lossySender) Send(_ context.Context, _ bd.AccountID, _ bd.ChatID, text string) error {
+	s.sent = append(s.sent, text)
+	if len(s.sent) == 1 {
+		return errors.New("timeout waiting for the answer")
+	}
+	return nil
+}
+
+func (s *lossySender) HasSent(_ context.Context, _ bd.AccountID, _ bd.ChatID, _ bd.DialogID, text string) (bool, error) {
+	return slices.Contains(s.sent, text), nil
+}
+
+// A reply job retries with Attempt one higher until Reply succeeds; the
+// retry finds the text already posted and does not post it again.
+func ExampleChecker() {
+	s := &lossySender{}
+	r, _ := reply.NewTemplate(s)
+	req := reply.Request{
+		Dialog:    bd.Dialog{Account: "shop.example.com", ID: 501, Chat: 77},
+		Situation: bd.NoManagerOnline,
+		Text:      "Nobody is online, we will answer soon.",
+	}
+	for req.Attempt = 1; ; req.Attempt++ {
+		err := r.Reply(context.Background(), req)
+		fmt.Printf("attempt %d: %v\n", req.Attempt, err)
+		if err == nil {
+			break
+		}
+	}
+	fmt.Println("posted", len(s.sent), "time(s)")
+	// Output:
+	// attempt 1: reply: send no_manager_online reply to chat 77: timeout waiting for the answer
+	// attempt 2: <nil>
+	// posted 1 time(s)
 }

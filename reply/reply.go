@@ -6,6 +6,17 @@
 // (dialog, situation) is replied to at most once; a [Replier] only renders
 // and sends. [Template] renders the account's text with the manager's and
 // customer's names and hands it to a [Sender]; [Nop] sends nothing.
+//
+// # Exactly once
+//
+// A reply is sent by a retrying job: when an attempt fails, the job tries
+// again later with Request.Attempt one higher. A failure does not always
+// mean the text did not reach the chat: a timeout or a lost answer after
+// the messenger took the message leaves it open. So, on every attempt
+// after the first, [Template] asks its Sender whether the text already
+// landed, when the Sender can tell (it implements [Checker], as the MG
+// client does), and sends nothing if it did. A Sender that cannot tell
+// gets the text again: at least once, not exactly once.
 package reply
 
 import (
@@ -23,20 +34,50 @@ type Request struct {
 	Text string
 	// Manager is the assigned manager, for ManagerAssigned; zero otherwise.
 	Manager bd.Manager
+	// Attempt numbers the tries of this reply: 1 (or 0) for the first,
+	// 2 and up for a retry after an attempt that failed or whose outcome
+	// is unknown. A Replier must make sure a retry does not send the text
+	// a second time when an earlier attempt did send it; [Template] does so
+	// through [Checker].
+	Attempt int
 }
 
 // Replier sends an automatic reply into a dialog's chat.
 //
 // Reply is safe for concurrent use and may block on I/O. A returned error
-// means the reply was not sent; the distributor may try again later.
+// means the reply was perhaps not sent: the caller tries again later with
+// req.Attempt one higher, and the Replier then sends the text only if no
+// earlier attempt did (see [Request.Attempt] and [Checker]). A Replier
+// returns a *[TextError] for a text that can never be sent; retrying that
+// does not help.
 type Replier interface {
 	Reply(ctx context.Context, req Request) error
 }
 
 // Sender delivers a text into a chat, publicly (the customer sees it).
 // The MessageGateway client implements it with POST /messages, scope public.
+//
+// Send is safe for concurrent use and may block on I/O. A nil error means
+// the text was taken. An error means it may not have been; whether it
+// perhaps was (a timeout, a lost answer) is for a [Checker] to find out.
 type Sender interface {
 	Send(ctx context.Context, account bd.AccountID, chat bd.ChatID, text string) error
+}
+
+// Checker is implemented by a [Sender] that can tell whether a text it was
+// asked to send has landed, so that a retry after an ambiguous failure
+// does not send it twice (the optional-interface idiom of
+// database/sql/driver). The MG client implements it by listing the bot's
+// messages in the dialog.
+//
+// HasSent reports whether text, exactly, was sent into the chat within the
+// dialog (dialog 0: anywhere in the chat) by this sender. It is safe for
+// concurrent use and may block on I/O. An error means it could not tell;
+// the caller must then neither assume the text landed nor send it again
+// blindly, but fail and try later. It cannot tell apart two messages of
+// the same text in the same dialog.
+type Checker interface {
+	HasSent(ctx context.Context, account bd.AccountID, chat bd.ChatID, dialog bd.DialogID, text string) (bool, error)
 }
 
 // Nop is a Replier that sends nothing and never fails.

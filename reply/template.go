@@ -89,9 +89,18 @@ func NewTemplate(s Sender) (*Template, error) {
 // Reply renders req.Text with the vars of req (see [Template.Render]) and
 // sends the result into req.Dialog's chat. A text that cannot be used gives
 // a *[TextError] naming the situation, and nothing is sent. An error from
-// the Sender is returned wrapped; the reply then was not sent. When ctx is
-// already done or the dialog has no chat id, Reply sends nothing and
-// returns an error saying so.
+// the Sender is returned wrapped (errors.Is and errors.As reach the
+// Sender's error, e.g. mg.ErrAmbiguous or the delay of mg.RetryAfter); the
+// reply then may or may not have been sent, and the caller retries with
+// req.Attempt one higher. When ctx is already done or the dialog has no
+// chat id, Reply sends nothing and returns an error saying so.
+//
+// On a retry (req.Attempt > 1), when the Sender implements [Checker],
+// Reply first asks it whether the rendered text already landed in the
+// dialog, and returns nil without sending when it did; when the check
+// fails, Reply returns its error and sends nothing, so that a later retry
+// checks again. The text is rendered the same way on every attempt, so
+// the check compares like with like.
 func (t *Template) Reply(ctx context.Context, req Request) error {
 	text, err := t.Render(req)
 	if err != nil {
@@ -102,6 +111,15 @@ func (t *Template) Reply(ctx context.Context, req Request) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reply: %s reply to chat %d: %w", req.Situation, req.Dialog.Chat, err)
+	}
+	if c, ok := t.sender.(Checker); ok && req.Attempt > 1 {
+		sent, err := c.HasSent(ctx, req.Dialog.Account, req.Dialog.Chat, req.Dialog.ID, text)
+		if err != nil {
+			return fmt.Errorf("reply: %s reply to chat %d, attempt %d: checking whether an earlier attempt landed: %w", req.Situation, req.Dialog.Chat, req.Attempt, err)
+		}
+		if sent {
+			return nil
+		}
 	}
 	if err := t.sender.Send(ctx, req.Dialog.Account, req.Dialog.Chat, text); err != nil {
 		return fmt.Errorf("reply: send %s reply to chat %d: %w", req.Situation, req.Dialog.Chat, err)

@@ -45,13 +45,18 @@
 // Controls and inspection: AddManager, SetOnline, SetActive, AddBot,
 // AddChannel, CustomerWrites (through the real transport client),
 // ManagerWrites, AssignAsPerson, CloseDialog; Responsible, Dialog,
-// Dialogs, Messages, Users, Delivered, Subscribers, Requests. [MG.Await]
+// Dialogs, Messages (one chat, or the whole log), BotMessages (what bots
+// posted into a dialog, for counting replies), Users, Delivered,
+// Subscribers, Requests. [MG.Await]
 // waits for a condition without sleeping: it re-checks after every state
 // change.
 //
 // Faults: [MG.SetFaults] injects 5xx and 429 answers (at seeded random
 // ratios, or the next N requests), Retry-After and latency into the Bot
-// API; [MG.DropWebsockets] cuts every websocket like a network failure;
+// API, and "applied then failed" answers (ErrAfterApply): the request
+// takes effect — a message is stored and delivered — but its answer is a
+// 5xx or a dropped connection, to test that replies land exactly once;
+// [MG.DropWebsockets] cuts every websocket like a network failure;
 // [MG.InjectFrame] sends any frame, malformed or of an unknown type.
 //
 // # What the fake MG does not know
@@ -63,7 +68,8 @@
 // closed"), an inactive user or a bot without the responsible role, for
 // closing a closed dialog, and for an empty events list on the websocket;
 // 404 "dialog #N not found" on close (a fixture of MG's client shows 400);
-// assigning the current responsible again answers as a reassignment to
+// a message a bot posts while its chat has no open dialog belongs to no
+// dialog; assigning the current responsible again answers as a reassignment to
 // the same target and emits nothing; unassigning emits no event; the
 // order chat_created, dialog_opened, message_new when a customer opens a
 // dialog; "available" = online and active; a message's time is written

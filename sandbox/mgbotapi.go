@@ -83,43 +83,64 @@ func (w *mgStatusWriter) Write(b []byte) (int, error) {
 func (w *mgStatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // botAPI wraps a Bot API handler: the request is logged, faults are
-// injected, and the X-Bot-Token header is checked (401 otherwise; the real
-// status for a bad token is undocumented).
+// injected, and the handler is served through serveBot.
 func (m *MG) botAPI(h func(http.ResponseWriter, *http.Request, *mgBot)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rel := strings.TrimPrefix(r.URL.Path, mgBotPrefix)
-		status, retryAfter, latency, entry := m.fault(r, rel)
-		if latency > 0 {
-			t := time.NewTimer(latency)
+		f := m.fault(r, rel)
+		if f.latency > 0 {
+			t := time.NewTimer(f.latency)
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
-				m.logStatus(entry, 0, false)
+				m.logStatus(f.entry, 0, false, false)
 				return
 			}
 		}
-		if status != 0 {
-			mgWriteInjected(w, status, retryAfter)
-			m.logStatus(entry, status, true)
+		// An injected answer is logged before it is written, so that a
+		// client that got it finds it in the log.
+		if f.status != 0 {
+			m.logStatus(f.entry, f.status, true, false)
+			mgWriteInjected(w, f.status, f.retryAfter)
+			return
+		}
+		if f.afterApply {
+			// Serve the request for its effect, then lose its answer.
+			m.serveBot(&mgDiscardWriter{}, r, h)
+			if f.drop {
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					m.logStatus(f.entry, 0, true, true)
+					conn.Close()
+					return
+				}
+			}
+			m.logStatus(f.entry, f.afterStatus, true, true)
+			mgWriteInjected(w, f.afterStatus, 0)
 			return
 		}
 		sw := &mgStatusWriter{ResponseWriter: w}
-		defer func() { m.logStatus(entry, sw.status, false) }()
-		token := r.Header.Get("X-Bot-Token")
-		if token == "" {
-			mgWriteError(sw, mgErrorf(http.StatusUnauthorized, "X-Bot-Token header is required"))
-			return
-		}
-		m.mu.Lock()
-		b := m.st.botByToken[token]
-		m.mu.Unlock()
-		if b == nil || !b.active {
-			mgWriteError(sw, mgErrorf(http.StatusUnauthorized, "invalid token"))
-			return
-		}
-		h(sw, r, b)
+		defer func() { m.logStatus(f.entry, sw.status, false, false) }()
+		m.serveBot(sw, r, h)
 	})
+}
+
+// serveBot checks the X-Bot-Token header (401 otherwise; the real status
+// for a bad token is undocumented) and calls h.
+func (m *MG) serveBot(sw http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request, *mgBot)) {
+	token := r.Header.Get("X-Bot-Token")
+	if token == "" {
+		mgWriteError(sw, mgErrorf(http.StatusUnauthorized, "X-Bot-Token header is required"))
+		return
+	}
+	m.mu.Lock()
+	b := m.st.botByToken[token]
+	m.mu.Unlock()
+	if b == nil || !b.active {
+		mgWriteError(sw, mgErrorf(http.StatusUnauthorized, "invalid token"))
+		return
+	}
+	h(sw, r, b)
 }
 
 func mgWriteJSON(w http.ResponseWriter, status int, v any) {

@@ -335,20 +335,49 @@ type MGMessage struct {
 }
 
 // Messages returns the chat's messages, oldest first; chat 0 means every
-// chat.
+// chat. With chat 0 it is a snapshot of the whole message log, the bots'
+// messages included.
 func (m *MG) Messages(chat bd.ChatID) []MGMessage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []MGMessage
-	for _, msg := range mgSorted(m.st.messages) {
-		if chat != 0 && msg.chat != int64(chat) {
-			continue
+	if chat != 0 {
+		for _, id := range m.st.chatMessages[int64(chat)] {
+			out = append(out, viewMessage(m.st.messages[id]))
 		}
-		out = append(out, MGMessage{
-			ID: msg.id, Chat: bd.ChatID(msg.chat), Dialog: bd.DialogID(msg.dialog),
-			FromType: msg.from.typ, FromID: msg.from.id, Scope: msg.scope, Type: msg.typ,
-			Text: msg.content, Status: msg.status, Time: msg.at,
-		})
+		return out
+	}
+	for _, msg := range mgSorted(m.st.messages) {
+		out = append(out, viewMessage(msg))
 	}
 	return out
+}
+
+// BotMessages returns the messages bots posted into the dialog (through
+// POST /messages, whatever their scope), oldest first. A load test counts
+// a dialog's replies with it: expected, delivered, duplicated. A message
+// posted while its chat had no open dialog belongs to no dialog and is
+// not returned.
+func (m *MG) BotMessages(dialog bd.DialogID) []MGMessage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.st.dialogs[int64(dialog)]
+	if d == nil {
+		return nil
+	}
+	var out []MGMessage
+	for _, id := range m.st.chatMessages[d.chat] {
+		if msg := m.st.messages[id]; msg.dialog == d.id && msg.from.typ == "bot" {
+			out = append(out, viewMessage(msg))
+		}
+	}
+	return out
+}
+
+func viewMessage(msg *mgMessage) MGMessage {
+	return MGMessage{
+		ID: msg.id, Chat: bd.ChatID(msg.chat), Dialog: bd.DialogID(msg.dialog),
+		FromType: msg.from.typ, FromID: msg.from.id, Scope: msg.scope, Type: msg.typ,
+		Text: msg.content, Status: msg.status, Time: msg.at,
+	}
 }

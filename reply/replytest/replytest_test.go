@@ -274,3 +274,124 @@ func TestViaString(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorderHasSent(t *testing.T) {
+	rec := replytest.NewRecorder()
+	ctx := t.Context()
+	if err := rec.Reply(ctx, req(1, 10, bd.DialogReceived, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Send(ctx, "shop.example.com", 20, "sent"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		account bd.AccountID
+		chat    bd.ChatID
+		dialog  bd.DialogID
+		text    string
+		want    bool
+	}{
+		{"by Reply", "shop.example.com", 10, 1, "hello", true},
+		{"by Reply, any dialog", "shop.example.com", 10, 0, "hello", true},
+		{"by Reply, other dialog", "shop.example.com", 10, 2, "hello", false},
+		{"by Send, any dialog", "shop.example.com", 20, 7, "sent", true},
+		{"other text", "shop.example.com", 10, 1, "hello!", false},
+		{"other chat", "shop.example.com", 11, 1, "hello", false},
+		{"other account", "other", 10, 1, "hello", false},
+	}
+	for _, tc := range cases {
+		got, err := rec.HasSent(ctx, tc.account, tc.chat, tc.dialog, tc.text)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: HasSent = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if rec.Checks() != len(cases) {
+		t.Errorf("Checks = %d, want %d", rec.Checks(), len(cases))
+	}
+	boom := errors.New("boom")
+	rec.FailCheckNext(1, boom)
+	if _, err := rec.HasSent(ctx, "shop.example.com", 10, 1, "hello"); !errors.Is(err, boom) {
+		t.Errorf("HasSent = %v, want the injected failure", err)
+	}
+	if ok, err := rec.HasSent(ctx, "shop.example.com", 10, 1, "hello"); !ok || err != nil {
+		t.Errorf("HasSent after the failure = %v, %v", ok, err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := rec.HasSent(canceled, "shop.example.com", 10, 1, "hello"); !errors.Is(err, context.Canceled) {
+		t.Errorf("HasSent on a canceled context = %v", err)
+	}
+}
+
+func TestRecorderFailAfterNextRecordsThenFails(t *testing.T) {
+	rec := replytest.NewRecorder()
+	ctx := t.Context()
+	lost := errors.New("answer lost")
+	rec.FailAfterNext(2, lost)
+	if err := rec.Send(ctx, "a", 1, "x"); !errors.Is(err, lost) {
+		t.Errorf("Send = %v, want the injected failure", err)
+	}
+	if err := rec.Reply(ctx, req(1, 10, bd.DialogReceived, "y")); !errors.Is(err, lost) {
+		t.Errorf("Reply = %v, want the injected failure", err)
+	}
+	if err := rec.Send(ctx, "a", 1, "x"); err != nil {
+		t.Errorf("third call = %v, want success", err)
+	}
+	if rec.Len() != 3 || rec.CountText(1, "x") != 2 || rec.CountText(10, "y") != 1 {
+		t.Errorf("recorded %+v", rec.Sent())
+	}
+	// FailNext's failures come first and record nothing.
+	rec.FailNext(1, nil)
+	rec.FailAfterNext(1, nil)
+	if err := rec.Send(ctx, "a", 2, "z"); !errors.Is(err, replytest.ErrInjected) {
+		t.Errorf("Send = %v", err)
+	}
+	if rec.CountText(2, "z") != 0 {
+		t.Error("FailNext recorded the text")
+	}
+	if err := rec.Send(ctx, "a", 2, "z"); !errors.Is(err, replytest.ErrInjected) || rec.CountText(2, "z") != 1 {
+		t.Errorf("Send = %v, recorded %d", err, rec.CountText(2, "z"))
+	}
+	rec.FailAfterNext(3, nil)
+	rec.FailCheckNext(3, nil)
+	rec.Reset()
+	if err := rec.Send(ctx, "a", 3, "w"); err != nil {
+		t.Errorf("Send after Reset = %v", err)
+	}
+	if _, err := rec.HasSent(ctx, "a", 3, 0, "w"); err != nil || rec.Checks() != 1 {
+		t.Errorf("HasSent after Reset = %v, checks %d", err, rec.Checks())
+	}
+}
+
+func TestRecorderReplyRetryIsExactlyOnce(t *testing.T) {
+	rec := replytest.NewRecorder()
+	ctx := t.Context()
+	first := req(1, 10, bd.NoManagerOnline, "nobody")
+	first.Attempt = 1
+	rec.FailAfterNext(1, nil)
+	if err := rec.Reply(ctx, first); err == nil {
+		t.Fatal("want the injected failure")
+	}
+	retry := first
+	retry.Attempt = 2
+	if err := rec.Reply(ctx, retry); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.Count(1, bd.NoManagerOnline); n != 1 {
+		t.Errorf("recorded %d replies after a retry of a landed one, want 1", n)
+	}
+	// A retry of a reply that never landed is recorded.
+	other := req(2, 11, bd.NoManagerOnline, "nobody")
+	other.Attempt = 3
+	if err := rec.Reply(ctx, other); err != nil || rec.Count(2, bd.NoManagerOnline) != 1 {
+		t.Errorf("retry of a lost reply: %v, recorded %d", err, rec.Count(2, bd.NoManagerOnline))
+	}
+	// A first attempt sent twice shows up as a duplicate.
+	if err := rec.Reply(ctx, first); err != nil || rec.Count(1, bd.NoManagerOnline) != 2 {
+		t.Errorf("second first attempt: %v, recorded %d", err, rec.Count(1, bd.NoManagerOnline))
+	}
+	if s := rec.Sent(); s[0].Attempt != 1 || s[1].Attempt != 3 {
+		t.Errorf("attempts not recorded: %+v", s)
+	}
+}
