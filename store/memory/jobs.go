@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -39,10 +38,14 @@ type memJob struct {
 	due time.Time
 }
 
+// uniqueKey identifies a unique job (kind set) or a dialog (kind empty).
 type uniqueKey struct {
 	account bd.AccountID
-	key     string
+	kind    store.JobKind
+	dialog  bd.DialogID
 }
+
+func uniqueOf(j *store.Job) uniqueKey { return uniqueKey{j.Account, j.Kind, j.Dialog.ID} }
 
 type work struct {
 	opts store.WorkOptions
@@ -87,7 +90,7 @@ func (e *jobs) add(j store.Job, now time.Time) {
 		e.dead = make(map[bd.AccountID][]store.DeadJob)
 	}
 	if j.Unique() && j.Kind != store.JobReply {
-		k := uniqueKey{j.Account, j.Key()}
+		k := uniqueOf(&j)
 		if _, dup := e.unique[k]; dup {
 			return
 		}
@@ -189,7 +192,7 @@ func (e *jobs) finish(w *work, mj *memJob, err error, stopped bool) {
 
 func (e *jobs) done(j *store.Job) {
 	if j.Unique() && j.Kind != store.JobReply {
-		delete(e.unique, uniqueKey{j.Account, j.Key()})
+		delete(e.unique, uniqueOf(j))
 	}
 	if e.pending[j.Account]--; e.pending[j.Account] <= 0 {
 		delete(e.pending, j.Account)
@@ -201,7 +204,7 @@ func dialogOf(j store.Job) uniqueKey {
 	if j.Kind == store.JobDrain {
 		return uniqueKey{}
 	}
-	return uniqueKey{j.Account, strconv.FormatInt(int64(j.Dialog.ID), 10)}
+	return uniqueKey{account: j.Account, dialog: j.Dialog.ID}
 }
 
 // Submit implements [store.Jobs].
