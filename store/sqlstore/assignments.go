@@ -120,12 +120,15 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 	if err := validFrom("assign", a); err != nil {
 		return err
 	}
+	if err := checkThen(fmt.Sprintf("assign dialog %d", a.Dialog), a.Then); err != nil {
+		return err
+	}
 	// No manager holds 2^31 dialogs: a larger capacity means no limit, and
 	// fits the integer column so.
 	a.Capacity = min(a.Capacity, math.MaxInt32)
 	var err error
 	if s.dialect == Postgres {
-		err = s.write(ctx, func(q querier) error {
+		assign := func(q querier) error {
 			var outcome string
 			if err := q.QueryRowContext(ctx, `SELECT bd_assign($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), a.Capacity,
@@ -143,13 +146,18 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 				return errCapacity(a)
 			}
 			return fmt.Errorf("bd_assign returned %q", outcome)
-		})
+		}
+		if len(a.Then) == 0 {
+			err = s.write(ctx, assign)
+		} else {
+			err = s.change(ctx, a.Then, func(q querier) (bool, error) { return true, assign(q) })
+		}
 	} else {
-		err = s.inTx(ctx, func(q querier) error {
+		err = s.change(ctx, a.Then, func(q querier) (bool, error) {
 			if a.From.IsZero() {
-				return s.assignTx(ctx, q, a)
+				return true, s.assignTx(ctx, q, a)
 			}
-			return s.moveTx(ctx, q, a)
+			return true, s.moveTx(ctx, q, a)
 		})
 	}
 	if a.From.IsZero() {
@@ -326,11 +334,14 @@ func (s *Store) Record(ctx context.Context, a store.Assignment) (bd.Responsible,
 	if err := validAssignment("record", a, true); err != nil {
 		return bd.Responsible{}, err
 	}
+	if err := checkThen(fmt.Sprintf("record dialog %d", a.Dialog), a.Then); err != nil {
+		return bd.Responsible{}, err
+	}
 	var prev bd.Responsible
-	err := s.inTx(ctx, func(q querier) error {
+	err := s.change(ctx, a.Then, func(q querier) (bool, error) {
 		var err error
 		prev, err = s.recordTx(ctx, q, a)
-		return err
+		return true, err
 	})
 	if err != nil {
 		return bd.Responsible{}, wrap(err, "record dialog %d to %s", a.Dialog, a.To)
@@ -478,36 +489,52 @@ func (s *Store) Release(ctx context.Context, account bd.AccountID, dialog bd.Dia
 // takes the dialog lock that Assign, Record and Enqueue take as well, so
 // none of them can slip a write past a concurrent Close. Closing a closed
 // or unknown dialog is not an error.
-func (s *Store) Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time) (bd.Responsible, error) {
+func (s *Store) Close(ctx context.Context, account bd.AccountID, dialog bd.DialogID, at time.Time, then ...store.Job) (bd.Responsible, error) {
 	if err := validDialog("close", account, dialog); err != nil {
+		return bd.Responsible{}, err
+	}
+	if err := checkThen(fmt.Sprintf("close dialog %d", dialog), then); err != nil {
 		return bd.Responsible{}, err
 	}
 	var kind, id int64
 	var err error
 	if s.dialect == Postgres {
-		err = s.write(ctx, func(q querier) error {
-			return q.QueryRowContext(ctx, `SELECT closed_kind, closed_responsible FROM bd_close($1, $2, $3)`,
+		closeDialog := func(q querier) error {
+			kind, id = 0, 0
+			err := q.QueryRowContext(ctx, `SELECT closed_kind, closed_responsible FROM bd_close($1, $2, $3)`,
 				string(account), int64(dialog), s.dialect.timeArg(at)).Scan(&kind, &id)
-		})
-	} else {
-		err = s.inTx(ctx, func(q querier) error {
-			if _, err := q.ExecContext(ctx, `INSERT INTO bd_closed (account, dialog, closed_at) VALUES ($1, $2, $3)
-				ON CONFLICT (account, dialog) DO NOTHING`, string(account), int64(dialog), s.dialect.timeArg(at)); err != nil {
-				return err
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // closed, nobody was responsible
 			}
-			err := q.QueryRowContext(ctx, `DELETE FROM bd_responsibles WHERE account = $1 AND dialog = $2
-				RETURNING kind, responsible`, string(account), int64(dialog)).Scan(&kind, &id)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return err
-			case kind == kindManager:
-				if _, err := q.ExecContext(ctx, freeSlot, string(account), id); err != nil {
+			return err
+		}
+		if len(then) == 0 {
+			err = s.write(ctx, closeDialog)
+		} else {
+			err = s.change(ctx, then, func(q querier) (bool, error) { return true, closeDialog(q) })
+		}
+	} else {
+		err = s.change(ctx, then, func(q querier) (bool, error) {
+			kind, id = 0, 0
+			return true, func() error {
+				if _, err := q.ExecContext(ctx, `INSERT INTO bd_closed (account, dialog, closed_at) VALUES ($1, $2, $3)
+				ON CONFLICT (account, dialog) DO NOTHING`, string(account), int64(dialog), s.dialect.timeArg(at)); err != nil {
 					return err
 				}
-			}
-			_, err = q.ExecContext(ctx, `DELETE FROM bd_queue WHERE account = $1 AND dialog = $2`, string(account), int64(dialog))
-			return err
+				err := q.QueryRowContext(ctx, `DELETE FROM bd_responsibles WHERE account = $1 AND dialog = $2
+				RETURNING kind, responsible`, string(account), int64(dialog)).Scan(&kind, &id)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return err
+				case kind == kindManager:
+					if _, err := q.ExecContext(ctx, freeSlot, string(account), id); err != nil {
+						return err
+					}
+				}
+				_, err = q.ExecContext(ctx, `DELETE FROM bd_queue WHERE account = $1 AND dialog = $2`, string(account), int64(dialog))
+				return err
+			}()
 		})
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && kind == 0) {

@@ -2,9 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // claim inserts a row unless its primary key exists and reports whether it
@@ -55,17 +57,35 @@ func validReply(op string, account bd.AccountID, dialog bd.DialogID, sit bd.Situ
 }
 
 // ClaimEvent implements [store.Events]. The claim is a row keyed by
-// (account, key) that remembers at.
-func (s *Store) ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time) (bool, error) {
+// (account, key) that remembers at; the first caller's jobs are stored in
+// the transaction that inserts it.
+func (s *Store) ClaimEvent(ctx context.Context, account bd.AccountID, key string, at time.Time, then ...store.Job) (bool, error) {
 	switch {
 	case account == "":
 		return false, invalid("claim event: account is empty")
 	case key == "":
 		return false, invalid("claim event: key is empty")
 	}
-	ok, err := s.claim(ctx, `INSERT INTO bd_events (account, event_key, claimed_at) VALUES ($1, $2, $3)
-		ON CONFLICT (account, event_key) DO NOTHING`, string(account), key, s.dialect.timeArg(at))
-	return ok, wrap(err, "claim event %q", key)
+	if err := checkThen("claim event "+strconv.Quote(key), then); err != nil {
+		return false, err
+	}
+	const query = `INSERT INTO bd_events (account, event_key, claimed_at) VALUES ($1, $2, $3)
+		ON CONFLICT (account, event_key) DO NOTHING`
+	args := []any{string(account), key, s.dialect.timeArg(at)}
+	if len(then) == 0 {
+		ok, err := s.claim(ctx, query, args...)
+		return ok, wrap(err, "claim event %q", key)
+	}
+	var first bool
+	err := s.change(ctx, then, func(q querier) (bool, error) {
+		n, err := affected(q.ExecContext(ctx, query, args...))
+		first = n > 0
+		return first, err
+	})
+	if err != nil {
+		return false, wrap(err, "claim event %q", key)
+	}
+	return first, nil
 }
 
 // PruneEvents implements [store.Events] for every account at once: it
@@ -101,5 +121,11 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) 
 			return err
 		})
 	}
-	return int(n), wrap(err, "prune events")
+	if err != nil {
+		return 0, wrap(err, "prune events")
+	}
+	if err := s.pruneJobs(ctx, before); err != nil {
+		return 0, wrap(err, "prune finished jobs")
+	}
+	return int(n), nil
 }

@@ -9,9 +9,9 @@ import (
 // MigrateTo brings the database behind db to schema version v and no
 // further, as an earlier version of the package would have left it.
 func MigrateTo(ctx context.Context, db *sql.DB, d Dialect, v int) error {
-	s := &Store{db: db, dialect: d, now: time.Now, maxRetries: DefaultMaxRetries}
-	if d == SQLite {
-		s.writer = make(chan struct{}, 1)
+	s, err := newStore(db, d, options{now: time.Now, maxRetries: DefaultMaxRetries})
+	if err != nil {
+		return err
 	}
 	return s.migrate(ctx, v)
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 // migrate applies the pending migrations in one transaction that first
 // takes a lock no other migrating process can hold at the same time: a
 // transaction-scoped advisory lock in PostgreSQL (one per schema), the
-// database write lock (BEGIN IMMEDIATE) in SQLite. A second process that
+// database write lock in SQLite (see Store.tx). A second process that
 // opens the store at the same time waits, then finds nothing left to do.
 // A positive upTo stops at that version (tests build the database an
 // earlier version of the package left); 0 applies them all.
@@ -88,7 +89,19 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 	if upTo > 0 && upTo < len(ms) {
 		ms = ms[:upTo]
 	}
-	err = s.inTx(ctx, func(q querier) error {
+	if s.dialect == SQLite {
+		// The transaction below takes the write lock with a write to this
+		// table (see Store.tx), so it must exist first. Concurrent creators
+		// wait for each other on the write lock; the later ones do nothing.
+		if err := s.write(ctx, func(q querier) error {
+			_, err := q.ExecContext(ctx, s.migrationsTable())
+			return err
+		}); err != nil {
+			return fmt.Errorf("sqlstore: creating bd_schema_migrations: %w", err)
+		}
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		q := querier(tx)
 		if s.dialect == Postgres {
 			// Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL,
 			// so the lock comes before anything else.
@@ -115,8 +128,16 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 				return fmt.Errorf("recording %s: %w", m.name, err)
 			}
 		}
-		return nil
+		if upTo > 0 || s.dialect == Postgres {
+			// An earlier version of the package, as tests build it, had
+			// no job engine. PostgreSQL migrates River below.
+			return nil
+		}
+		return s.migrateRiverTx(ctx, tx)
 	})
+	if err == nil && upTo == 0 && s.dialect == Postgres {
+		err = s.migrateRiverPostgres(ctx)
+	}
 	if errors.Is(err, ErrSchemaTooNew) {
 		return err
 	}

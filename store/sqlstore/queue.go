@@ -13,9 +13,12 @@ import (
 // PostgreSQL it is one call of the bd_enqueue function, which holds the
 // dialog lock while it checks and inserts, so that a concurrent Close
 // cannot leave the entry behind; under SQLite it is one statement.
-func (s *Store) Enqueue(ctx context.Context, w store.Waiting) (bool, error) {
+func (s *Store) Enqueue(ctx context.Context, w store.Waiting, then ...store.Job) (bool, error) {
 	d := w.Dialog
 	if err := validDialog("enqueue", d.Account, d.ID); err != nil {
+		return false, err
+	}
+	if err := checkThen(fmt.Sprintf("enqueue dialog %d", d.ID), then); err != nil {
 		return false, err
 	}
 	args := []any{
@@ -24,7 +27,8 @@ func (s *Store) Enqueue(ctx context.Context, w store.Waiting) (bool, error) {
 		s.dialect.timeArg(d.OpenedAt), string(w.Reason), w.Priority, s.dialect.timeArg(w.Since),
 	}
 	var added bool
-	err := s.write(ctx, func(q querier) error {
+	enqueue := func(q querier) error {
+		added = false
 		if s.dialect == Postgres {
 			var outcome string
 			if err := q.QueryRowContext(ctx, `SELECT bd_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
@@ -59,7 +63,13 @@ func (s *Store) Enqueue(ctx context.Context, w store.Waiting) (bool, error) {
 			return errClosed(d.ID)
 		}
 		return nil
-	})
+	}
+	var err error
+	if len(then) == 0 {
+		err = s.write(ctx, enqueue)
+	} else {
+		err = s.change(ctx, then, func(q querier) (bool, error) { return true, enqueue(q) })
+	}
 	if err != nil {
 		return false, wrap(err, "enqueue dialog %d", d.ID)
 	}

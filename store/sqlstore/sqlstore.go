@@ -3,11 +3,16 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/store"
@@ -25,6 +30,19 @@ type Store struct {
 	// queueing writers here, in order and cancellable by their context, is
 	// cheaper than letting them poll the database lock.
 	writer chan struct{}
+
+	// The job engine (jobs.go): River's driver over db, an insert-only
+	// River client for the jobs the store's writes store, and River's logs.
+	driver riverdriver.Driver[*sql.Tx]
+	river  *river.Client[*sql.Tx]
+	logger *slog.Logger
+	// queues remembers the accounts whose queue is known to be in
+	// bd_job_queues, so that a write need not record it again.
+	queues sync.Map // bd.AccountID → struct{}
+	// works are the running Work calls that take every account: a job of an
+	// account new to them is announced right after its commit.
+	worksMu sync.Mutex
+	works   map[*worker]struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -40,6 +58,8 @@ type Option func(*options)
 type options struct {
 	now        func() time.Time
 	maxRetries int
+	listener   *pgxpool.Pool
+	logger     *slog.Logger
 }
 
 // WithClock sets the clock the store reads for times the caller does not
@@ -55,6 +75,27 @@ func WithClock(now func() time.Time) Option {
 // default is [DefaultMaxRetries].
 func WithMaxRetries(n int) Option {
 	return func(o *options) { o.maxRetries = n }
+}
+
+// WithPgxListener makes the job engine of a PostgreSQL store learn of new
+// jobs through LISTEN/NOTIFY, over a connection it takes from pool, instead
+// of looking for them periodically: a job is then picked up within
+// milliseconds of its commit, and idle workers do not poll. pool must reach
+// the same database as db and resolve the same schema (the same search_path);
+// each running [Store.Work] holds one of its connections for as long as it
+// runs (taken out of the pool). Use a pool that connects directly to
+// PostgreSQL or through a session-pooling proxy. Nil means no listener; a
+// SQLite store ignores it.
+func WithPgxListener(pool *pgxpool.Pool) Option {
+	return func(o *options) { o.listener = pool }
+}
+
+// WithLogger sets where the job engine (River) logs what goes wrong inside
+// it: failed fetches, rescued jobs, a failed attempt. Nil, the default,
+// discards its logs; the errors of jobs are kept with the jobs anyway (see
+// [Store.DeadJobs]).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
 }
 
 // Open returns a Store over db, first bringing the database schema up to
@@ -86,11 +127,28 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*St
 	if o.maxRetries < 0 {
 		return nil, fmt.Errorf("sqlstore: Open: WithMaxRetries(%d): must not be negative", o.maxRetries)
 	}
-	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries}
+	s, err := newStore(db, dialect, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx, 0); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStore returns a store over db without touching the database.
+func newStore(db *sql.DB, dialect Dialect, o options) (*Store, error) {
+	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries, logger: o.logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
 	if dialect == SQLite {
 		s.writer = make(chan struct{}, 1)
 	}
-	if err := s.migrate(ctx, 0); err != nil {
+	s.driver = newRiverDriver(db, dialect, o.listener)
+	var err error
+	if s.river, err = s.newInsertClient(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -127,13 +185,37 @@ func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 // given and nothing on the pool. An error from fn rolls the transaction
 // back and is returned as it is.
 func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
+}
+
+// tx is inTx for a function that needs the *sql.Tx itself, to store jobs
+// through River in it.
+//
+// Under SQLite it holds the store's writer token, and the transaction's
+// first statement is a write (sqliteWriteLock): a deferred transaction that
+// writes before it reads takes the write lock at once, waiting for it as
+// busy_timeout allows, exactly like BEGIN IMMEDIATE, so a transaction that
+// reads before it writes never fails at a lock upgrade because another
+// connection wrote in between. (database/sql cannot ask for BEGIN IMMEDIATE
+// without a driver-specific DSN setting, and River needs a *sql.Tx.)
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.retry(ctx, func() error {
-		if s.dialect == SQLite {
-			return s.sqliteTx(ctx, fn)
+		if s.writer != nil {
+			release, err := s.lockWriter(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
 		}
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
+		}
+		if s.dialect == SQLite {
+			if _, err := tx.ExecContext(ctx, sqliteWriteLock); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
 		}
 		if err := fn(tx); err != nil {
 			_ = tx.Rollback()
@@ -143,37 +225,10 @@ func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
 	})
 }
 
-// sqliteTx runs fn in a BEGIN IMMEDIATE transaction on one connection.
-// IMMEDIATE takes the write lock up front, so a transaction that reads before
-// it writes never fails at its first write because another connection wrote
-// in between. database/sql cannot ask for IMMEDIATE without a driver-specific
-// DSN setting, so the transaction is driven by hand.
-func (s *Store) sqliteTx(ctx context.Context, fn func(q querier) error) (err error) {
-	release, err := s.lockWriter(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	if err = fn(conn); err == nil {
-		if _, err = conn.ExecContext(ctx, "COMMIT"); err == nil {
-			return nil
-		}
-	}
-	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
-		// The connection may still be inside a transaction: never hand it
-		// back to the pool.
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
-	return err
-}
+// sqliteWriteLock changes nothing, but as a write it takes SQLite's write
+// lock. bd_schema_migrations exists before any transaction runs (migrate
+// creates it first, on its own).
+const sqliteWriteLock = `DELETE FROM bd_schema_migrations WHERE 0`
 
 // lockWriter waits for the store's SQLite writer token.
 func (s *Store) lockWriter(ctx context.Context) (release func(), err error) {

@@ -1,0 +1,654 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+)
+
+// The job engine is River (see the package documentation): every
+// [store.Job] is one River job of kind riverKind in the queue of its
+// account (queueOf).
+
+// riverKind is the River kind of every job the store keeps.
+const riverKind = "botdistributor"
+
+// Settings of the River clients.
+const (
+	// maxAttemptsBackstop is the max_attempts River stores with a job.
+	// WorkOptions.MaxAttempts belongs to the worker, not to the job, so the
+	// worker gives a job up itself (it cancels it, see worker.Work); River
+	// discards a job only past this many attempts, which no worker allows.
+	maxAttemptsBackstop = 1000
+	// jobTimeout cancels the context of a handler that runs this long; the
+	// attempt fails. A job is a few MessageGateway or CRM round trips.
+	jobTimeout = 15 * time.Second
+	// rescueAfter makes River's rescuer (run by the leading client every 30
+	// seconds) take up again a job whose attempt started this long ago and
+	// never finished: its worker's process died. It must exceed jobTimeout.
+	rescueAfter = 20 * time.Second
+	// queueRefresh is how often a Work of every account looks for the
+	// queues of accounts other processes started to use.
+	queueRefresh = 2 * time.Second
+	// Finished jobs are kept this long (River's job cleaner deletes them
+	// later; PruneEvents sooner): completed ones briefly, dead letters
+	// (discarded or cancelled) for a week.
+	completedRetention = 10 * time.Minute
+	deadRetention      = 7 * 24 * time.Hour
+)
+
+// unfinished are the states in which a unique job keeps an equal one out.
+var unfinished = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
+
+// dead are the states of a dead letter: discarded by River (past
+// maxAttemptsBackstop) or cancelled by a worker whose attempts were spent.
+var dead = []rivertype.JobState{rivertype.JobStateDiscarded, rivertype.JobStateCancelled}
+
+// queueOf returns the River queue of the account's jobs: "bd_" and 128 bits
+// of the SHA-256 of the account id in hex. River restricts queue names to
+// lower-case letters, digits and separators, which an account id need not
+// be; the hash is deterministic, valid, and does not collide in practice.
+func queueOf(a bd.AccountID) string {
+	h := sha256.Sum256([]byte(a))
+	return "bd_" + hex.EncodeToString(h[:16])
+}
+
+// jobArgs is a store.Job as River keeps it (JSON in river_job.args). The
+// fields tagged unique make the uniqueness key of distribute, bind and move
+// jobs: (account, kind, dialog).
+type jobArgs struct {
+	Account   string    `json:"account" river:"unique"`
+	JobKind   string    `json:"kind" river:"unique"`
+	DialogID  int64     `json:"dialog_id" river:"unique"`
+	Dialog    jobDialog `json:"dialog"`
+	Situation string    `json:"situation,omitempty"`
+	Manager   int64     `json:"manager,omitempty"`
+	Why       string    `json:"why,omitempty"`
+}
+
+type jobDialog struct {
+	Chat              int64     `json:"chat,omitempty"`
+	Channel           int64     `json:"channel,omitempty"`
+	Customer          int64     `json:"customer,omitempty"`
+	CustomerFirstName string    `json:"customer_first_name,omitempty"`
+	CustomerLastName  string    `json:"customer_last_name,omitempty"`
+	CustomerPhone     string    `json:"customer_phone,omitempty"`
+	CustomerEmail     string    `json:"customer_email,omitempty"`
+	OpenedAt          time.Time `json:"opened_at"`
+}
+
+// Kind implements river.JobArgs.
+func (jobArgs) Kind() string { return riverKind }
+
+func argsOf(j store.Job) jobArgs {
+	d := j.Dialog
+	return jobArgs{
+		Account: string(j.Account), JobKind: string(j.Kind), DialogID: int64(d.ID),
+		Dialog: jobDialog{
+			Chat: int64(d.Chat), Channel: int64(d.Channel), Customer: int64(d.Customer.ID),
+			CustomerFirstName: d.Customer.FirstName, CustomerLastName: d.Customer.LastName,
+			CustomerPhone: d.Customer.Phone, CustomerEmail: d.Customer.Email,
+			OpenedAt: d.OpenedAt.UTC(),
+		},
+		Situation: string(j.Situation), Manager: int64(j.Manager), Why: j.Why,
+	}
+}
+
+// job returns the store.Job a River job carries.
+func (a jobArgs) job(row *rivertype.JobRow) store.Job {
+	d := a.Dialog
+	return store.Job{
+		ID:      row.ID,
+		Kind:    store.JobKind(a.JobKind),
+		Account: bd.AccountID(a.Account),
+		Dialog: bd.Dialog{
+			Account: bd.AccountID(a.Account), ID: bd.DialogID(a.DialogID),
+			Chat: bd.ChatID(d.Chat), Channel: bd.ChannelID(d.Channel),
+			Customer: bd.Customer{
+				ID: bd.CustomerID(d.Customer), FirstName: d.CustomerFirstName, LastName: d.CustomerLastName,
+				Phone: d.CustomerPhone, Email: d.CustomerEmail,
+			},
+			OpenedAt: d.OpenedAt,
+		},
+		Situation: bd.Situation(a.Situation),
+		Manager:   bd.ManagerID(a.Manager),
+		Why:       a.Why,
+		Attempt:   row.Attempt,
+	}
+}
+
+// newRiverDriver returns River's driver for the dialect: riversqlite, or
+// riverdatabasesql (with a pgx listener when one is given).
+func newRiverDriver(db *sql.DB, d Dialect, listener *pgxpool.Pool) riverdriver.Driver[*sql.Tx] {
+	switch {
+	case d == SQLite:
+		return riversqlite.New(db)
+	case listener != nil:
+		return riverdatabasesql.NewWithPgxListener(db, listener)
+	}
+	return riverdatabasesql.New(db)
+}
+
+// listens reports whether River learns of new jobs by notification:
+// LISTEN/NOTIFY in PostgreSQL when a listener pool was given; in SQLite
+// riversqlite's notification table, which its listener reads every 50 ms.
+func (s *Store) listens() bool { return s.driver.SupportsListener() }
+
+// riverConfig returns the settings every River client of the store shares.
+func (s *Store) riverConfig() *river.Config {
+	c := &river.Config{
+		Logger:                      s.logger,
+		MaxAttempts:                 maxAttemptsBackstop,
+		JobTimeout:                  jobTimeout,
+		RescueStuckJobsAfter:        rescueAfter,
+		CompletedJobRetentionPeriod: completedRetention,
+		CancelledJobRetentionPeriod: deadRetention,
+		DiscardedJobRetentionPeriod: deadRetention,
+		// A fetch at most every millisecond per queue; the inserting
+		// client notifies a queue as often (River's limiter uses this too).
+		FetchCooldown: time.Millisecond,
+		// Without notifications a queue is polled this often: PostgreSQL
+		// polls are cheap reads-then-updates of an index.
+		FetchPollInterval: 50 * time.Millisecond,
+	}
+	if s.listens() {
+		// Notifications wake the producers for new jobs; polling finds
+		// the jobs no notification announces: retries due soon and jobs
+		// whose delay ran out.
+		c.FetchPollInterval = 250 * time.Millisecond
+	}
+	return c
+}
+
+// newInsertClient returns the River client the store inserts jobs with and
+// lists them through. It works no jobs.
+func (s *Store) newInsertClient() (*river.Client[*sql.Tx], error) {
+	c, err := river.NewClient(s.driver, s.riverConfig())
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: configuring the job engine: %w", err)
+	}
+	return c, nil
+}
+
+// migrateRiverTx brings River's tables (river_job, river_queue,
+// river_leader, river_client, river_client_queue, river_migration and
+// river_notification) up to date in a SQLite store's migration
+// transaction, under its write lock.
+func (s *Store) migrateRiverTx(ctx context.Context, tx *sql.Tx) error {
+	m, err := rivermigrate.New(s.driver, &rivermigrate.Config{Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("migrating River: %w", err)
+	}
+	//lint:ignore SA1019 SQLite runs River's migrations in one transaction fine, and the store's write lock covers them
+	if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil { //nolint:staticcheck
+		return fmt.Errorf("migrating River: %w", err)
+	}
+	return nil
+}
+
+// migrateRiverPostgres brings River's tables up to date in PostgreSQL.
+// Some of River's migrations must commit before the next one runs (an enum
+// value added, then used), so River applies each in a transaction of its
+// own; a session-level advisory lock, held on a connection of its own for
+// the while, keeps concurrent Opens from migrating at the same time.
+func (s *Store) migrateRiverPostgres(ctx context.Context) (err error) {
+	m, err := rivermigrate.New(s.driver, &rivermigrate.Config{Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrating River: %w", err)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrating River: %w", err)
+	}
+	defer conn.Close()
+	const key = `hashtext('botdistributor/sqlstore/river/' || coalesce(current_schema(), ''))`
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+key+`)`); err != nil {
+		return fmt.Errorf("sqlstore: taking the River migration lock: %w", err)
+	}
+	defer func() {
+		if _, uerr := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+key+`)`); uerr != nil {
+			// Closing the session is what releases the lock then.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("sqlstore: migrating River: %w", err)
+	}
+	return nil
+}
+
+// change runs fn in a transaction and, when fn reports that it made its
+// change, stores jobs in the same transaction (see insertJobs).
+func (s *Store) change(ctx context.Context, jobs []store.Job, fn func(q querier) (made bool, err error)) error {
+	var fresh []bd.AccountID
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		fresh = nil
+		made, err := fn(tx)
+		if err != nil || !made || len(jobs) == 0 {
+			return err
+		}
+		fresh, err = s.insertJobs(ctx, tx, jobs)
+		return err
+	})
+	if err == nil {
+		s.committed(fresh)
+	}
+	return err
+}
+
+// insertJobs stores jobs in tx, with the uniqueness the store.Job doc
+// describes: a reply job only together with its claim in bd_replies, new
+// in this transaction; distribute, bind and move jobs through River's
+// unique insert over (account, kind, dialog) among unfinished jobs (and
+// once per batch). It records the queue of an account not seen before in
+// bd_job_queues and returns those accounts.
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (fresh []bd.AccountID, err error) {
+	params := make([]river.InsertManyParams, 0, len(jobs))
+	var seen map[string]bool
+	now := time.Now()
+	for _, j := range jobs {
+		switch {
+		case j.Kind == store.JobReply:
+			n, err := affected(tx.ExecContext(ctx, `INSERT INTO bd_replies (account, dialog, situation, claimed_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (account, dialog, situation) DO NOTHING`,
+				string(j.Account), int64(j.Dialog.ID), string(j.Situation), s.dialect.timeArg(s.now())))
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				continue // claimed before: sent or being sent
+			}
+		case j.Unique():
+			key := string(j.Account) + "\x00" + j.Key()
+			if seen[key] {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[string]bool)
+			}
+			seen[key] = true
+		}
+		opts := &river.InsertOpts{Queue: queueOf(j.Account), MaxAttempts: maxAttemptsBackstop}
+		if j.Unique() && j.Kind != store.JobReply {
+			opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByState: unfinished}
+		}
+		if j.Delay > 0 {
+			opts.ScheduledAt = now.Add(j.Delay)
+		}
+		params = append(params, river.InsertManyParams{Args: argsOf(j), InsertOpts: opts})
+		if _, known := s.queues.Load(j.Account); !known && !containsAccount(fresh, j.Account) {
+			fresh = append(fresh, j.Account)
+		}
+	}
+	for _, a := range fresh {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bd_job_queues (account, queue) VALUES ($1, $2)
+			ON CONFLICT (account) DO NOTHING`, string(a), queueOf(a)); err != nil {
+			return nil, err
+		}
+	}
+	if len(params) == 0 {
+		return fresh, nil
+	}
+	if _, err := s.river.InsertManyTx(ctx, tx, params); err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
+func containsAccount(as []bd.AccountID, a bd.AccountID) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// committed notes the queues a committed transaction recorded, and hands
+// them to the running Work calls of every account in this process, so that
+// their first jobs do not wait for the next refresh.
+func (s *Store) committed(fresh []bd.AccountID) {
+	if len(fresh) == 0 {
+		return
+	}
+	for _, a := range fresh {
+		s.queues.Store(a, struct{}{})
+	}
+	s.worksMu.Lock()
+	defer s.worksMu.Unlock()
+	for w := range s.works {
+		for _, a := range fresh {
+			w.addQueue(queueOf(a))
+		}
+	}
+}
+
+// Submit implements [store.Jobs]: the jobs are stored in one transaction,
+// all or none.
+func (s *Store) Submit(ctx context.Context, jobs ...store.Job) error {
+	if err := store.CheckJobs(jobs); err != nil {
+		return err
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	err := s.change(ctx, jobs, func(querier) (bool, error) { return true, nil })
+	return wrap(err, "submit %d jobs", len(jobs))
+}
+
+// checkThen checks the jobs a store-changing method was given.
+func checkThen(op string, jobs []store.Job) error {
+	if err := store.CheckJobs(jobs); err != nil {
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	return nil
+}
+
+// PendingJobs implements [store.Jobs]: the account's River jobs that are
+// available, pending, scheduled, retryable or running.
+func (s *Store) PendingJobs(ctx context.Context, account bd.AccountID) (int, error) {
+	if account == "" {
+		return 0, invalid("pending jobs: account is empty")
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job
+		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND queue = $1`,
+		queueOf(account)).Scan(&n)
+	return n, wrap(err, "count the pending jobs of account %q", account)
+}
+
+// maxDeadJobs is the most dead letters DeadJobs returns at once (River
+// lists at most this many).
+const maxDeadJobs = 10_000
+
+// DeadJobs implements [store.Jobs]: the account's River jobs that were
+// discarded or cancelled (given up by a worker), by finalized_at, newest
+// first. A limit above 10 000 returns 10 000.
+func (s *Store) DeadJobs(ctx context.Context, account bd.AccountID, limit int) ([]store.DeadJob, error) {
+	switch {
+	case account == "":
+		return nil, invalid("dead jobs: account is empty")
+	case limit < 0:
+		return nil, invalid("dead jobs: limit must not be negative, got %d", limit)
+	case limit == 0:
+		return nil, nil
+	}
+	res, err := s.river.JobList(ctx, river.NewJobListParams().
+		Queues(queueOf(account)).
+		States(dead...).
+		OrderBy(river.JobListOrderByFinalizedAt, river.SortOrderDesc).
+		First(min(limit, maxDeadJobs)))
+	if err != nil {
+		return nil, wrap(err, "list the dead jobs of account %q", account)
+	}
+	out := make([]store.DeadJob, 0, len(res.Jobs))
+	for _, row := range res.Jobs {
+		var a jobArgs
+		if err := json.Unmarshal(row.EncodedArgs, &a); err != nil {
+			return nil, wrap(err, "decode dead job %d", row.ID)
+		}
+		dj := store.DeadJob{Job: a.job(row)}
+		if n := len(row.Errors); n > 0 {
+			dj.Err = strings.TrimPrefix(row.Errors[n-1].Error, "JobCancelError: ")
+		}
+		if row.FinalizedAt != nil {
+			dj.At = row.FinalizedAt.UTC()
+		}
+		out = append(out, dj)
+	}
+	return out, nil
+}
+
+// pruneJobs deletes the River jobs finished (completed, cancelled or
+// discarded) before the given time, in batches.
+func (s *Store) pruneJobs(ctx context.Context, before time.Time) error {
+	const batch = 10_000
+	for {
+		n, err := s.driver.GetExecutor().JobDeleteBefore(ctx, &riverdriver.JobDeleteBeforeParams{
+			CancelledDoDelete: true, CancelledFinalizedAtHorizon: before,
+			CompletedDoDelete: true, CompletedFinalizedAtHorizon: before,
+			DiscardedDoDelete: true, DiscardedFinalizedAtHorizon: before,
+			Max: batch,
+		})
+		if err != nil || n < batch {
+			return err
+		}
+	}
+}
+
+// Work implements [store.Jobs] with a River client of its own, started for
+// the queues of o.Accounts (or, with none, of every account in
+// bd_job_queues, looked up again every couple of seconds and at once for
+// jobs this Store stores). It returns ctx.Err() once ctx ended and River
+// stopped: the running handlers' context is canceled, and a handler that
+// then returns a context error leaves its job to be run again without the
+// attempt counting.
+func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOptions) error {
+	if h == nil {
+		return invalid("work: handler is nil")
+	}
+	o, err := o.Normalized()
+	if err != nil {
+		return err
+	}
+	for _, a := range o.Accounts {
+		if a == "" {
+			return invalid("work: WorkOptions.Accounts holds an empty account")
+		}
+	}
+	w := &worker{s: s, h: h, o: o, sem: make(chan struct{}, o.Workers), queues: make(map[string]bool)}
+	var queues []string
+	if len(o.Accounts) > 0 {
+		for _, a := range o.Accounts {
+			queues = append(queues, queueOf(a))
+		}
+	} else if queues, err = s.knownQueues(ctx); err != nil {
+		return wrap(err, "work: read the queues")
+	}
+	if len(queues) == 0 {
+		// River works at least one queue; no job is ever put in this one.
+		queues = []string{"bd_idle"}
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, w); err != nil {
+		return fmt.Errorf("sqlstore: work: %w", err)
+	}
+	c := s.riverConfig()
+	c.Workers = workers
+	c.RetryPolicy = retryPolicy{w}
+	c.Queues = make(map[string]river.QueueConfig, len(queues))
+	for _, q := range queues {
+		c.Queues[q] = river.QueueConfig{MaxWorkers: o.Workers}
+		w.queues[q] = true
+	}
+	client, err := river.NewClient(s.driver, c)
+	if err != nil {
+		return fmt.Errorf("sqlstore: work: configuring the job engine: %w", err)
+	}
+	w.client = client
+	// River stops when this Work says so, not when ctx ends on its own.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return wrap(err, "work: start the job engine")
+	}
+	var wg sync.WaitGroup
+	if len(o.Accounts) == 0 {
+		s.worksMu.Lock()
+		if s.works == nil {
+			s.works = make(map[*worker]struct{})
+		}
+		s.works[w] = struct{}{}
+		s.worksMu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.refresh(ctx)
+		}()
+	}
+	<-ctx.Done()
+	w.stopping.Store(true)
+	if len(o.Accounts) == 0 {
+		s.worksMu.Lock()
+		delete(s.works, w)
+		s.worksMu.Unlock()
+	}
+	wg.Wait()
+	w.mu.Lock() // no queue is added while River stops
+	defer w.mu.Unlock()
+	if err := client.StopAndCancel(context.WithoutCancel(ctx)); err != nil {
+		return wrap(err, "work: stop the job engine")
+	}
+	return ctx.Err()
+}
+
+// knownQueues returns the queues of every account that has had a job.
+func (s *Store) knownQueues(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT account, queue FROM bd_job_queues`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a, q string
+		if err := rows.Scan(&a, &q); err != nil {
+			return nil, err
+		}
+		s.queues.Store(bd.AccountID(a), struct{}{})
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// worker runs one Work call's jobs: it is the River worker of jobArgs.
+type worker struct {
+	river.WorkerDefaults[jobArgs]
+	s      *Store
+	h      store.JobHandler
+	o      store.WorkOptions
+	client *river.Client[*sql.Tx]
+	// sem bounds the handlers running at once across all queues (River
+	// bounds each queue on its own).
+	sem chan struct{}
+	// delays holds the delay a *store.RetryAfterError asked for, by job id,
+	// from the failed attempt to NextRetry.
+	delays   sync.Map
+	stopping atomic.Bool
+
+	mu     sync.Mutex
+	queues map[string]bool
+}
+
+// Work implements river.Worker: it runs the handler and gives the job up
+// (River's JobCancel, a dead letter) when its last attempt fails.
+func (w *worker) Work(ctx context.Context, rj *river.Job[jobArgs]) (err error) {
+	j := rj.Args.job(rj.JobRow)
+	if j.Attempt > w.o.MaxAttempts {
+		// Rescued after its worker died on the last attempt.
+		return river.JobCancel(fmt.Errorf("sqlstore: job %s: %d attempts spent, the last ones without an outcome", j.Key(), w.o.MaxAttempts))
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.sem }()
+	err = w.run(ctx, j)
+	if err == nil || w.stopping.Load() {
+		// While stopping, River puts a job whose handler returned a
+		// context error back without counting the attempt.
+		return err
+	}
+	if ra := (*store.RetryAfterError)(nil); errors.As(err, &ra) {
+		w.delays.Store(rj.ID, max(ra.Delay, 0))
+	}
+	if j.Attempt >= w.o.MaxAttempts {
+		w.delays.Delete(rj.ID)
+		return river.JobCancel(err)
+	}
+	return err
+}
+
+// run calls the handler, turning a panic into the attempt's error.
+func (w *worker) run(ctx context.Context, j store.Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlstore: job handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return w.h(ctx, j)
+}
+
+// retryPolicy is the River client's retry policy of a Work call.
+type retryPolicy struct{ w *worker }
+
+// NextRetry implements river.ClientRetryPolicy: the delay a
+// *store.RetryAfterError asked for, else WorkOptions.Backoff of the attempt
+// that failed. The attempt counts either way.
+func (p retryPolicy) NextRetry(row *rivertype.JobRow) time.Time {
+	w := p.w
+	if d, ok := w.delays.LoadAndDelete(row.ID); ok {
+		return time.Now().Add(d.(time.Duration))
+	}
+	return time.Now().Add(w.o.Backoff(max(row.Attempt, 1)))
+}
+
+// addQueue starts working queue q unless this worker does already.
+func (w *worker) addQueue(q string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.queues[q] || w.stopping.Load() {
+		return
+	}
+	if err := w.client.Queues().Add(q, river.QueueConfig{MaxWorkers: w.o.Workers}); err != nil {
+		w.s.logger.Error("sqlstore: adding a job queue", "queue", q, "err", err)
+		return
+	}
+	w.queues[q] = true
+}
+
+// refresh adds the queues other processes recorded, until ctx ends.
+func (w *worker) refresh(ctx context.Context) {
+	t := time.NewTicker(queueRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		qs, err := w.s.knownQueues(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.s.logger.Error("sqlstore: reading the job queues", "err", err)
+			}
+			continue
+		}
+		for _, q := range qs {
+			w.addQueue(q)
+		}
+	}
+}
