@@ -129,6 +129,11 @@ func New(opts Options) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The validator only validates: its workers are stopped at once, so it
+	// never takes an account's jobs.
+	if err := validator.Close(); err != nil {
+		return nil, err
+	}
 	return &Supervisor{
 		opts:       opts,
 		store:      opts.Store,
