@@ -32,11 +32,11 @@ type runtime struct {
 	endpoint string
 	log      *slog.Logger
 
-	dist    *distributor.Distributor
-	mg      *mg.Client
-	crm     *crm.Client
-	src     *mgsource.Source
-	roster  *roster
+	dist   *distributor.Distributor
+	mg     *mg.Client
+	crm    *crm.Client
+	src    *mgsource.Source
+	roster *roster
 
 	cancel context.CancelFunc
 	done   chan struct{}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "modernc.org/sqlite"             // driver "sqlite"
 
@@ -27,6 +28,7 @@ type Storage struct {
 	// Kind is "sqlite", "postgres" or "memory".
 	Kind string
 	db   *sql.DB
+	pool *pgxpool.Pool // the job engine's listener, for PostgreSQL
 }
 
 // sqliteParams are the per-connection settings of SQLite files: wait up to
@@ -55,7 +57,20 @@ func OpenStorage(ctx context.Context, dsn string) (*Storage, error) {
 		}
 		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
-		return openSQL(ctx, db, sqlstore.Postgres, "postgres", redact(dsn))
+		// A small pgx pool of its own lets the job engine hear of new jobs
+		// through LISTEN/NOTIFY: a job is picked up within milliseconds.
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("storage: open PostgreSQL %s: %w", redact(dsn), err)
+		}
+		st, err := openSQL(ctx, db, sqlstore.Postgres, "postgres", redact(dsn), sqlstore.WithPgxListener(pool))
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		st.pool = pool
+		return st, nil
 	}
 	uri := dsn
 	if !strings.HasPrefix(uri, "file:") {
@@ -81,12 +96,12 @@ func OpenStorage(ctx context.Context, dsn string) (*Storage, error) {
 	return openSQL(ctx, db, sqlstore.SQLite, "sqlite", dsn)
 }
 
-func openSQL(ctx context.Context, db *sql.DB, d sqlstore.Dialect, kind, name string) (*Storage, error) {
+func openSQL(ctx context.Context, db *sql.DB, d sqlstore.Dialect, kind, name string, opts ...sqlstore.Option) (*Storage, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: cannot reach %s database %s: %w", kind, name, err)
 	}
-	st, err := sqlstore.Open(ctx, db, d)
+	st, err := sqlstore.Open(ctx, db, d, opts...)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: %s database %s: %w", kind, name, err)
@@ -104,6 +119,9 @@ func (s *Storage) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Storage) Close() error {
+	if s.pool != nil {
+		s.pool.Close()
+	}
 	if s.db == nil {
 		return nil
 	}

@@ -16,9 +16,9 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
-	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // page is what every template gets.

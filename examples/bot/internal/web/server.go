@@ -15,8 +15,8 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
-	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // Backend is what the pages show and change. *bot.Supervisor implements
