@@ -168,6 +168,10 @@ func xpStart(t *testing.T, dsn, role string, n int, truth string, mg *xpMG) *xpP
 				p.mu.Lock()
 				p.count++
 				p.mu.Unlock()
+			} else {
+				p.mu.Lock() // the child's test output: why it failed
+				p.stderr.WriteString(line + "\n")
+				p.mu.Unlock()
 			}
 		}
 	}()
