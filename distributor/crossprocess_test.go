@@ -388,6 +388,7 @@ func xpOpen(t *testing.T, dsn string) *sqlstore.Store {
 	t.Helper()
 	db, err := sql.Open("pgx", dsn)
 	require.NoError(t, err)
+	db.SetMaxOpenConns(16) // four processes stay well within PostgreSQL's connection limit
 	t.Cleanup(func() { db.Close() })
 	st, err := sqlstore.Open(context.Background(), db, sqlstore.Postgres)
 	require.NoError(t, err)
