@@ -2,6 +2,8 @@ package distributor_test
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,9 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/distributor/distributortest"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/store/memory"
 )
 
 func (f *fixture) managerChanged(t testing.TB, m bd.Manager) {
@@ -174,4 +179,98 @@ func TestRosterRefreshReassignsManagersWhoLeft(t *testing.T) {
 	require.NoError(t, f.d.SetRoster(context.Background(), acct, roster))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+}
+
+// A move MG refuses leaves the dialog with its manager (who still has room),
+// and the move is tried again.
+func TestRefusedMoveGoesBackToTheManager(t *testing.T) {
+	f := reassignFixture(t, bd.ReassignUncompleted, 2, nil)
+	f.gw.FailNext(1, errors.New("mg: 409 conflict"))
+	off := onlineManagers(managerIDs(2))[0]
+	off.Online = false
+	f.managerChanged(t, off)
+	// The first move of a dialog was refused and given back; its retry went through.
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
+	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+	require.Equal(t, 2, f.checkInvariants(t, managerIDs(2), 3))
+	tr, err := f.d.Recent(context.Background(), acct)
+	require.NoError(t, err)
+	moved := 0
+	for _, x := range tr {
+		if x.Outcome == distributor.OutcomeQueued {
+			t.Fatalf("a refused move queued dialog %d although its manager had room", x.Dialog)
+		}
+		if x.Outcome == distributor.OutcomeReassigned {
+			moved++
+		}
+	}
+	require.Equal(t, 2, moved)
+}
+
+// fillingGateway refuses the first assignment it sees, after filling
+// manager 1 up behind the distributor's back (as a person would in MG).
+type fillingGateway struct {
+	distributortest.Gateway
+	st   store.Store
+	once sync.Once
+}
+
+func (g *fillingGateway) Assign(ctx context.Context, acc bd.AccountID, d bd.DialogID, to bd.Responsible) error {
+	refused := false
+	g.once.Do(func() {
+		for id := bd.DialogID(90); id < 93; id++ {
+			if _, err := g.st.Record(ctx, store.Assignment{Account: acc, Dialog: id, To: bd.ManagerOf(1), At: t0}); err != nil {
+				panic(err)
+			}
+		}
+		refused = true
+	})
+	if refused {
+		return errors.New("mg: 409 conflict")
+	}
+	return g.Gateway.Assign(ctx, acc, d, to)
+}
+
+// A move MG refuses while the old manager filled up puts the dialog in the
+// queue instead of over the manager's capacity.
+func TestRefusedMoveQueuesWhenTheManagerIsFull(t *testing.T) {
+	ids := managerIDs(2)
+	s := settingsFor(ids, 3)
+	s.Reassign = bd.ReassignUncompleted
+	st := memory.New()
+	gw := &fillingGateway{st: st}
+	require.NoError(t, st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}))
+	d, err := distributor.New(st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	ctx := context.Background()
+	roster := onlineManagers(ids)
+	roster[1].Online = false
+	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	// Dialog 1 is reserved for manager 1, and MG refuses: nobody holds
+	// it; record it to manager 1 as MG would have it.
+	_, err = st.Record(ctx, store.Assignment{Account: acct, Dialog: 1, To: bd.ManagerOf(1), At: t0})
+	require.NoError(t, err)
+	roster[1].Online = true
+	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	roster[0].Online = false
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}))
+	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Flush(flush))
+	loads, err := st.Loads(ctx, acct, []bd.ManagerID{1}, nil)
+	require.NoError(t, err)
+	require.LessOrEqual(t, loads[0].Open, 3, "manager 1 over capacity")
+	tr, err := d.Recent(ctx, acct)
+	require.NoError(t, err)
+	queued := false
+	for _, x := range tr {
+		if x.Dialog == 1 && x.Outcome == distributor.OutcomeQueued && x.Reassigned == 1 {
+			queued = true
+		}
+	}
+	require.True(t, queued, "the refused move of dialog 1 was queued: %v", tr)
+	r, err := st.Responsible(ctx, acct, 1)
+	require.NoError(t, err)
+	require.Equal(t, bd.ManagerOf(2), r, "the queued dialog went to the manager with room")
 }
