@@ -25,20 +25,12 @@ const refusedRetry = time.Second
 //
 // The assignment waits on one MG round trip (the assignment itself); the
 // replies and the binding it causes are jobs stored with the reservation.
-func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog, attempt int) error {
+// A dialog found reserved already (an earlier attempt reserved it and
+// stopped before MG heard of it) is finished: MG is told.
+func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) error {
 	snap := a.snap.Load()
 	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now()}
 	defer tr.release()
-	if attempt > 1 {
-		// An earlier attempt may have reserved the dialog and stopped before
-		// MG heard of it (MG failed, or the process died): finish it.
-		if r, err := d.store.Responsible(ctx, a.id, dl.ID); err == nil {
-			tr.Responsible = r
-			return d.finish(ctx, a, snap, dl, &tr)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-	}
 	v, err := d.decide(ctx, snap, dl, tr.At, &tr)
 	if err != nil {
 		return err
@@ -84,6 +76,14 @@ func (d *Distributor) assign(ctx context.Context, a *account, snap *snapshot, dl
 		}
 		return d.enqueue(ctx, a, snap, dl, tr)
 	case taken:
+		if !tr.FromQueue && tr.Reassigned == 0 && !tr.Responsible.IsZero() {
+			// The dialog was reserved before this decision: by an attempt of
+			// this job that stopped before MG heard of it (MG failed, or its
+			// process died), or by a person in MG. Either way MG is told
+			// what the store holds; repeating an assignment MG has is
+			// harmless.
+			return d.finish(ctx, a, snap, dl, tr)
+		}
 		tr.Outcome = OutcomeAlreadyAssigned
 	case gone:
 		tr.Outcome = OutcomeClosed
@@ -153,6 +153,7 @@ func (d *Distributor) reserve(ctx context.Context, snap *snapshot, dl bd.Dialog,
 		case errors.Is(err, store.ErrClosed):
 			return gone, nil
 		case errors.Is(err, store.ErrAssigned), errors.Is(err, store.ErrNotFound):
+			tr.Responsible = bd.Responsible{}
 			if r, err := d.store.Responsible(ctx, dl.Account, dl.ID); err == nil {
 				tr.Responsible = r
 			}
@@ -183,6 +184,10 @@ func (d *Distributor) reserveBot(ctx context.Context, dl bd.Dialog, tr *Trace, t
 	case errors.Is(err, store.ErrClosed):
 		return gone, nil
 	case errors.Is(err, store.ErrAssigned):
+		tr.Responsible = bd.Responsible{}
+		if r, err := d.store.Responsible(ctx, dl.Account, dl.ID); err == nil {
+			tr.Responsible = r
+		}
 		return taken, nil
 	}
 	return 0, fmt.Errorf("distributor: reserve dialog %d for %s: %w", dl.ID, tr.Responsible, err)

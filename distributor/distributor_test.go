@@ -599,3 +599,17 @@ func TestResyncWithAStaleList(t *testing.T) {
 	require.Equal(t, held2, f.gw.Responsible(2))
 	require.Equal(t, 2, f.checkInvariants(t, ids, 1))
 }
+
+// A dialog reserved in the store by a distribution that stopped before MG
+// heard of it (its process died) is finished by the next distribution:
+// MG is told, the customer told who answers.
+func TestReservationWithoutMGIsFinished(t *testing.T) {
+	ids := managerIDs(2)
+	f := newFixture(t, settingsFor(ids, 3), onlineManagers(ids))
+	ctx := context.Background()
+	require.NoError(t, f.st.Assign(ctx, store.Assignment{Account: acct, Dialog: 1, Customer: 5001, To: bd.ManagerOf(2), Capacity: 3, At: t0}))
+	f.open(t, dialog(1, 1))
+	require.Equal(t, bd.ManagerOf(2), f.gw.Responsible(1), "MG is told what the store holds")
+	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
+	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
+}

@@ -31,7 +31,7 @@ func (d *Distributor) work(ctx context.Context, j store.Job) error {
 	switch j.Kind {
 	case store.JobDistribute:
 		unlock := d.locks.lock(a.id, dl.ID)
-		err = d.distribute(ctx, a, dl, j.Attempt)
+		err = d.distribute(ctx, a, dl)
 		unlock()
 	case store.JobMove:
 		unlock := d.locks.lock(a.id, dl.ID)

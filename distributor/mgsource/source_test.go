@@ -227,7 +227,9 @@ func TestSourceOffersRefusedEventsAgain(t *testing.T) {
 	w := customer(t, m, ch, "x1", "hello")
 	waitUntil(t, "the dialog's events", m, target.w, func() bool {
 		evs, _, _ := target.snapshot()
-		return slices.ContainsFunc(evs, func(ev distributor.Event) bool { return ev.Kind == distributor.DialogOpened && ev.Dialog.ID == w.Dialog })
+		return slices.ContainsFunc(evs, func(ev distributor.Event) bool {
+			return ev.Kind == distributor.DialogOpened && ev.Dialog.ID == w.Dialog
+		})
 	})
 	target.mu.Lock()
 	refused := target.refused
