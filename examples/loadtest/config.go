@@ -65,6 +65,10 @@ type Config struct {
 	// Err5xx and Err429 are the shares of Bot API requests answered with a
 	// server error or with 429 during the load.
 	Err5xx, Err429 float64
+	// ErrApplied is the share of Bot API requests MG serves and then
+	// answers with 502, as when its answer is lost: the message was
+	// posted, the dialog assigned, and the client cannot tell.
+	ErrApplied float64
 	// Latency delays every Bot API request during the load.
 	Latency time.Duration
 	// PGKill is how many times the distributors' PostgreSQL connections are
@@ -196,8 +200,9 @@ func (c *Config) validate() error {
 	if c.Workers < 0 {
 		add("-workers must not be negative, got %d", c.Workers)
 	}
-	if c.Err5xx < 0 || c.Err5xx > 1 || c.Err429 < 0 || c.Err429 > 1 || c.Err5xx+c.Err429 > 1 {
-		add("-err5xx and -err429 must be within 0..1 and sum to at most 1, got %v and %v", c.Err5xx, c.Err429)
+	if c.Err5xx < 0 || c.Err5xx > 1 || c.Err429 < 0 || c.Err429 > 1 || c.ErrApplied < 0 || c.ErrApplied > 1 ||
+		c.Err5xx+c.Err429+c.ErrApplied > 1 {
+		add("-err5xx, -err429 and -err-applied must be within 0..1 and sum to at most 1, got %v, %v and %v", c.Err5xx, c.Err429, c.ErrApplied)
 	}
 	if c.Latency < 0 {
 		add("-latency must not be negative, got %s", c.Latency)
@@ -234,6 +239,9 @@ func (c *Config) mode() string {
 	}
 	if c.Err429 > 0 {
 		fs = append(fs, fmt.Sprintf("429=%g", c.Err429))
+	}
+	if c.ErrApplied > 0 {
+		fs = append(fs, fmt.Sprintf("applied-502=%g", c.ErrApplied))
 	}
 	if c.Latency > 0 {
 		fs = append(fs, "latency="+c.Latency.String())

@@ -277,6 +277,9 @@ func (s *scenario) finish(rep nodeReport) {
 	openedAt := map[bd.DialogID]time.Time{}
 	var firstOpen, lastOpen time.Time
 	for _, d := range s.mg.Dialogs() {
+		if !d.Responsible.IsZero() {
+			s.heldInMG[d.ID] = true
+		}
 		openedAt[d.ID] = d.OpenedAt
 		if firstOpen.IsZero() || d.OpenedAt.Before(firstOpen) {
 			firstOpen = d.OpenedAt
@@ -286,35 +289,57 @@ func (s *scenario) finish(rep nodeReport) {
 		}
 	}
 	first := map[bd.DialogID]assignment{}
-	count := map[bd.DialogID]int{}
-	perManager := map[bd.ManagerID]int{}
+	byDialog := map[bd.DialogID][]assignment{}
 	for _, a := range rep.Assignments {
-		count[a.Dialog]++
+		byDialog[a.Dialog] = append(byDialog[a.Dialog], a)
 		if f, ok := first[a.Dialog]; !ok || a.At < f.At {
 			first[a.Dialog] = a
 		}
-		perManager[a.Manager]++
 	}
-	for id, c := range count {
-		if c > 1 {
+	// A dialog given to two responsibles is a double assignment; one given
+	// to the same responsible again (the same reservation finished twice)
+	// is a repeat: MG is asked twice, nobody else holds it.
+	perManager := map[bd.ManagerID]int{}
+	repeated := map[bd.DialogID]bool{}
+	for id, as := range byDialog {
+		managers := map[bd.ManagerID]bool{}
+		for _, a := range as {
+			managers[a.Manager] = true
+		}
+		for m := range managers {
+			perManager[m]++
+		}
+		switch {
+		case len(managers) > 1:
 			s.doubles[id] = true
+		case len(as) > 1:
+			repeated[id] = true
 		}
 	}
-	r.DoubleAssignments = len(s.doubles)
-	for _, id := range slices.Sorted(maps.Keys(s.doubles)) {
-		if len(r.DoubleExamples) == 3 {
-			break
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "dialog %d opened %s:", id, openedAt[id].Format("15:04:05.000000"))
-		for _, a := range rep.Assignments {
-			if a.Dialog == id {
+	examples := func(ids map[bd.DialogID]bool) []string {
+		var out []string
+		for _, id := range slices.Sorted(maps.Keys(ids)) {
+			if len(out) == 3 {
+				break
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "dialog %d opened %s:", id, openedAt[id].Format("15:04:05.000000"))
+			for _, a := range byDialog[id] {
 				fmt.Fprintf(&b, " to manager %d at %s (from queue %t);", a.Manager, time.Unix(0, a.At).Format("15:04:05.000000"), a.FromQueue)
 			}
+			out = append(out, b.String())
 		}
-		r.DoubleExamples = append(r.DoubleExamples, b.String())
+		return out
 	}
-	r.Assigned = len(first)
+	r.DoubleAssignments, r.DoubleExamples = len(s.doubles), examples(s.doubles)
+	r.RepeatedAssignments, r.RepeatedExamples = len(repeated), examples(repeated)
+	// Assigned counts what MG showed too: a worker process killed with
+	// SIGKILL takes its last records with it.
+	assigned := maps.Clone(s.heldInMG)
+	for id := range first {
+		assigned[id] = true
+	}
+	r.Assigned = len(assigned)
 
 	var all, direct []time.Duration
 	var lastAssign time.Time

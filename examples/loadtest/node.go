@@ -418,9 +418,11 @@ commands:
 		switch in.Text() {
 		case "resync":
 			msg.Event = "resynced"
-			if err := f.resync(ctx); err != nil {
+			rctx, cancel := context.WithTimeout(ctx, spec.Settle)
+			if err := f.resync(rctx); err != nil {
 				msg.Error = err.Error()
 			}
+			cancel()
 		case "flush":
 			msg.Event = "flushed"
 			fctx, cancel := context.WithTimeout(ctx, spec.Settle)
@@ -514,30 +516,25 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 // await waits for the worker's next message, which must be of kind event.
 func (p *procFleet) await(ctx context.Context, event string) (workerMessage, error) {
 	for {
-		m, err := p.next(ctx, event)
-		// The late answer to a command whose wait was given up on (a flush
-		// past -settle) is not this one's.
-		if err == nil && m.Event != event && (m.Event == "flushed" || m.Event == "resynced") {
-			continue
+		select {
+		case m := <-p.msgs:
+			if m.Event != event && (m.Event == "flushed" || m.Event == "resynced") {
+				// The late answer to a command whose wait was given up on
+				// (a flush past -settle), not this one's.
+				continue
+			}
+			if m.Event != event {
+				return m, fmt.Errorf("loadtest: worker %d: got %q, want %q", p.cmd.Process.Pid, m.Event, event)
+			}
+			if m.Error != "" {
+				return m, fmt.Errorf("loadtest: worker %d: %s: %s", p.cmd.Process.Pid, event, m.Error)
+			}
+			return m, nil
+		case <-p.dead:
+			return workerMessage{}, fmt.Errorf("loadtest: worker %d exited before %q (see its stderr)", p.cmd.Process.Pid, event)
+		case <-ctx.Done():
+			return workerMessage{}, fmt.Errorf("loadtest: worker %d: waiting for %q: %w", p.cmd.Process.Pid, event, ctx.Err())
 		}
-		return m, err
-	}
-}
-
-func (p *procFleet) next(ctx context.Context, event string) (workerMessage, error) {
-	select {
-	case m := <-p.msgs:
-		if m.Event != event {
-			return m, fmt.Errorf("loadtest: worker %d: got %q, want %q", p.cmd.Process.Pid, m.Event, event)
-		}
-		if m.Error != "" {
-			return m, fmt.Errorf("loadtest: worker %d: %s: %s", p.cmd.Process.Pid, event, m.Error)
-		}
-		return m, nil
-	case <-p.dead:
-		return workerMessage{}, fmt.Errorf("loadtest: worker %d exited before %q (see its stderr)", p.cmd.Process.Pid, event)
-	case <-ctx.Done():
-		return workerMessage{}, fmt.Errorf("loadtest: worker %d: waiting for %q: %w", p.cmd.Process.Pid, event, ctx.Err())
 	}
 }
 

@@ -25,7 +25,8 @@ type Result struct {
 	CloseAfterMs float64 `json:"close_after_ms"`
 	CloseShare   float64 `json:"close_share"`
 
-	// Assigned counts dialogs that got a responsible at least once.
+	// Assigned counts dialogs that got a responsible at least once, as the
+	// distributors reported or as MG showed.
 	Assigned int `json:"assigned"`
 	// Queued counts open dialogs waiting in the store's queue at the end.
 	Queued int `json:"queued"`
@@ -53,13 +54,19 @@ type Result struct {
 	// CapExcessMax is the most dialogs one manager held above capacity.
 	CapExcessMax int `json:"cap_excess_max"`
 	Samples      int `json:"samples"`
-	// DoubleAssignments counts dialogs assigned twice by the distributors
-	// or seen in MG with one responsible and then another.
+	// DoubleAssignments counts dialogs the distributors assigned to two
+	// responsibles, or seen in MG with one responsible and then another.
 	DoubleAssignments int `json:"double_assignments"`
 	// DoubleExamples describe up to three of them: the distributors'
 	// assignments of the dialog (none listed when only MG showed the
 	// change of responsible).
 	DoubleExamples []string `json:"double_examples,omitempty"`
+	// RepeatedAssignments counts dialogs the distributors assigned to the
+	// same responsible more than once (MG asked again, Hooks.Decision and
+	// Hooks.Assigned called again): redundant work, not a second
+	// responsible. RepeatedExamples describe up to three.
+	RepeatedAssignments int      `json:"repeated_assignments"`
+	RepeatedExamples    []string `json:"repeated_examples,omitempty"`
 	// Mismatched counts open dialogs whose responsible in the store is not
 	// MG's at the end.
 	Mismatched int `json:"mismatched"`
@@ -235,6 +242,7 @@ func (r *Report) print(w io.Writer) {
 		return fmt.Sprintf("%d (%d / %d), worst +%d", c.CapViolations, c.CapViolationsMG, c.CapViolationsStore, c.CapExcessMax)
 	})
 	row("double assignments", func(c *Result) string { return fmt.Sprint(c.DoubleAssignments) })
+	row("same assignment repeated", func(c *Result) string { return fmt.Sprint(c.RepeatedAssignments) })
 	row("store differs from MG", func(c *Result) string { return fmt.Sprint(c.Mismatched) })
 	row("throughput", func(c *Result) string { return fmt.Sprintf("%.0f dialogs/s", c.ThroughputPerS) })
 	row("event->assign p50 / p99 / max", func(c *Result) string {

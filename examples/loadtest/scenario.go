@@ -36,7 +36,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Result: ours}
 	if cfg.Baseline {
-		base, err := runScenario(ctx, &cfg, storeBaseline, 1, cfg.BaselineDistributors)
+		// The baseline runs in this process on memory: the PostgreSQL and
+		// process faults do not apply to it.
+		bcfg := cfg
+		bcfg.PGKill, bcfg.PGOutage, bcfg.KillWorker = 0, 0, 0
+		base, err := runScenario(ctx, &bcfg, storeBaseline, 1, cfg.BaselineDistributors)
 		if err != nil {
 			return Report{}, fmt.Errorf("baseline: %w", err)
 		}
@@ -89,6 +93,8 @@ type scenario struct {
 	// doubles are the dialogs assigned twice: seen changing responsible
 	// in MG, or reported assigned twice by the distributors.
 	doubles map[bd.DialogID]bool
+	// heldInMG are the dialogs the sampler saw with a responsible in MG.
+	heldInMG map[bd.DialogID]bool
 }
 
 func (s *scenario) logf(format string, args ...any) {
@@ -96,7 +102,7 @@ func (s *scenario) logf(format string, args ...any) {
 }
 
 func runScenario(ctx context.Context, cfg *Config, kind string, processes, perProc int) (res Result, err error) {
-	s := &scenario{cfg: cfg, kind: kind, processes: processes, perProc: perProc, doubles: map[bd.DialogID]bool{}}
+	s := &scenario{cfg: cfg, kind: kind, processes: processes, perProc: perProc, doubles: map[bd.DialogID]bool{}, heldInMG: map[bd.DialogID]bool{}}
 	s.res = Result{
 		Store: kind, Mode: cfg.mode(), Processes: processes, Distributors: perProc, Workers: cfg.Workers,
 		PGOutageMs: float64(cfg.PGOutage) / float64(time.Millisecond),
@@ -196,11 +202,15 @@ func (s *scenario) stopFleets(ctx context.Context) (nodeReport, error) {
 	defer s.fleetMu.Unlock()
 	rep := s.killed
 	s.killed = nodeReport{}
-	var errs []error
-	for _, f := range s.fleets {
-		r, err := f.stop(ctx)
+	reps := make([]nodeReport, len(s.fleets))
+	errs := make([]error, len(s.fleets))
+	var wg sync.WaitGroup
+	for i, f := range s.fleets {
+		wg.Go(func() { reps[i], errs[i] = f.stop(ctx) })
+	}
+	wg.Wait()
+	for _, r := range reps {
 		rep.merge(r)
-		errs = append(errs, err)
 	}
 	s.fleets = nil
 	return rep, errors.Join(errs...)
@@ -222,11 +232,16 @@ func (s *scenario) resync(ctx context.Context) error {
 // resyncs them, takes the end state and stops them.
 func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 	defer func() {
+		// A distributor that does not stop in time is a result of the run
+		// (its process is killed and what it sent as it went is kept).
 		r, serr := s.stopFleets(context.Background())
-		rep, err = r, errors.Join(err, serr)
+		rep = r
+		if serr != nil {
+			s.note("stop: " + serr.Error())
+		}
 	}()
 	cfg := s.cfg
-	err = s.mg.SetFaults(sandbox.MGFaults{ServerErrorRatio: cfg.Err5xx, RateLimitRatio: cfg.Err429, Latency: cfg.Latency})
+	err = s.mg.SetFaults(sandbox.MGFaults{ServerErrorRatio: cfg.Err5xx, RateLimitRatio: cfg.Err429, ErrAfterApply: cfg.ErrApplied, Latency: cfg.Latency})
 	if err != nil {
 		return rep, err
 	}
@@ -282,6 +297,9 @@ func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 	s.res.CapViolations = max(smp.maxMG, smp.maxStore)
 	for id := range smp.doubles {
 		s.doubles[id] = true
+	}
+	for id := range smp.last {
+		s.heldInMG[id] = true
 	}
 	if s.res.Mismatched, err = mismatched(ctx, s.mg, s.be.observer, account); err != nil {
 		return rep, err
