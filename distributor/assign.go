@@ -259,6 +259,9 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 		return d.closeDialog(ctx, a, dl.ID, tr.At)
 	}
 	d.fail(a.id, "gateway.assign", cause)
+	// The store follows MG even when the work is being stopped: no
+	// reservation is left behind that MG does not know.
+	ctx = context.WithoutCancel(ctx)
 	if from := tr.Reassigned; from != 0 {
 		err := d.store.Assign(ctx, store.Assignment{Account: a.id, Dialog: dl.ID, Customer: dl.Customer.ID,
 			From: tr.Responsible, To: bd.ManagerOf(from), Capacity: snap.settings.CapacityOf(from), At: tr.At})

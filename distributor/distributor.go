@@ -101,12 +101,34 @@ func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
 	cfg.work = work
 	d := &Distributor{store: st, gateway: gw, cfg: cfg}
 	d.base, d.cancel = context.WithCancel(context.Background())
-	d.goBackground(func(ctx context.Context) {
-		if err := st.Work(ctx, d.work, cfg.work); err != nil && ctx.Err() == nil {
-			d.fail("", "work", err)
-		}
-	})
+	d.goBackground(d.runWorkers)
 	return d, nil
+}
+
+// runWorkers runs the store's workers until ctx ends, starting them again
+// (after a pause that grows to a minute) whenever they stop with an error,
+// e.g. when the database was unreachable as they started.
+func (d *Distributor) runWorkers(ctx context.Context) {
+	pause := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := d.store.Work(ctx, d.work, d.cfg.work)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			pause = 100 * time.Millisecond // it ran well for a while
+		}
+		d.fail("", "work", fmt.Errorf("the workers stopped (starting again in %s): %w", pause, err))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Minute)
+	}
 }
 
 // goBackground runs fn in a goroutine that Close cancels and waits for. It
@@ -134,6 +156,7 @@ type account struct {
 	snap atomic.Pointer[snapshot]
 
 	drainRequests atomic.Int64
+	drainRecover  atomic.Bool // the next drain finishes reservations it finds
 	presence      presence
 
 	recentMu sync.Mutex
@@ -489,7 +512,7 @@ func (d *Distributor) Sweep(ctx context.Context) {
 		if err := d.reassignDue(ctx, a); err != nil {
 			d.fail(a.id, "reassign", err)
 		}
-		if err := d.drain(ctx, a); err != nil {
+		if err := d.drain(ctx, a, false); err != nil {
 			d.fail(a.id, "sweep", err)
 		}
 		return ctx.Err() == nil

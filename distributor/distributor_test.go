@@ -613,3 +613,47 @@ func TestReservationWithoutMGIsFinished(t *testing.T) {
 	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
 	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
 }
+
+// flakyWorkStore is a memory store whose workers fail to start the first
+// times, as a SQL store's do while the database is unreachable.
+type flakyWorkStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *flakyWorkStore) Work(ctx context.Context, h store.JobHandler, o store.WorkOptions) error {
+	s.mu.Lock()
+	fail := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if fail {
+		return errors.New("start the job engine: connection refused")
+	}
+	return s.Store.Work(ctx, h, o)
+}
+
+func TestWorkersStartAgainAfterAnError(t *testing.T) {
+	ids := managerIDs(1)
+	st := &flakyWorkStore{Store: memory.New(), fails: 2}
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	var failed []string
+	var mu sync.Mutex
+	d, err := distributor.New(st, &distributortest.Gateway{}, distributor.WithHooks(distributor.Hooks{
+		Failed: func(_ bd.AccountID, op string, _ error) { mu.Lock(); failed = append(failed, op); mu.Unlock() },
+	}))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Flush(flush), "the workers never started again")
+	r, err := st.Responsible(ctx, acct, 1)
+	require.NoError(t, err)
+	require.Equal(t, bd.ManagerOf(1), r)
+	mu.Lock()
+	require.Equal(t, []string{"work", "work"}, failed)
+	mu.Unlock()
+}

@@ -18,7 +18,14 @@ const drainBatch = 64
 // register their request and return; the draining goroutine runs again
 // until every request is served. Several processes may drain one account
 // at once; the store's atomic Assign keeps that safe.
-func (d *Distributor) drain(ctx context.Context, a *account) error {
+//
+// recover asks the drain to finish the reservations of waiting dialogs it
+// finds (see assignWaiting): a drain job tried again after its process died
+// asks for it.
+func (d *Distributor) drain(ctx context.Context, a *account, recover bool) error {
+	if recover {
+		a.drainRecover.Store(true)
+	}
 	if a.drainRequests.Add(1) != 1 {
 		return nil
 	}
@@ -36,6 +43,7 @@ func (d *Distributor) drain(ctx context.Context, a *account) error {
 
 func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 	snap := a.snap.Load()
+	recover := a.drainRecover.Swap(false)
 	full := make(map[*pool]bool) // pools with no free slot for now
 	limit := drainBatch
 	for {
@@ -52,7 +60,7 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 			if p != nil && full[p] {
 				continue
 			}
-			done, err := d.assignWaiting(ctx, a, snap, w)
+			done, err := d.assignWaiting(ctx, a, snap, w, recover)
 			if err != nil {
 				d.fail(a.id, "drain", err)
 				continue
@@ -74,19 +82,25 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 	}
 }
 
-// assignWaiting tries to assign one waiting dialog. done reports whether the
-// dialog left the queue or has a responsible now.
+// assignWaiting tries to assign one waiting dialog. done reports whether
+// the dialog left the queue or has a responsible now.
 //
-// A waiting dialog the store holds already was reserved by a distribution
-// that has not finished (MG refused, or its process died before telling
-// MG): MG is told, and only then does the dialog leave the queue.
-func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snapshot, w store.Waiting) (done bool, err error) {
+// A waiting dialog the store holds already is being assigned by a worker,
+// here or in another process, that has not heard back from MG yet: it is
+// left alone, unless recover is set. A drain that is tried again after its
+// process died sets it: the reservations it finds may be its own, made
+// before MG heard of them, and MG is told (repeating an assignment MG has is
+// harmless).
+func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snapshot, w store.Waiting, recover bool) (done bool, err error) {
 	dl := w.Dialog
 	unlock := d.locks.lock(a.id, dl.ID)
 	defer unlock()
 	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), FromQueue: true}
 	defer tr.release()
 	if r, err := d.store.Responsible(ctx, a.id, dl.ID); err == nil {
+		if !recover {
+			return false, nil
+		}
 		tr.Responsible = r
 		return true, d.finish(ctx, a, snap, dl, &tr)
 	} else if !errors.Is(err, store.ErrNotFound) {

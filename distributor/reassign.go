@@ -234,10 +234,17 @@ func (d *Distributor) moveJob(a *account, id bd.DialogID, from bd.ManagerID, why
 // move moves one dialog from manager from to another eligible manager,
 // never back to a manager it left: the work of a move job. Nothing happens
 // when the dialog is no longer from's; when nobody can take it, it stays.
-func (d *Distributor) move(ctx context.Context, a *account, dl bd.Dialog, from bd.ManagerID, why string) error {
+//
+// A move tried again (attempt > 1) that finds the dialog with another
+// manager may have made that move itself and stopped before MG heard of it:
+// MG is told who holds the dialog.
+func (d *Distributor) move(ctx context.Context, a *account, dl bd.Dialog, from bd.ManagerID, why string, attempt int) error {
 	if r, err := d.store.Responsible(ctx, a.id, dl.ID); err != nil || r != bd.ManagerOf(from) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
+		}
+		if attempt > 1 && !r.IsZero() {
+			return d.push(ctx, a, dl, r, d.cfg.now())
 		}
 		return nil // it moved or closed meanwhile
 	}

@@ -35,14 +35,14 @@ func (d *Distributor) work(ctx context.Context, j store.Job) error {
 		unlock()
 	case store.JobMove:
 		unlock := d.locks.lock(a.id, dl.ID)
-		err = d.move(ctx, a, dl, j.Manager, j.Why)
+		err = d.move(ctx, a, dl, j.Manager, j.Why, j.Attempt)
 		unlock()
 	case store.JobReply:
 		err = d.sendReply(ctx, a, j)
 	case store.JobBind:
 		err = d.bindCustomer(ctx, a, dl)
 	case store.JobDrain:
-		err = d.drain(ctx, a)
+		err = d.drain(ctx, a, j.Attempt > 1)
 	default:
 		err = fmt.Errorf("distributor: job of unknown kind %q", j.Kind)
 	}
@@ -86,31 +86,34 @@ func retryAfter(err error) (time.Duration, bool) {
 // at most once by the pipeline; on a retry the replier is told, so that it
 // can look whether the previous attempt landed before sending again. A
 // reply whose moment has passed (a queue reply for a dialog that got a
-// responsible, the "manager assigned" reply of a manager who no longer
-// holds the dialog) is not sent.
+// responsible, a "manager assigned" reply for a dialog no manager holds any
+// more) is not sent. The "manager assigned" reply names the manager who
+// holds the dialog when it is sent.
 func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) error {
 	snap := a.snap.Load()
 	text := snap.settings.Replies[j.Situation]
 	if text == "" {
 		return nil
 	}
+	var mgr bd.Manager
 	if j.Situation != bd.DialogReceived {
 		r, err := d.store.Responsible(ctx, a.id, j.Dialog.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		m, isManager := r.Manager()
 		switch {
-		case j.Situation == bd.ManagerAssigned && r != bd.ManagerOf(j.Manager):
-			return nil
+		case j.Situation == bd.ManagerAssigned && !isManager:
+			return nil // unassigned or given to a bot meanwhile
 		case j.Situation != bd.ManagerAssigned && !r.IsZero():
-			return nil
-		}
-	}
-	var mgr bd.Manager
-	if j.Manager != 0 {
-		var ok bool
-		if mgr, ok = snap.roster[j.Manager]; !ok {
-			mgr = bd.Manager{ID: j.Manager}
+			return nil // it waits no more
+		case isManager:
+			// The manager who holds the dialog now: the dialog may have moved
+			// since the job was stored, and the customer hears this once.
+			var ok bool
+			if mgr, ok = snap.roster[m]; !ok {
+				mgr = bd.Manager{ID: m}
+			}
 		}
 	}
 	dl := j.Dialog
