@@ -52,6 +52,9 @@ type Config struct {
 	// Workers is how many jobs each distributor works at once
 	// (distributor.WithWork); 0 means the library's default.
 	Workers int
+	// CPUProfile, with worker processes, is where each writes its CPU
+	// profile (its process id appended).
+	CPUProfile string
 	// CloseAfter, when positive, closes every dialog this long after it
 	// opened, so capacity frees and the queue moves.
 	CloseAfter time.Duration

@@ -63,6 +63,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.PGOutage, "pg-outage", 0, "terminate the distributors' PostgreSQL connections every 50-100 ms for this long in the middle of the load")
 	fs.IntVar(&cfg.KillWorker, "kill-worker", 0, "times a worker process (-processes) is killed with SIGKILL during the load and started again")
 	fs.IntVar(&cfg.Workers, "workers", 0, "jobs each distributor works at once (0: the library's default)")
+	fs.StringVar(&cfg.CPUProfile, "worker-cpuprofile", "", "with -processes: each worker process writes its CPU profile to this path plus its process id")
 	fs.DurationVar(&cfg.Sweep, "sweep", cfg.Sweep, "distributors' safety-net drain interval")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "longest wait for the distributors to catch up after the load and after the final resync")
 	fs.DurationVar(&cfg.Sample, "sample", cfg.Sample, "interval between capacity samples")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ type nodeSpec struct {
 	Settle time.Duration `json:"settle"`
 	// DSN is the PostgreSQL DSN of a worker process.
 	DSN string `json:"dsn,omitempty"`
+	// CPUProfile, when set, is where a worker process writes its CPU
+	// profile (its process id is appended).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 // assignment is one dialog given to a manager or a bot, as a distributor
@@ -368,14 +372,25 @@ func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	if err := json.Unmarshal(in.Bytes(), &spec); err != nil {
 		return fail(fmt.Errorf("configuration: %w", err))
 	}
+	if spec.CPUProfile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", spec.CPUProfile, os.Getpid()))
+		if err != nil {
+			return fail(fmt.Errorf("cpu profile: %w", err))
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(fmt.Errorf("cpu profile: %w", err))
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	db, st, err := openNodePostgres(startCtx, spec.DSN)
+	st, closeStore, err := openNodePostgres(startCtx, spec.DSN)
 	if err != nil {
 		return fail(err)
 	}
-	defer db.Close()
+	defer closeStore()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	f, err := startLocal(startCtx, spec, st, logger)
 	if err != nil {

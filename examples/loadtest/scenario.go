@@ -161,7 +161,7 @@ func (s *scenario) startFleets(ctx context.Context) error {
 	spec := nodeSpec{
 		Account: string(account), MGURL: s.mg.URL(), MGToken: s.mg.BotToken().Reveal(),
 		Sweep: s.cfg.Sweep, Distributors: s.perProc, DSN: s.be.nodeDSN,
-		Workers: s.cfg.Workers, Settle: s.cfg.Settle,
+		Workers: s.cfg.Workers, Settle: s.cfg.Settle, CPUProfile: s.cfg.CPUProfile,
 	}
 	s.spec = spec
 	if s.processes == 1 {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
@@ -196,30 +197,44 @@ func (b *backend) openPostgres(ctx context.Context, cfg *Config) error {
 	}
 	b.observer, b.db, b.dialect = st, obs, sqlstore.Postgres
 	if cfg.Processes == 1 {
-		db, st, err := openNodePostgres(ctx, b.nodeDSN)
+		st, closeNode, err := openNodePostgres(ctx, b.nodeDSN)
 		if err != nil {
 			return err
 		}
-		b.closers = append(b.closers, db.Close)
+		b.closers = append(b.closers, closeNode)
 		b.shared = st
 	}
 	return nil
 }
 
-// openNodePostgres opens a distributor process's pool and store.
-func openNodePostgres(ctx context.Context, dsn string) (*sql.DB, *sqlstore.Store, error) {
+// openNodePostgres opens a distributor process's pool and store, with the
+// job engine's LISTEN/NOTIFY listener on a small pgx pool of its own. close
+// closes both.
+func openNodePostgres(ctx context.Context, dsn string) (st *sqlstore.Store, close func() error, err error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
 	}
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	st, err := sqlstore.Open(ctx, db, sqlstore.Postgres)
+	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
 	}
-	return db, st, nil
+	pcfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
+	}
+	close = func() error { pool.Close(); return db.Close() }
+	st, err = sqlstore.Open(ctx, db, sqlstore.Postgres, sqlstore.WithPgxListener(pool))
+	if err != nil {
+		_ = close()
+		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
+	}
+	return st, close, nil
 }
 
 // rawUpdateRate runs single-row UPDATE transactions one after another for

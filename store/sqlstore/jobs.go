@@ -170,7 +170,7 @@ func (s *Store) riverConfig() *river.Config {
 		DiscardedJobRetentionPeriod: deadRetention,
 		// A fetch at most every millisecond per queue; the inserting
 		// client notifies a queue as often (River's limiter uses this too).
-		FetchCooldown: time.Millisecond,
+		FetchCooldown: 10 * time.Millisecond,
 		// Without notifications a queue is polled this often: PostgreSQL
 		// polls are cheap reads-then-updates of an index.
 		FetchPollInterval: 50 * time.Millisecond,
