@@ -657,3 +657,77 @@ func TestWorkersStartAgainAfterAnError(t *testing.T) {
 	require.Equal(t, []string{"work", "work"}, failed)
 	mu.Unlock()
 }
+
+// failingLoadsStore is a memory store whose Loads fails the first times, as
+// a database does while its connections are being terminated.
+type failingLoadsStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *failingLoadsStore) Loads(ctx context.Context, acc bd.AccountID, ms []bd.ManagerID, dst []store.Load) ([]store.Load, error) {
+	s.mu.Lock()
+	fail := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	}
+	return s.Store.Loads(ctx, acc, ms, dst)
+}
+
+// A distribution that fails half-way (its event already claimed) is tried
+// again until the dialog is assigned: no dialog waits for a resync.
+func TestFailedDistributionIsRetried(t *testing.T) {
+	ids := managerIDs(1)
+	st := &failingLoadsStore{Store: memory.New(), fails: 3}
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	rec := replytest.NewRecorder()
+	d, err := distributor.New(st, &distributortest.Gateway{}, distributor.WithReplier(rec),
+		distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	// A duplicate delivery adds nothing: the work is stored already.
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Flush(flush))
+	r, err := st.Responsible(ctx, acct, 1)
+	require.NoError(t, err)
+	require.Equal(t, bd.ManagerOf(1), r)
+	require.Equal(t, 1, rec.Count(1, bd.DialogReceived))
+	require.Equal(t, 1, rec.Count(1, bd.ManagerAssigned))
+}
+
+// A waiting dialog MG refuses to take stays in the queue (never leaves it
+// unassigned) and is assigned once MG takes it.
+func TestRefusedWaitingDialogStaysQueued(t *testing.T) {
+	ids := managerIDs(1)
+	var mu sync.Mutex
+	var outcomes []distributor.Outcome
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithHooks(distributor.Hooks{
+		Decision: func(tr distributor.Trace) {
+			if tr.Dialog == 2 {
+				mu.Lock()
+				outcomes = append(outcomes, tr.Outcome)
+				mu.Unlock()
+			}
+		},
+	}))
+	f.open(t, dialog(1, 1))
+	f.open(t, dialog(2, 1))
+	require.Equal(t, 1, f.queueLen(t))
+	f.gw.FailNext(1, errors.New("mg: 502 bad gateway"))
+	f.close(t, 1) // the slot frees; MG refuses dialog 2 once, then takes it
+	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+	require.Zero(t, f.queueLen(t))
+	require.Equal(t, bd.ManagerOf(1), f.gw.Responsible(2))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []distributor.Outcome{distributor.OutcomeQueued, distributor.OutcomeQueued, distributor.OutcomeAssigned}, outcomes,
+		"queued on arrival, queued again when MG refused, then assigned")
+}
