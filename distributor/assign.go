@@ -117,6 +117,19 @@ func (d *Distributor) receivedJobs(snap *snapshot, dl bd.Dialog, jobs []store.Jo
 	return jobs
 }
 
+// waitReplyDelay is how long a dialog waits before it is told why: one the
+// drain assigns at once hears only who answers.
+const waitReplyDelay = 500 * time.Millisecond
+
+// waitReplyJob appends the reply telling why the dialog waits (sent only if
+// it still waits then).
+func (d *Distributor) waitReplyJob(snap *snapshot, dl bd.Dialog, why bd.Situation, jobs []store.Job) []store.Job {
+	if snap.settings.Replies[why] == "" {
+		return jobs
+	}
+	return append(jobs, store.Job{Kind: store.JobReply, Account: dl.Account, Dialog: dl, Situation: why, Delay: waitReplyDelay})
+}
+
 // reservation is how an attempt to reserve a dialog ended.
 type reservation uint8
 
@@ -275,7 +288,9 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 	}
 	var then []store.Job
 	if !tr.FromQueue && tr.Reassigned == 0 {
-		then = d.receivedJobs(snap, dl, nil) // the customer is greeted while the dialog waits
+		// The customer is greeted and told why they wait.
+		then = d.receivedJobs(snap, dl, nil)
+		then = d.waitReplyJob(snap, dl, bd.AllManagersBusy, then)
 	}
 	then = append(then, drainJob(a.id, refusedRetry))
 	_, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}, then...)
@@ -300,9 +315,7 @@ func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, d
 		tr.Priority = 1
 	}
 	then := d.receivedJobs(snap, dl, nil)
-	if snap.settings.Replies[tr.Situation] != "" {
-		then = append(then, store.Job{Kind: store.JobReply, Account: a.id, Dialog: dl, Situation: tr.Situation})
-	}
+	then = d.waitReplyJob(snap, dl, tr.Situation, then)
 	then = append(then, drainJob(a.id, 0))
 	added, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: tr.Situation, Priority: tr.Priority, Since: dl.OpenedAt}, then...)
 	if errors.Is(err, store.ErrClosed) {

@@ -85,9 +85,9 @@ func retryAfter(err error) (time.Duration, bool) {
 // a reply job. The job's store record is the reply's claim, so it is sent
 // at most once by the pipeline; on a retry the replier is told, so that it
 // can look whether the previous attempt landed before sending again. A
-// reply whose moment has passed (a queue reply for a dialog that got a
-// responsible, a "manager assigned" reply for a dialog no manager holds any
-// more) is not sent. The "manager assigned" reply names the manager who
+// reply whose moment has passed (a queue reply for a dialog that left the
+// queue, a "manager assigned" reply for a dialog no manager holds any more)
+// is not sent. The "manager assigned" reply names the manager who
 // holds the dialog when it is sent.
 func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) error {
 	snap := a.snap.Load()
@@ -96,24 +96,31 @@ func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) er
 		return nil
 	}
 	var mgr bd.Manager
-	if j.Situation != bd.DialogReceived {
+	switch j.Situation {
+	case bd.DialogReceived:
+	case bd.ManagerAssigned:
 		r, err := d.store.Responsible(ctx, a.id, j.Dialog.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		m, isManager := r.Manager()
-		switch {
-		case j.Situation == bd.ManagerAssigned && !isManager:
+		m, ok := r.Manager()
+		if !ok {
 			return nil // unassigned or given to a bot meanwhile
-		case j.Situation != bd.ManagerAssigned && !r.IsZero():
-			return nil // it waits no more
-		case isManager:
-			// The manager who holds the dialog now: the dialog may have moved
-			// since the job was stored, and the customer hears this once.
-			var ok bool
-			if mgr, ok = snap.roster[m]; !ok {
-				mgr = bd.Manager{ID: m}
-			}
+		}
+		// The manager who holds the dialog now: it may have moved since the
+		// job was stored, and the customer hears this once.
+		if mgr, ok = snap.roster[m]; !ok {
+			mgr = bd.Manager{ID: m}
+		}
+	default:
+		// A reason to wait is told while the dialog waits. A reservation in
+		// flight does not count: should MG refuse it, the dialog waits on.
+		waits, err := d.store.Waits(ctx, a.id, j.Dialog.ID)
+		if err != nil {
+			return err
+		}
+		if !waits {
+			return nil
 		}
 	}
 	dl := j.Dialog

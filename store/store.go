@@ -136,6 +136,8 @@ type Queue interface {
 	Waiting(ctx context.Context, account bd.AccountID, limit int) ([]Waiting, error)
 	// Dequeue removes the dialog from the queue, or returns ErrNotFound.
 	Dequeue(ctx context.Context, account bd.AccountID, dialog bd.DialogID) error
+	// Waits reports whether the dialog is in the queue.
+	Waits(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error)
 	// QueueLen returns how many dialogs of the account wait.
 	QueueLen(ctx context.Context, account bd.AccountID) (int, error)
 }

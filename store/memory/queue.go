@@ -134,6 +134,22 @@ func (s *Store) Dequeue(_ context.Context, acc bd.AccountID, d bd.DialogID) erro
 	return nil
 }
 
+// Waits implements [store.Queue]. An empty account or a non-positive dialog
+// id fail with [store.ErrInvalid].
+func (s *Store) Waits(_ context.Context, acc bd.AccountID, d bd.DialogID) (bool, error) {
+	if err := checkDialog("waits", acc, d); err != nil {
+		return false, err
+	}
+	sh := s.shardOf(acc)
+	if sh == nil {
+		return false, nil
+	}
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	_, ok := sh.queue.pos[d]
+	return ok, nil
+}
+
 // remove takes d out of the queue and reports whether it was waiting.
 // Callers hold the shard's lock.
 func (q *queue) remove(d bd.DialogID) bool {

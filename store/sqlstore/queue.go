@@ -134,6 +134,19 @@ func (s *Store) Dequeue(ctx context.Context, account bd.AccountID, dialog bd.Dia
 	return nil
 }
 
+// Waits implements [store.Queue].
+func (s *Store) Waits(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error) {
+	if err := validDialog("waits", account, dialog); err != nil {
+		return false, err
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM bd_queue WHERE account = $1 AND dialog = $2`, string(account), int64(dialog)).Scan(&n)
+	if err != nil {
+		return false, wrap(err, "whether dialog %d waits", dialog)
+	}
+	return n > 0, nil
+}
+
 // QueueLen implements [store.Queue].
 func (s *Store) QueueLen(ctx context.Context, account bd.AccountID) (int, error) {
 	if account == "" {

@@ -19,6 +19,7 @@ func queueCases() []testCase {
 		{"Order", testQueueOrder},
 		{"Limit", testQueueLimit},
 		{"Dequeue", testDequeue},
+		{"Waits", testWaits},
 		{"RoundTrip", testQueueRoundTrip},
 		{"AccountsIsolated", testQueueAccountsIsolated},
 		{"Empty", testQueueEmpty},
@@ -178,6 +179,37 @@ func testDequeue(t *testing.T, s store.Store) {
 	}
 	wantQueued(t, s, acc, 10)
 	wantQueueLen(t, s, acc, 0)
+}
+
+func testWaits(t *testing.T, s store.Store) {
+	acc := newAccount(t)
+	ctx := t.Context()
+	waits := func(d bd.DialogID, want bool) {
+		t.Helper()
+		got, err := s.Waits(ctx, acc, d)
+		noErr(t, err, "Waits(%d)", d)
+		if got != want {
+			t.Fatalf("Waits(%d) = %v, want %v", d, got, want)
+		}
+	}
+	waits(1, false)
+	enqueue(t, s, waiting(acc, 1, 0, at(0)))
+	waits(1, true)
+	waits(2, false)
+	other := newAccount(t)
+	if got, err := s.Waits(ctx, other, 1); err != nil || got {
+		t.Fatalf("Waits of another account's dialog = %v, %v; want false", got, err)
+	}
+	noErr(t, s.Dequeue(ctx, acc, 1), "Dequeue(1)")
+	waits(1, false)
+	enqueue(t, s, waiting(acc, 3, 0, at(0)))
+	_, err := s.Close(ctx, acc, 3, at(time.Second))
+	noErr(t, err, "Close(3)")
+	waits(3, false)
+	_, err = s.Waits(ctx, acc, 0)
+	isErr(t, err, store.ErrInvalid, "Waits of dialog 0")
+	_, err = s.Waits(ctx, "", 1)
+	isErr(t, err, store.ErrInvalid, "Waits of an empty account")
 }
 
 func testQueueRoundTrip(t *testing.T, s store.Store) {
