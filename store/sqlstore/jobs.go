@@ -168,18 +168,17 @@ func (s *Store) riverConfig() *river.Config {
 		CompletedJobRetentionPeriod: completedRetention,
 		CancelledJobRetentionPeriod: deadRetention,
 		DiscardedJobRetentionPeriod: deadRetention,
-		// A fetch at most every millisecond per queue; the inserting
-		// client notifies a queue as often (River's limiter uses this too).
+		// A fetch at most every 10 ms per queue, so that a busy queue
+		// fetches jobs in batches; the inserting client notifies a queue
+		// as often (River's limiter uses this too).
 		FetchCooldown: 10 * time.Millisecond,
-		// Without notifications a queue is polled this often: PostgreSQL
-		// polls are cheap reads-then-updates of an index.
-		FetchPollInterval: 50 * time.Millisecond,
-	}
-	if s.listens() {
-		// Notifications wake the producers for new jobs; polling finds
-		// the jobs no notification announces: retries due soon and jobs
-		// whose delay ran out.
-		c.FetchPollInterval = 250 * time.Millisecond
+		// Each queue is also polled this often: PostgreSQL polls are cheap
+		// reads-then-updates of an index. Polling finds the jobs no
+		// notification announces (retries and delayed jobs coming due),
+		// and under a burst most new ones too, as River rate-limits its
+		// insert notifications: 2000 jobs inserted in 1.9 s waited about
+		// 250 ms each with a 250 ms poll, 35 ms with this one.
+		FetchPollInterval: 25 * time.Millisecond,
 	}
 	return c
 }
