@@ -157,7 +157,11 @@ func WithRecentTraces(n int) Option {
 // before it becomes a dead letter, the backoff between tries, and which
 // accounts' jobs this distributor works. Several distributors sharing one
 // store (one per account, each with its own MessageGateway client) must
-// each name their accounts, or they would work each other's jobs.
+// each name their accounts, or they would work each other's jobs. Naming
+// the accounts also lets the workers take their jobs from the first
+// moment: workers of every account learn of an account new to them when
+// its first job is stored, and on the SQL stores the first jobs then
+// waited up to 2 s.
 func WithWork(o store.WorkOptions) Option {
 	return optionFunc(func(c *config) error {
 		if _, err := o.Normalized(); err != nil {

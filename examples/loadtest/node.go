@@ -227,7 +227,9 @@ func newDistNode(spec nodeSpec, st store.Store, rec *recorder, logger *slog.Logg
 	}
 	hooks := rec.hooks()
 	d, err := distributor.New(st, mgsource.Gateway{MG: client},
-		distributor.WithWork(store.WorkOptions{Workers: spec.Workers}),
+		// Naming the account lets the workers take its jobs from the
+		// start; a worker of every account learns of new accounts' queues.
+		distributor.WithWork(store.WorkOptions{Workers: spec.Workers, Accounts: []bd.AccountID{bd.AccountID(spec.Account)}}),
 		distributor.WithReplier(replier),
 		distributor.WithHooks(hooks),
 		distributor.WithSweep(spec.Sweep),
