@@ -14,7 +14,8 @@ import (
 )
 
 // refusedRetry is how long a dialog MG refused to assign waits before the
-// queue is drained for it again.
+// queue is drained for it again (on the SQL stores up to 5 s more: a
+// delayed job waits for River's scheduler).
 const refusedRetry = time.Second
 
 // distribute gives a dialog with no responsible to a manager or a bot, or
@@ -117,17 +118,14 @@ func (d *Distributor) receivedJobs(snap *snapshot, dl bd.Dialog, jobs []store.Jo
 	return jobs
 }
 
-// waitReplyDelay is how long a dialog waits before it is told why: one the
-// drain assigns at once hears only who answers.
-const waitReplyDelay = 500 * time.Millisecond
-
 // waitReplyJob appends the reply telling why the dialog waits (sent only if
-// it still waits then).
+// it still waits when its job runs). It is not put off: on the SQL stores a
+// delayed job waits for River's scheduler, which runs every 5 s.
 func (d *Distributor) waitReplyJob(snap *snapshot, dl bd.Dialog, why bd.Situation, jobs []store.Job) []store.Job {
 	if snap.settings.Replies[why] == "" {
 		return jobs
 	}
-	return append(jobs, store.Job{Kind: store.JobReply, Account: dl.Account, Dialog: dl, Situation: why, Delay: waitReplyDelay})
+	return append(jobs, store.Job{Kind: store.JobReply, Account: dl.Account, Dialog: dl, Situation: why})
 }
 
 // reservation is how an attempt to reserve a dialog ended.

@@ -731,3 +731,57 @@ func TestRefusedWaitingDialogStaysQueued(t *testing.T) {
 	require.Equal(t, []distributor.Outcome{distributor.OutcomeQueued, distributor.OutcomeQueued, distributor.OutcomeAssigned}, outcomes,
 		"queued on arrival, queued again when MG refused, then assigned")
 }
+
+// failingDequeueStore is a memory store whose Dequeue fails the first
+// time, as a database does when its connection is terminated.
+type failingDequeueStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *failingDequeueStore) Dequeue(ctx context.Context, acc bd.AccountID, d bd.DialogID) error {
+	s.mu.Lock()
+	fail := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if fail {
+		return errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	}
+	return s.Store.Dequeue(ctx, acc, d)
+}
+
+// A waiting dialog assigned in MG whose removal from the queue failed is not
+// left in the queue: the drain fails, is tried again and finishes it.
+func TestDrainFinishesWhatItLeftHalfDone(t *testing.T) {
+	ids := managerIDs(1)
+	st := &failingDequeueStore{Store: memory.New()}
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	gw := &distributortest.Gateway{}
+	d, err := distributor.New(st, gw, distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	for _, ev := range []distributor.Event{
+		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)},
+		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(2, 1)},
+	} {
+		require.NoError(t, d.Handle(ctx, ev))
+		require.NoError(t, d.Flush(ctx))
+	}
+	st.mu.Lock()
+	st.fails = 1
+	st.mu.Unlock()
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: 1}}))
+	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Flush(flush))
+	r, err := st.Responsible(ctx, acct, 2)
+	require.NoError(t, err)
+	require.Equal(t, bd.ManagerOf(1), r)
+	require.Equal(t, bd.ManagerOf(1), gw.Responsible(2))
+	waits, err := st.Waits(ctx, acct, 2)
+	require.NoError(t, err)
+	require.False(t, waits, "an assigned dialog left in the queue")
+}

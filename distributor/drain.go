@@ -46,6 +46,10 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 	recover := a.drainRecover.Swap(false)
 	full := make(map[*pool]bool) // pools with no free slot for now
 	limit := drainBatch
+	// failed is the first dialog that failed: the drain goes on with the
+	// others and then fails, so that its job is tried again and finishes
+	// what was left half-done (see assignWaiting).
+	var failed error
 	for {
 		ws, err := d.store.Waiting(ctx, a.id, limit)
 		if err != nil {
@@ -63,6 +67,12 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 			done, err := d.assignWaiting(ctx, a, snap, w, recover)
 			if err != nil {
 				d.fail(a.id, "drain", err)
+				if failed == nil {
+					failed = err
+				}
+				if p != nil {
+					full[p] = true // no retrying it at once
+				}
 				continue
 			}
 			if done {
@@ -75,7 +85,7 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) error {
 		case progressed:
 			limit = drainBatch
 		case len(ws) < limit || len(full) >= snap.pools:
-			return nil
+			return failed
 		default:
 			limit *= 4
 		}
