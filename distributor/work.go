@@ -38,7 +38,12 @@ func (d *Distributor) work(ctx context.Context, j store.Job) error {
 		err = d.move(ctx, a, dl, j.Manager, j.Why, j.Attempt)
 		unlock()
 	case store.JobReply:
+		// Under the dialog's lock: should the store hand a reply out again
+		// while its first run still goes on (its worker looked dead), the
+		// second run waits, then sees that the text landed.
+		unlock := d.locks.lock(a.id, dl.ID)
 		err = d.sendReply(ctx, a, j)
+		unlock()
 	case store.JobBind:
 		err = d.bindCustomer(ctx, a, dl)
 	case store.JobDrain:
