@@ -459,8 +459,10 @@ func TestMemoryRepliesUnderFaults(t *testing.T) {
 	rep := run(t, cfg)
 	checkInvariants(t, rep.Result)
 	checkReplies(t, rep.Result)
-	if want := 2 * cfg.Dialogs; rep.RepliesExpected != want || rep.RepliesDelivered != want {
-		t.Errorf("replies expected %d, delivered %d; want %d each", rep.RepliesExpected, rep.RepliesDelivered, want)
+	// Two replies a dialog (greeting, then assigned or why it waits), and a
+	// third for a dialog told it waits after MG refused its assignment.
+	if least := 2 * cfg.Dialogs; rep.RepliesExpected < least || rep.RepliesDelivered != rep.RepliesExpected {
+		t.Errorf("replies expected %d, delivered %d; want at least %d, all delivered", rep.RepliesExpected, rep.RepliesDelivered, least)
 	}
 	if rep.JobsPending != 0 {
 		t.Errorf("%d jobs pending at the end", rep.JobsPending)
@@ -479,8 +481,10 @@ func TestMemoryRepliesAppliedThenFailed(t *testing.T) {
 	if rep.Mode != "applied-502=0.3" {
 		t.Errorf("mode = %q", rep.Mode)
 	}
-	if want := 2 * cfg.Dialogs; rep.RepliesExpected != want || rep.RepliesDelivered != want {
-		t.Errorf("replies expected %d, delivered %d; want %d each", rep.RepliesExpected, rep.RepliesDelivered, want)
+	// Two replies a dialog (greeting, then assigned or why it waits), and a
+	// third for a dialog told it waits after MG refused its assignment.
+	if least := 2 * cfg.Dialogs; rep.RepliesExpected < least || rep.RepliesDelivered != rep.RepliesExpected {
+		t.Errorf("replies expected %d, delivered %d; want at least %d, all delivered", rep.RepliesExpected, rep.RepliesDelivered, least)
 	}
 }
 
