@@ -614,20 +614,34 @@ func TestReservationWithoutMGIsFinished(t *testing.T) {
 	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
 }
 
+// failures makes the next n calls of a faulty store method fail.
+type failures struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failures) set(n int) { f.mu.Lock(); f.n = n; f.mu.Unlock() }
+
+// fail reports whether this call fails, and counts it.
+func (f *failures) fail() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	return f.n >= 0
+}
+
+// errTerminated is what a database says when its connection is terminated.
+var errTerminated = errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+
 // flakyWorkStore is a memory store whose workers fail to start the first
 // times, as a SQL store's do while the database is unreachable.
 type flakyWorkStore struct {
 	*memory.Store
-	mu    sync.Mutex
-	fails int
+	failures
 }
 
 func (s *flakyWorkStore) Work(ctx context.Context, h store.JobHandler, o store.WorkOptions) error {
-	s.mu.Lock()
-	fail := s.fails > 0
-	s.fails--
-	s.mu.Unlock()
-	if fail {
+	if s.fail() {
 		return errors.New("start the job engine: connection refused")
 	}
 	return s.Store.Work(ctx, h, o)
@@ -635,7 +649,8 @@ func (s *flakyWorkStore) Work(ctx context.Context, h store.JobHandler, o store.W
 
 func TestWorkersStartAgainAfterAnError(t *testing.T) {
 	ids := managerIDs(1)
-	st := &flakyWorkStore{Store: memory.New(), fails: 2}
+	st := &flakyWorkStore{Store: memory.New()}
+	st.set(2)
 	ctx := context.Background()
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
 	var failed []string
@@ -662,17 +677,12 @@ func TestWorkersStartAgainAfterAnError(t *testing.T) {
 // a database does while its connections are being terminated.
 type failingLoadsStore struct {
 	*memory.Store
-	mu    sync.Mutex
-	fails int
+	failures
 }
 
 func (s *failingLoadsStore) Loads(ctx context.Context, acc bd.AccountID, ms []bd.ManagerID, dst []store.Load) ([]store.Load, error) {
-	s.mu.Lock()
-	fail := s.fails > 0
-	s.fails--
-	s.mu.Unlock()
-	if fail {
-		return nil, errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	if s.fail() {
+		return nil, errTerminated
 	}
 	return s.Store.Loads(ctx, acc, ms, dst)
 }
@@ -681,7 +691,8 @@ func (s *failingLoadsStore) Loads(ctx context.Context, acc bd.AccountID, ms []bd
 // again until the dialog is assigned: no dialog waits for a resync.
 func TestFailedDistributionIsRetried(t *testing.T) {
 	ids := managerIDs(1)
-	st := &failingLoadsStore{Store: memory.New(), fails: 3}
+	st := &failingLoadsStore{Store: memory.New()}
+	st.set(3)
 	ctx := context.Background()
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
 	rec := replytest.NewRecorder()
@@ -732,21 +743,16 @@ func TestRefusedWaitingDialogStaysQueued(t *testing.T) {
 		"queued on arrival, queued again when MG refused, then assigned")
 }
 
-// failingDequeueStore is a memory store whose Dequeue fails the first
-// time, as a database does when its connection is terminated.
+// failingDequeueStore is a memory store whose Dequeue fails when told to,
+// as a database does when its connection is terminated.
 type failingDequeueStore struct {
 	*memory.Store
-	mu    sync.Mutex
-	fails int
+	failures
 }
 
 func (s *failingDequeueStore) Dequeue(ctx context.Context, acc bd.AccountID, d bd.DialogID) error {
-	s.mu.Lock()
-	fail := s.fails > 0
-	s.fails--
-	s.mu.Unlock()
-	if fail {
-		return errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	if s.fail() {
+		return errTerminated
 	}
 	return s.Store.Dequeue(ctx, acc, d)
 }
@@ -770,9 +776,7 @@ func TestDrainFinishesWhatItLeftHalfDone(t *testing.T) {
 		require.NoError(t, d.Handle(ctx, ev))
 		require.NoError(t, d.Flush(ctx))
 	}
-	st.mu.Lock()
-	st.fails = 1
-	st.mu.Unlock()
+	st.set(1)
 	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: 1}}))
 	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
