@@ -8,13 +8,18 @@
 //	client, _ := mg.New(account.MGEndpoint, account.MGToken)
 //	replier, _ := reply.NewTemplate(client)             // replies via POST /messages
 //	d, _ := distributor.New(st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
+//	defer d.Close()
 //	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: client, Target: d})
 //	go d.Run(ctx)
 //	err := src.Run(ctx)                                 // until ctx ends
 //
-// [Gateway] marks MG's answers for dialogs that can never be assigned again
-// (closed, not the latest of their chat) so the distributor closes them
-// instead of letting them wait. For several accounts, route the Gateway and
+// When MG refuses an assignment, [Gateway] reads the dialog's state (GET
+// /dialogs, the chat's latest dialog) rather than the wording of the error,
+// and marks dialogs that can never be assigned again (missing, closed, not
+// the latest of their chat) so the distributor closes them instead of
+// letting them wait. An event the distributor cannot store yet (its
+// database is briefly unreachable) is offered again with backoff for
+// Options.DeliverFor, not dropped. For several accounts, route the Gateway and
 // the Sender through an [mg.Accounts] and run one Source per account.
 //
 // [Translator] holds the mapping from MG events to distributor events; it
