@@ -34,18 +34,30 @@ func BenchmarkJobPickup(b *testing.B) {
 	b.Run("postgres/poll", func(b *testing.B) {
 		benchPickup(b, sqlstore.Postgres, newPostgresDB(b))
 	})
-	b.Run("postgres/listen", func(b *testing.B) {
-		dsn := newPostgresSchema(b)
-		pool, err := pgxpool.New(context.Background(), dsn)
-		if err != nil {
-			b.Fatal(err)
+	for _, rate := range []int{pickupRate, 0} {
+		name := "postgres/listen"
+		if rate == 0 {
+			name += "/burst"
 		}
-		b.Cleanup(pool.Close)
-		benchPickup(b, sqlstore.Postgres, openDB(b, "pgx", dsn), sqlstore.WithPgxListener(pool))
-	})
+		b.Run(name, func(b *testing.B) {
+			dsn := newPostgresSchema(b)
+			pool, err := pgxpool.New(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(pool.Close)
+			benchPickupAt(b, rate, sqlstore.Postgres, openDB(b, "pgx", dsn), sqlstore.WithPgxListener(pool))
+		})
+	}
 }
 
 func benchPickup(b *testing.B, d sqlstore.Dialect, db *sql.DB, opts ...sqlstore.Option) {
+	benchPickupAt(b, pickupRate, d, db, opts...)
+}
+
+// benchPickupAt submits b.N jobs at rate per second, or one after another
+// as fast as they commit when rate is 0 (a burst).
+func benchPickupAt(b *testing.B, rate int, d sqlstore.Dialect, db *sql.DB, opts ...sqlstore.Option) {
 	ctx := context.Background()
 	s := open(b, db, d, opts...)
 	var (
@@ -91,10 +103,16 @@ func benchPickup(b *testing.B, d sqlstore.Dialect, db *sql.DB, opts ...sqlstore.
 	mu.Unlock()
 
 	b.ResetTimer()
-	tick := time.NewTicker(time.Second / pickupRate)
-	defer tick.Stop()
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := range b.N {
-		<-tick.C
+		if tick != nil {
+			<-tick
+		}
 		id := bd.DialogID(i + 1)
 		if err := s.Submit(ctx, store.Job{Kind: store.JobBind, Account: "bench", Dialog: bd.Dialog{ID: id}}); err != nil {
 			b.Fatal(err)

@@ -12,8 +12,8 @@
 //     re-reading users and open dialogs after every (re)connect;
 //   - a roster that joins MG users with retailCRM users (status, activity),
 //     polled within the CRM rate limit;
-//   - a binding.Pending around binding.RetailCRM, retrying binds while
-//     retailCRM is unavailable.
+//   - binding.RetailCRM, whose binds are the distributor's bind jobs:
+//     retried with backoff while retailCRM is unavailable.
 //
 // [OpenStorage] opens the store from a DSN: a SQLite file (modernc.org/sqlite)
 // or PostgreSQL (pgx). [Metrics] counts what the distributors do for
