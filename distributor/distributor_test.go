@@ -789,3 +789,75 @@ func TestDrainFinishesWhatItLeftHalfDone(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, waits, "an assigned dialog left in the queue")
 }
+
+// blockingGateway holds MG's answer for one dialog until released, and
+// reports every assignment MG took.
+type blockingGateway struct {
+	distributortest.Gateway
+	dialog   bd.DialogID
+	release  chan struct{}
+	assigned chan bd.DialogID
+}
+
+func (g *blockingGateway) Assign(ctx context.Context, acc bd.AccountID, d bd.DialogID, to bd.Responsible) error {
+	if d == g.dialog {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := g.Gateway.Assign(ctx, acc, d, to); err != nil {
+		return err
+	}
+	g.assigned <- d
+	return nil
+}
+
+// blockingReplier holds every reply until released.
+type blockingReplier struct{ release chan struct{} }
+
+func (r blockingReplier) Reply(ctx context.Context, _ reply.Request) error {
+	select {
+	case <-r.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Latency does not pile up: Handle waits on no MG call, and a dialog's
+// assignment waits neither on another dialog's assignment still in flight
+// nor on any reply.
+func TestAssignmentWaitsOnNothingElse(t *testing.T) {
+	ids := managerIDs(2)
+	st := memory.New()
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}))
+	gw := &blockingGateway{dialog: 1, release: make(chan struct{}), assigned: make(chan bd.DialogID, 4)}
+	replies := blockingReplier{release: make(chan struct{})}
+	d, err := distributor.New(st, gw, distributor.WithReplier(replies))
+	require.NoError(t, err)
+	defer d.Close()
+	defer close(replies.release)
+	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	for i := 1; i <= 2; i++ {
+		// Returns although MG holds dialog 1's assignment.
+		require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i, 1)}))
+	}
+	next := func(why string) bd.DialogID {
+		t.Helper()
+		select {
+		case id := <-gw.assigned:
+			return id
+		case <-time.After(10 * time.Second):
+			t.Fatal(why)
+			return 0
+		}
+	}
+	// Dialog 2 is assigned in MG while dialog 1's assignment is held and
+	// every greeting too.
+	require.Equal(t, bd.DialogID(2), next("dialog 2 waited behind dialog 1's assignment or a reply"))
+	close(gw.release)
+	require.Equal(t, bd.DialogID(1), next("dialog 1 was never assigned once MG answered"))
+}
