@@ -76,8 +76,21 @@ func (s *Store) ClaimEvent(ctx context.Context, account bd.AccountID, key string
 		ok, err := s.claim(ctx, query, args...)
 		return ok, wrap(err, "claim event %q", key)
 	}
+	// Most claims that carry work are taken already: every customer message
+	// after a dialog's first, every process's copy of an event after the
+	// first process's. One read settles those without a write transaction
+	// (nor, under SQLite, the writer's lock); a claim taken after the read
+	// is still settled by the insert below.
+	var taken int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM bd_events WHERE account = $1 AND event_key = $2`, string(account), key).Scan(&taken)
+	if err != nil {
+		return false, wrap(err, "claim event %q", key)
+	}
+	if taken > 0 {
+		return false, nil
+	}
 	var first bool
-	err := s.change(ctx, then, func(q querier) (bool, error) {
+	err = s.change(ctx, then, func(q querier) (bool, error) {
 		n, err := affected(q.ExecContext(ctx, query, args...))
 		first = n > 0
 		return first, err
