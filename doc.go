@@ -20,7 +20,7 @@ distributor.Distributor:
 	st := memory.New() // or sqlstore.Open(ctx, db, sqlstore.Postgres)
 	mgClient, _ := mg.New(account.MGEndpoint, account.MGToken)
 	replier, _ := reply.NewTemplate(mgClient) // sends through MG
-	d, err := distributor.New(st, mgsource.Gateway{MG: mgClient},
+	d, err := distributor.New(account.ID, st, mgsource.Gateway{MG: mgClient},
 		distributor.WithStrategy(strategy.NewLeastLoaded()),
 		distributor.WithReplier(replier),
 		distributor.WithLogger(slog.Default()),

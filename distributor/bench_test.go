@@ -36,12 +36,12 @@ func newBenchDistributor(b *testing.B, managers int) *distributor.Distributor {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := distributor.New(st, discardGateway{}, distributor.WithReplier(replier))
+	d, err := distributor.New(acct, st, discardGateway{}, distributor.WithReplier(replier))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = d.Close() })
-	if err := d.SetRoster(ctx, acct, onlineManagers(ids)); err != nil {
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
 		b.Fatal(err)
 	}
 	if err := d.Flush(ctx); err != nil {

@@ -235,7 +235,7 @@ func (p *xpProc) wait(t *testing.T, killed bool) {
 func xpChild(t *testing.T, role string) {
 	ctx := context.Background()
 	st := xpOpen(t, os.Getenv(xpDSNEnv))
-	d, err := distributor.New(st, xpGateway{})
+	d, err := distributor.New(xpAccount, st, xpGateway{})
 	require.NoError(t, err)
 	defer d.Close()
 	// The process ends once every job of the account is done: its own and
@@ -246,13 +246,13 @@ func xpChild(t *testing.T, role string) {
 		defer cancel()
 		require.NoError(t, d.Flush(flush))
 	}()
-	require.NoError(t, d.SetRoster(ctx, xpAccount, onlineManagers(managerIDs(xpManagers))))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(managerIDs(xpManagers))))
 	if role == "resync" {
 		b, err := os.ReadFile(os.Getenv(xpTruthEnv))
 		require.NoError(t, err)
 		var open []distributor.OpenDialog
 		require.NoError(t, json.Unmarshal(b, &open))
-		require.NoError(t, d.Resync(ctx, xpAccount, open))
+		require.NoError(t, d.Resync(ctx, open))
 		return
 	}
 	seed, _ := strconv.Atoi(os.Getenv(xpSeedEnv))

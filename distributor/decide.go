@@ -16,10 +16,14 @@ import (
 // Decide returns the trace of what distributing the dialog would do now,
 // without acting: nothing is reserved, sent or stored.
 func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, error) {
+	if err := d.sameAccount("dialog", dialog.Account); err != nil {
+		return Trace{}, err
+	}
+	dialog.Account = d.id
 	if err := checkDialog(dialog); err != nil {
 		return Trace{}, err
 	}
-	a, err := d.account(ctx, dialog.Account)
+	a, err := d.account(ctx)
 	if err != nil {
 		return Trace{}, err
 	}

@@ -26,25 +26,28 @@ var (
 	ErrClosed = errors.New("distributor: closed")
 )
 
-// Distributor distributes the dialogs of one or more accounts.
+// Distributor distributes the dialogs of one account. A service hosting
+// many accounts runs one Distributor per account over one shared store (the
+// store is multi-tenant; package fleet does the hosting).
 //
-// It is safe for concurrent use: events of any accounts may be handled from
-// many goroutines at once, and several processes may run distributors over
-// one shared store. Correctness never rests on in-process state: the store's
-// atomic operations decide every assignment, claim and reply.
+// It is safe for concurrent use: events may be handled from many goroutines
+// at once, and several processes may run distributors of the same account
+// over one shared store. Correctness never rests on in-process state: the
+// store's atomic operations decide every assignment, claim and reply.
 //
-// Per account, the distributor caches the settings and the roster of
-// managers. Settings saved through another process become visible after
+// The distributor caches the account's settings and roster of managers.
+// Settings saved through another process become visible after
 // [Distributor.Reload]; the roster is fed by [Distributor.SetRoster] and
 // ManagerChanged events.
 type Distributor struct {
+	id      bd.AccountID
 	store   store.Store
 	gateway Gateway
 	cfg     config
 
-	mu       sync.Mutex // guards accounts map writes
-	accounts sync.Map   // bd.AccountID -> *account
-	locks    dialogLocks
+	loadMu sync.Mutex // serialises loading the account from the store
+	acct   atomic.Pointer[account]
+	locks  dialogLocks
 
 	// base is canceled by Close; every goroutine the distributor starts
 	// derives its context from it and is counted in background. closeMu
@@ -57,10 +60,15 @@ type Distributor struct {
 	background sync.WaitGroup
 }
 
-// New returns a Distributor over st that acts in MessageGateway through gw.
-// Options are validated; nil-able parts default to round robin, reply.Nop,
-// no binder and a discarding logger.
-func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
+// New returns the Distributor of account over st that acts in
+// MessageGateway through gw. Options are validated; nil-able parts default
+// to round robin, reply.Nop, no binder and a discarding logger. The account
+// is read from the store when first needed: an account the store does not
+// hold makes the calls that need it fail with ErrUnknownAccount.
+func New(account bd.AccountID, st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
+	if account == "" {
+		return nil, errors.New("distributor: empty account id")
+	}
 	if st == nil {
 		return nil, errors.New("distributor: nil store")
 	}
@@ -94,12 +102,18 @@ func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
 	if cfg.strategy == nil {
 		cfg.strategy = strategy.NewRoundRobin()
 	}
+	switch {
+	case len(cfg.work.Accounts) == 0:
+		cfg.work.Accounts = []bd.AccountID{account}
+	case len(cfg.work.Accounts) != 1 || cfg.work.Accounts[0] != account:
+		return nil, fmt.Errorf("distributor: WithWork: Accounts must be empty or name only the distributor's account %q, got %q", account, cfg.work.Accounts)
+	}
 	work, err := cfg.work.Normalized()
 	if err != nil {
 		return nil, fmt.Errorf("distributor: %w", err)
 	}
 	cfg.work = work
-	d := &Distributor{store: st, gateway: gw, cfg: cfg}
+	d := &Distributor{id: account, store: st, gateway: gw, cfg: cfg}
 	d.base, d.cancel = context.WithCancel(context.Background())
 	d.goBackground(d.runWorkers)
 	return d, nil
@@ -193,33 +207,43 @@ func (s *snapshot) poolFor(c bd.ChannelID) *pool {
 	return s.fallback
 }
 
-func (d *Distributor) account(ctx context.Context, id bd.AccountID) (*account, error) {
-	if v, ok := d.accounts.Load(id); ok {
-		return v.(*account), nil
+// Account returns the id of the account the distributor serves.
+func (d *Distributor) Account() bd.AccountID { return d.id }
+
+// account returns the account's state, reading its settings from the store
+// the first time.
+func (d *Distributor) account(ctx context.Context) (*account, error) {
+	if a := d.acct.Load(); a != nil {
+		return a, nil
 	}
-	if id == "" {
-		return nil, fmt.Errorf("%w: empty account id", ErrUnknownAccount)
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	if a := d.acct.Load(); a != nil {
+		return a, nil
 	}
-	acc, err := d.store.Account(ctx, id)
+	acc, err := d.store.Account(ctx, d.id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, id)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, d.id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("distributor: load account %q: %w", id, err)
+		return nil, fmt.Errorf("distributor: load account %q: %w", d.id, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if v, ok := d.accounts.Load(id); ok {
-		return v.(*account), nil
-	}
-	a := &account{id: id}
+	a := &account{id: d.id}
 	snap, err := d.build(acc.Settings, nil)
 	if err != nil {
-		return nil, fmt.Errorf("distributor: account %q: %w", id, err)
+		return nil, fmt.Errorf("distributor: account %q: %w", d.id, err)
 	}
 	a.snap.Store(snap)
-	d.accounts.Store(id, a)
+	d.acct.Store(a)
 	return a, nil
+}
+
+// sameAccount checks that id, when set, names the distributor's account.
+func (d *Distributor) sameAccount(what string, id bd.AccountID) error {
+	if id != "" && id != d.id {
+		return fmt.Errorf("%w: %s of account %q given to the distributor of %q", ErrBadEvent, what, id, d.id)
+	}
+	return nil
 }
 
 // build makes a snapshot from settings and a roster (which it keeps; the
@@ -344,7 +368,8 @@ func (d *Distributor) update(a *account, fn func(s *bd.Settings, roster map[bd.M
 // retailCRM users and MessageGateway users). Managers who became available
 // may take waiting dialogs at once; managers who stopped being available
 // have their dialogs reassigned as the account's settings say.
-func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers []bd.Manager) error {
+func (d *Distributor) SetRoster(ctx context.Context, managers []bd.Manager) error {
+	id := d.id
 	for _, m := range managers {
 		if m.ID <= 0 {
 			return fmt.Errorf("distributor: roster of %q: manager id must be positive, got %d", id, m.ID)
@@ -353,7 +378,7 @@ func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers [
 			return fmt.Errorf("distributor: roster of %q: manager %d has unknown status %q", id, m.ID, m.Status)
 		}
 	}
-	a, err := d.account(ctx, id)
+	a, err := d.account(ctx)
 	if err != nil {
 		return err
 	}
@@ -382,8 +407,8 @@ func (d *Distributor) SetRoster(ctx context.Context, id bd.AccountID, managers [
 }
 
 // Settings returns the account's settings in force.
-func (d *Distributor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings, error) {
-	a, err := d.account(ctx, id)
+func (d *Distributor) Settings(ctx context.Context) (bd.Settings, error) {
+	a, err := d.account(ctx)
 	if err != nil {
 		return bd.Settings{}, err
 	}
@@ -411,11 +436,12 @@ func (d *Distributor) ValidateSettings(s bd.Settings) error {
 // SaveSettings validates s as a whole and, only if it is valid, stores it
 // and puts it in force. On a validation error (a *bd.SettingsError naming
 // every problem) nothing changes: the previous settings stay in force.
-func (d *Distributor) SaveSettings(ctx context.Context, id bd.AccountID, s bd.Settings) error {
+func (d *Distributor) SaveSettings(ctx context.Context, s bd.Settings) error {
+	id := d.id
 	if err := d.ValidateSettings(s); err != nil {
 		return err
 	}
-	a, err := d.account(ctx, id)
+	a, err := d.account(ctx)
 	if err != nil {
 		return err
 	}
@@ -431,8 +457,9 @@ func (d *Distributor) SaveSettings(ctx context.Context, id bd.AccountID, s bd.Se
 
 // Reload re-reads the account's settings from the store, e.g. after another
 // process saved them.
-func (d *Distributor) Reload(ctx context.Context, id bd.AccountID) error {
-	a, err := d.account(ctx, id)
+func (d *Distributor) Reload(ctx context.Context) error {
+	id := d.id
+	a, err := d.account(ctx)
 	if err != nil {
 		return err
 	}
@@ -447,8 +474,8 @@ func (d *Distributor) Reload(ctx context.Context, id bd.AccountID) error {
 }
 
 // Recent returns the account's most recent decision traces, newest first.
-func (d *Distributor) Recent(ctx context.Context, id bd.AccountID) ([]Trace, error) {
-	a, err := d.account(ctx, id)
+func (d *Distributor) Recent(ctx context.Context) ([]Trace, error) {
+	a, err := d.account(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -504,21 +531,23 @@ func (d *Distributor) Run(ctx context.Context) error {
 
 // Sweep does the time-driven work once: it reassigns the dialogs of
 // managers unavailable longer than the presence grace and of dialogs nobody
-// answered in time, drains every known account's queue, and prunes old
-// event records. Errors are logged and reported to Hooks.Failed.
+// answered in time, drains the account's queue, and prunes old event
+// records (of every account in the store: the store prunes them all at
+// once). Errors are logged and reported to Hooks.Failed.
 func (d *Distributor) Sweep(ctx context.Context) {
-	d.accounts.Range(func(_, v any) bool {
-		a := v.(*account)
-		if err := d.reassignDue(ctx, a); err != nil {
-			d.fail(a.id, "reassign", err)
-		}
-		if err := d.drain(ctx, a, false); err != nil {
-			d.fail(a.id, "sweep", err)
-		}
-		return ctx.Err() == nil
-	})
+	a, err := d.account(ctx)
+	if err != nil {
+		d.fail(d.id, "sweep", err)
+		return
+	}
+	if err := d.reassignDue(ctx, a); err != nil {
+		d.fail(a.id, "reassign", err)
+	}
+	if err := d.drain(ctx, a, false); err != nil {
+		d.fail(a.id, "sweep", err)
+	}
 	if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
-		d.fail("", "prune events", err)
+		d.fail(d.id, "prune events", err)
 	}
 }
 

@@ -25,18 +25,27 @@ import (
 
 func TestNewValidatesOptions(t *testing.T) {
 	st, gw := memory.New(), &distributortest.Gateway{}
-	_, err := distributor.New(nil, gw)
+	_, err := distributor.New(acct, nil, gw)
 	require.ErrorContains(t, err, "nil store")
-	_, err = distributor.New(st, nil)
+	_, err = distributor.New(acct, st, nil)
 	require.ErrorContains(t, err, "nil gateway")
-	_, err = distributor.New(st, gw, distributor.WithStrategy(nil), distributor.WithSweep(0), nil)
+	_, err = distributor.New(acct, st, gw, distributor.WithStrategy(nil), distributor.WithSweep(0), nil)
 	require.Error(t, err)
 	for _, want := range []string{"WithStrategy: nil strategy", "WithSweep: interval must be positive", "nil option"} {
 		require.ErrorContains(t, err, want)
 	}
-	d, err := distributor.New(st, gw)
+	_, err = distributor.New("", st, gw)
+	require.ErrorContains(t, err, "empty account id")
+	_, err = distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{"other.example"}}))
+	require.ErrorContains(t, err, `Accounts must be empty or name only the distributor's account "shop.example"`)
+	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{acct}}))
+	require.NoError(t, err)
+	require.Equal(t, acct, d.Account())
+	require.NoError(t, d.Close())
+	d, err = distributor.New(acct, st, gw)
 	require.NoError(t, err)
 	require.NotNil(t, d)
+	t.Cleanup(func() { d.Close() })
 }
 
 func TestDuplicateDeliveriesActOnce(t *testing.T) {
@@ -162,7 +171,7 @@ func TestNoManagerOnlineThenOneComesOnline(t *testing.T) {
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
 	require.Zero(t, f.queueLen(t))
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	require.NotEmpty(t, tr)
 	require.True(t, tr[0].FromQueue)
@@ -272,7 +281,7 @@ func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
 	bad.Replies[bd.NoManagerOnline] = ""
 	bad.Replies[bd.OutsideWorkingHours] = "   "
 	bad.Strategy = "fastest_typist"
-	err := f.d.SaveSettings(ctx, acct, bad)
+	err := f.d.SaveSettings(ctx, bad)
 	var se *bd.SettingsError
 	require.ErrorAs(t, err, &se)
 	require.ElementsMatch(t, []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}, se.EmptyReplies())
@@ -280,7 +289,7 @@ func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
 	require.Contains(t, err.Error(), "replies.outside_working_hours: is empty")
 	require.Contains(t, err.Error(), `unknown strategy "fastest_typist"`)
 
-	cur, err := f.d.Settings(ctx, acct)
+	cur, err := f.d.Settings(ctx)
 	require.NoError(t, err)
 	require.Equal(t, good, cur, "the settings in force are unchanged")
 	stored, err := f.st.Account(ctx, acct)
@@ -290,7 +299,7 @@ func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
 	better := good.Clone()
 	better.DefaultCapacity = 9
 	better.Strategy = strategy.NameLeastLoaded
-	require.NoError(t, f.d.SaveSettings(ctx, acct, better))
+	require.NoError(t, f.d.SaveSettings(ctx, better))
 	stored, err = f.st.Account(ctx, acct)
 	require.NoError(t, err)
 	require.Equal(t, 9, stored.Settings.DefaultCapacity)
@@ -311,7 +320,7 @@ func TestBadEvents(t *testing.T) {
 	}{
 		{"no kind", distributor.Event{Account: acct, Dialog: dialog(1, 1)}, "unknown kind"},
 		{"unknown kind", distributor.Event{Kind: 99, Account: acct, Dialog: dialog(1, 1)}, "unknown kind 99"},
-		{"no account", distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}, "without an account"},
+		{"other account", distributor.Event{Kind: distributor.DialogOpened, Account: "nobody.example", Dialog: bd.Dialog{ID: 1}}, `event of account "nobody.example" given to the distributor of "shop.example"`},
 		{"no dialog", distributor.Event{Kind: distributor.DialogOpened, Account: acct}, "dialog id must be positive, got 0"},
 		{"foreign dialog", distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{Account: "other", ID: 1}}, `carries a dialog of account "other"`},
 		{"bad responsible", distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: dialog(1, 1), Responsible: bd.Responsible{Kind: bd.ManagerResponsible}}, "responsible id must be positive"},
@@ -324,7 +333,12 @@ func TestBadEvents(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
-	err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: "nobody.example", Dialog: bd.Dialog{ID: 1}})
+	// An event without an account is the distributor's.
+	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Dialog: bd.Dialog{ID: 7}}))
+	nobody, err := distributor.New("nobody.example", f.st, f.gw)
+	require.NoError(t, err)
+	t.Cleanup(func() { nobody.Close() })
+	err = nobody.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: bd.Dialog{ID: 1}})
 	require.ErrorIs(t, err, distributor.ErrUnknownAccount)
 	require.Empty(t, f.gw.Calls(), "bad events change nothing")
 	require.Zero(t, f.queueLen(t))
@@ -402,7 +416,7 @@ func TestFailingJobBecomesADeadLetter(t *testing.T) {
 	f.rec.FailNext(100, errors.New("mg: 502"))
 	f.open(t, dialog(1, 1))
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
-	letters, err := f.d.DeadLetters(context.Background(), acct, 10)
+	letters, err := f.d.DeadLetters(context.Background(), 10)
 	require.NoError(t, err)
 	require.Len(t, letters, 2, "both replies failed past their budget")
 	for _, l := range letters {
@@ -426,7 +440,7 @@ func TestResync(t *testing.T) {
 		{Dialog: dialog(3, 1)}, // opened while nobody listened
 		{Dialog: dialog(4, 1), Responsible: bd.BotOf(9)},
 	}
-	require.NoError(t, f.d.Resync(ctx, acct, open))
+	require.NoError(t, f.d.Resync(ctx, open))
 	require.True(t, f.responsible(t, 1).IsZero(), "a dialog MG no longer lists is released")
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
 	require.False(t, f.responsible(t, 3).IsZero(), "a missed dialog is distributed")
@@ -438,10 +452,10 @@ func TestResync(t *testing.T) {
 	// Resync is idempotent once MG reports what the distributor did.
 	open[1].Responsible = f.gw.Responsible(3)
 	calls := len(f.gw.Calls())
-	require.NoError(t, f.d.Resync(ctx, acct, open))
+	require.NoError(t, f.d.Resync(ctx, open))
 	require.Len(t, f.gw.Calls(), calls)
 
-	err := f.d.Resync(ctx, acct, []distributor.OpenDialog{{Dialog: bd.Dialog{ID: -4}}})
+	err := f.d.Resync(ctx, []distributor.OpenDialog{{Dialog: bd.Dialog{ID: -4}}})
 	require.ErrorIs(t, err, distributor.ErrBadEvent)
 }
 
@@ -454,7 +468,7 @@ func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
 		distributor.WithWork(store.WorkOptions{MaxAttempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}))
 	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
 	f.flush(t)
-	letters, err := f.d.DeadLetters(context.Background(), acct, 10)
+	letters, err := f.d.DeadLetters(context.Background(), 10)
 	require.NoError(t, err)
 	require.Len(t, letters, 1)
 	require.Equal(t, store.JobDistribute, letters[0].Kind)
@@ -474,7 +488,7 @@ func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 	var mu sync.Mutex
 	var failures []string
 	gw, rec := &distributortest.Gateway{}, replytest.NewRecorder()
-	d, err := distributor.New(st, gw, distributor.WithReplier(rec),
+	d, err := distributor.New(acct, st, gw, distributor.WithReplier(rec),
 		distributor.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		distributor.WithHooks(distributor.Hooks{Failed: func(_ bd.AccountID, op string, err error) {
 			mu.Lock()
@@ -483,7 +497,7 @@ func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 		}}))
 	require.NoError(t, err)
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
 	gw.FailNext(1, nil)
 	rec.FailNext(1, nil)
 	outputs := []string{err2s(d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))}
@@ -544,7 +558,7 @@ func TestHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.NoError(t, f.d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, f.d.SetRoster(ctx, onlineManagers(ids)))
 	held := f.checkInvariants(t, ids, capacity)
 	waiting := f.queueLen(t)
 	open := 0
@@ -578,7 +592,7 @@ func TestResyncLeavesNewerDialogsAlone(t *testing.T) {
 	ids := managerIDs(1)
 	f := newFixture(t, settingsFor(ids, 5), onlineManagers(ids))
 	f.open(t, dialog(5, 1)) // opened (by any process) after MG's list was read
-	require.NoError(t, f.d.Resync(context.Background(), acct, []distributor.OpenDialog{{Dialog: dialog(3, 1)}}))
+	require.NoError(t, f.d.Resync(context.Background(), []distributor.OpenDialog{{Dialog: dialog(3, 1)}}))
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 5), "a dialog newer than MG's list is not taken for closed")
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 3))
 }
@@ -592,7 +606,7 @@ func TestResyncWithAStaleList(t *testing.T) {
 	f.open(t, dialog(2, 1))
 	held1, held2 := f.responsible(t, 1), f.responsible(t, 2)
 	stale := []distributor.OpenDialog{{Dialog: dialog(1, 1)}, {Dialog: dialog(2, 1), Responsible: held1}}
-	require.NoError(t, f.d.Resync(context.Background(), acct, stale))
+	require.NoError(t, f.d.Resync(context.Background(), stale))
 	require.Equal(t, held1, f.responsible(t, 1))
 	require.Equal(t, held2, f.responsible(t, 2))
 	require.Equal(t, held1, f.gw.Responsible(1), "MG is told the store's responsible again")
@@ -655,12 +669,12 @@ func TestWorkersStartAgainAfterAnError(t *testing.T) {
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
 	var failed []string
 	var mu sync.Mutex
-	d, err := distributor.New(st, &distributortest.Gateway{}, distributor.WithHooks(distributor.Hooks{
+	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithHooks(distributor.Hooks{
 		Failed: func(_ bd.AccountID, op string, _ error) { mu.Lock(); failed = append(failed, op); mu.Unlock() },
 	}))
 	require.NoError(t, err)
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
 	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
 	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -696,11 +710,11 @@ func TestFailedDistributionIsRetried(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
 	rec := replytest.NewRecorder()
-	d, err := distributor.New(st, &distributortest.Gateway{}, distributor.WithReplier(rec),
+	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rec),
 		distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
 	require.NoError(t, err)
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
 	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
 	// A duplicate delivery adds nothing: the work is stored already.
 	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
@@ -765,10 +779,10 @@ func TestDrainFinishesWhatItLeftHalfDone(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
 	gw := &distributortest.Gateway{}
-	d, err := distributor.New(st, gw, distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
+	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
 	require.NoError(t, err)
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
 	for _, ev := range []distributor.Event{
 		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)},
 		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(2, 1)},
@@ -836,11 +850,11 @@ func TestAssignmentWaitsOnNothingElse(t *testing.T) {
 	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}))
 	gw := &blockingGateway{dialog: 1, release: make(chan struct{}), assigned: make(chan bd.DialogID, 4)}
 	replies := blockingReplier{release: make(chan struct{})}
-	d, err := distributor.New(st, gw, distributor.WithReplier(replies))
+	d, err := distributor.New(acct, st, gw, distributor.WithReplier(replies))
 	require.NoError(t, err)
 	defer d.Close()
 	defer close(replies.release)
-	require.NoError(t, d.SetRoster(ctx, acct, onlineManagers(ids)))
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
 	for i := 1; i <= 2; i++ {
 		// Returns although MG holds dialog 1's assignment.
 		require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i, 1)}))

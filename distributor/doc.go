@@ -2,6 +2,15 @@
 // carries the decision out: the [Distributor] wires a strategy, a binder, a
 // replier and a store with an MG [Gateway].
 //
+// # One Distributor per account
+//
+// A Distributor serves one retailCRM account: [New] takes the account's id,
+// and its roster, settings, traces, dead letters and workers are that
+// account's. A service hosting many accounts runs one Distributor (with the
+// account's own MG client as its Gateway and replier) per account over one
+// shared store, which is multi-tenant; package fleet does that hosting,
+// and on PostgreSQL shares the accounts among processes.
+//
 // # The work pipeline
 //
 // [Distributor.Handle] accepts an event by storing the work it causes and

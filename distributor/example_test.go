@@ -26,12 +26,12 @@ func Example() {
 		},
 	}})
 	mg := &distributortest.Gateway{} // in production: the mg package's client
-	d, err := distributor.New(st, mg, distributor.WithStrategy(strategy.NewLeastLoaded()))
+	d, err := distributor.New("shop", st, mg, distributor.WithStrategy(strategy.NewLeastLoaded()))
 	defer d.Close()
 	if err != nil {
 		panic(err)
 	}
-	_ = d.SetRoster(ctx, "shop", []bd.Manager{
+	_ = d.SetRoster(ctx, []bd.Manager{
 		{ID: 1, FirstName: "Anna", Online: true, Active: true},
 		{ID: 2, FirstName: "Boris", Online: true, Active: true},
 	})
@@ -61,9 +61,9 @@ func ExampleDistributor_Decide() {
 		Channels:        map[bd.ChannelID]bd.ChannelRule{5: {Target: bd.ToManagers, Managers: []bd.ManagerID{2, 3}}},
 	}
 	_ = st.SaveAccount(ctx, bd.Account{ID: "shop", Settings: s})
-	d, _ := distributor.New(st, &distributortest.Gateway{})
+	d, _ := distributor.New("shop", st, &distributortest.Gateway{})
 	defer d.Close()
-	_ = d.SetRoster(ctx, "shop", []bd.Manager{
+	_ = d.SetRoster(ctx, []bd.Manager{
 		{ID: 1, Status: bd.StatusFree, Online: true, Active: true},
 		{ID: 2, Status: bd.StatusBusy, Online: true, Active: true},
 		{ID: 3, Status: bd.StatusFree, Online: true, Active: true},

@@ -22,17 +22,23 @@ import (
 // It is safe to call concurrently, also from several processes sharing the
 // store, and to deliver an event more than once: each is acted on once.
 //
-// A malformed event returns an error wrapping ErrBadEvent and changes
-// nothing; an event of an account not in the store returns ErrUnknownAccount.
+// A malformed event, or one of another account (Event.Account may be empty,
+// meaning the distributor's), returns an error wrapping ErrBadEvent and
+// changes nothing; when the account is not in the store, Handle returns
+// ErrUnknownAccount.
 // A store error means the event was not accepted: deliver it again.
 func (d *Distributor) Handle(ctx context.Context, ev Event) error {
 	if d.isClosed() {
 		return ErrClosed
 	}
+	if err := d.sameAccount("event", ev.Account); err != nil {
+		return err
+	}
+	ev.Account = d.id
 	if err := checkEvent(ev); err != nil {
 		return err
 	}
-	a, err := d.account(ctx, ev.Account)
+	a, err := d.account(ctx)
 	if err != nil {
 		return err
 	}

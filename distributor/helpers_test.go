@@ -101,11 +101,11 @@ func newFixtureOn(t testing.TB, st *memory.Store, s bd.Settings, roster []bd.Man
 	ctx := context.Background()
 	require.NoError(t, f.st.SaveAccount(ctx, bd.Account{ID: acct, Domain: "https://shop.example", Settings: s}))
 	opts = append([]distributor.Option{distributor.WithReplier(f.rec), distributor.WithClock(f.clock.Now)}, opts...)
-	d, err := distributor.New(f.st, f.gw, opts...)
+	d, err := distributor.New(acct, f.st, f.gw, opts...)
 	require.NoError(t, err)
 	f.d = d
 	t.Cleanup(func() { require.NoError(t, d.Close()) })
-	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	require.NoError(t, d.SetRoster(ctx, roster))
 	f.flush(t)
 	return f
 }

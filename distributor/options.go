@@ -115,7 +115,7 @@ func WithHooks(h Hooks) Option {
 	})
 }
 
-// WithSweep sets how often [Distributor.Run] drains every account's queue as
+// WithSweep sets how often [Distributor.Run] drains the account's queue as
 // a safety net (draining is event-driven otherwise). The default is 30s.
 func WithSweep(every time.Duration) Option {
 	return optionFunc(func(c *config) error {
@@ -154,14 +154,9 @@ func WithRecentTraces(n int) Option {
 
 // WithWork tunes the distributor's workers: how many jobs run at once in
 // this process (store.DefaultWorkers unless set), how often a job is tried
-// before it becomes a dead letter, the backoff between tries, and which
-// accounts' jobs this distributor works. Several distributors sharing one
-// store (one per account, each with its own MessageGateway client) must
-// each name their accounts, or they would work each other's jobs. Naming
-// the accounts also lets the workers take their jobs from the first
-// moment: workers of every account learn of an account new to them when
-// its first job is stored, and on the SQL stores the first jobs then
-// waited up to 2 s.
+// before it becomes a dead letter and the backoff between tries. The
+// workers take the jobs of the distributor's account only: Accounts must
+// be empty or name just that account.
 func WithWork(o store.WorkOptions) Option {
 	return optionFunc(func(c *config) error {
 		if _, err := o.Normalized(); err != nil {

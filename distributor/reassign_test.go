@@ -65,7 +65,7 @@ func TestReassignUncompletedWhenManagerGoesOffline(t *testing.T) {
 	require.Equal(t, bd.ManagerOf(2), f.gw.Responsible(1))
 	f.checkInvariants(t, managerIDs(2), 3)
 
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, distributor.OutcomeReassigned, tr[0].Outcome)
 	require.Equal(t, bd.ManagerID(1), tr[0].Reassigned)
@@ -110,7 +110,7 @@ func TestReassignRespectsCapacityAndNeverBouncesBack(t *testing.T) {
 	require.Equal(t, 1, moved)
 	require.Equal(t, 1, stayed)
 	f.checkInvariants(t, managerIDs(2), 3)
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, distributor.OutcomeStays, tr[0].Outcome)
 
@@ -121,7 +121,7 @@ func TestReassignRespectsCapacityAndNeverBouncesBack(t *testing.T) {
 	f.managerChanged(t, ms[1])
 	for _, id := range []bd.DialogID{1, 2} {
 		if r := f.responsible(t, id); r == bd.ManagerOf(2) {
-			tr, err := f.d.Recent(context.Background(), acct)
+			tr, err := f.d.Recent(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, distributor.OutcomeStays, tr[0].Outcome)
 			require.Equal(t, []bd.ManagerID{1}, tr[0].RemovedBy(distributor.FilterLeft))
@@ -167,7 +167,7 @@ func TestReassignWhenNobodyAnswers(t *testing.T) {
 	f.d.Sweep(ctx)
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1), "no answer within 5 minutes: dialog 1 moves")
 	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2), "dialog 2 was answered")
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	require.Contains(t, tr[0].Why, "no answer within 5m0s")
 }
@@ -176,7 +176,7 @@ func TestRosterRefreshReassignsManagersWhoLeft(t *testing.T) {
 	f := reassignFixture(t, bd.ReassignUncompleted, 2, nil)
 	roster := onlineManagers(managerIDs(2))
 	roster[0].Online = false // learnt from a re-read after a reconnect, not from an event
-	require.NoError(t, f.d.SetRoster(context.Background(), acct, roster))
+	require.NoError(t, f.d.SetRoster(context.Background(), roster))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
 }
@@ -193,7 +193,7 @@ func TestRefusedMoveGoesBackToTheManager(t *testing.T) {
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
 	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
 	require.Equal(t, 2, f.checkInvariants(t, managerIDs(2), 3))
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	moved := 0
 	for _, x := range tr {
@@ -240,19 +240,19 @@ func TestRefusedMoveQueuesWhenTheManagerIsFull(t *testing.T) {
 	st := memory.New()
 	gw := &fillingGateway{st: st}
 	require.NoError(t, st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}))
-	d, err := distributor.New(st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
+	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
 	roster := onlineManagers(ids)
 	roster[1].Online = false
-	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	require.NoError(t, d.SetRoster(ctx, roster))
 	// Dialog 1 is reserved for manager 1, and MG refuses: nobody holds
 	// it; record it to manager 1 as MG would have it.
 	_, err = st.Record(ctx, store.Assignment{Account: acct, Dialog: 1, To: bd.ManagerOf(1), At: t0})
 	require.NoError(t, err)
 	roster[1].Online = true
-	require.NoError(t, d.SetRoster(ctx, acct, roster))
+	require.NoError(t, d.SetRoster(ctx, roster))
 	roster[0].Online = false
 	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}))
 	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -261,7 +261,7 @@ func TestRefusedMoveQueuesWhenTheManagerIsFull(t *testing.T) {
 	loads, err := st.Loads(ctx, acct, []bd.ManagerID{1}, nil)
 	require.NoError(t, err)
 	require.LessOrEqual(t, loads[0].Open, 3, "manager 1 over capacity")
-	tr, err := d.Recent(ctx, acct)
+	tr, err := d.Recent(ctx)
 	require.NoError(t, err)
 	queued := false
 	for _, x := range tr {

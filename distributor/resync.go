@@ -31,8 +31,9 @@ import (
 //
 // Then the queue is drained (a drain job). Errors of single dialogs are joined; the
 // others are still processed.
-func (d *Distributor) Resync(ctx context.Context, id bd.AccountID, open []OpenDialog) error {
-	a, err := d.account(ctx, id)
+func (d *Distributor) Resync(ctx context.Context, open []OpenDialog) error {
+	id := d.id
+	a, err := d.account(ctx)
 	if err != nil {
 		return err
 	}

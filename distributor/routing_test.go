@@ -70,7 +70,7 @@ func TestStickyReturningCustomer(t *testing.T) {
 	again.Customer = first.Customer
 	f.open(t, again)
 	require.Equal(t, bd.ManagerOf(m), f.responsible(t, 4), "the returning customer goes back to manager %d", m)
-	tr, err := f.d.Recent(context.Background(), acct)
+	tr, err := f.d.Recent(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, m, tr[0].LastManager)
 	require.Contains(t, tr[0].Choice.Reason, "last manager")

@@ -18,7 +18,12 @@ import (
 // workers the Distributor started, retries it when it fails and makes it a
 // dead letter when its attempts are spent.
 func (d *Distributor) work(ctx context.Context, j store.Job) error {
-	a, err := d.account(ctx, j.Account)
+	if j.Account != d.id {
+		// The workers take only this account's jobs; a store that hands out
+		// another's has a bug, and the job stays for its own distributor.
+		return fmt.Errorf("distributor: job %s of account %q given to the distributor of %q", j.Key(), j.Account, d.id)
+	}
+	a, err := d.account(ctx)
 	if errors.Is(err, ErrUnknownAccount) {
 		d.cfg.logger.Warn("distributor: job of an unknown account dropped", slog.String("account", string(j.Account)), slog.String("job", j.Key()))
 		return nil
@@ -165,27 +170,20 @@ func (d *Distributor) bindCustomer(ctx context.Context, a *account, dl bd.Dialog
 	return nil
 }
 
-// Flush waits until every job of the accounts this distributor has served
-// is done (or a dead letter), or ctx ends. Jobs waiting for a retry count
-// as not done. It is meant for tests, tools and shutdown; with several
-// processes it also waits for the jobs other processes work.
+// Flush waits until every job of the account is done (or a dead letter),
+// or ctx ends. Jobs waiting for a retry count as not done. It is meant for
+// tests, tools and shutdown; with several processes it also waits for the
+// jobs other processes work.
 func (d *Distributor) Flush(ctx context.Context) error {
 	wait := 20 * time.Microsecond
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
-		idle := true
-		var err error
-		d.accounts.Range(func(k, _ any) bool {
-			var n int
-			n, err = d.store.PendingJobs(ctx, k.(bd.AccountID))
-			idle = err == nil && n == 0
-			return idle
-		})
+		n, err := d.store.PendingJobs(ctx, d.id)
 		if err != nil {
 			return fmt.Errorf("distributor: flush: %w", err)
 		}
-		if idle {
+		if n == 0 {
 			return nil
 		}
 		t.Reset(wait)
@@ -200,10 +198,10 @@ func (d *Distributor) Flush(ctx context.Context) error {
 
 // DeadLetters returns up to limit jobs of the account that failed past their
 // retry budget, newest first.
-func (d *Distributor) DeadLetters(ctx context.Context, id bd.AccountID, limit int) ([]store.DeadJob, error) {
-	dead, err := d.store.DeadJobs(ctx, id, limit)
+func (d *Distributor) DeadLetters(ctx context.Context, limit int) ([]store.DeadJob, error) {
+	dead, err := d.store.DeadJobs(ctx, d.id, limit)
 	if err != nil {
-		return nil, fmt.Errorf("distributor: dead letters of %q: %w", id, err)
+		return nil, fmt.Errorf("distributor: dead letters of %q: %w", d.id, err)
 	}
 	return dead, nil
 }

@@ -673,39 +673,3 @@ func TestTokenNeverInErrorsOrLogs(t *testing.T) {
 		t.Errorf("logs leak the token:\n%s", logs.String())
 	}
 }
-
-func TestAccountsRoutesByAccount(t *testing.T) {
-	m1, m2 := newMG(t), newMG(t)
-	c1, c2 := newClient(t, m1), newClient(t, m2)
-	ch1, ch2 := channel(t, m1, "telegram", "one"), channel(t, m2, "telegram", "two")
-	w1, w2 := customer(t, m1, ch1, "x", "hi"), customer(t, m2, ch2, "y", "hi")
-	a1 := m1.AddManager(sandbox.MGUser{FirstName: "A"})
-	a2 := m2.AddManager(sandbox.MGUser{FirstName: "B"})
-
-	var acc mg.Accounts
-	acc.Set("one", c1)
-	acc.Set("two", c2)
-	ctx := testCtx(t)
-	if err := acc.Assign(ctx, "one", w1.Dialog, bd.ManagerOf(a1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Send(ctx, "two", w2.Chat, "hello two"); err != nil {
-		t.Fatal(err)
-	}
-	if r, _ := m1.Responsible(w1.Dialog); r != bd.ManagerOf(a1) {
-		t.Fatalf("account one: responsible %v", r)
-	}
-	if msgs := m2.Messages(w2.Chat); len(msgs) != 2 || msgs[1].Text != "hello two" {
-		t.Fatalf("account two: messages %+v", msgs)
-	}
-	if err := acc.Assign(ctx, "three", w1.Dialog, bd.ManagerOf(a2)); !errors.Is(err, mg.ErrUnknownAccount) || !strings.Contains(err.Error(), `"three"`) {
-		t.Fatalf("unknown account: %v", err)
-	}
-	acc.Remove("one")
-	if err := acc.Send(ctx, "one", w1.Chat, "x"); !errors.Is(err, mg.ErrUnknownAccount) {
-		t.Fatalf("removed account: %v", err)
-	}
-	if _, ok := acc.Client("two"); !ok {
-		t.Fatal("account two lost")
-	}
-}

@@ -43,8 +43,6 @@ var (
 	ErrUnknownEvent = errors.New("mg: unknown event type")
 	// ErrMalformedEvent: a websocket frame is not a valid event.
 	ErrMalformedEvent = errors.New("mg: malformed event")
-	// ErrUnknownAccount: an [Accounts] router has no client for the account.
-	ErrUnknownAccount = errors.New("mg: unknown account")
 	// ErrAmbiguous is wrapped by the error of a call that is not safe to
 	// repeat (sending a message, unassigning, closing) when it failed in a
 	// way that leaves open whether MG applied it: a 5xx answer other than

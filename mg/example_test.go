@@ -12,13 +12,10 @@ import (
 	"github.com/botdistributor/botdistributor/sandbox"
 )
 
-// The client implements the reply.Sender and reply.Checker ports, and
-// Accounts routes them per account.
+// The client implements the reply.Sender and reply.Checker ports.
 var (
 	_ reply.Sender  = (*mg.Client)(nil)
-	_ reply.Sender  = (*mg.Accounts)(nil)
 	_ reply.Checker = (*mg.Client)(nil)
-	_ reply.Checker = (*mg.Accounts)(nil)
 )
 
 // Listing the open dialogs nobody is responsible for and assigning one,

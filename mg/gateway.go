@@ -3,14 +3,13 @@ package mg
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	bd "github.com/botdistributor/botdistributor"
 )
 
 // Assign makes to responsible for the dialog, with the signature of the
-// distributor's Gateway port. A Client speaks for one bot of one account,
-// so account is ignored; route several accounts with [Accounts].
+// distributor's Gateway port. A Client speaks for one bot of one account:
+// the account is the Distributor's own, and the Client does not use it.
 func (c *Client) Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error {
 	_, err := c.AssignDialog(ctx, dialog, to)
 	return err
@@ -18,7 +17,7 @@ func (c *Client) Assign(ctx context.Context, account bd.AccountID, dialog bd.Dia
 
 // Send posts text into the chat publicly (scope public, type text), with
 // the signature of reply.Sender. A Client speaks for one bot of one
-// account, so account is ignored; route several accounts with [Accounts].
+// account, so account is not used.
 // It retries like [Client.SendMessage]: on 429 and 503 only. An error
 // wrapping [ErrAmbiguous] means the text may have been posted; ask
 // [Client.HasSent] before sending it again.
@@ -29,7 +28,7 @@ func (c *Client) Send(ctx context.Context, account bd.AccountID, chat bd.ChatID,
 
 // HasSent reports whether this Client's bot has posted text, as a public
 // text message with exactly this content, into the chat's dialog. It has
-// the signature of reply.Checker; account is ignored as in [Client.Send].
+// the signature of reply.Checker; account is not used, as in [Client.Send].
 // A dialog of 0 looks at the whole chat.
 //
 // It lists the messages of the chat and dialog that the bot sent
@@ -193,86 +192,4 @@ func (c *Client) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd
 		return false, err
 	}
 	return st.Open(), nil
-}
-
-// Accounts routes the distributor's Gateway and DialogChecker calls and the
-// reply.Sender and reply.Checker calls to the Client of each account. The zero value is an empty router ready to use;
-// it is safe for concurrent use, and clients may be set and removed while
-// calls are in flight.
-type Accounts struct {
-	mu      sync.RWMutex
-	clients map[bd.AccountID]*Client
-}
-
-// Set makes c the client of account, replacing any previous one. A nil c
-// removes the account.
-func (a *Accounts) Set(account bd.AccountID, c *Client) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c == nil {
-		delete(a.clients, account)
-		return
-	}
-	if a.clients == nil {
-		a.clients = make(map[bd.AccountID]*Client)
-	}
-	a.clients[account] = c
-}
-
-// Remove forgets the account's client.
-func (a *Accounts) Remove(account bd.AccountID) { a.Set(account, nil) }
-
-// Client returns the account's client.
-func (a *Accounts) Client(account bd.AccountID) (*Client, bool) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	c, ok := a.clients[account]
-	return c, ok
-}
-
-func (a *Accounts) client(account bd.AccountID) (*Client, error) {
-	if c, ok := a.Client(account); ok {
-		return c, nil
-	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownAccount, account)
-}
-
-// Assign assigns through the account's client; ErrUnknownAccount if it has
-// none.
-func (a *Accounts) Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error {
-	c, err := a.client(account)
-	if err != nil {
-		return err
-	}
-	return c.Assign(ctx, account, dialog, to)
-}
-
-// Send sends through the account's client; ErrUnknownAccount if it has
-// none.
-func (a *Accounts) Send(ctx context.Context, account bd.AccountID, chat bd.ChatID, text string) error {
-	c, err := a.client(account)
-	if err != nil {
-		return err
-	}
-	return c.Send(ctx, account, chat, text)
-}
-
-// HasSent asks the account's client (see [Client.HasSent]);
-// ErrUnknownAccount if it has none.
-func (a *Accounts) HasSent(ctx context.Context, account bd.AccountID, chat bd.ChatID, dialog bd.DialogID, text string) (bool, error) {
-	c, err := a.client(account)
-	if err != nil {
-		return false, err
-	}
-	return c.HasSent(ctx, account, chat, dialog, text)
-}
-
-// DialogOpen asks the account's client (see [Client.DialogOpen]);
-// ErrUnknownAccount if it has none.
-func (a *Accounts) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error) {
-	c, err := a.client(account)
-	if err != nil {
-		return false, err
-	}
-	return c.DialogOpen(ctx, account, dialog)
 }

@@ -7,7 +7,7 @@
 //
 //	client, _ := mg.New(account.MGEndpoint, account.MGToken)
 //	replier, _ := reply.NewTemplate(client)             // replies via POST /messages
-//	d, _ := distributor.New(st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
+//	d, _ := distributor.New(account.ID, st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
 //	defer d.Close()
 //	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: client, Target: d})
 //	go d.Run(ctx)
@@ -19,8 +19,8 @@
 // the latest of their chat) so the distributor closes them instead of
 // letting them wait. An event the distributor cannot store yet (its
 // database is briefly unreachable) is offered again with backoff for
-// Options.DeliverFor, not dropped. For several accounts, route the Gateway and
-// the Sender through an [mg.Accounts] and run one Source per account.
+// Options.DeliverFor, not dropped. Each account has its own Client,
+// Gateway, Distributor and Source (package fleet hosts many accounts).
 //
 // [Translator] holds the mapping from MG events to distributor events; it
 // is exported so that other event sources (a recorded stream, a test) can

@@ -33,9 +33,9 @@ func (n notifying) Handle(ctx context.Context, ev distributor.Event) error {
 	return n.Distributor.Handle(ctx, ev)
 }
 
-func (n notifying) Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error {
+func (n notifying) Resync(ctx context.Context, open []distributor.OpenDialog) error {
 	defer n.w.Poke()
-	err := n.Distributor.Resync(ctx, account, open)
+	err := n.Distributor.Resync(ctx, open)
 	if err == nil {
 		n.resyncs.Add(1)
 	}
@@ -92,7 +92,7 @@ func TestEndToEndOnSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := distributor.New(st, mgsource.Gateway{MG: c}, distributor.WithReplier(replier))
+	d, err := distributor.New(acct, st, mgsource.Gateway{MG: c}, distributor.WithReplier(replier))
 	if err != nil {
 		t.Fatal(err)
 	}

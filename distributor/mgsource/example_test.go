@@ -18,7 +18,6 @@ import (
 // account.
 var (
 	_ distributor.Gateway = (*mg.Client)(nil)
-	_ distributor.Gateway = (*mg.Accounts)(nil)
 )
 
 // A distributor running on MessageGateway: here the sandbox MG, a memory
@@ -53,7 +52,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	replier, _ := reply.NewTemplate(client)
-	d, err := distributor.New(st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
+	d, err := distributor.New(account, st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
 	if err != nil {
 		log.Fatal(err)
 	}

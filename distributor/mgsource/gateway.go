@@ -11,15 +11,15 @@ import (
 	"github.com/botdistributor/botdistributor/mg"
 )
 
-// Assigner is what Gateway wraps: an *mg.Client, or *mg.Accounts for
-// several accounts. Both also implement [DialogChecker], which Gateway
-// uses to learn from MG's state why an assignment was refused.
+// Assigner is what Gateway wraps: the account's *mg.Client, which also
+// implements [DialogChecker], used to learn from MG's state why an
+// assignment was refused.
 type Assigner interface {
 	Assign(ctx context.Context, account bd.AccountID, dialog bd.DialogID, to bd.Responsible) error
 }
 
 // DialogChecker is implemented by an [Assigner] that can read a dialog's
-// state from MG (*mg.Client and *mg.Accounts do, with GET /dialogs?id= and
+// state from MG (*mg.Client does, with GET /dialogs?id= and
 // the chat's last_dialog). DialogOpen reports whether the dialog exists,
 // is open and is the latest dialog of its chat, i.e. whether it can still
 // be assigned; an error means MG could not be asked. It is safe for

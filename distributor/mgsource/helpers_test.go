@@ -113,7 +113,7 @@ func (f *fakeTarget) Handle(_ context.Context, ev distributor.Event) error {
 	return nil
 }
 
-func (f *fakeTarget) SetRoster(_ context.Context, _ bd.AccountID, ms []bd.Manager) error {
+func (f *fakeTarget) SetRoster(_ context.Context, ms []bd.Manager) error {
 	f.mu.Lock()
 	f.rosters = append(f.rosters, ms)
 	f.mu.Unlock()
@@ -121,7 +121,7 @@ func (f *fakeTarget) SetRoster(_ context.Context, _ bd.AccountID, ms []bd.Manage
 	return nil
 }
 
-func (f *fakeTarget) Resync(_ context.Context, _ bd.AccountID, open []distributor.OpenDialog) error {
+func (f *fakeTarget) Resync(_ context.Context, open []distributor.OpenDialog) error {
 	f.mu.Lock()
 	f.resyncs = append(f.resyncs, open)
 	f.mu.Unlock()

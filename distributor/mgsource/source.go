@@ -22,9 +22,9 @@ type Target interface {
 	// Handle acts on one event.
 	Handle(ctx context.Context, ev distributor.Event) error
 	// SetRoster replaces the account's managers.
-	SetRoster(ctx context.Context, account bd.AccountID, managers []bd.Manager) error
+	SetRoster(ctx context.Context, managers []bd.Manager) error
 	// Resync converges to MG's open dialogs.
-	Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error
+	Resync(ctx context.Context, open []distributor.OpenDialog) error
 }
 
 var _ Target = (*distributor.Distributor)(nil)
@@ -196,7 +196,7 @@ func (s *Source) Resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mgsource: users: %w", err)
 	}
-	if err := s.opts.Target.SetRoster(ctx, s.opts.Account, s.tr.SetUsers(users)); err != nil {
+	if err := s.opts.Target.SetRoster(ctx, s.tr.SetUsers(users)); err != nil {
 		return fmt.Errorf("mgsource: set roster: %w", err)
 	}
 	dialogs, err := mg.Collect(c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes}))
@@ -223,7 +223,7 @@ func (s *Source) Resync(ctx context.Context) error {
 		od.Dialog.Channel, od.Dialog.Customer = info.channel, info.customer
 		open = append(open, od)
 	}
-	if err := s.opts.Target.Resync(ctx, s.opts.Account, open); err != nil {
+	if err := s.opts.Target.Resync(ctx, open); err != nil {
 		return fmt.Errorf("mgsource: resync: %w", err)
 	}
 	s.resyncs.Add(1)

@@ -73,15 +73,15 @@ func run(ctx context.Context) error {
 	// One worker: the dialogs are distributed one after another, in the
 	// order they opened, so the output is the same on every run. A service
 	// keeps the default, working many dialogs at once.
-	d, err := distributor.New(st, mg, distributor.WithStrategies(registry), distributor.WithWork(store.WorkOptions{Workers: 1}))
+	d, err := distributor.New(account, st, mg, distributor.WithStrategies(registry), distributor.WithWork(store.WorkOptions{Workers: 1}))
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.SaveSettings(ctx, account, settings); err != nil {
+	if err := d.SaveSettings(ctx, settings); err != nil {
 		return err
 	}
-	if err := d.SetRoster(ctx, account, []bd.Manager{
+	if err := d.SetRoster(ctx, []bd.Manager{
 		{ID: 1, FirstName: "Olga", LastName: "Senior", Status: bd.StatusFree, Online: true, Active: true},
 		{ID: 2, FirstName: "Ivan", Status: bd.StatusFree, Online: true, Active: true},
 		{ID: 3, FirstName: "Maria", Status: bd.StatusFree, Online: true, Active: true},
@@ -98,7 +98,7 @@ func run(ctx context.Context) error {
 	if err := d.Flush(ctx); err != nil { // wait for the workers to distribute them
 		return err
 	}
-	traces, err := d.Recent(ctx, account)
+	traces, err := d.Recent(ctx)
 	if err != nil {
 		return err
 	}

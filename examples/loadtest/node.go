@@ -191,8 +191,8 @@ func (t *readyTarget) Handle(ctx context.Context, ev distributor.Event) error {
 	return err
 }
 
-func (t *readyTarget) Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error {
-	err := t.Distributor.Resync(ctx, account, open)
+func (t *readyTarget) Resync(ctx context.Context, open []distributor.OpenDialog) error {
+	err := t.Distributor.Resync(ctx, open)
 	if err == nil {
 		t.once.Do(func() { close(t.ready) })
 	}
@@ -226,10 +226,8 @@ func newDistNode(spec nodeSpec, st store.Store, rec *recorder, logger *slog.Logg
 		return nil, err
 	}
 	hooks := rec.hooks()
-	d, err := distributor.New(st, mgsource.Gateway{MG: client},
-		// Naming the account lets the workers take its jobs from the
-		// start; a worker of every account learns of new accounts' queues.
-		distributor.WithWork(store.WorkOptions{Workers: spec.Workers, Accounts: []bd.AccountID{bd.AccountID(spec.Account)}}),
+	d, err := distributor.New(bd.AccountID(spec.Account), st, mgsource.Gateway{MG: client},
+		distributor.WithWork(store.WorkOptions{Workers: spec.Workers}),
 		distributor.WithReplier(replier),
 		distributor.WithHooks(hooks),
 		distributor.WithSweep(spec.Sweep),

@@ -316,7 +316,7 @@ func (s *scenario) deadLetters(ctx context.Context) ([]store.DeadJob, error) {
 	defer s.fleetMu.Unlock()
 	if len(s.fleets) > 0 {
 		if f, ok := s.fleets[0].(*localFleet); ok && len(f.nodes) > 0 {
-			dead, err := f.nodes[0].d.DeadLetters(ctx, account, limit)
+			dead, err := f.nodes[0].d.DeadLetters(ctx, limit)
 			if err != nil {
 				return nil, fmt.Errorf("loadtest: dead letters: %w", err)
 			}

@@ -111,7 +111,7 @@ func (r *roster) Handle(ctx context.Context, ev distributor.Event) error {
 
 // SetRoster replaces the MG users and gives the joined roster to the
 // distributor.
-func (r *roster) SetRoster(ctx context.Context, account bd.AccountID, managers []bd.Manager) error {
+func (r *roster) SetRoster(ctx context.Context, managers []bd.Manager) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.mg)
@@ -123,12 +123,12 @@ func (r *roster) SetRoster(ctx context.Context, account bd.AccountID, managers [
 		r.joined[m.ID] = j
 		out = append(out, j)
 	}
-	return r.d.SetRoster(ctx, account, out)
+	return r.d.SetRoster(ctx, out)
 }
 
 // Resync passes MG's open dialogs to the distributor.
-func (r *roster) Resync(ctx context.Context, account bd.AccountID, open []distributor.OpenDialog) error {
-	if err := r.d.Resync(ctx, account, open); err != nil {
+func (r *roster) Resync(ctx context.Context, open []distributor.OpenDialog) error {
+	if err := r.d.Resync(ctx, open); err != nil {
 		return err
 	}
 	r.once.Do(func() { close(r.resynced) })

@@ -93,7 +93,7 @@ func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
 	if s.opts.Sweep > 0 {
 		dopts = append(dopts, distributor.WithSweep(s.opts.Sweep))
 	}
-	d, err := distributor.New(s.store, mgsource.Gateway{MG: mc}, dopts...)
+	d, err := distributor.New(acc.ID, s.store, mgsource.Gateway{MG: mc}, dopts...)
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,7 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.RosterPoll <= 0 {
 		opts.RosterPoll = 10 * time.Second
 	}
-	validator, err := distributor.New(opts.Store, refuseGateway{}, distributor.WithStrategies(opts.Strategies))
+	validator, err := distributor.New("settings validator", opts.Store, refuseGateway{}, distributor.WithStrategies(opts.Strategies))
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +388,7 @@ func (s *Supervisor) Account(ctx context.Context, id bd.AccountID) (AccountInfo,
 // Settings returns the account's settings in force.
 func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings, error) {
 	if rt, err := s.running(id); err == nil {
-		return rt.dist.Settings(ctx, id)
+		return rt.dist.Settings(ctx)
 	}
 	if _, err := s.entry(id); err != nil {
 		return bd.Settings{}, err
@@ -439,7 +439,7 @@ func (s *Supervisor) SaveSettings(ctx context.Context, id bd.AccountID, set bd.S
 	}
 	rt, err := s.running(id)
 	if err == nil {
-		return rt.dist.SaveSettings(ctx, id, set)
+		return rt.dist.SaveSettings(ctx, set)
 	}
 	if _, err := s.entry(id); err != nil {
 		return err
@@ -504,7 +504,7 @@ func (s *Supervisor) Recent(ctx context.Context, id bd.AccountID) ([]distributor
 	if err != nil {
 		return nil, err
 	}
-	return rt.dist.Recent(ctx, id)
+	return rt.dist.Recent(ctx)
 }
 
 // DeadLetters returns the account's jobs given up after their last retry,
@@ -514,7 +514,7 @@ func (s *Supervisor) DeadLetters(ctx context.Context, id bd.AccountID) ([]store.
 	if err != nil {
 		return nil, err
 	}
-	return rt.dist.DeadLetters(ctx, id, 100)
+	return rt.dist.DeadLetters(ctx, 100)
 }
 
 // Decide returns what the account's distributor would do with a dialog now,
