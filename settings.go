@@ -172,6 +172,13 @@ func (r DateRange) Contains(t time.Time, loc *time.Location) bool {
 // Settings is everything an account configures. Settings are validated as a
 // whole with [Settings.Validate]; a store keeps the last valid value.
 type Settings struct {
+	// Active switches the account's distribution on. An account that is not
+	// active is not distributed: its events are accepted and nothing is
+	// lost, but no dialog is assigned or moved and no reply is sent; the
+	// dialogs that open meanwhile wait and are distributed once it is on.
+	// The zero value is off, so that nothing happens before an account's
+	// settings are saved on purpose.
+	Active bool `json:"active"`
 	// Managers take part in the distribution. Empty means nobody: dialogs wait.
 	Managers []ManagerID `json:"managers"`
 	// DefaultCapacity is the most open dialogs a manager may hold.

@@ -157,6 +157,7 @@ type account struct {
 
 	drainRequests atomic.Int64
 	drainRecover  atomic.Bool // the next drain finishes reservations it finds
+	parked        parkedState // dialogs parked while the account was not active
 	presence      presence
 
 	recentMu sync.Mutex
@@ -509,6 +510,9 @@ func (d *Distributor) Run(ctx context.Context) error {
 func (d *Distributor) Sweep(ctx context.Context) {
 	d.accounts.Range(func(_, v any) bool {
 		a := v.(*account)
+		if !a.snap.Load().active() {
+			return ctx.Err() == nil
+		}
 		if err := d.reassignDue(ctx, a); err != nil {
 			d.fail(a.id, "reassign", err)
 		}
