@@ -101,7 +101,9 @@ func New(st store.Store, gw Gateway, opts ...Option) (*Distributor, error) {
 	cfg.work = work
 	d := &Distributor{store: st, gateway: gw, cfg: cfg}
 	d.base, d.cancel = context.WithCancel(context.Background())
-	d.goBackground(d.runWorkers)
+	if runsWorkers(opts) { // see WithoutWorkers
+		d.goBackground(d.runWorkers)
+	}
 	return d, nil
 }
 
