@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/botdistributor/botdistributor/internal/replytext"
 )
 
 // AvailabilityMode says which signals make a manager available.
@@ -200,7 +202,11 @@ type Settings struct {
 	// AutoCreate creates a retailCRM customer when none matches.
 	AutoCreate bool `json:"auto_create"`
 	// Replies holds the text sent in each situation; all are required.
-	// Texts may use {{.Manager}} and {{.Customer}}.
+	// Texts may use the placeholders {customer}, {customer_first_name},
+	// {manager} and {manager_first_name}, and a part in square brackets is
+	// left out when its placeholder has no value (see reply.Vars); a text
+	// that cannot be rendered is refused. Texts in the earlier
+	// text/template form ({{.Manager}}) are still accepted and rendered.
 	Replies map[Situation]string `json:"replies"`
 	// Hours is the account's working schedule.
 	Hours WorkingHours `json:"hours"`
@@ -281,15 +287,22 @@ func (e *SettingsError) EmptyReplies() []Situation {
 }
 
 // Validate checks the settings as a whole and returns a *SettingsError naming
-// every problem, or nil. Empty reply texts are each named.
+// every problem, or nil. Empty reply texts are each named, and so is every
+// text that cannot be rendered (an unknown placeholder, an unclosed brace,
+// a text that renders to nothing), with what is wrong.
 func (s *Settings) Validate() error {
 	var ps []Problem
 	add := func(field, format string, args ...any) {
 		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	for _, sit := range Situations() {
-		if strings.TrimSpace(s.Replies[sit]) == "" {
+		switch text := s.Replies[sit]; {
+		case strings.TrimSpace(text) == "":
 			add("replies."+string(sit), "is empty")
+		default:
+			if err := replytext.Validate(text); err != nil {
+				add("replies."+string(sit), "%v", err)
+			}
 		}
 	}
 	for sit := range s.Replies {
