@@ -1,6 +1,7 @@
 package botdistributor
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -230,6 +231,20 @@ type Settings struct {
 	// DefaultRule applies to channels without a rule of their own. The zero
 	// value means managers.
 	DefaultRule ChannelRule `json:"default_rule"`
+}
+
+// UnmarshalJSON implements json.Unmarshaler. Settings stored before the
+// field Active existed were in force, so a value without "active" is
+// active: upgrading never switches an account off. Settings marshaled now
+// always carry "active".
+func (s *Settings) UnmarshalJSON(b []byte) error {
+	type plain Settings // without this method
+	p := plain{Active: true}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*s = Settings(p)
+	return nil
 }
 
 // CapacityOf returns the most open dialogs manager m may hold.

@@ -198,7 +198,16 @@ func TestValidateRefusesTextsThatCannotRender(t *testing.T) {
 func TestSettingsActiveIsOffByDefault(t *testing.T) {
 	var s bd.Settings
 	require.False(t, s.Active)
-	var back bd.Settings
-	require.NoError(t, json.Unmarshal([]byte(`{"active":true}`), &back))
-	require.True(t, back.Active)
+	for stored, want := range map[string]bool{
+		`{"active":true}`:        true,
+		`{"active":false}`:       false,
+		`{"default_capacity":3}`: true, // stored before Active existed: it was in force
+	} {
+		var back bd.Settings
+		require.NoError(t, json.Unmarshal([]byte(stored), &back))
+		require.Equal(t, want, back.Active, stored)
+	}
+	js, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.Contains(t, string(js), `"active":false`)
 }
