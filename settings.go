@@ -1,11 +1,14 @@
 package botdistributor
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/botdistributor/botdistributor/internal/replytext"
 )
 
 // AvailabilityMode says which signals make a manager available.
@@ -172,6 +175,13 @@ func (r DateRange) Contains(t time.Time, loc *time.Location) bool {
 // Settings is everything an account configures. Settings are validated as a
 // whole with [Settings.Validate]; a store keeps the last valid value.
 type Settings struct {
+	// Active switches the account's distribution on. An account that is not
+	// active is not distributed: its events are accepted and nothing is
+	// lost, but no dialog is assigned or moved and no reply is sent; the
+	// dialogs that open meanwhile wait and are distributed once it is on.
+	// The zero value is off, so that nothing happens before an account's
+	// settings are saved on purpose.
+	Active bool `json:"active"`
 	// Managers take part in the distribution. Empty means nobody: dialogs wait.
 	Managers []ManagerID `json:"managers"`
 	// DefaultCapacity is the most open dialogs a manager may hold.
@@ -193,7 +203,11 @@ type Settings struct {
 	// AutoCreate creates a retailCRM customer when none matches.
 	AutoCreate bool `json:"auto_create"`
 	// Replies holds the text sent in each situation; all are required.
-	// Texts may use {{.Manager}} and {{.Customer}}.
+	// Texts may use the placeholders {customer}, {customer_first_name},
+	// {manager} and {manager_first_name}, and a part in square brackets is
+	// left out when its placeholder has no value (see reply.Vars); a text
+	// that cannot be rendered is refused. Texts in the earlier
+	// text/template form ({{.Manager}}) are still accepted and rendered.
 	Replies map[Situation]string `json:"replies"`
 	// Hours is the account's working schedule.
 	Hours WorkingHours `json:"hours"`
@@ -217,6 +231,20 @@ type Settings struct {
 	// DefaultRule applies to channels without a rule of their own. The zero
 	// value means managers.
 	DefaultRule ChannelRule `json:"default_rule"`
+}
+
+// UnmarshalJSON implements json.Unmarshaler. Settings stored before the
+// field Active existed were in force, so a value without "active" is
+// active: upgrading never switches an account off. Settings marshaled now
+// always carry "active".
+func (s *Settings) UnmarshalJSON(b []byte) error {
+	type plain Settings // without this method
+	p := plain{Active: true}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*s = Settings(p)
+	return nil
 }
 
 // CapacityOf returns the most open dialogs manager m may hold.
@@ -274,15 +302,22 @@ func (e *SettingsError) EmptyReplies() []Situation {
 }
 
 // Validate checks the settings as a whole and returns a *SettingsError naming
-// every problem, or nil. Empty reply texts are each named.
+// every problem, or nil. Empty reply texts are each named, and so is every
+// text that cannot be rendered (an unknown placeholder, an unclosed brace,
+// a text that renders to nothing), with what is wrong.
 func (s *Settings) Validate() error {
 	var ps []Problem
 	add := func(field, format string, args ...any) {
 		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	for _, sit := range Situations() {
-		if strings.TrimSpace(s.Replies[sit]) == "" {
+		switch text := s.Replies[sit]; {
+		case strings.TrimSpace(text) == "":
 			add("replies."+string(sit), "is empty")
+		default:
+			if err := replytext.Validate(text); err != nil {
+				add("replies."+string(sit), "%v", err)
+			}
 		}
 	}
 	for sit := range s.Replies {

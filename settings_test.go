@@ -167,3 +167,47 @@ func TestResponsible(t *testing.T) {
 	require.Equal(t, "Anna Petrova", bd.Manager{FirstName: "Anna", LastName: "Petrova"}.Name())
 	require.Equal(t, "Petrova", bd.Customer{LastName: "Petrova"}.Name())
 }
+
+// A reply text that cannot be rendered is refused when saved, naming the
+// situation and what is wrong, in both the placeholder and the earlier form.
+func TestValidateRefusesTextsThatCannotRender(t *testing.T) {
+	s := validSettings()
+	s.Replies[bd.DialogReceived] = "Hello[, {customer}]!"
+	s.Replies[bd.ManagerAssigned] = "{{.Manager}} will answer."
+	require.NoError(t, s.Validate())
+
+	s.Replies[bd.DialogReceived] = "Hello, {client}!"
+	s.Replies[bd.ManagerAssigned] = `{{template "x"}}`
+	s.Replies[bd.NoManagerOnline] = "Nobody {is online"
+	s.Replies[bd.AllManagersBusy] = "{customer}"
+	var se *bd.SettingsError
+	require.ErrorAs(t, s.Validate(), &se)
+	got := map[string]string{}
+	for _, p := range se.Problems {
+		got[p.Field] = p.Message
+	}
+	require.Equal(t, map[string]string{
+		"replies.dialog_received":   "unknown placeholder {client}: use {customer}, {customer_first_name}, {manager} or {manager_first_name}",
+		"replies.manager_assigned":  "may not use range, define, template or block",
+		"replies.no_manager_online": "the brace at character 8 is not closed: write a placeholder such as {customer}",
+		"replies.all_managers_busy": "renders to an empty message when the names are unknown: add some words outside the placeholders",
+	}, got)
+	require.Empty(t, se.EmptyReplies())
+}
+
+func TestSettingsActiveIsOffByDefault(t *testing.T) {
+	var s bd.Settings
+	require.False(t, s.Active)
+	for stored, want := range map[string]bool{
+		`{"active":true}`:        true,
+		`{"active":false}`:       false,
+		`{"default_capacity":3}`: true, // stored before Active existed: it was in force
+	} {
+		var back bd.Settings
+		require.NoError(t, json.Unmarshal([]byte(stored), &back))
+		require.Equal(t, want, back.Active, stored)
+	}
+	js, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.Contains(t, string(js), `"active":false`)
+}

@@ -115,7 +115,9 @@ func New(account bd.AccountID, st store.Store, gw Gateway, opts ...Option) (*Dis
 	cfg.work = work
 	d := &Distributor{id: account, store: st, gateway: gw, cfg: cfg}
 	d.base, d.cancel = context.WithCancel(context.Background())
-	d.goBackground(d.runWorkers)
+	if runsWorkers(opts) { // see WithoutWorkers
+		d.goBackground(d.runWorkers)
+	}
 	return d, nil
 }
 
@@ -171,6 +173,7 @@ type account struct {
 
 	drainRequests atomic.Int64
 	drainRecover  atomic.Bool // the next drain finishes reservations it finds
+	parked        parkedState // dialogs parked while the account was not active
 	presence      presence
 
 	recentMu sync.Mutex
@@ -540,11 +543,13 @@ func (d *Distributor) Sweep(ctx context.Context) {
 		d.fail(d.id, "sweep", err)
 		return
 	}
-	if err := d.reassignDue(ctx, a); err != nil {
-		d.fail(a.id, "reassign", err)
-	}
-	if err := d.drain(ctx, a, false); err != nil {
-		d.fail(a.id, "sweep", err)
+	if a.snap.Load().active() {
+		if err := d.reassignDue(ctx, a); err != nil {
+			d.fail(a.id, "reassign", err)
+		}
+		if err := d.drain(ctx, a, false); err != nil {
+			d.fail(a.id, "sweep", err)
+		}
 	}
 	if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
 		d.fail(d.id, "prune events", err)

@@ -35,6 +35,9 @@ func (d *Distributor) drain(ctx context.Context, a *account, recover bool) error
 		if err := d.drainOnce(ctx, a); err != nil && first == nil {
 			first = err
 		}
+		if err := d.greetParked(ctx, a); err != nil && first == nil {
+			first = err
+		}
 		if a.drainRequests.Add(-n) == 0 {
 			return first
 		}
@@ -120,7 +123,7 @@ func (d *Distributor) assignWaiting(ctx context.Context, a *account, snap *snaps
 	if err != nil || v == wait {
 		return false, err
 	}
-	if err := d.assign(ctx, a, snap, dl, &tr, v, d.assignedJobs(snap, dl, false)); err != nil {
+	if err := d.assign(ctx, a, snap, dl, &tr, v, d.assignedJobs(snap, dl, fresh(w) && v == pickManager)); err != nil {
 		return false, err
 	}
 	return tr.Outcome != "" && tr.Outcome != OutcomeQueued, nil

@@ -15,6 +15,7 @@ func Example() {
 	ctx := context.Background()
 	st := memory.New()
 	_ = st.SaveAccount(ctx, bd.Account{ID: "shop", Settings: bd.Settings{
+		Active:          true,
 		Managers:        []bd.ManagerID{1, 2},
 		DefaultCapacity: 1,
 		Availability:    bd.OnlineOnly,
@@ -54,6 +55,7 @@ func ExampleDistributor_Decide() {
 	ctx := context.Background()
 	st := memory.New()
 	s := bd.Settings{
+		Active:          true,
 		Managers:        []bd.ManagerID{1, 2, 3},
 		DefaultCapacity: 2,
 		Availability:    bd.StatusAndOnline,

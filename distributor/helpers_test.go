@@ -56,6 +56,7 @@ func replies() map[bd.Situation]string {
 
 func settingsFor(ids []bd.ManagerID, capacity int) bd.Settings {
 	return bd.Settings{
+		Active:          true,
 		Managers:        ids,
 		DefaultCapacity: capacity,
 		Availability:    bd.StatusAndOnline,

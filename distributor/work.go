@@ -31,6 +31,9 @@ func (d *Distributor) work(ctx context.Context, j store.Job) error {
 	if err != nil {
 		return err
 	}
+	if !a.snap.Load().active() {
+		return d.idle(ctx, a, j) // see activation.go
+	}
 	dl := j.Dialog
 	dl.Account = a.id
 	switch j.Kind {

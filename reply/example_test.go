@@ -32,7 +32,7 @@ func ExampleTemplate() {
 			Customer: bd.Customer{FirstName: "Olga"},
 		},
 		Situation: bd.ManagerAssigned,
-		Text:      "Hello, {{.Customer}}! {{.Manager}} will answer you shortly.",
+		Text:      "Hello[, {customer_first_name}]! {manager} will answer you shortly.",
 		Manager:   bd.Manager{ID: 12, FirstName: "Anna", LastName: "Smith"},
 	})
 	fmt.Println(err)
@@ -43,16 +43,25 @@ func ExampleTemplate() {
 
 func ExampleValidate() {
 	for _, text := range []string{
-		"Hello, {{.Customer}}!",
-		"Hello, {{.Client}}!",
-		"Hello, {{.Customer!",
+		"Hello, {customer}!",
+		"Hello, {client}!",
+		"Hello, {customer!",
+		"Hello, {{.Customer}}!", // the earlier form still works
 	} {
 		fmt.Println(reply.Validate(text))
 	}
 	// Output:
 	// <nil>
-	// reply: text: template: reply:1:9: executing "reply" at <.Client>: can't evaluate field Client in type reply.Vars
-	// reply: text: template: reply:1: bad character U+0021 '!'
+	// reply: text: unknown placeholder {client}: use {customer}, {customer_first_name}, {manager} or {manager_first_name}
+	// reply: text: the brace at character 8 is not closed: write a placeholder such as {customer}
+	// <nil>
+}
+
+func ExampleUpgrade() {
+	text, ok := reply.Upgrade("Hello{{if .Customer}}, {{.Customer}}{{end}}! {{.Manager}} will answer.")
+	fmt.Println(text, ok)
+	// Output:
+	// Hello[, {customer}]! {manager} will answer. true
 }
 
 // lossySender takes every text but loses the answer the first time, as

@@ -51,6 +51,18 @@ func TestTemplateReplySends(t *testing.T) {
 			"Hello, Olga Petrova! Anna Smith will answer you.",
 		},
 		{
+			"placeholders",
+			reply.Request{Dialog: dialog, Situation: bd.ManagerAssigned, Manager: anna,
+				Text: "Hello[, {customer_first_name}]! {manager_first_name} ({manager}) will answer {customer}."},
+			"Hello, Olga! Anna (Anna Smith) will answer Olga Petrova.",
+		},
+		{
+			"placeholder without a value leaves its part out",
+			reply.Request{Dialog: bd.Dialog{Account: "a", ID: 1, Chat: 2}, Situation: bd.AllManagersBusy,
+				Text: "Hi[, {customer}]! Everyone is busy [really]."},
+			"Hi! Everyone is busy [really].",
+		},
+		{
 			"situation and condition",
 			reply.Request{Dialog: dialog, Situation: bd.NoManagerOnline,
 				Text: "{{if .Manager}}{{.Manager}}{{else}}Nobody{{end}} ({{.Situation}})"},
@@ -101,7 +113,7 @@ func TestTemplateRejectsBadText(t *testing.T) {
 		{"empty", "", `reply: text for situation "manager_assigned": is empty`},
 		{"white space", " \n\t", `reply: text for situation "manager_assigned": is empty`},
 		{"does not parse", "Hi {{.Customer", `reply: text for situation "manager_assigned": template: reply:1: unclosed action`},
-		{"unknown field", "Hi {{.Name}}", `reply: text for situation "manager_assigned": template: reply:1:5: executing "reply" at <.Name>: can't evaluate field Name in type reply.Vars`},
+		{"unknown field", "Hi {{.Name}}", `reply: text for situation "manager_assigned": template: reply:1:5: executing "reply" at <.Name>: map has no entry for key "Name"`},
 		{"unknown function", "{{shout .Customer}}", `reply: text for situation "manager_assigned": template: reply:1: function "shout" not defined`},
 		{"renders to nothing", "{{if false}}x{{end}}  ", `reply: text for situation "manager_assigned": renders to an empty message`},
 		{"renders to a field that is empty", "{{.Situation | printf \"%.0s\"}}", `reply: text for situation "manager_assigned": renders to an empty message`},
@@ -235,6 +247,7 @@ func TestValidate(t *testing.T) {
 		"Hello, {{.Customer}}. {{.Manager}} will answer.",
 		"{{if .Manager}}{{.Manager}}{{else}}We{{end}} will answer ({{.Situation}}).",
 		"{{.Manager | printf \"%q\"}}",
+		"Hello[, {customer}]! {manager_first_name} will answer.",
 	}
 	for _, text := range valid {
 		if err := reply.Validate(text); err != nil {
@@ -245,10 +258,12 @@ func TestValidate(t *testing.T) {
 		"":                     "reply: text: is empty",
 		"   ":                  "reply: text: is empty",
 		"{{.Customer":          "reply: text: template: reply:1: unclosed action",
-		"{{.Phone}}":           `reply: text: template: reply:1:2: executing "reply" at <.Phone>: can't evaluate field Phone in type reply.Vars`,
+		"{{.Phone}}":           `reply: text: template: reply:1:2: executing "reply" at <.Phone>: map has no entry for key "Phone"`,
 		"{{if .Manager}}{{}}":  "reply: text: template: reply:1: missing value for command",
 		"{{/* nothing */}}":    "reply: text: renders to an empty message",
 		"{{range 3}}Hi{{end}}": "reply: text: may not use range, define, template or block",
+		"Hi {Customer}":        "reply: text: unknown placeholder {Customer}: use {customer}, {customer_first_name}, {manager} or {manager_first_name}",
+		"[{manager}]":          "reply: text: renders to an empty message when the names are unknown: add some words outside the placeholders",
 	}
 	for text, want := range invalid {
 		err := reply.Validate(text)

@@ -66,6 +66,7 @@ func TestEndToEndOnSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	settings := bd.Settings{
+		Active:          true,
 		Managers:        mgrs,
 		DefaultCapacity: 100,
 		Availability:    bd.StatusAndOnline,

@@ -36,6 +36,7 @@ func Example() {
 	const account bd.AccountID = "shop.example"
 	st := memory.New()
 	err = st.SaveAccount(ctx, bd.Account{ID: account, MGEndpoint: fake.URL(), MGToken: fake.BotToken(), Settings: bd.Settings{
+		Active:   true,
 		Managers: []bd.ManagerID{ann}, DefaultCapacity: 5,
 		Availability: bd.StatusAndOnline, Reassign: bd.ReassignOff,
 		Replies: map[bd.Situation]string{

@@ -45,7 +45,9 @@ type Options struct {
 	// MaxBacklog, MaxFrameBytes, OnUnknown, OnMalformed. Types, Handler
 	// and OnConnect are set by the Source.
 	Stream mg.StreamOptions
-	// Logger receives the Source's diagnostics; nil discards them.
+	// Logger receives the Source's diagnostics; nil discards them. The
+	// Source adds the attribute account (Account) to every record, so give
+	// it a logger that does not carry one already.
 	Logger *slog.Logger
 	// ResyncEvery is how often Run resyncs while connected, as a safety
 	// net for events lost before the target accepted them. Zero means 5

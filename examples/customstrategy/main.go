@@ -47,6 +47,7 @@ func run(ctx context.Context) error {
 	const account bd.AccountID = "demo-shop"
 	st := memory.New()
 	settings := bd.Settings{
+		Active:          true,
 		Managers:        []bd.ManagerID{1, 2, 3},
 		DefaultCapacity: 3,
 		Strategy:        "senior_first",

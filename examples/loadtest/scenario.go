@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 func settingsFor(managers []bd.ManagerID, capacity int) bd.Settings {
 	return bd.Settings{
+		Active:          true,
 		Managers:        managers,
 		DefaultCapacity: capacity,
 		Availability:    bd.StatusAndOnline,

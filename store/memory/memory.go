@@ -48,7 +48,8 @@ type Store struct {
 	accountsMu sync.RWMutex
 	accounts   map[bd.AccountID]bd.Account
 
-	jobs jobs
+	jobs   jobs
+	leases leases
 }
 
 var _ store.Store = (*Store)(nil)

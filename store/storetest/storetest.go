@@ -105,6 +105,7 @@ func RunWith(t *testing.T, newStore func(t *testing.T) store.Store, opts Options
 		{"Bindings", bindingCases()},
 		{"Accounts", accountCases()},
 		{"Jobs", jobCases()},
+		{"Leases", leaseCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

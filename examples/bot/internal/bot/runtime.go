@@ -100,7 +100,7 @@ func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
 	r := newRoster(acc.ID, d)
 	src, err := mgsource.New(mgsource.Options{
 		Account: acc.ID, Client: mc, Target: r, Status: r.status,
-		Stream: s.opts.Stream, Logger: log,
+		Stream: s.opts.Stream, Logger: s.log, // the Source adds the account itself
 	})
 	if err != nil {
 		_ = d.Close()
