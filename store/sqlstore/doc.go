@@ -64,6 +64,9 @@
 // discard its rescued jobs. To keep the store's tables apart from others,
 // give it a schema of its own through search_path.
 //
+// Version 4 adds the leases of accounts' event streams ([store.Leases]):
+// bd_lease_members and bd_leases; see Store.Lease.
+//
 // # The invariants and how they hold
 //
 // A dialog's responsible is a row whose primary key is (account, dialog): a
@@ -143,6 +146,11 @@
 // job), so that a Work of every account knows the queues: it reads them
 // when it starts and every 2 seconds after, and is told at once of the
 // queues that jobs stored through the same *Store open.
+//
+// A store opened [WithSharedQueue] keeps every account's jobs in one queue
+// instead: a River client polls each queue it works, so one queue serves
+// hundreds of accounts for the cost of one, and every Work then takes
+// every account's jobs (package fleet runs one such Work per process).
 //
 // Work starts a River client of its own working those queues. River takes
 // each job with FOR UPDATE SKIP LOCKED (and in SQLite, under the write

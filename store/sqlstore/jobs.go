@@ -77,6 +77,38 @@ func queueOf(a bd.AccountID) string {
 	return "bd_" + hex.EncodeToString(h[:16])
 }
 
+// sharedQueue is the one River queue of every account's jobs in a store
+// opened WithSharedQueue.
+const sharedQueue = "bd_jobs"
+
+// queueFor returns the River queue the store keeps the account's jobs in.
+func (s *Store) queueFor(a bd.AccountID) string {
+	if s.shared {
+		return sharedQueue
+	}
+	return queueOf(a)
+}
+
+// WithSharedQueue keeps the jobs of every account in one River queue
+// instead of a queue per account. A River client polls each of its queues
+// (every 25 ms, see the package documentation), so a Work of many
+// accounts over queues of their own polls the database that many times
+// over, busy or idle; with one queue, one Work serves any number of
+// accounts for the cost of one. The price: a Work can no longer take some
+// accounts' jobs only, so [Store.Work] refuses WorkOptions.Accounts, and
+// every Work of the database takes every account's jobs (as a host of
+// many accounts, package fleet, wants). Every process sharing a database
+// must use the same layout; jobs stored under the other layout are not
+// worked (switch with no jobs pending).
+func WithSharedQueue() Option {
+	return func(o *options) { o.shared = true }
+}
+
+// accountFilter is the River list predicate that keeps one account's jobs
+// of the shared queue: their args name the account (as JSON, read with
+// ->>, which PostgreSQL's jsonb and SQLite both know).
+const accountFilter = "args ->> 'account' = @account"
+
 // jobArgs is a store.Job as River keeps it (JSON in river_job.args). The
 // fields tagged unique make the uniqueness key of distribute, bind and move
 // jobs: (account, kind, dialog).
@@ -290,7 +322,7 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (f
 			}
 			seen[key] = true
 		}
-		opts := &river.InsertOpts{Queue: queueOf(j.Account), MaxAttempts: maxAttemptsBackstop}
+		opts := &river.InsertOpts{Queue: s.queueFor(j.Account), MaxAttempts: maxAttemptsBackstop}
 		if j.Unique() && j.Kind != store.JobReply {
 			opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByState: unfinished}
 		}
@@ -298,7 +330,7 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (f
 			opts.ScheduledAt = now.Add(j.Delay)
 		}
 		params = append(params, river.InsertManyParams{Args: argsOf(j), InsertOpts: opts})
-		if _, known := s.queues.Load(j.Account); !known && !containsAccount(fresh, j.Account) {
+		if _, known := s.queues.Load(j.Account); !known && !s.shared && !containsAccount(fresh, j.Account) {
 			fresh = append(fresh, j.Account)
 		}
 	}
@@ -373,9 +405,16 @@ func (s *Store) PendingJobs(ctx context.Context, account bd.AccountID) (int, err
 		return 0, invalid("pending jobs: account is empty")
 	}
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job
-		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND queue = $1`,
-		queueOf(account)).Scan(&n)
+	var err error
+	if s.shared {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job
+			WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND queue = $1
+			AND args ->> 'account' = $2`, sharedQueue, string(account)).Scan(&n)
+	} else {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job
+			WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND queue = $1`,
+			queueOf(account)).Scan(&n)
+	}
 	return n, wrap(err, "count the pending jobs of account %q", account)
 }
 
@@ -395,11 +434,15 @@ func (s *Store) DeadJobs(ctx context.Context, account bd.AccountID, limit int) (
 	case limit == 0:
 		return nil, nil
 	}
-	res, err := s.river.JobList(ctx, river.NewJobListParams().
-		Queues(queueOf(account)).
+	params := river.NewJobListParams().
+		Queues(s.queueFor(account)).
 		States(dead...).
 		OrderBy(river.JobListOrderByFinalizedAt, river.SortOrderDesc).
-		First(min(limit, maxDeadJobs)))
+		First(min(limit, maxDeadJobs))
+	if s.shared {
+		params = params.Where(accountFilter, river.NamedArgs{"account": string(account)})
+	}
+	res, err := s.river.JobList(ctx, params)
 	if err != nil {
 		return nil, wrap(err, "list the dead jobs of account %q", account)
 	}
@@ -458,9 +501,14 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 			return invalid("work: WorkOptions.Accounts holds an empty account")
 		}
 	}
+	if s.shared && len(o.Accounts) > 0 {
+		return invalid("work: the store keeps every account's jobs in one queue (WithSharedQueue), so a Work takes them all: WorkOptions.Accounts must be empty, got %d accounts", len(o.Accounts))
+	}
 	w := &worker{s: s, h: h, o: o, sem: make(chan struct{}, o.Workers), queues: make(map[string]bool)}
 	var queues []string
-	if len(o.Accounts) > 0 {
+	if s.shared {
+		queues = []string{sharedQueue}
+	} else if len(o.Accounts) > 0 {
 		for _, a := range o.Accounts {
 			queues = append(queues, queueOf(a))
 		}
@@ -493,7 +541,8 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return wrap(err, "work: start the job engine")
 	}
 	var wg sync.WaitGroup
-	if len(o.Accounts) == 0 {
+	refreshing := len(o.Accounts) == 0 && !s.shared
+	if refreshing {
 		s.worksMu.Lock()
 		if s.works == nil {
 			s.works = make(map[*worker]struct{})
@@ -508,7 +557,7 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	}
 	<-ctx.Done()
 	w.stopping.Store(true)
-	if len(o.Accounts) == 0 {
+	if refreshing {
 		s.worksMu.Lock()
 		delete(s.works, w)
 		s.worksMu.Unlock()

@@ -43,6 +43,8 @@ type Store struct {
 	// account new to them is announced right after its commit.
 	worksMu sync.Mutex
 	works   map[*worker]struct{}
+	// shared keeps every account's jobs in one queue (WithSharedQueue).
+	shared bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,6 +62,7 @@ type options struct {
 	maxRetries int
 	listener   *pgxpool.Pool
 	logger     *slog.Logger
+	shared     bool // WithSharedQueue
 }
 
 // WithClock sets the clock the store reads for times the caller does not
@@ -139,7 +142,7 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*St
 
 // newStore returns a store over db without touching the database.
 func newStore(db *sql.DB, dialect Dialect, o options) (*Store, error) {
-	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries, logger: o.logger}
+	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries, logger: o.logger, shared: o.shared}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
 	"github.com/botdistributor/botdistributor/mg"
-	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
 )
@@ -60,6 +59,11 @@ type Options struct {
 	// Started, when set, is called each time an account starts running,
 	// e.g. to make its metrics visible at zero.
 	Started func(bd.AccountID)
+	// Activity, when set, is read by Dashboard for the last hour's counts;
+	// feed it by including its Hooks in Hooks.
+	Activity *Activity
+	// Now is the clock of the dashboard; nil means time.Now.
+	Now func() time.Time
 	// PhoneRegion is the region of phone numbers without "+" when binding
 	// customers; "" means "RU".
 	PhoneRegion string
@@ -122,6 +126,9 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.Strategies == nil {
 		opts.Strategies = strategy.NewRegistry()
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.RosterPoll <= 0 {
 		opts.RosterPoll = 10 * time.Second
 	}
@@ -145,6 +152,8 @@ func New(opts Options) (*Supervisor, error) {
 		runtimes:   make(map[bd.AccountID]*entry),
 	}, nil
 }
+
+func (s *Supervisor) now() time.Time { return s.opts.Now() }
 
 // refuseGateway is the validator's gateway; the validator never assigns.
 type refuseGateway struct{}
@@ -265,7 +274,7 @@ func (s *Supervisor) Connect(ctx context.Context, domain string, key bd.Secret) 
 	case err == nil:
 		acc.Settings = prev.Settings
 	case errors.Is(err, store.ErrNotFound):
-		acc.Settings = DefaultSettings()
+		acc.Settings = DefaultSettings(LangEnglish) // the page shows them in its own language until saved
 	default:
 		return "", fmt.Errorf("bot: reading account %s: %w", id, err)
 	}
@@ -401,33 +410,11 @@ func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings
 }
 
 // ValidateSettings checks settings as a whole, as SaveSettings does: the
-// distributor's validation (every empty reply named, an unknown strategy)
-// plus every reply text as a template (reply.Validate). It returns a
+// distributor's validation (every empty reply and every reply text that
+// cannot render named, an unknown strategy). It returns a
 // *bd.SettingsError naming every problem, or nil.
 func (s *Supervisor) ValidateSettings(set bd.Settings) error {
-	var problems []bd.Problem
-	err := s.validator.ValidateSettings(set)
-	var se *bd.SettingsError
-	switch {
-	case errors.As(err, &se):
-		problems = append(problems, se.Problems...)
-	case err != nil:
-		return err
-	}
-	for _, sit := range bd.Situations() {
-		text := set.Replies[sit]
-		if strings.TrimSpace(text) == "" {
-			continue // named as empty already
-		}
-		if err := reply.Validate(text); err != nil {
-			msg := strings.TrimPrefix(err.Error(), "reply: text: ")
-			problems = append(problems, bd.Problem{Field: "replies." + string(sit), Message: "is not a valid reply text: " + msg})
-		}
-	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return &bd.SettingsError{Problems: problems}
+	return s.validator.ValidateSettings(set)
 }
 
 // SaveSettings validates the settings as a whole (see ValidateSettings)

@@ -129,7 +129,8 @@ func (e *Env) Connect(t testing.TB, sup *bot.Supervisor) bd.AccountID {
 // Settings are valid settings with both managers, Shop to Anna and
 // Boris, Support to the bot.
 func (e *Env) Settings() bd.Settings {
-	s := bot.DefaultSettings()
+	s := bot.DefaultSettings(bot.LangEnglish)
+	s.Active = true
 	s.Managers = []bd.ManagerID{e.Anna, e.Boris}
 	s.DefaultCapacity = 2
 	s.Channels = map[bd.ChannelID]bd.ChannelRule{

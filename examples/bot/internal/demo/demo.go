@@ -349,7 +349,8 @@ func (w *world) byName(first string) *person {
 // others (overlapping), FAQ to the bot; least loaded first; a manager who
 // goes away loses their uncompleted dialogs after a short grace.
 func (w *world) settings() (bd.Settings, map[bd.ManagerID]int) {
-	s := bot.DefaultSettings()
+	s := bot.DefaultSettings(bot.LangEnglish)
+	s.Active = true
 	s.DefaultCapacity = defaultCapacity
 	s.Strategy = strategy.NameLeastLoaded
 	s.Reassign = bd.ReassignUncompleted
