@@ -150,7 +150,7 @@ func (s *Supervisor) Dashboard(ctx context.Context, id bd.AccountID) (Dashboard,
 		return Dashboard{}, err
 	}
 	now := s.now()
-	set, err := rt.dist.Settings(ctx, id)
+	set, err := rt.dist.Settings(ctx)
 	if err != nil {
 		return Dashboard{}, err
 	}
