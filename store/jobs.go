@@ -166,6 +166,13 @@ type WorkOptions struct {
 	// Backoff is the wait before the next try after a failed attempt
 	// (1 after the first); nil means DefaultBackoff.
 	Backoff func(attempt int) time.Duration
+	// Member, when set, names these workers after the process's member in
+	// [Leases] (LeaseRound.Member). Once that member lapses (its process
+	// died), a store that can hands the jobs these workers were running
+	// to other workers at the next lease round, instead of after the job
+	// engine's own timeout for stuck jobs. At most one Work call at a time
+	// may use a member name.
+	Member string
 }
 
 // Normalized returns o with the defaults filled in, or an error naming a

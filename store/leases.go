@@ -92,6 +92,11 @@ type Lease struct {
 // next. A member gives a lease up only after stopping its stream, through
 // LeaseRound.Release or Leave.
 //
+// A round that forgets lapsed members also gives back the jobs their
+// workers were running (see WorkOptions.Member), where the store can tell
+// them: a process that died mid-job delays its jobs by one lease TTL, not
+// by the job engine's timeout for stuck jobs.
+//
 // Implementations are safe for concurrent use, also by several processes
 // sharing one database. A store that serves one process (memory, SQLite)
 // keeps the same contract among the members within it.

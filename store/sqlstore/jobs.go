@@ -524,6 +524,11 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return fmt.Errorf("sqlstore: work: %w", err)
 	}
 	c := s.riverConfig()
+	if o.Member != "" {
+		// River records the client's id in each job it runs (attempted_by):
+		// a lease round that finds the member lapsed gives those jobs back.
+		c.ID = memberClientID(o.Member)
+	}
 	c.Workers = workers
 	c.RetryPolicy = retryPolicy{w}
 	c.Queues = make(map[string]river.QueueConfig, len(queues))
