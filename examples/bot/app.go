@@ -22,6 +22,10 @@ type app struct {
 	web     *web.Server
 	metrics *bot.Metrics
 	log     *slog.Logger
+	// metricsListen, when set, is the address /metrics is served on
+	// without a login, instead of the page's address.
+	metricsListen string
+	metricsLn     net.Listener
 }
 
 // shutdownTimeout bounds how long requests in flight may take to finish
@@ -37,11 +41,13 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger, tune ...func(*
 		return nil, err
 	}
 	metrics := bot.NewMetrics()
+	activity := bot.NewActivity(nil)
 	opts := bot.Options{
 		Store:      storage.Store,
 		Module:     crm.Module{Code: cfg.moduleCode, BaseURL: cfg.baseURL},
 		Logger:     logger,
-		Hooks:      metrics.Hooks(),
+		Hooks:      bot.CombineHooks(metrics.Hooks(), activity.Hooks()),
+		Activity:   activity,
 		Started:    metrics.Touch,
 		RosterPoll: cfg.rosterPoll,
 	}
@@ -53,12 +59,17 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger, tune ...func(*
 		storage.Close()
 		return nil, err
 	}
+	metrics.Watch(sup.States)
+	var pageMetrics http.Handler = metrics.Handler()
+	if cfg.metricsListen != "" {
+		pageMetrics = nil // served on its own address instead
+	}
 	srv, err := web.New(web.Config{
 		Backend:       sup,
 		AdminUser:     cfg.adminUser,
 		AdminPassword: cfg.adminPassword,
 		Health:        storage.Ping,
-		Metrics:       metrics.Handler(),
+		Metrics:       pageMetrics,
 		SecureCookies: cfg.secureCookies,
 		Logger:        logger,
 	})
@@ -66,7 +77,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger, tune ...func(*
 		storage.Close()
 		return nil, err
 	}
-	return &app{storage: storage, sup: sup, web: srv, metrics: metrics, log: logger}, nil
+	return &app{storage: storage, sup: sup, web: srv, metrics: metrics, log: logger, metricsListen: cfg.metricsListen}, nil
 }
 
 func (a *app) listenAndServe(ctx context.Context, addr string) error {
@@ -74,6 +85,13 @@ func (a *app) listenAndServe(ctx context.Context, addr string) error {
 	if err != nil {
 		a.storage.Close()
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if a.metricsListen != "" {
+		if a.metricsLn, err = net.Listen("tcp", a.metricsListen); err != nil {
+			ln.Close()
+			a.storage.Close()
+			return fmt.Errorf("listen for metrics on %s: %w", a.metricsListen, err)
+		}
 	}
 	return a.serve(ctx, ln)
 }
@@ -101,6 +119,14 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() { supDone <- a.sup.Run(supCtx) }()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- hs.Serve(ln) }()
+	if mln := a.metricsLn; mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(mln)
+		defer ms.Close()
+		a.log.Info("serving metrics", slog.String("address", "http://"+mln.Addr().String()+"/metrics"))
+	}
 	a.log.Info("serving the settings page", slog.String("address", "http://"+ln.Addr().String()), slog.String("store", a.storage.Kind))
 
 	var failure error

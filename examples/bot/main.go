@@ -6,6 +6,11 @@
 //
 //	BOTDISTRIBUTOR_ADMIN_PASSWORD=secret go run ./examples/bot
 //
+// With --demo --serve the sandbox and the settings page keep running after
+// the demo, and the page's address and a login are printed:
+//
+//	go run ./examples/bot --demo --serve
+//
 // With --demo it runs, instead, against an in-process sandbox retailCRM
 // and MessageGateway with simulated managers and customers, prints a
 // progress line every second and a summary at the end:
@@ -54,7 +59,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if cfg.dsnSet {
 			dsn = cfg.dsn
 		}
-		_, err := demo.Run(ctx, demo.Options{Duration: cfg.demoDuration, DSN: dsn, Seed: cfg.demoSeed, Out: stdout, Logger: logger})
+		opts := demo.Options{Duration: cfg.demoDuration, DSN: dsn, Seed: cfg.demoSeed, Out: stdout, Logger: logger}
+		if cfg.serve {
+			serveDemo(&opts, cfg, stdout)
+		}
+		_, err := demo.Run(ctx, opts)
 		return err
 	}
 	a, err := newApp(ctx, cfg, logger)

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -73,6 +74,60 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(m.assigned, m.queued, m.reassigned, m.replies, m.errors, m.dead, m.wait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Watch adds gauges read from states at every scrape:
+//
+//	botdistributor_queue_length{account}          dialogs waiting now
+//	botdistributor_longest_wait_seconds{account}  how long the oldest waiting dialog has waited
+//	botdistributor_open_dialogs{account}          dialogs the managers hold now
+//	botdistributor_stream_connected{account}      1 while the MG event stream is connected
+//	botdistributor_active{account}                1 while the account is distributed
+//	botdistributor_dead_letters{account}          jobs given up and listed now (up to 100)
+//
+// Pass Supervisor.States. Call it once.
+func (m *Metrics) Watch(states func(ctx context.Context) []AccountState) {
+	m.reg.MustRegister(&stateCollector{states: states})
+}
+
+var (
+	descQueue     = prometheus.NewDesc("botdistributor_queue_length", "Dialogs waiting in the queue now.", []string{"account"}, nil)
+	descWait      = prometheus.NewDesc("botdistributor_longest_wait_seconds", "How long the oldest waiting dialog has waited.", []string{"account"}, nil)
+	descOpen      = prometheus.NewDesc("botdistributor_open_dialogs", "Dialogs the managers hold now.", []string{"account"}, nil)
+	descConnected = prometheus.NewDesc("botdistributor_stream_connected", "1 while the MessageGateway event stream is connected.", []string{"account"}, nil)
+	descActive    = prometheus.NewDesc("botdistributor_active", "1 while the account is distributed (its settings are switched on).", []string{"account"}, nil)
+	descDead      = prometheus.NewDesc("botdistributor_dead_letters", "Jobs given up after their last retry and listed now (up to 100).", []string{"account"}, nil)
+)
+
+// stateCollector reads the accounts' state at scrape time.
+type stateCollector struct {
+	states func(ctx context.Context) []AccountState
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueue, descWait, descOpen, descConnected, descActive, descDead} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, s := range c.states(ctx) {
+		a := string(s.Account)
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(s.Queue), a)
+		ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, s.LongestWait.Seconds(), a)
+		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(s.Open), a)
+		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, b(s.Connected), a)
+		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, b(s.Active), a)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(s.DeadLetters), a)
+	}
 }
 
 // Handler serves the metrics in the Prometheus exposition format.

@@ -21,6 +21,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/crm"
+	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 	"github.com/botdistributor/botdistributor/mg"
 	"github.com/botdistributor/botdistributor/sandbox"
@@ -43,6 +44,15 @@ type Options struct {
 	Out io.Writer
 	// Logger receives the bot's logs; nil discards them.
 	Logger *slog.Logger
+	// Hooks are called beside the demo's own, e.g. metrics for Serve.
+	Hooks distributor.Hooks
+	// Activity, when set, is given to the supervisor for its dashboard
+	// (include its Hooks in Hooks).
+	Activity *bot.Activity
+	// Serve, when set, is called after the summary while the sandbox and
+	// the bot still run; they stop when it returns. The reference bot uses
+	// it to keep the settings page up for a newcomer to look around.
+	Serve func(ctx context.Context, sup *bot.Supervisor, storage *bot.Storage) error
 }
 
 // Summary is what a demo run did.
@@ -176,10 +186,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 	st := newStats()
 	sup, err := bot.New(bot.Options{
-		Store:  storage.Store,
-		Module: crm.Module{BaseURL: "http://127.0.0.1:8080"},
-		Logger: opts.Logger,
-		Hooks:  st.hooks(),
+		Store:    storage.Store,
+		Module:   crm.Module{BaseURL: "http://127.0.0.1:8080"},
+		Logger:   opts.Logger,
+		Hooks:    bot.CombineHooks(st.hooks(), opts.Hooks),
+		Activity: opts.Activity,
 		// The sandbox has no rate limit in the demo; the clients' limits
 		// are raised to match, so binding keeps pace with the customers.
 		CRM:        &crm.Options{Limiters: crm.NewLimiters(1000, 100)},
@@ -278,6 +289,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		Name: "FAQ bot", Who: bd.BotOf(w.bot), Assigned: snap.perResponsible[bd.BotOf(w.bot)],
 	})
 	sum.Print(opts.Out)
+	if opts.Serve != nil {
+		if err := opts.Serve(ctx, sup, storage); err != nil {
+			return sum, err
+		}
+	}
 	if !sum.OK() {
 		return sum, errors.New("demo: an invariant was broken (see the summary)")
 	}

@@ -47,56 +47,22 @@ func explainConnect(err error) string {
 	return "Connecting failed: " + err.Error()
 }
 
-// situationLabels name the automatic replies as the page shows them.
-var situationLabels = map[string]string{
-	"dialog_received":       "Reply when a dialog is received",
-	"manager_assigned":      "Reply when a manager is assigned",
-	"no_manager_online":     "Reply when no manager is online",
-	"all_managers_busy":     "Reply when all managers are busy",
-	"outside_working_hours": "Reply outside working hours",
-}
-
 // fieldLabel names a settings field (as bd.Problem.Field spells it) for
-// people.
-func fieldLabel(field string) string {
+// people, in l.
+func fieldLabel(l lang, field string) string {
 	head, rest, _ := strings.Cut(field, ".")
 	switch head {
 	case "replies":
-		if l, ok := situationLabels[rest]; ok {
-			return l
+		if _, ok := english["field.replies."+rest]; ok {
+			return T(l, "field.replies."+rest)
 		}
-		return "Automatic reply"
-	case "managers":
-		return "Managers in the distribution"
-	case "default_capacity":
-		return "Maximum open dialogs per manager"
-	case "capacity":
-		return "Maximum open dialogs of manager " + rest
-	case "strategy":
-		return "Strategy"
-	case "availability":
-		return "Availability"
-	case "reassign":
-		return "Reassignment"
-	case "reassign_after":
-		return "Reassign unanswered dialogs after"
-	case "auto_create":
-		return "Create customers automatically"
-	case "auto_bind":
-		return "Bind customers automatically"
-	case "hours":
-		return "Working hours"
-	case "presence_grace":
-		return "Presence grace"
-	case "channels":
+		return T(l, "field.replies")
+	case "capacity", "channels":
 		id, _, _ := strings.Cut(rest, ".")
-		return "Channel " + id
-	case "default_rule":
-		return "Default channel rule"
-	case "shifts":
-		return "Shift"
-	case "leave":
-		return "Leave"
+		return T(l, "field."+head, id)
+	}
+	if _, ok := english["field."+head]; ok {
+		return T(l, "field."+head)
 	}
 	return field
 }

@@ -28,6 +28,7 @@ type channelState struct {
 // formState is the settings form as text, exactly as shown or submitted,
 // so that a refused form comes back with what the user typed.
 type formState struct {
+	Active          bool
 	Managers        map[bd.ManagerID]bool
 	Capacity        map[bd.ManagerID]string
 	DefaultCapacity string
@@ -50,6 +51,7 @@ type formState struct {
 // stateFromSettings shows settings in the form.
 func stateFromSettings(s bd.Settings) formState {
 	f := formState{
+		Active:          s.Active,
 		Managers:        make(map[bd.ManagerID]bool, len(s.Managers)),
 		Capacity:        make(map[bd.ManagerID]string, len(s.Capacity)),
 		DefaultCapacity: strconv.Itoa(s.DefaultCapacity),
@@ -119,6 +121,7 @@ func clock(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, min
 // stateFromForm reads the submitted settings form.
 func stateFromForm(v url.Values) formState {
 	f := formState{
+		Active:          v.Get("active") == "on",
 		Managers:        make(map[bd.ManagerID]bool),
 		Capacity:        make(map[bd.ManagerID]string),
 		DefaultCapacity: strings.TrimSpace(v.Get("default_capacity")),
@@ -175,11 +178,12 @@ func stateFromForm(v url.Values) formState {
 // the form does not show (shifts, leave, the default rule, ...). The
 // problems are what the form itself gets wrong (a number that is not one,
 // a span that does not parse); the settings' own validation comes after.
-func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
+func (f formState) settings(l lang, base bd.Settings) (bd.Settings, []bd.Problem) {
 	s := base.Clone()
+	s.Active = f.Active
 	var ps []bd.Problem
-	add := func(field, format string, args ...any) {
-		ps = append(ps, bd.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	add := func(field, key string, args ...any) {
+		ps = append(ps, bd.Problem{Field: field, Message: T(l, key, args...)})
 	}
 
 	s.Managers = s.Managers[:0]
@@ -195,7 +199,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 		}
 		n, err := strconv.Atoi(text)
 		if err != nil {
-			add(fmt.Sprintf("capacity.%d", m), "%q is not a whole number", text)
+			add(fmt.Sprintf("capacity.%d", m), "msg.notNumber", text)
 			continue
 		}
 		if !f.Managers[m] {
@@ -207,7 +211,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 		s.Capacity[m] = n
 	}
 	if n, err := strconv.Atoi(f.DefaultCapacity); err != nil {
-		add("default_capacity", "%q is not a whole number", f.DefaultCapacity)
+		add("default_capacity", "msg.notNumber", f.DefaultCapacity)
 	} else {
 		s.DefaultCapacity = n
 	}
@@ -217,7 +221,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 	s.ReassignAfter = 0
 	if f.ReassignAfter != "" {
 		if n, err := strconv.ParseFloat(f.ReassignAfter, 64); err != nil || n < 0 {
-			add("reassign_after", "%q is not a number of minutes", f.ReassignAfter)
+			add("reassign_after", "msg.notMinutes", f.ReassignAfter)
 		} else {
 			s.ReassignAfter = time.Duration(n * float64(time.Minute))
 		}
@@ -234,7 +238,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 		for d, text := range f.Days {
 			spans, err := parseSpans(text)
 			if err != nil {
-				add("hours."+strings.ToLower(time.Weekday(d).String()), "%v", err)
+				ps = append(ps, bd.Problem{Field: "hours." + strings.ToLower(time.Weekday(d).String()), Message: err.Error()})
 				continue
 			}
 			s.Hours.Week[d] = spans
@@ -248,7 +252,7 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 	s.PresenceGrace = 0
 	if f.PresenceGrace != "" {
 		if n, err := strconv.ParseFloat(f.PresenceGrace, 64); err != nil || n < 0 {
-			add("presence_grace", "%q is not a number of seconds", f.PresenceGrace)
+			add("presence_grace", "msg.notSeconds", f.PresenceGrace)
 		} else {
 			s.PresenceGrace = time.Duration(n * float64(time.Second))
 		}
@@ -271,12 +275,12 @@ func (f formState) settings(base bd.Settings) (bd.Settings, []bd.Problem) {
 		case string(bd.ToBot):
 			id, err := strconv.ParseInt(cs.Bot, 10, 64)
 			if err != nil || id <= 0 {
-				add(field+".bot", "choose the bot that takes this channel's dialogs")
+				add(field+".bot", "msg.chooseBot")
 				continue
 			}
 			setRule(&s, c, bd.ChannelRule{Target: bd.ToBot, Bot: bd.BotID(id)})
 		default:
-			add(field+".target", "unknown choice %q", cs.Target)
+			add(field+".target", "msg.unknownChoice", cs.Target)
 		}
 	}
 	return s, ps

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 )
 
 // values is the form the page submits for f: the same field names the
@@ -36,6 +37,7 @@ func values(f formState) url.Values {
 			v.Set(name, "on")
 		}
 	}
+	set("active", f.Active)
 	set("auto_bind", f.AutoBind)
 	set("auto_create", f.AutoCreate)
 	set("sticky", f.Sticky)
@@ -89,7 +91,7 @@ func TestFormRoundTrip(t *testing.T) {
 		},
 		DefaultRule: bd.ChannelRule{Target: bd.ToManagers, Managers: []bd.ManagerID{7}},
 	}
-	got, problems := stateFromForm(values(stateFromSettings(in))).settings(in)
+	got, problems := stateFromForm(values(stateFromSettings(in))).settings(bot.LangEnglish, in)
 	if len(problems) > 0 {
 		t.Fatalf("problems: %v", problems)
 	}
@@ -103,7 +105,7 @@ func TestFormRoundTrip(t *testing.T) {
 	cs := f.Channels[12]
 	cs.Target = targetDefault
 	f.Channels[12] = cs
-	got, _ = stateFromForm(values(f)).settings(in)
+	got, _ = stateFromForm(values(f)).settings(bot.LangEnglish, in)
 	if _, ok := got.Channels[12]; ok || len(got.Channels) != 2 {
 		t.Fatalf("channels after choosing the default rule: %v", got.Channels)
 	}

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
-	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
+	"github.com/botdistributor/botdistributor/internal/replytext"
 	"github.com/botdistributor/botdistributor/mg"
-	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/reply"
 )
 
 // page is what every template gets.
@@ -29,6 +29,22 @@ type page struct {
 	Flash string
 	Error string
 	Data  any
+	// Lang is the page's language; Path the page's own path, for the
+	// language switch to come back to.
+	Lang lang
+	Path string
+}
+
+// T returns the text of key in the page's language (see i18n.go).
+func (p page) T(key string, args ...any) string { return T(p.Lang, key, args...) }
+
+// newPage starts the page of a request.
+func newPage(r *http.Request, ss session, title string) page {
+	path := r.URL.Path
+	if r.URL.RawQuery != "" && r.Method == http.MethodGet {
+		path += "?" + r.URL.RawQuery
+	}
+	return page{Title: title, User: ss.user, CSRF: ss.csrf, Lang: langOf(r), Path: url.QueryEscape(path)}
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +57,10 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		ss = s.sessions.create("")
 		s.setCookie(w, ss, 0)
 	}
-	s.render(w, http.StatusOK, "login", page{Title: "Log in", CSRF: ss.csrf})
+	p := newPage(r, ss, "")
+	p.Title = p.T("login.title")
+	p.Data = ""
+	s.render(w, http.StatusOK, "login", p)
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -49,13 +68,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !s.checkPost(w, r, ss, ok) {
 		return
 	}
-	if !s.logins.Allow() {
-		http.Error(w, "Too many login attempts; wait a minute.", http.StatusTooManyRequests)
+	user := r.PostForm.Get("user")
+	p := newPage(r, ss, "")
+	p.Title, p.Data = p.T("login.title"), user
+	client := clientAddr(r)
+	if !s.logins.allow(client) {
+		p.Error = p.T("login.throttled")
+		s.render(w, http.StatusTooManyRequests, "login", p)
 		return
 	}
-	if !s.validLogin(r.PostForm.Get("user"), r.PostForm.Get("password")) {
-		s.log.Warn("failed login", slog.String("remote", r.RemoteAddr))
-		s.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", CSRF: ss.csrf, Error: "Wrong user name or password."})
+	if !s.validLogin(user, r.PostForm.Get("password")) {
+		s.logins.failed(client)
+		s.log.Warn("failed login", slog.String("remote", client))
+		p.Error = p.T("login.wrong")
+		s.render(w, http.StatusUnauthorized, "login", p)
 		return
 	}
 	// A new session id on login, so a session planted before cannot be used.
@@ -79,23 +105,23 @@ type homeData struct {
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, ss session) {
-	s.render(w, http.StatusOK, "home", page{
-		Title: "Accounts", User: ss.user, CSRF: ss.csrf,
-		Data: homeData{Accounts: s.cfg.Backend.Accounts(r.Context())},
-	})
+	p := newPage(r, ss, "")
+	p.Title = p.T("home.title")
+	p.Data = homeData{Accounts: s.cfg.Backend.Accounts(r.Context())}
+	s.render(w, http.StatusOK, "home", p)
 }
 
 func (s *Server) connect(w http.ResponseWriter, r *http.Request, ss session) {
 	domain := strings.TrimSpace(r.PostForm.Get("domain"))
 	key := bd.Secret(strings.TrimSpace(r.PostForm.Get("api_key")))
+	p := newPage(r, ss, "")
+	p.Title = p.T("home.title")
 	fail := func(msg string) {
-		s.render(w, http.StatusUnprocessableEntity, "home", page{
-			Title: "Accounts", User: ss.user, CSRF: ss.csrf,
-			Data: homeData{Accounts: s.cfg.Backend.Accounts(r.Context()), Domain: domain, ConnectError: msg},
-		})
+		p.Data = homeData{Accounts: s.cfg.Backend.Accounts(r.Context()), Domain: domain, ConnectError: msg}
+		s.render(w, http.StatusUnprocessableEntity, "home", p)
 	}
 	if domain == "" || key == "" {
-		fail("Give both the account's address and an API key.")
+		fail(p.T("connect.missing"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
@@ -111,8 +137,10 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, ss session) {
 
 // accountData is the account page.
 type accountData struct {
-	Info     bot.AccountInfo
-	Settings *settingsView
+	Info      bot.AccountInfo
+	Settings  *settingsView
+	Active    bool // the settings in force are active
+	StateLine string
 }
 
 // lookup finds the account of the request's path, answering 404 when it
@@ -132,6 +160,19 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (bot.AccountInfo
 	return info, true
 }
 
+func (s *Server) accountData(p page, info bot.AccountInfo, active bool, v *settingsView) accountData {
+	state := p.T("state.stopped")
+	if info.Running {
+		state = p.T("state.running")
+	}
+	waiting := "?"
+	if info.Waiting >= 0 {
+		waiting = strconv.Itoa(info.Waiting)
+	}
+	return accountData{Info: info, Settings: v, Active: active,
+		StateLine: p.T("account.stateLine", state, info.Stream.Stream.Connects, info.Stream.Resyncs, info.Stream.Stream.Events, waiting)}
+}
+
 func (s *Server) account(w http.ResponseWriter, r *http.Request, ss session) {
 	info, ok := s.lookup(w, r)
 	if !ok {
@@ -147,13 +188,21 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request, ss session) {
 	if err != nil {
 		choices.Problems = append(choices.Problems, err.Error())
 	}
-	p := page{Title: "Account " + string(info.ID), User: ss.user, CSRF: ss.csrf,
-		Data: accountData{Info: info, Settings: newSettingsView(stateFromSettings(set), choices, nil)}}
+	p := newPage(r, ss, "")
+	p.Title = p.T("account.title", info.ID)
+	form := stateFromSettings(set)
+	if !set.Active && bot.IsDefaultReplies(set.Replies) {
+		// Nobody wrote their own texts yet: offer them in the page's language.
+		form.Replies = bot.DefaultReplies(p.Lang)
+	}
+	p.Data = s.accountData(p, info, set.Active, newSettingsView(p.Lang, form, choices, nil))
 	switch {
 	case r.URL.Query().Has("connected"):
-		p.Flash = "The account is connected. Choose the managers and check the settings below, then save."
+		p.Flash = p.T("connect.done")
+	case r.URL.Query().Has("saved") && set.Active:
+		p.Flash = p.T("settings.savedOn")
 	case r.URL.Query().Has("saved"):
-		p.Flash = "Settings saved."
+		p.Flash = p.T("settings.saved")
 	}
 	s.render(w, http.StatusOK, "account", p)
 }
@@ -169,8 +218,9 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, ss session
 		http.Error(w, "The settings cannot be read right now; nothing was saved.", http.StatusInternalServerError)
 		return
 	}
+	l := langOf(r)
 	form := stateFromForm(r.PostForm)
-	set, problems := form.settings(base)
+	set, problems := form.settings(l, base)
 	// Everything wrong is named at once: the form's own problems and the
 	// settings' validation as a whole.
 	verr := s.cfg.Backend.ValidateSettings(set)
@@ -186,58 +236,33 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, ss session
 			problems = append(problems, se.Problems...)
 		} else if err != nil {
 			s.log.Error("saving settings failed", slog.String("account", string(info.ID)), slog.Any("error", err))
-			s.renderSettings(w, r, ss, info, form, nil, http.StatusInternalServerError, "The settings could not be stored; nothing was saved. Try again.")
+			s.renderSettings(w, r, ss, info, base.Active, form, nil, http.StatusInternalServerError, T(l, "msg.notStored"))
 			return
 		}
 	}
 	if len(problems) > 0 {
-		s.renderSettings(w, r, ss, info, form, problems, http.StatusUnprocessableEntity, "")
+		s.renderSettings(w, r, ss, info, base.Active, form, problems, http.StatusUnprocessableEntity, "")
 		return
 	}
-	s.log.Info("settings saved", slog.String("account", string(info.ID)))
+	s.log.Info("settings saved", slog.String("account", string(info.ID)), slog.Bool("active", set.Active))
 	http.Redirect(w, r, "/accounts/"+url.PathEscape(string(info.ID))+"?saved=1", http.StatusSeeOther)
 }
 
-func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, ss session, info bot.AccountInfo, form formState, problems []bd.Problem, status int, msg string) {
+func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, ss session, info bot.AccountInfo, active bool, form formState, problems []bd.Problem, status int, msg string) {
 	choices, err := s.cfg.Backend.Choices(r.Context(), info.ID)
 	if err != nil {
 		choices.Problems = append(choices.Problems, err.Error())
 	}
-	s.render(w, status, "account", page{
-		Title: "Account " + string(info.ID), User: ss.user, CSRF: ss.csrf, Error: msg,
-		Data: accountData{Info: info, Settings: newSettingsView(form, choices, problems)},
-	})
-}
-
-// decisionsData is the recent decisions page.
-type decisionsData struct {
-	Account bd.AccountID
-	Traces  []distributor.Trace
-	// Dead are the jobs given up after their last retry.
-	Dead []store.DeadJob
-}
-
-func (s *Server) decisions(w http.ResponseWriter, r *http.Request, ss session) {
-	info, ok := s.lookup(w, r)
-	if !ok {
-		return
-	}
-	p := page{Title: "Decisions of " + string(info.ID), User: ss.user, CSRF: ss.csrf}
-	traces, err := s.cfg.Backend.Recent(r.Context(), info.ID)
-	if err != nil {
-		p.Error = "The decisions cannot be read: " + err.Error()
-	}
-	dead, err := s.cfg.Backend.DeadLetters(r.Context(), info.ID)
-	if err != nil && p.Error == "" {
-		p.Error = "The failed jobs cannot be read: " + err.Error()
-	}
-	p.Data = decisionsData{Account: info.ID, Traces: traces, Dead: dead}
-	s.render(w, http.StatusOK, "decisions", p)
+	p := newPage(r, ss, "")
+	p.Title, p.Error = p.T("account.title", info.ID), msg
+	p.Data = s.accountData(p, info, active, newSettingsView(p.Lang, form, choices, problems))
+	s.render(w, status, "account", p)
 }
 
 // The settings form as the template shows it.
 type (
 	settingsView struct {
+		Active                 bool
 		Managers               []managerRow
 		DefaultCapacity        string
 		DefaultCapacityProblem string
@@ -249,6 +274,8 @@ type (
 		AutoBind, AutoCreate   bool
 		Sticky                 bool
 		Replies                []replyRow
+		Placeholders           []placeholder
+		Sample                 replytext.Values
 		HoursOn                bool
 		TimeZone               string
 		TimeZoneProblem        string
@@ -256,8 +283,11 @@ type (
 		Holidays               string
 		HolidaysProblem        string
 		Channels               []channelRow
-		Problems               []bd.Problem
+		Problems               []problemView
 		ChoiceProblems         []string
+	}
+	problemView struct {
+		Field, Label, Message string
 	}
 	managerRow struct {
 		ID       bd.ManagerID
@@ -276,7 +306,13 @@ type (
 		Checked            bool
 	}
 	replyRow struct {
-		Field, Label, Text, Problem string
+		Field, Label, Text, Problem, Preview string
+		// Upgraded is true when the stored text was in the earlier
+		// {{.Manager}} form and is shown with placeholders.
+		Upgraded bool
+	}
+	placeholder struct {
+		Code, Label string
 	}
 	dayRow struct {
 		Name, Field, Spans, Problem string
@@ -284,7 +320,7 @@ type (
 	channelRow struct {
 		ID       bd.ChannelID
 		Name     string
-		Type     string
+		Kind     string
 		Targets  []option
 		Managers []checkRow
 		Bots     []option
@@ -292,13 +328,56 @@ type (
 	}
 )
 
-func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *settingsView {
+// placeholderLabels name the placeholders for people, by catalogue key.
+var placeholderLabels = map[string]string{
+	"{customer}": "ph.customer", "{customer_first_name}": "ph.customer_first",
+	"{manager}": "ph.manager", "{manager_first_name}": "ph.manager_first",
+}
+
+// sampleNames are the names the preview shows, per language.
+func sampleNames(l lang) replytext.Values {
+	if l == bot.LangRussian {
+		return replytext.Values{Customer: "Иван Петров", CustomerFirstName: "Иван", Manager: "Анна Смирнова", ManagerFirstName: "Анна"}
+	}
+	return replytext.Values{Customer: "John Doe", CustomerFirstName: "John", Manager: "Anna Smith", ManagerFirstName: "Anna"}
+}
+
+// translateProblem gives a problem's field label and message in l; the
+// library's messages are English, and the common ones are translated.
+func translateProblem(l lang, p bd.Problem) problemView {
+	msg := p.Message
+	if m, ok := catalogues[l]["msg."+msg]; ok {
+		msg = m
+	}
+	return problemView{Field: p.Field, Label: fieldLabel(l, p.Field), Message: msg}
+}
+
+func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) *settingsView {
 	byField := make(map[string]string, len(problems))
+	v := &settingsView{
+		Active:          f.Active,
+		DefaultCapacity: f.DefaultCapacity,
+		ReassignAfter:   f.ReassignAfter,
+		PresenceGrace:   f.PresenceGrace,
+		AutoBind:        f.AutoBind,
+		AutoCreate:      f.AutoCreate,
+		Sticky:          f.Sticky,
+		HoursOn:         f.HoursOn,
+		TimeZone:        f.TimeZone,
+		Holidays:        f.Holidays,
+		ChoiceProblems:  c.Problems,
+		Sample:          sampleNames(l),
+	}
 	for _, p := range problems {
+		pv := translateProblem(l, p)
+		v.Problems = append(v.Problems, pv)
 		if byField[p.Field] == "" {
-			byField[p.Field] = p.Message
+			byField[p.Field] = pv.Message
 		}
 	}
+	v.DefaultCapacityProblem = byField["default_capacity"]
+	v.TimeZoneProblem = byField["hours.time_zone"]
+	v.HolidaysProblem = byField["hours.holidays"]
 	problemUnder := func(prefix string) string {
 		if m, ok := byField[prefix]; ok {
 			return m
@@ -310,22 +389,6 @@ func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *setting
 		}
 		return ""
 	}
-	v := &settingsView{
-		DefaultCapacity:        f.DefaultCapacity,
-		DefaultCapacityProblem: byField["default_capacity"],
-		ReassignAfter:          f.ReassignAfter,
-		PresenceGrace:          f.PresenceGrace,
-		AutoBind:               f.AutoBind,
-		AutoCreate:             f.AutoCreate,
-		Sticky:                 f.Sticky,
-		HoursOn:                f.HoursOn,
-		TimeZone:               f.TimeZone,
-		TimeZoneProblem:        byField["hours.time_zone"],
-		HolidaysProblem:        byField["hours.holidays"],
-		Holidays:               f.Holidays,
-		Problems:               problems,
-		ChoiceProblems:         c.Problems,
-	}
 
 	// Managers: the roster, plus anyone the settings name who is not in it.
 	names := make(map[bd.ManagerID]string)
@@ -333,14 +396,14 @@ func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *setting
 	for _, m := range c.Managers {
 		name := m.Name()
 		if name == "" {
-			name = "manager " + m.ID.String()
+			name = T(l, "manager.name", m.ID)
 		}
 		names[m.ID] = name
-		rows[m.ID] = &managerRow{ID: m.ID, Name: name, State: managerState(m)}
+		rows[m.ID] = &managerRow{ID: m.ID, Name: name, State: managerState(l, m)}
 	}
 	for id := range f.Managers {
 		if _, ok := rows[id]; !ok {
-			rows[id] = &managerRow{ID: id, Name: "manager " + id.String(), State: "not in the roster"}
+			rows[id] = &managerRow{ID: id, Name: T(l, "manager.name", id), State: T(l, "manager.notInRoster")}
 			names[id] = rows[id].Name
 		}
 	}
@@ -359,31 +422,41 @@ func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *setting
 	for _, name := range strategies {
 		label := name
 		if name == "" {
-			label = "default (round robin: longest since last dialog)"
+			label = T(l, "opt.defaultStrategy")
 		}
 		v.Strategies = append(v.Strategies, option{Value: name, Label: label, Selected: name == f.Strategy})
 	}
-	v.Availability = options(f.Availability, [][2]string{
-		{string(bd.StatusAndOnline), `status "free" and online in chats`},
-		{string(bd.StatusOnly), `status "free" (presence ignored)`},
-		{string(bd.OnlineOnly), "online in chats (status ignored)"},
+	v.Availability = options(l, f.Availability, [][2]string{
+		{string(bd.StatusAndOnline), "opt.statusOnline"},
+		{string(bd.StatusOnly), "opt.status"},
+		{string(bd.OnlineOnly), "opt.online"},
 	})
-	v.Reassign = options(f.Reassign, [][2]string{
-		{string(bd.ReassignOff), "nothing (dialogs stay)"},
-		{string(bd.ReassignUncompleted), "all uncompleted dialogs (last message from the customer)"},
-		{string(bd.ReassignNew), "only new dialogs nobody answered"},
+	v.Reassign = options(l, f.Reassign, [][2]string{
+		{string(bd.ReassignOff), "opt.reassignOff"},
+		{string(bd.ReassignUncompleted), "opt.reassignAll"},
+		{string(bd.ReassignNew), "opt.reassignNew"},
 	})
 
+	for _, code := range reply.Placeholders() {
+		v.Placeholders = append(v.Placeholders, placeholder{Code: code, Label: T(l, placeholderLabels[code])})
+	}
 	for _, sit := range bd.Situations() {
 		field := "replies." + string(sit)
-		v.Replies = append(v.Replies, replyRow{
-			Field: "reply_" + string(sit), Label: fieldLabel(field), Text: f.Replies[sit], Problem: byField[field],
-		})
+		text := f.Replies[sit]
+		row := replyRow{Field: "reply_" + string(sit), Label: fieldLabel(l, field), Problem: byField[field]}
+		if up, ok := reply.Upgrade(text); ok {
+			text, row.Upgraded = up, true
+		}
+		row.Text = text
+		if t, err := replytext.Parse(text); err == nil {
+			row.Preview, _ = t.Render(v.Sample)
+		}
+		v.Replies = append(v.Replies, row)
 	}
 	for i := range 7 {
 		d := time.Weekday((i + 1) % 7) // Monday first
 		v.Days = append(v.Days, dayRow{
-			Name: d.String(), Field: "day_" + strconv.Itoa(int(d)), Spans: f.Days[d],
+			Name: T(l, "day."+strconv.Itoa(int(d))), Field: "day_" + strconv.Itoa(int(d)), Spans: f.Days[d],
 			Problem: byField["hours."+strings.ToLower(d.String())],
 		})
 	}
@@ -394,7 +467,7 @@ func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *setting
 	}
 	for id := range f.Channels {
 		if _, ok := chans[id]; !ok {
-			chans[id] = mg.Channel{ID: id, Name: "channel " + strconv.FormatInt(int64(id), 10), Type: "not active in MessageGateway"}
+			chans[id] = mg.Channel{ID: id, Name: T(l, "chan.name", id), Type: T(l, "chan.inactive")}
 		}
 	}
 	managerIDs := slices.Sorted(maps.Keys(rows))
@@ -405,51 +478,63 @@ func newSettingsView(f formState, c bot.Choices, problems []bd.Problem) *setting
 			cs = channelState{Target: targetDefault}
 		}
 		prefix := "channel_" + strconv.FormatInt(int64(id), 10) + "_"
-		row := channelRow{ID: id, Name: cmp.Or(ch.Name, "channel "+strconv.FormatInt(int64(id), 10)), Type: ch.Type,
+		row := channelRow{ID: id, Name: cmp.Or(ch.Name, T(l, "chan.name", id)), Kind: T(l, "chan.kind", ch.Type, id),
 			Problem: problemUnder(fmt.Sprintf("channels.%d", id))}
-		row.Targets = options(cs.Target, [][2]string{
-			{targetDefault, "the default rule (managers in the distribution)"},
-			{string(bd.ToManagers), "managers"},
-			{string(bd.ToBot), "a bot"},
+		row.Targets = options(l, cs.Target, [][2]string{
+			{targetDefault, "opt.targetDefault"},
+			{string(bd.ToManagers), "opt.targetManagers"},
+			{string(bd.ToBot), "opt.targetBot"},
 		})
 		for _, m := range managerIDs {
 			row.Managers = append(row.Managers, checkRow{Name: prefix + "manager", Value: m.String(), Label: names[m], Checked: cs.Managers[m]})
 		}
-		row.Bots = append(row.Bots, option{Value: "", Label: "(choose a bot)", Selected: cs.Bot == ""})
+		row.Bots = append(row.Bots, option{Value: "", Label: T(l, "chan.chooseBot"), Selected: cs.Bot == ""})
 		seen := false
 		for _, b := range c.Bots {
 			val := strconv.FormatInt(int64(b.ID), 10)
 			seen = seen || val == cs.Bot
-			row.Bots = append(row.Bots, option{Value: val, Label: cmp.Or(b.Name, "bot "+val), Selected: val == cs.Bot})
+			row.Bots = append(row.Bots, option{Value: val, Label: cmp.Or(b.Name, T(l, "chan.botName", val)), Selected: val == cs.Bot})
 		}
 		if cs.Bot != "" && !seen {
-			row.Bots = append(row.Bots, option{Value: cs.Bot, Label: "bot " + cs.Bot + " (not among the responsible bots)", Selected: true})
+			row.Bots = append(row.Bots, option{Value: cs.Bot, Label: T(l, "chan.botUnknown", cs.Bot), Selected: true})
 		}
 		v.Channels = append(v.Channels, row)
 	}
 	return v
 }
 
-func options(selected string, values [][2]string) []option {
+// options makes the choices of a select; values holds (value, catalogue
+// key) pairs.
+func options(l lang, selected string, values [][2]string) []option {
 	out := make([]option, 0, len(values)+1)
 	found := false
 	for _, kv := range values {
-		out = append(out, option{Value: kv[0], Label: kv[1], Selected: kv[0] == selected})
+		out = append(out, option{Value: kv[0], Label: T(l, kv[1]), Selected: kv[0] == selected})
 		found = found || kv[0] == selected
 	}
 	if !found && selected != "" {
-		out = append(out, option{Value: selected, Label: selected + " (unknown)", Selected: true})
+		out = append(out, option{Value: selected, Label: T(l, "opt.unknown", selected), Selected: true})
 	}
 	return out
 }
 
-func managerState(m bd.Manager) string {
+func statusName(l lang, st bd.ManagerStatus) string {
+	if st == "" {
+		return "—"
+	}
+	if _, ok := english["status."+string(st)]; ok {
+		return T(l, "status."+string(st))
+	}
+	return string(st)
+}
+
+func managerState(l lang, m bd.Manager) string {
 	if !m.Active {
-		return "deactivated"
+		return T(l, "manager.deactivated")
 	}
-	presence := "offline"
+	presence := T(l, "manager.offline")
 	if m.Online {
-		presence = "online"
+		presence = T(l, "manager.online")
 	}
-	return string(m.Status) + ", " + presence
+	return statusName(l, m.Status) + ", " + presence
 }

@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
@@ -31,6 +29,7 @@ type Backend interface {
 	Choices(ctx context.Context, id bd.AccountID) (bot.Choices, error)
 	Recent(ctx context.Context, id bd.AccountID) ([]distributor.Trace, error)
 	DeadLetters(ctx context.Context, id bd.AccountID) ([]store.DeadJob, error)
+	Dashboard(ctx context.Context, id bd.AccountID) (bot.Dashboard, error)
 }
 
 var _ Backend = (*bot.Supervisor)(nil)
@@ -45,7 +44,11 @@ type Config struct {
 	// Health reports whether the store is reachable, for /healthz; nil
 	// means always healthy.
 	Health func(ctx context.Context) error
-	// Metrics serves /metrics; nil leaves it out.
+	// Metrics serves /metrics to a logged-in session or to HTTP basic
+	// authentication with the admin's user and password (for a Prometheus
+	// scrape); nil leaves it out. It lists every account, so it is never
+	// served to anonymous callers; serve it on an address of its own to
+	// scrape it without a password.
 	Metrics http.Handler
 	// SecureCookies marks the session cookie Secure; set it when the page
 	// is served over HTTPS (directly or behind a proxy).
@@ -70,7 +73,7 @@ type Server struct {
 	sessions *sessions
 	pages    *pages
 	log      *slog.Logger
-	logins   *rate.Limiter // login attempts, all users together
+	logins   *loginLimiter
 	userHash [32]byte
 	passHash [32]byte
 	mux      *http.ServeMux
@@ -105,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		pages:    p,
 		log:      cfg.Logger,
-		logins:   rate.NewLimiter(2, 10),
+		logins:   newLoginLimiter(cfg.Now),
 		userHash: sha256.Sum256([]byte(cfg.AdminUser)),
 		passHash: sha256.Sum256([]byte(cfg.AdminPassword)),
 		mux:      http.NewServeMux(),
@@ -121,9 +124,11 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", s.healthz)
 	if s.cfg.Metrics != nil {
-		m.Handle("GET /metrics", s.cfg.Metrics)
+		m.HandleFunc("GET /metrics", s.metrics)
 	}
 	m.HandleFunc("GET /static/style.css", serveStyle)
+	m.HandleFunc("GET /static/app.js", serveScript)
+	m.HandleFunc("GET /lang", s.setLang)
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.authed(s.logout))
@@ -132,13 +137,41 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /accounts/{id}", s.authed(s.account))
 	m.HandleFunc("POST /accounts/{id}/settings", s.authed(s.saveSettings))
 	m.HandleFunc("GET /accounts/{id}/decisions", s.authed(s.decisions))
+	m.HandleFunc("GET /accounts/{id}/dashboard", s.authed(s.dashboard))
+	m.HandleFunc("GET /accounts/{id}/dashboard/live", s.authed(s.dashboardLive))
 }
 
-// securityHeaders forbids framing, sniffing, scripts and caching of pages.
+// metrics serves /metrics to a logged-in session or to basic
+// authentication with the admin's credentials; anyone else gets 401.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	ss, ok := s.sessions.get(r)
+	authed := ok && ss.user != ""
+	if !authed {
+		if user, pass, has := r.BasicAuth(); has {
+			client := clientAddr(r)
+			if !s.logins.allow(client) {
+				http.Error(w, "Too many attempts.", http.StatusTooManyRequests)
+				return
+			}
+			if authed = s.validLogin(user, pass); !authed {
+				s.logins.failed(client)
+			}
+		}
+	}
+	if !authed {
+		w.Header().Set("WWW-Authenticate", `Basic realm="botdistributor metrics", charset="UTF-8"`)
+		http.Error(w, "Unauthorized: log in, or scrape with the admin's user and password.", http.StatusUnauthorized)
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
+// securityHeaders forbids framing, sniffing, foreign scripts and caching
+// of pages; the one script is the page's own (/static/app.js).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
@@ -228,8 +261,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // render executes a page into a buffer first, so a failing template never
 // sends half a page.
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
+	s.renderPart(w, status, name, "", data)
+}
+
+// renderPart renders one part of a page (see pages.execute).
+func (s *Server) renderPart(w http.ResponseWriter, status int, name, part string, data any) {
 	var buf bytes.Buffer
-	if err := s.pages.execute(&buf, name, data); err != nil {
+	if err := s.pages.execute(&buf, name, part, data); err != nil {
 		s.log.Error("rendering a page failed", slog.String("page", name), slog.Any("error", err))
 		http.Error(w, "Internal error: the page cannot be shown.", http.StatusInternalServerError)
 		return

@@ -16,9 +16,12 @@ var templateFiles embed.FS
 //go:embed static/style.css
 var styleCSS []byte
 
+//go:embed static/app.js
+var appJS []byte
+
 // pageNames are the pages, each templates/<name>.html defining "content"
 // inside templates/layout.html.
-var pageNames = []string{"login", "home", "account", "decisions"}
+var pageNames = []string{"login", "home", "account", "decisions", "dashboard"}
 
 // pages holds one parsed template set per page.
 type pages struct {
@@ -26,8 +29,7 @@ type pages struct {
 }
 
 var funcs = template.FuncMap{
-	"label": fieldLabel,
-	"join":  strings.Join,
+	"join": strings.Join,
 	"pathEscape": func(v any) string {
 		return url.PathEscape(fmt.Sprint(v))
 	},
@@ -36,7 +38,7 @@ var funcs = template.FuncMap{
 func parsePages() (*pages, error) {
 	p := &pages{sets: make(map[string]*template.Template, len(pageNames))}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/live.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
@@ -45,12 +47,23 @@ func parsePages() (*pages, error) {
 	return p, nil
 }
 
-func (p *pages) execute(w io.Writer, name string, data any) error {
+// execute renders page name, or only its template part when part is not
+// empty (the dashboard's "live" part).
+func (p *pages) execute(w io.Writer, name, part string, data any) error {
 	t, ok := p.sets[name]
 	if !ok {
 		return fmt.Errorf("web: no page %q", name)
 	}
-	return t.ExecuteTemplate(w, "layout", data)
+	if part == "" {
+		part = "layout"
+	}
+	return t.ExecuteTemplate(w, part, data)
+}
+
+func serveScript(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(appJS)
 }
 
 func serveStyle(w http.ResponseWriter, _ *http.Request) {

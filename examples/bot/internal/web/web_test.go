@@ -43,6 +43,9 @@ func formFor(csrf string, s bd.Settings) url.Values {
 			v.Set(prefix+"bot", strconv.FormatInt(int64(r.Bot), 10))
 		}
 	}
+	if s.Active {
+		v.Set("active", "on")
+	}
 	if s.AutoBind {
 		v.Set("auto_bind", "on")
 	}
