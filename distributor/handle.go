@@ -125,9 +125,12 @@ func drainJob(id bd.AccountID, after time.Duration) store.Job {
 }
 
 // closeDialog closes the dialog in the store and, in the same step, asks
-// for the queue to be drained: a manager's slot may have freed.
+// for the queue to be drained if dialogs wait: a manager's slot may have
+// freed. (A dialog queued afterwards is stored with a drain of its own.)
 func (d *Distributor) closeDialog(ctx context.Context, a *account, id bd.DialogID, at time.Time) error {
-	if _, err := d.store.Close(ctx, a.id, id, at, drainJob(a.id, 0)); err != nil {
+	drain := drainJob(a.id, 0)
+	drain.IfWaiting = true
+	if _, err := d.store.Close(ctx, a.id, id, at, drain); err != nil {
 		return fmt.Errorf("distributor: close dialog %d: %w", id, err)
 	}
 	a.presence.forget(id)

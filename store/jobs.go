@@ -68,6 +68,14 @@ type Job struct {
 	Why string
 	// Delay puts off the first attempt by this long after the job is stored.
 	Delay time.Duration
+	// IfWaiting, on a job stored with a store change (the then jobs of
+	// ClaimEvent, Assign, Record, Close, Enqueue), asks the store to keep
+	// the job only if the account has dialogs waiting in its queue when
+	// the change takes effect: a drain after a close is pointless when
+	// nothing waits, and a dialog queued later brings its own drain. A
+	// store that cannot tell it within the same atomic step keeps the job
+	// regardless; Submit always keeps it.
+	IfWaiting bool
 	// Attempt counts the tries, this one included: 1 on the first. It is set
 	// by the store when it hands the job to a handler.
 	Attempt int

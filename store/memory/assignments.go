@@ -152,16 +152,20 @@ func (s *Store) Close(_ context.Context, acc bd.AccountID, d bd.DialogID, at tim
 	if err := store.CheckJobs(then); err != nil {
 		return bd.Responsible{}, fmt.Errorf("memory: close: %w", err)
 	}
-	prev := s.close(acc, d, at)
-	s.submit(then)
+	prev, waiting := s.close(acc, d, at)
+	// A dialog queued after the close is in the queue along with its own
+	// drain: the close's IfWaiting jobs are needed only if some wait now.
+	s.submitIf(then, waiting)
 	return prev, nil
 }
 
-func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) bd.Responsible {
+// close closes the dialog and reports its previous responsible and whether
+// other dialogs of the account wait.
+func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) (prev bd.Responsible, waiting bool) {
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	prev := sh.resp[d]
+	prev = sh.resp[d]
 	if !prev.IsZero() {
 		delete(sh.resp, d)
 		if m, ok := prev.Manager(); ok {
@@ -172,7 +176,7 @@ func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) bd.Responsi
 	if _, ok := sh.closed[d]; !ok {
 		sh.closed[d] = at
 	}
-	return prev
+	return prev, len(sh.queue.entries) > 0
 }
 
 // Record implements [store.Assignments]: it makes a.To, or nobody when a.To

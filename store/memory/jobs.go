@@ -68,12 +68,20 @@ func (h *delayHeap) Pop() any {
 
 // submit stores jobs that passed store.CheckJobs. Reply jobs take their
 // reply claim first, under the account's lock; a claimed reply is dropped.
-func (s *Store) submit(jobs []store.Job) {
+func (s *Store) submit(jobs []store.Job) { s.submitIf(jobs, true) }
+
+// submitIf is submit for the jobs of a change that found dialogs waiting
+// (waiting true) or none: jobs marked IfWaiting are dropped in the latter
+// case.
+func (s *Store) submitIf(jobs []store.Job, waiting bool) {
 	if len(jobs) == 0 {
 		return
 	}
 	now := time.Now()
 	for _, j := range jobs {
+		if j.IfWaiting && !waiting {
+			continue
+		}
 		if j.Kind == store.JobReply && !s.claimReply(j.Account, j.Dialog.ID, j.Situation) {
 			continue
 		}

@@ -319,6 +319,31 @@ func jobCases() []testCase {
 				}
 			}
 		}},
+		{"IfWaiting", func(t *testing.T, s store.Store) {
+			// A job marked IfWaiting, stored with a change made while
+			// dialogs wait, is kept (a store may keep it when none wait).
+			acc := newAccount(t)
+			ctx := context.Background()
+			drain := store.Job{Kind: store.JobDrain, Account: acc, IfWaiting: true}
+			assign(t, s, store.Assignment{Account: acc, Dialog: 1, To: bd.ManagerOf(1), Capacity: 1, At: at(0)})
+			_, err := s.Enqueue(ctx, store.Waiting{Dialog: jobDialog(acc, 2), Reason: bd.AllManagersBusy, Since: at(0)})
+			noErr(t, err, "Enqueue")
+			_, err = s.Close(ctx, acc, 1, at(time.Second), drain)
+			noErr(t, err, "Close")
+			n, err := s.PendingJobs(ctx, acc)
+			noErr(t, err, "PendingJobs")
+			if n != 1 {
+				t.Fatalf("PendingJobs after a close with a dialog waiting = %d, want 1: the IfWaiting drain was dropped", n)
+			}
+			// Submit keeps it whatever waits.
+			_, err = s.Close(ctx, acc, 2, at(2*time.Second))
+			noErr(t, err, "Close")
+			noErr(t, s.Submit(ctx, drain), "Submit")
+			waitPending(t, s, acc, 2)
+			r := newRuns()
+			work(t, s, func(_ context.Context, j store.Job) error { r.note(j); return nil }, store.WorkOptions{Accounts: []bd.AccountID{acc}})
+			waitPending(t, s, acc, 0)
+		}},
 		{"Delay", func(t *testing.T, s store.Store) {
 			acc := newAccount(t)
 			r := newRuns()
