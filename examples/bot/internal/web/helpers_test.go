@@ -46,12 +46,15 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	opts := bottest.Options(storage.Store)
-	opts.Hooks = h.metrics.Hooks()
+	activity := bot.NewActivity(nil)
+	opts.Hooks = bot.CombineHooks(h.metrics.Hooks(), activity.Hooks())
+	opts.Activity = activity
 	opts.Started = h.metrics.Touch
 	h.sup, err = bot.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.metrics.Watch(h.sup.States)
 	bottest.Start(t, h.sup)
 	s, err := web.New(web.Config{
 		Backend: h.sup, AdminUser: adminUser, AdminPassword: adminPassword,
