@@ -14,6 +14,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bottest"
+	"github.com/botdistributor/botdistributor/sandbox"
 )
 
 // Environment of the browser test.
@@ -43,10 +44,23 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// The settings page in a real browser: log in, connect the sandbox account,
-// see the Settings block, clear an automatic reply and save (refused,
-// naming the field), fill it in and save (saved).
-func TestSettingsPageInChromium(t *testing.T) {
+// browserRun is the bot in real mode, served, with a headless Chromium
+// tab pointed at it.
+type browserRun struct {
+	t     *testing.T
+	ctx   context.Context
+	tab   context.Context
+	base  string
+	a     *app
+	cfg   config
+	env   *bottest.Env
+	shots string
+}
+
+// startBrowser serves the bot over the sandbox and opens a Chromium tab
+// with the given Accept-Language ("" for the browser's own).
+func startBrowser(t *testing.T, acceptLanguage string) *browserRun {
+	t.Helper()
 	browser := chromium(t)
 	shots := os.Getenv(envScreenshots)
 	if shots == "" {
@@ -55,7 +69,7 @@ func TestSettingsPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 
 	env := bottest.NewEnv(t)
 	a, ln, cfg := testApp(t, ctx)
@@ -63,14 +77,14 @@ func TestSettingsPageInChromium(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- a.serve(serveCtx, ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		stop()
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	}()
+	})
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browser),
 		chromedp.Flag("headless", true),
 		chromedp.NoSandbox,
@@ -82,68 +96,93 @@ func TestSettingsPageInChromium(t *testing.T) {
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1800),
-	)
-	defer cancelAlloc()
+	}
+	if acceptLanguage != "" {
+		opts = append(opts, chromedp.Flag("lang", acceptLanguage), chromedp.Flag("accept-lang", acceptLanguage))
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
 	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithErrorf(t.Logf))
-	defer cancelTab()
+	t.Cleanup(cancelTab)
+	return &browserRun{t: t, ctx: ctx, tab: tab, base: base, a: a, cfg: cfg, env: env, shots: shots}
+}
 
-	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	shoot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(shots, name)
-			if err := os.WriteFile(path, png, 0o644); err != nil {
-				return err
-			}
-			t.Logf("screenshot: %s", path)
-			return nil
-		})
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(tab, chromedp.Text(css(sel)))
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// shoot keeps a full-page screenshot under name.
+func (b *browserRun) shoot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		png, err := chromedp.FullScreenshot(100)(ctx, tg)
 		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
+			return err
 		}
-		return s
-	}
+		path := filepath.Join(b.shots, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			return err
+		}
+		b.t.Logf("screenshot: %s", path)
+		return nil
+	})
+}
 
-	err := chromedp.Do(tab,
-		chromedp.Navigate(base+"/"),
+// text returns the text of the element sel.
+func (b *browserRun) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.tab, chromedp.Text(css(sel)))
+	if err != nil {
+		b.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return s
+}
+
+// loginAndConnect logs in, connects the sandbox account and waits for its
+// roster; it returns the account.
+func (b *browserRun) loginAndConnect(shot string) bd.AccountID {
+	b.t.Helper()
+	err := chromedp.Do(b.tab,
+		chromedp.Navigate(b.base+"/"),
 		chromedp.WaitVisible(css("#login")),
-		chromedp.SendKeys(css("#user"), cfg.adminUser),
-		chromedp.SendKeys(css("#password"), cfg.adminPassword),
+		chromedp.SendKeys(css("#user"), b.cfg.adminUser),
+		chromedp.SendKeys(css("#password"), b.cfg.adminPassword),
 		chromedp.Click(css("#login-submit")),
 		chromedp.WaitVisible(css("#connect")),
-		chromedp.SendKeys(css("#domain"), env.CRM.URL()),
+		chromedp.SendKeys(css("#domain"), b.env.CRM.URL()),
 		chromedp.SendKeys(css("#api_key"), bottest.FullKey),
 		chromedp.Click(css("#connect-submit")),
 		chromedp.WaitVisible(css("#settings")),
-		shoot("1-connected.png"),
+		b.shoot(shot),
 	)
 	if err != nil {
-		t.Fatalf("logging in and connecting: %v", err)
+		b.t.Fatalf("logging in and connecting: %v", err)
 	}
-	if flash := text("#flash"); !strings.Contains(flash, "connected") {
-		t.Fatalf("after connecting, the page says %q", flash)
-	}
-	ids := a.sup.Accounts(ctx)
+	ids := b.a.sup.Accounts(b.ctx)
 	if len(ids) != 1 {
-		t.Fatalf("%d accounts connected", len(ids))
+		b.t.Fatalf("%d accounts connected", len(ids))
 	}
 	id := ids[0].ID
-	if err := a.sup.Ready(ctx, id); err != nil {
-		t.Fatal(err)
+	if err := b.a.sup.Ready(b.ctx, id); err != nil {
+		b.t.Fatal(err)
 	}
 	// The roster shows once MG's users are read (Ready waits for that);
 	// reload the page connected before it.
-	anna := fmt.Sprintf("#manager_%d", env.Anna)
-	if err := chromedp.Do(tab, chromedp.Reload(), chromedp.WaitVisible(css(anna))); err != nil {
-		t.Fatalf("waiting for the roster: %v", err)
+	if err := chromedp.Do(b.tab, chromedp.Reload(), chromedp.WaitVisible(css(fmt.Sprintf("#manager_%d", b.env.Anna)))); err != nil {
+		b.t.Fatalf("waiting for the roster: %v", err)
 	}
+	return id
+}
+
+// The settings page in a real browser: log in, connect the sandbox account,
+// see the Settings block, clear an automatic reply and save (refused,
+// naming the field), fill it in and save (saved).
+func TestSettingsPageInChromium(t *testing.T) {
+	b := startBrowser(t, "en")
+	ctx, tab, env, a := b.ctx, b.tab, b.env, b.a
+	text, shoot := b.text, b.shoot
+	id := b.loginAndConnect("1-connected.png")
+	if flash := text("#flash"); !strings.Contains(flash, "connected") {
+		t.Fatalf("after connecting, the page says %q", flash)
+	}
+	anna := fmt.Sprintf("#manager_%d", env.Anna)
 	before, err := a.sup.Settings(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +200,7 @@ func TestSettingsPageInChromium(t *testing.T) {
 		t.Fatalf("saving with an empty reply: %v", err)
 	}
 	problems := text("#problems")
-	for _, want := range []string{"Nothing was saved", "Reply when no manager is online", "replies.no_manager_online", "is empty"} {
+	for _, want := range []string{"Nothing was saved", "Reply when no manager is online", "is empty"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("the refusal does not say %q:\n%s", want, problems)
 		}
@@ -200,5 +239,129 @@ func TestSettingsPageInChromium(t *testing.T) {
 	}
 	if strings.Contains(page, bottest.FullKey) || strings.Contains(page, env.MG.BotToken().Reveal()) {
 		t.Fatal("the page shows a secret")
+	}
+}
+
+// The dashboard in a real browser: a dialog that opened while the account
+// was off waits in the queue; once the account is switched on it is
+// assigned, and the open page shows it without a reload.
+func TestBrowserDashboard(t *testing.T) {
+	b := startBrowser(t, "")
+	id := b.loginAndConnect("dashboard-1-connected.png")
+	msg, err := b.env.MG.CustomerWrites(b.ctx, sandbox.MGCustomerMessage{Channel: b.env.Shop, CustomerExternalID: "c1", FirstName: "Ivan", Text: "Hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bottest.Eventually(t, 20*time.Second, "the dialog to wait", func() bool {
+		d, err := b.a.sup.Dashboard(b.ctx, id)
+		return err == nil && d.Queue == 1
+	})
+	anna := fmt.Sprintf(`#managers tr[data-manager="%d"]`, b.env.Anna)
+	err = chromedp.Do(b.tab,
+		chromedp.Click(css("#dashboard-link")),
+		chromedp.WaitVisible(css("#queue-line")),
+		chromedp.WaitVisible(css(anna+" meter")),
+		b.shoot("dashboard-2-waiting.png"),
+	)
+	if err != nil {
+		t.Fatalf("opening the dashboard: %v", err)
+	}
+	if q := b.text("#queue-line"); !strings.Contains(q, "1 waiting") {
+		t.Fatalf("the queue reads %q", q)
+	}
+	if w := b.text("#queue"); !strings.Contains(w, fmt.Sprintf("Dialog %d", msg.Dialog)) || !strings.Contains(w, "switched off when it opened") {
+		t.Fatalf("the queue does not name the waiting dialog and why:\n%s", w)
+	}
+	if l := b.text(anna + " .load"); l != "0/3" { // the default maximum, before the settings are saved
+		t.Fatalf("Anna's load reads %q before the assignment", l)
+	}
+	for _, chart := range []string{"#chart-assigned svg", "#chart-replies svg", "#chart-dead svg"} {
+		if err := chromedp.Do(b.tab, chromedp.WaitVisible(css(chart))); err != nil {
+			t.Fatalf("chart %s: %v", chart, err)
+		}
+	}
+
+	s := b.env.Settings()
+	s.Active = true
+	if err := b.a.sup.SaveSettings(b.ctx, id, s); err != nil {
+		t.Fatal(err)
+	}
+	// The page refreshes itself: Anna's bar fills and the queue empties.
+	err = chromedp.Do(b.tab,
+		chromedp.WaitVisible(css(anna+` meter[value="1"]`)),
+		b.shoot("dashboard-3-assigned.png"),
+	)
+	if err != nil {
+		t.Fatalf("the dashboard did not update: %v", err)
+	}
+	if q := b.text("#queue-line"); !strings.Contains(q, "Nobody waits") {
+		t.Fatalf("after the assignment the queue reads %q", q)
+	}
+	if c := b.text("#chart-assigned figcaption"); !strings.Contains(c, "1 in all") {
+		t.Fatalf("the assignments chart reads %q", c)
+	}
+}
+
+// The page in Russian, switched by its link: the login, the account that
+// is not on yet, a placeholder chip with its preview, and a refused save.
+func TestBrowserRussian(t *testing.T) {
+	b := startBrowser(t, "")
+	err := chromedp.Do(b.tab,
+		chromedp.Navigate(b.base+"/login"),
+		chromedp.WaitVisible(css("#lang-switch")),
+		chromedp.Click(css("#lang-switch")),
+		chromedp.WaitVisible(css("#login")),
+		b.shoot("ru-1-login.png"),
+	)
+	if err != nil {
+		t.Fatalf("switching to Russian: %v", err)
+	}
+	if h := b.text("h1"); h != "Вход" {
+		t.Fatalf("the login page's title is %q", h)
+	}
+	id := b.loginAndConnect("ru-2-connected.png")
+	if s := b.text("#active-state"); !strings.Contains(s, "Выключен") {
+		t.Fatalf("the account page says %q", s)
+	}
+	const reply = "#reply_no_manager_online"
+	chip := `.reply:has(` + reply + `) button.chip[data-insert="{manager}"]`
+	err = chromedp.Do(b.tab,
+		chromedp.Clear(css(reply)),
+		chromedp.Click(css(chip)),
+		chromedp.Clear(css("#reply_outside_working_hours")),
+	)
+	if err != nil {
+		t.Fatalf("using a placeholder chip: %v", err)
+	}
+	if v, err := chromedp.Run(b.tab, chromedp.Value(css(reply))); err != nil || v != "{manager}" {
+		t.Fatalf("the chip inserted %q (%v)", v, err)
+	}
+	if p := b.text("#preview_reply_no_manager_online"); p != "Анна Смирнова" {
+		t.Fatalf("the preview shows %q", p)
+	}
+	before, err := b.a.sup.Settings(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(b.tab,
+		chromedp.Click(css("#save")),
+		chromedp.WaitVisible(css("#problems")),
+		b.shoot("ru-3-refused.png"),
+	)
+	if err != nil {
+		t.Fatalf("saving: %v", err)
+	}
+	problems := b.text("#problems")
+	for _, want := range []string{"Ничего не сохранено", "Ответ в нерабочее время", "не заполнено", "Ответ, когда нет менеджеров на связи"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, problems)
+		}
+	}
+	after, err := b.a.sup.Settings(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Replies[bd.OutsideWorkingHours] != before.Replies[bd.OutsideWorkingHours] || after.Active {
+		t.Fatal("the refused save changed the settings")
 	}
 }
