@@ -178,6 +178,12 @@ func (d *Distributor) bindCustomer(ctx context.Context, a *account, dl bd.Dialog
 // tests, tools and shutdown; with several processes it also waits for the
 // jobs other processes work.
 func (d *Distributor) Flush(ctx context.Context) error {
+	if w, ok := d.store.(store.IdleWaiter); ok {
+		if err := w.WaitIdle(ctx, d.id); err != nil {
+			return fmt.Errorf("distributor: flush: %w", err)
+		}
+		return nil
+	}
 	wait := 20 * time.Microsecond
 	t := time.NewTimer(wait)
 	defer t.Stop()

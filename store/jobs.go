@@ -260,3 +260,12 @@ type Jobs interface {
 	// running or waiting to be retried.
 	PendingJobs(ctx context.Context, account bd.AccountID) (int, error)
 }
+
+// IdleWaiter is implemented by a [Jobs] store that can tell without polling
+// when an account has no job left: WaitIdle returns nil once PendingJobs of
+// the account would be 0 (at once if it is), or ctx's error. Callers that
+// wait for the jobs to be done (a flush, a test) use it when the store has
+// it and poll PendingJobs otherwise.
+type IdleWaiter interface {
+	WaitIdle(ctx context.Context, account bd.AccountID) error
+}

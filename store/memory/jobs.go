@@ -31,6 +31,9 @@ type jobs struct {
 	// busy holds the dialogs with a job running: one dialog's jobs run one
 	// at a time, in the order they became due.
 	busy map[uniqueKey]struct{}
+	// idle holds, per account, a channel closed when its last pending job
+	// is done (see WaitIdle).
+	idle map[bd.AccountID]chan struct{}
 }
 
 type memJob struct {
@@ -204,6 +207,40 @@ func (e *jobs) done(j *store.Job) {
 	}
 	if e.pending[j.Account]--; e.pending[j.Account] <= 0 {
 		delete(e.pending, j.Account)
+		if ch, ok := e.idle[j.Account]; ok {
+			close(ch)
+			delete(e.idle, j.Account)
+		}
+	}
+}
+
+var _ store.IdleWaiter = (*Store)(nil)
+
+// WaitIdle implements [store.IdleWaiter].
+func (s *Store) WaitIdle(ctx context.Context, acc bd.AccountID) error {
+	if err := checkAccount("wait idle", acc); err != nil {
+		return err
+	}
+	e := &s.jobs
+	e.mu.Lock()
+	if e.pending[acc] == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.idle == nil {
+		e.idle = make(map[bd.AccountID]chan struct{})
+	}
+	ch, ok := e.idle[acc]
+	if !ok {
+		ch = make(chan struct{})
+		e.idle[acc] = ch
+	}
+	e.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -344,6 +344,37 @@ func jobCases() []testCase {
 			work(t, s, func(_ context.Context, j store.Job) error { r.note(j); return nil }, store.WorkOptions{Accounts: []bd.AccountID{acc}})
 			waitPending(t, s, acc, 0)
 		}},
+		{"WaitIdle", func(t *testing.T, s store.Store) {
+			w, ok := s.(store.IdleWaiter)
+			if !ok {
+				t.Skip("the store does not implement store.IdleWaiter")
+			}
+			acc := newAccount(t)
+			ctx := context.Background()
+			noErr(t, w.WaitIdle(ctx, acc), "WaitIdle with nothing pending")
+			for i := 1; i <= 3; i++ {
+				noErr(t, s.Submit(ctx, store.Job{Kind: store.JobBind, Account: acc, Dialog: jobDialog(acc, i)}), "Submit")
+			}
+			// Nobody works the jobs: WaitIdle waits until ctx ends.
+			short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+			err := w.WaitIdle(short, acc)
+			cancel()
+			isErr(t, err, context.DeadlineExceeded, "WaitIdle with jobs pending and no worker")
+			work(t, s, func(_ context.Context, j store.Job) error {
+				if j.Dialog.ID == 2 && j.Attempt == 1 {
+					return errors.New("once more")
+				}
+				return nil
+			}, store.WorkOptions{Accounts: []bd.AccountID{acc}, Backoff: fastRetry})
+			long, cancel := context.WithTimeout(ctx, jobWait)
+			defer cancel()
+			noErr(t, w.WaitIdle(long, acc), "WaitIdle")
+			n, err := s.PendingJobs(ctx, acc)
+			noErr(t, err, "PendingJobs")
+			if n != 0 {
+				t.Fatalf("PendingJobs after WaitIdle = %d, want 0", n)
+			}
+		}},
 		{"Delay", func(t *testing.T, s store.Store) {
 			acc := newAccount(t)
 			r := newRuns()
