@@ -17,5 +17,9 @@
 //
 // [OpenStorage] opens the store from a DSN: a SQLite file (modernc.org/sqlite)
 // or PostgreSQL (pgx). [Metrics] counts what the distributors do for
-// Prometheus.
+// Prometheus and, with [Metrics.Watch], shows each account's queue, longest
+// wait, open dialogs and stream as gauges. [Supervisor.Dashboard] reads an
+// account at a glance; [Activity] keeps the last hour's per-minute counts.
+// A new account starts with [DefaultSettings]: switched off, so nothing
+// happens in it until its settings are saved switched on.
 package bot
