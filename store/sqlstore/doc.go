@@ -172,7 +172,11 @@
 // whose process died during an attempt is taken up again by River's
 // rescuer, run by the elected leader among the running Work calls every 30
 // seconds, once the attempt started 20 seconds before: within 20 to 50
-// seconds of the crash; that attempt counts. [Store.PendingJobs] counts
+// seconds of the crash; that attempt counts. Sooner where the processes
+// keep leases ([Store.Lease]) and name their workers after their member
+// (WorkOptions.Member, the River client's id): the first lease round that
+// finds a dead member lapsed makes the jobs it was running available again
+// (PostgreSQL), one lease TTL after the crash. [Store.PendingJobs] counts
 // the account's jobs available, pending, scheduled, retryable or running;
 // River records completions in batches, so a job counts as pending for a
 // few milliseconds after its handler returned.
