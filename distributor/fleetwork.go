@@ -34,10 +34,10 @@ func runsWorkers(opts []Option) bool {
 }
 
 // Do does one job of the work pipeline, as the Distributor's own workers
-// would: it is a [store.JobHandler] for the jobs of the accounts this
-// Distributor serves. A nil error completes the job; any other error asks
-// for another attempt (a *store.RetryAfterError says after how long). A
-// job of an account the store does not know is dropped (nil). After
+// would: it is a [store.JobHandler] for the jobs of the Distributor's
+// account (a job of another account is an error). A nil error completes
+// the job; any other error asks for another attempt (a
+// *store.RetryAfterError says after how long). After
 // [Distributor.Close], Do returns ErrClosed and does nothing, so the job
 // is tried again later. Do is safe for concurrent use; the caller bounds
 // how many run at once.

@@ -1,0 +1,70 @@
+// Package fleet hosts many accounts in one process, and shares them among
+// processes on one database.
+//
+// A [Fleet] reads the accounts from the store and, for each, builds its
+// parts with a [BuildFunc] (how it reaches MessageGateway, its replier,
+// binder and event stream; [MG] builds them for MessageGateway) and a
+// Distributor. Every [DefaultRescan] it reads them again: a new account
+// starts, changed settings are put in force (Distributor.Reload, no work
+// lost: the jobs are in the store), changed credentials rebuild the
+// account and restart its stream, and a removed account stops.
+//
+//	f, err := fleet.New(st,
+//		fleet.WithBuild(fleet.MG(fleet.MGOptions{})),
+//		fleet.WithDistributor(distributor.WithLogger(log)),
+//	)
+//	err = f.Run(ctx) // until ctx ends
+//
+// # Streams and leases
+//
+// An account's event stream (its MG websocket, with the resync after
+// every connect) and its Distributor's timers run in one process at a
+// time: the holder of the account's lease ([store.Leases]; store/memory
+// and store/sqlstore keep them). Each process is a member: every quarter
+// of the lease TTL ([DefaultLeaseTTL]) one lease round renews its leases
+// and takes free ones until it holds its share, ceil(accounts / live
+// members); a process holding more than its share (another one joined)
+// stops the extras' streams and releases them, which the newcomer takes
+// at its next round. A process that dies stops renewing: its leases lapse
+// after the TTL by the database's clock, and the others take its
+// accounts over at their next round, within the TTL and a heartbeat of
+// its last renewal, and resync them as their streams connect.
+//
+// Two processes never run one account's stream at once: a process stops
+// a stream when three quarters of the TTL have passed since the start of
+// its last successful round (on its own clock), before the lease can
+// lapse from any other process's view; and it releases a lease only after
+// the stream stopped. With SQLite or the memory store one process holds
+// every account (several fleets in one process share them as processes
+// would).
+//
+// # Work
+//
+// The jobs of every account are done by every process, whether or not it
+// holds the account's stream: one worker set per process ([WithWork])
+// takes the jobs of all accounts and hands each to its account's
+// Distributor (built [distributor.WithoutWorkers], jobs given with
+// Distributor.Do). Adding a process adds workers. A job of an account
+// this process does not run yet waits for it briefly and is otherwise
+// retried later; a job of an account gone from the store is dropped.
+//
+// On the SQL store, open it with [sqlstore.WithSharedQueue] for a fleet:
+// River polls each queue it works, and per-account queues would cost a
+// poll per account every 25 ms, idle or not.
+//
+// # Cost
+//
+// An account not held by this process costs its Distributor and its
+// parts (clients), and no goroutine. A held account runs its
+// Distributor's timer goroutine, one goroutine that runs the stream, and
+// the stream's own (an mgsource.Source: the websocket reader and pinger
+// and the periodic resync). BENCHMARKS.md ("Fleet") has the figures.
+//
+// Run owns every goroutine the fleet starts; they have all exited when it
+// returns. [Fleet.Accounts] reports each account's state (running, holder,
+// connected, last event and resync, queue length, dead letters), and
+// [Hooks] expose the holding changes, lease rounds and failures to
+// metrics.
+//
+// [sqlstore.WithSharedQueue]: https://pkg.go.dev/github.com/botdistributor/botdistributor/store/sqlstore#WithSharedQueue
+package fleet
