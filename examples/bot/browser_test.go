@@ -68,7 +68,9 @@ func startBrowser(t *testing.T, acceptLanguage string) *browserRun {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// A generous bound: the suite may share two cores with the rest of
+	// the tests.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 
 	env := bottest.NewEnv(t)
