@@ -18,7 +18,7 @@
 // # Streams and leases
 //
 // An account's event stream (its MG websocket, with the resync after
-// every connect) and its Distributor's timers run in one process at a
+// every connect) and its Distributor's sweep run in one process at a
 // time: the holder of the account's lease ([store.Leases]; store/memory
 // and store/sqlstore keep them). Each process is a member: every quarter
 // of the lease TTL ([DefaultLeaseTTL]) one lease round renews its leases
@@ -55,10 +55,12 @@
 // # Cost
 //
 // An account not held by this process costs its Distributor and its
-// parts (clients), and no goroutine. A held account runs its
-// Distributor's timer goroutine, one goroutine that runs the stream, and
-// the stream's own (an mgsource.Source: the websocket reader and pinger
-// and the periodic resync). BENCHMARKS.md ("Fleet") has the figures.
+// parts (clients), and no goroutine. A held account runs one goroutine
+// for its stream and the stream's own (an mgsource.Source: the websocket
+// reader and the periodic resync; its MG client's idle keep-alive
+// connection has two more); one sweeper goroutine sweeps every account
+// held ([WithSweep]), where Distributor.Run would take one per account.
+// BENCHMARKS.md ("Fleet") has the figures.
 //
 // Run owns every goroutine the fleet starts; they have all exited when it
 // returns. [Fleet.Accounts] reports each account's state (running, holder,

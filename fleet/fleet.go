@@ -66,9 +66,13 @@ type host struct {
 // streamRun is one holding period of an account: its stream and its
 // distributor's timers.
 type streamRun struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 	since  time.Time
+	// sweeps counts the sweeps running for this holding period; Add only
+	// under Fleet.mu while the run is its host's.
+	sweeps sync.WaitGroup
 }
 
 // New checks the options and returns a Fleet over st; it starts nothing.
@@ -80,6 +84,7 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 	cfg := config{
 		ttl:    DefaultLeaseTTL,
 		rescan: DefaultRescan,
+		sweep:  DefaultSweep,
 		logger: slog.New(slog.DiscardHandler),
 	}
 	var errs []error
@@ -141,6 +146,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	// The workers stop last: a stream stopping may still store jobs.
 	wctx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { f.runWorkers(wctx) })
+	wg.Go(func() { f.sweep(ctx) })
 
 	f.loop(ctx)
 
@@ -546,21 +552,20 @@ func (f *Fleet) startStream(h *host, deadline time.Time) {
 	base := f.base
 	f.mu.Unlock()
 	ctx, cancel := context.WithCancel(base)
-	run := &streamRun{cancel: cancel, done: make(chan struct{}), since: time.Now()}
+	run := &streamRun{ctx: ctx, cancel: cancel, done: make(chan struct{}), since: time.Now()}
 	f.mu.Lock()
 	h.run, h.deadline = run, deadline
 	f.mu.Unlock()
 	if f.cfg.hooks.Holding != nil {
 		f.cfg.hooks.Holding(h.id, true)
 	}
+	if h.parts.Stream == nil {
+		close(run.done)
+		return
+	}
 	go func() {
 		defer close(run.done)
-		var wg sync.WaitGroup
-		wg.Go(func() { _ = h.d.Run(ctx) })
-		if h.parts.Stream != nil {
-			f.runStream(ctx, h)
-		}
-		wg.Wait()
+		f.runStream(ctx, h)
 	}()
 }
 
@@ -591,6 +596,38 @@ func (f *Fleet) runStream(ctx context.Context, h *host) {
 	}
 }
 
+// sweep runs Distributor.Sweep (reassignment timers, the safety-net
+// drain, event pruning) of every account this process holds, every
+// WithSweep, until ctx ends: one goroutine for all accounts where
+// Distributor.Run would take one per account.
+func (f *Fleet) sweep(ctx context.Context) {
+	t := time.NewTicker(f.cfg.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, h := range f.streaming() {
+			f.mu.Lock()
+			run := h.run
+			if run != nil {
+				run.sweeps.Add(1)
+			}
+			f.mu.Unlock()
+			if run == nil {
+				continue
+			}
+			h.d.Sweep(run.ctx)
+			run.sweeps.Done()
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
 // stopStreams stops the hosts' streams and waits until they have.
 func (f *Fleet) stopStreams(hs []*host) {
 	var runs []*streamRun
@@ -607,6 +644,7 @@ func (f *Fleet) stopStreams(hs []*host) {
 	f.mu.Unlock()
 	for _, r := range runs {
 		<-r.done
+		r.sweeps.Wait()
 	}
 	if f.cfg.hooks.Holding != nil {
 		for _, id := range stopped {

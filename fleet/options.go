@@ -58,6 +58,9 @@ const (
 	// DefaultRescan is how often the fleet reads the accounts and their
 	// settings from the store.
 	DefaultRescan = 5 * time.Second
+	// DefaultSweep is how often the accounts held are swept, as
+	// Distributor.Run does by default.
+	DefaultSweep = 30 * time.Second
 )
 
 // Option configures a Fleet; pass options to [New].
@@ -70,16 +73,16 @@ type optionFunc func(*config) error
 func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
-	build   BuildFunc
-	leases  store.Leases
-	member  string
-	ttl     time.Duration
-	rescan  time.Duration
-	work    store.WorkOptions
-	dopts   []distributor.Option
-	logger  *slog.Logger
-	hooks   Hooks
-	restart time.Duration
+	build  BuildFunc
+	leases store.Leases
+	member string
+	ttl    time.Duration
+	rescan time.Duration
+	work   store.WorkOptions
+	dopts  []distributor.Option
+	logger *slog.Logger
+	hooks  Hooks
+	sweep  time.Duration
 }
 
 // WithBuild sets how an account's parts are built; required. [MG] builds
@@ -143,6 +146,19 @@ func WithRescan(every time.Duration) Option {
 			return fmt.Errorf("WithRescan: interval must be positive, got %s", every)
 		}
 		c.rescan = every
+		return nil
+	})
+}
+
+// WithSweep sets how often the fleet runs the sweep (Distributor.Sweep:
+// reassignment timers, the safety-net drain, event pruning) of each
+// account it holds. The default is DefaultSweep.
+func WithSweep(every time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if every <= 0 {
+			return fmt.Errorf("WithSweep: interval must be positive, got %s", every)
+		}
+		c.sweep = every
 		return nil
 	})
 }
