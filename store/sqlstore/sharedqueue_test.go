@@ -39,7 +39,9 @@ func sharedQueue(t *testing.T, s *sqlstore.Store) {
 	if !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("Work naming accounts on a shared queue: got %v, want ErrInvalid", err)
 	}
-	dialog := func(acc bd.AccountID, id bd.DialogID) bd.Dialog { return bd.Dialog{Account: acc, ID: id, OpenedAt: at0} }
+	dialog := func(acc bd.AccountID, id bd.DialogID) bd.Dialog {
+		return bd.Dialog{Account: acc, ID: id, OpenedAt: at0}
+	}
 	jobs := []store.Job{
 		{Kind: store.JobDistribute, Account: a, Dialog: dialog(a, 1)},
 		{Kind: store.JobDistribute, Account: a, Dialog: dialog(a, 2)},
