@@ -517,8 +517,10 @@ func (d *Distributor) remember(a *account, t Trace) {
 	a.recentMu.Unlock()
 }
 
-// Run calls [Distributor.Sweep] periodically until ctx ends, and returns
-// ctx's error.
+// Run calls [Distributor.Sweep] periodically until ctx ends, pruning the
+// store's old event records after each sweep, and returns ctx's error. A
+// host of many Distributors (package fleet) sweeps each and prunes once
+// instead.
 func (d *Distributor) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.sweep)
 	defer t.Stop()
@@ -529,30 +531,30 @@ func (d *Distributor) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		d.Sweep(ctx)
+		if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
+			d.fail(d.id, "prune events", err)
+		}
 	}
 }
 
-// Sweep does the time-driven work once: it reassigns the dialogs of
-// managers unavailable longer than the presence grace and of dialogs nobody
-// answered in time, drains the account's queue, and prunes old event
-// records (of every account in the store: the store prunes them all at
-// once). Errors are logged and reported to Hooks.Failed.
+// Sweep does the account's time-driven work once: it reassigns the dialogs
+// of managers unavailable longer than the presence grace and of dialogs
+// nobody answered in time, and drains the account's queue. Errors are
+// logged and reported to Hooks.Failed.
 func (d *Distributor) Sweep(ctx context.Context) {
 	a, err := d.account(ctx)
 	if err != nil {
 		d.fail(d.id, "sweep", err)
 		return
 	}
-	if a.snap.Load().active() {
-		if err := d.reassignDue(ctx, a); err != nil {
-			d.fail(a.id, "reassign", err)
-		}
-		if err := d.drain(ctx, a, false); err != nil {
-			d.fail(a.id, "sweep", err)
-		}
+	if !a.snap.Load().active() {
+		return
 	}
-	if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
-		d.fail(d.id, "prune events", err)
+	if err := d.reassignDue(ctx, a); err != nil {
+		d.fail(a.id, "reassign", err)
+	}
+	if err := d.drain(ctx, a, false); err != nil {
+		d.fail(a.id, "sweep", err)
 	}
 }
 

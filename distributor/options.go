@@ -128,8 +128,8 @@ func WithSweep(every time.Duration) Option {
 }
 
 // WithEventRetention sets how long processed-event records are kept to
-// recognise duplicate deliveries; [Distributor.Run] prunes older ones. The
-// default is 24h.
+// recognise duplicate deliveries; [Distributor.Run] prunes older ones (of
+// every account in the store). The default is 24h.
 func WithEventRetention(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {

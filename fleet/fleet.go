@@ -82,10 +82,11 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 		return nil, errors.New("fleet: nil store")
 	}
 	cfg := config{
-		ttl:    DefaultLeaseTTL,
-		rescan: DefaultRescan,
-		sweep:  DefaultSweep,
-		logger: slog.New(slog.DiscardHandler),
+		ttl:        DefaultLeaseTTL,
+		rescan:     DefaultRescan,
+		sweep:      DefaultSweep,
+		keepEvents: DefaultEventRetention,
+		logger:     slog.New(slog.DiscardHandler),
 	}
 	var errs []error
 	for _, o := range opts {
@@ -116,6 +117,9 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 	if cfg.work.Workers == 0 {
 		cfg.work, _ = cfg.work.Normalized()
 	}
+	// The workers carry the member's name: should this process die, the
+	// first lease round that finds it lapsed gives its running jobs back.
+	cfg.work.Member = cfg.member
 	return &Fleet{
 		st: st, cfg: cfg,
 		rescanC: make(chan struct{}, 1),
@@ -624,6 +628,10 @@ func (f *Fleet) sweep(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+		}
+		// Once for every account: the store prunes them all at once.
+		if _, err := f.st.PruneEvents(ctx, time.Now().Add(-f.cfg.keepEvents)); err != nil && ctx.Err() == nil {
+			f.fail("", "prune events", err)
 		}
 	}
 }

@@ -61,6 +61,9 @@ const (
 	// DefaultSweep is how often the accounts held are swept, as
 	// Distributor.Run does by default.
 	DefaultSweep = 30 * time.Second
+	// DefaultEventRetention is how long processed events are remembered,
+	// as Distributor.Run does by default.
+	DefaultEventRetention = 24 * time.Hour
 )
 
 // Option configures a Fleet; pass options to [New].
@@ -83,6 +86,8 @@ type config struct {
 	logger *slog.Logger
 	hooks  Hooks
 	sweep  time.Duration
+	// keepEvents is how long event records are kept (WithEventRetention).
+	keepEvents time.Duration
 }
 
 // WithBuild sets how an account's parts are built; required. [MG] builds
@@ -151,14 +156,28 @@ func WithRescan(every time.Duration) Option {
 }
 
 // WithSweep sets how often the fleet runs the sweep (Distributor.Sweep:
-// reassignment timers, the safety-net drain, event pruning) of each
-// account it holds. The default is DefaultSweep.
+// reassignment timers, the safety-net drain) of each account it holds,
+// then prunes the store's old event records once. The default is
+// DefaultSweep.
 func WithSweep(every time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if every <= 0 {
 			return fmt.Errorf("WithSweep: interval must be positive, got %s", every)
 		}
 		c.sweep = every
+		return nil
+	})
+}
+
+// WithEventRetention sets how long the store keeps the records of
+// processed events, by which duplicate deliveries are recognised; the
+// sweep prunes older ones. The default is DefaultEventRetention.
+func WithEventRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithEventRetention: retention must be positive, got %s", d)
+		}
+		c.keepEvents = d
 		return nil
 	})
 }
