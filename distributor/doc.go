@@ -11,6 +11,15 @@
 // shared store, which is multi-tenant; package fleet does that hosting,
 // and on PostgreSQL shares the accounts among processes.
 //
+// # Activation
+//
+// An account whose settings are not active (bd.Settings.Active, off by
+// default) is not distributed: its events are still accepted, a dialog
+// that opens waits in the queue silently (reason [ReasonInactive]), and no
+// reply, assignment or move happens. Saving active settings drains the
+// queue: those dialogs are assigned oldest first and greeted then, or told
+// once why they wait (activation.go).
+//
 // # The work pipeline
 //
 // [Distributor.Handle] accepts an event by storing the work it causes and
