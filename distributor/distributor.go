@@ -421,19 +421,7 @@ func (d *Distributor) Settings(ctx context.Context) (bd.Settings, error) {
 // ValidateSettings checks s as a whole, as SaveSettings would: every problem
 // is named in one *bd.SettingsError, including an unknown strategy name.
 func (d *Distributor) ValidateSettings(s bd.Settings) error {
-	err := s.Validate()
-	if s.Strategy != "" {
-		if _, ok := d.cfg.strategies.Lookup(s.Strategy); !ok {
-			p := bd.Problem{Field: "strategy", Message: fmt.Sprintf("unknown strategy %q (known: %v)", s.Strategy, d.cfg.strategies.Names())}
-			var se *bd.SettingsError
-			if errors.As(err, &se) {
-				se.Problems = append(se.Problems, p)
-			} else {
-				err = &bd.SettingsError{Problems: []bd.Problem{p}}
-			}
-		}
-	}
-	return err
+	return CheckSettings(s, d.cfg.strategies)
 }
 
 // SaveSettings validates s as a whole and, only if it is valid, stores it
