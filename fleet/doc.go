@@ -48,6 +48,14 @@
 // this process does not run yet waits for it briefly and is otherwise
 // retried later; a job of an account gone from the store is dropped.
 //
+// A decision needs the account's roster, which a Distributor learns from
+// the stream. For an account whose stream runs in another process the
+// fleet reads it with Parts.Roster (for [MG]: the MG users) before the
+// account's first job here, and again when it is older than
+// [WithRosterRefresh] (2 s by default): such a process learns of a
+// manager going offline up to that late, where the stream's process
+// learns of it at once.
+//
 // On the SQL store, open it with [sqlstore.WithSharedQueue] for a fleet:
 // River polls each queue it works, and per-account queues would cost a
 // poll per account every 25 ms, idle or not.

@@ -60,7 +60,12 @@ type host struct {
 
 	lastEvent  atomic.Int64 // unix nanoseconds
 	lastResync atomic.Int64
-	stream     atomic.Pointer[Stream] // the stream running, for its stats
+	// rosterAt is when the distributor last took a roster (unix
+	// nanoseconds), from the stream or from Parts.Roster; rosterMu lets
+	// one job at a time read it with Parts.Roster.
+	rosterAt atomic.Int64
+	rosterMu sync.Mutex
+	stream   atomic.Pointer[Stream] // the stream running, for its stats
 }
 
 // streamRun is one holding period of an account: its stream and its
@@ -82,11 +87,12 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 		return nil, errors.New("fleet: nil store")
 	}
 	cfg := config{
-		ttl:        DefaultLeaseTTL,
-		rescan:     DefaultRescan,
-		sweep:      DefaultSweep,
-		keepEvents: DefaultEventRetention,
-		logger:     slog.New(slog.DiscardHandler),
+		rosterEvery: DefaultRosterRefresh,
+		ttl:         DefaultLeaseTTL,
+		rescan:      DefaultRescan,
+		sweep:       DefaultSweep,
+		keepEvents:  DefaultEventRetention,
+		logger:      slog.New(slog.DiscardHandler),
 	}
 	var errs []error
 	for _, o := range opts {
@@ -259,8 +265,14 @@ func (f *Fleet) route(ctx context.Context, j store.Job) error {
 		h := f.hosts[j.Account]
 		if h != nil && h.d != nil {
 			h.inflight.Add(1)
+			holding := h.run != nil
 			f.mu.Unlock()
 			defer h.inflight.Done()
+			if !holding {
+				if err := f.freshRoster(ctx, h); err != nil {
+					return err
+				}
+			}
 			return h.d.Do(ctx, j)
 		}
 		changed := f.changed
@@ -281,6 +293,41 @@ func (f *Fleet) route(ctx context.Context, j store.Job) error {
 		}
 		return fmt.Errorf("fleet: account %q is not running in this process yet", j.Account)
 	}
+}
+
+// freshRoster gives h's distributor a roster read with Parts.Roster when
+// it has none or when the one it has is older than WithRosterRefresh: the
+// account's stream, which keeps it current, runs in another process. A
+// first read that fails fails the job (tried again later: a decision
+// without a roster would find nobody online); a refresh that fails, or
+// that another job is doing, leaves the roster as it is.
+func (f *Fleet) freshRoster(ctx context.Context, h *host) error {
+	if h.parts.Roster == nil {
+		return nil
+	}
+	at := h.rosterAt.Load()
+	if at != 0 && time.Since(time.Unix(0, at)) < f.cfg.rosterEvery {
+		return nil
+	}
+	if at == 0 {
+		h.rosterMu.Lock()
+	} else if !h.rosterMu.TryLock() {
+		return nil
+	}
+	defer h.rosterMu.Unlock()
+	if h.rosterAt.Load() != at {
+		return nil // read meanwhile
+	}
+	if err := h.parts.Roster(ctx, target{h: h}); err != nil {
+		err = fmt.Errorf("reading the roster: %w", err)
+		if ctx.Err() == nil {
+			f.fail(h.id, "roster", err)
+		}
+		if at == 0 {
+			return fmt.Errorf("fleet: account %q: %w", h.id, err)
+		}
+	}
+	return nil
 }
 
 // setHost puts h in the map (nil removes id) and wakes jobs waiting for it.
@@ -683,7 +730,11 @@ func (t target) Handle(ctx context.Context, ev distributor.Event) error {
 }
 
 func (t target) SetRoster(ctx context.Context, managers []bd.Manager) error {
-	return t.h.d.SetRoster(ctx, managers)
+	err := t.h.d.SetRoster(ctx, managers)
+	if err == nil {
+		t.h.rosterAt.Store(time.Now().UnixNano())
+	}
+	return err
 }
 
 func (t target) Resync(ctx context.Context, open []distributor.OpenDialog) error {

@@ -32,8 +32,10 @@ type MGOptions struct {
 // MG returns a [BuildFunc] for accounts served over MessageGateway: per
 // account an mg.Client on the account's endpoint and bot token, a
 // reply.Template sending through it, an mgsource.Gateway assigning
-// through it, and an mgsource.Source as its stream (which re-reads the
-// roster and the open dialogs after every connect).
+// through it, an mgsource.Source as its stream (which re-reads the roster
+// and the open dialogs after every connect), and as its Roster the MG
+// users (every page), translated as the Source does and passed through
+// MGOptions.Target when set.
 func MG(o MGOptions) BuildFunc {
 	return func(ctx context.Context, acc bd.Account) (Parts, error) {
 		var copts []mg.Option
@@ -59,6 +61,16 @@ func MG(o MGOptions) BuildFunc {
 			}
 			p.Options = append(p.Options, extra...)
 			p.Close = closeExtra
+		}
+		p.Roster = func(ctx context.Context, t mgsource.Target) error {
+			users, err := mg.Collect(c.AllUsers(ctx, mg.UsersFilter{}))
+			if err != nil {
+				return fmt.Errorf("MessageGateway users: %w", err)
+			}
+			if o.Target != nil {
+				t = o.Target(acc, c, t)
+			}
+			return t.SetRoster(ctx, mgsource.NewTranslator(acc.ID, o.Source.Status).SetUsers(users))
 		}
 		p.Stream = func(t mgsource.Target) (Stream, error) {
 			so := o.Source

@@ -35,6 +35,15 @@ type Parts struct {
 	// the stream until the lease is given up or lost; nil means the
 	// account has no stream here (its jobs are still done).
 	Stream func(target mgsource.Target) (Stream, error)
+	// Roster reads the account's managers and hands them to
+	// target.SetRoster. A distributor learns its roster from the stream,
+	// which runs in one process: the fleet calls Roster for an account
+	// whose stream this process does not run, before the account's first
+	// job here (the job is retried later if it fails) and again before a
+	// job once the roster it read is older than WithRosterRefresh. Nil
+	// means such a distributor knows no manager: its decisions find
+	// nobody online.
+	Roster func(ctx context.Context, target mgsource.Target) error
 	// Close releases what the build made (clients, connections) once the
 	// account stopped: its stream ended and no job of it runs. May be nil.
 	Close func()
@@ -64,6 +73,10 @@ const (
 	// DefaultEventRetention is how long processed events are remembered,
 	// as Distributor.Run does by default.
 	DefaultEventRetention = 24 * time.Hour
+	// DefaultRosterRefresh is how old the roster of an account whose
+	// stream runs in another process may be before a job reads it again
+	// (see Parts.Roster).
+	DefaultRosterRefresh = 2 * time.Second
 )
 
 // Option configures a Fleet; pass options to [New].
@@ -88,6 +101,9 @@ type config struct {
 	sweep  time.Duration
 	// keepEvents is how long event records are kept (WithEventRetention).
 	keepEvents time.Duration
+	// rosterEvery is how old a roster read with Parts.Roster may get
+	// (WithRosterRefresh).
+	rosterEvery time.Duration
 }
 
 // WithBuild sets how an account's parts are built; required. [MG] builds
@@ -182,6 +198,21 @@ func WithEventRetention(d time.Duration) Option {
 	})
 }
 
+// WithRosterRefresh sets how old the roster of an account whose stream
+// runs in another process may be before a job of the account reads it
+// again with Parts.Roster (see [DefaultRosterRefresh]). The stream's
+// process learns of a manager going offline at once; the others within
+// this interval, and until then may still give that manager a dialog.
+func WithRosterRefresh(every time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if every <= 0 {
+			return fmt.Errorf("WithRosterRefresh: interval must be positive, got %s", every)
+		}
+		c.rosterEvery = every
+		return nil
+	})
+}
+
 // WithWork tunes the process's one worker set, which does the jobs of
 // every account of the store: how many at once, attempts, backoff.
 // WorkOptions.Accounts must be empty.
@@ -245,7 +276,7 @@ type Hooks struct {
 	// long it took.
 	Round func(st store.LeaseState, took time.Duration, err error)
 	// Failed is called when a part of the fleet failed: "build", "stream",
-	// "lease", "rescan", "work".
+	// "lease", "rescan", "work", "roster".
 	Failed func(account bd.AccountID, op string, err error)
 }
 
