@@ -32,7 +32,12 @@ type Config struct {
 	// that database and dropped afterwards), or the SQLite file path (empty
 	// means a temporary file). Empty for postgres means $BOTDISTRIBUTOR_TEST_POSTGRES.
 	DSN string
-	// Managers is how many equal, online managers take dialogs.
+	// Accounts is how many accounts share the load, each with an MG of its
+	// own (its own bot token and event stream), Managers managers of its
+	// own and its own settings; dialog i opens in account i mod Accounts.
+	Accounts int
+	// Managers is how many equal, online managers take dialogs in each
+	// account.
 	Managers int
 	// Capacity is every manager's maximum of open dialogs.
 	Capacity int
@@ -46,9 +51,16 @@ type Config struct {
 	// Processes is how many distributor OS processes share the store
 	// (PostgreSQL only): the program re-executes itself as workers.
 	Processes int
-	// Distributors is how many distributors run in each process, each with
-	// its own MG client and event stream, sharing the process's store.
+	// Distributors is how many fleets run in each process, sharing the
+	// process's store: each is a lease member of its own (the accounts'
+	// streams are spread over every member of every process), with its own
+	// worker set doing every account's jobs, and its own distributor and MG
+	// client per account.
 	Distributors int
+	// LeaseTTL is the fleets' lease TTL (fleet.WithLeaseTTL); 0 means the
+	// fleet's default. A killed process's accounts are taken over within
+	// the TTL and a quarter of it.
+	LeaseTTL time.Duration
 	// Workers is how many jobs each distributor works at once
 	// (distributor.WithWork); 0 means the library's default.
 	Workers int
@@ -113,6 +125,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Store:                storeMemory,
+		Accounts:             1,
 		Managers:             20,
 		Capacity:             10,
 		Dialogs:              1000,
@@ -151,6 +164,14 @@ func (c *Config) validate() error {
 	}
 	if c.Store == storeMemory && c.DSN != "" {
 		add("-dsn means nothing with -store=memory")
+	}
+	if c.Accounts < 1 {
+		add("-accounts must be at least 1, got %d", c.Accounts)
+	}
+	if c.LeaseTTL < 0 {
+		add("-lease-ttl must not be negative, got %s", c.LeaseTTL)
+	} else if c.LeaseTTL > 0 && c.LeaseTTL < 40*time.Millisecond {
+		add("-lease-ttl must be at least 40ms, got %s", c.LeaseTTL)
 	}
 	if c.Managers < 1 {
 		add("-managers must be at least 1, got %d", c.Managers)

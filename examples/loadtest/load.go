@@ -1,8 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -45,6 +45,7 @@ func (s *scenario) load(ctx context.Context) error {
 	defer cancel(nil)
 
 	type toClose struct {
+		acc    *runAccount
 		dialog bd.DialogID
 		due    time.Time
 	}
@@ -60,8 +61,8 @@ func (s *scenario) load(ctx context.Context) error {
 					t.Stop()
 					continue
 				}
-				if err := s.mg.CloseDialog(c.dialog); err != nil {
-					cancel(fmt.Errorf("loadtest: closing dialog %d: %w", c.dialog, err))
+				if err := c.acc.mg.CloseDialog(c.dialog); err != nil {
+					cancel(fmt.Errorf("loadtest: closing dialog %d of %s: %w", c.dialog, c.acc.id, err))
 				}
 			}
 		})
@@ -72,8 +73,9 @@ func (s *scenario) load(ctx context.Context) error {
 	for range cfg.Writers {
 		writers.Go(func() {
 			for i := range work {
-				w, err := s.mg.CustomerWrites(ctx, sandbox.MGCustomerMessage{
-					Channel: s.channel, CustomerExternalID: fmt.Sprintf("customer-%06d", i),
+				acc := s.accounts[i%len(s.accounts)]
+				w, err := acc.mg.CustomerWrites(ctx, sandbox.MGCustomerMessage{
+					Channel: acc.channel, CustomerExternalID: fmt.Sprintf("customer-%06d", i),
 					FirstName: "Customer", LastName: strconv.Itoa(i + 1), Text: "Hello, I need help",
 				})
 				if err != nil {
@@ -81,7 +83,7 @@ func (s *scenario) load(ctx context.Context) error {
 					continue
 				}
 				if cfg.CloseAfter > 0 && closes(i, cfg.CloseShare) {
-					closing <- toClose{dialog: w.Dialog, due: time.Now().Add(cfg.CloseAfter)}
+					closing <- toClose{acc: acc, dialog: w.Dialog, due: time.Now().Add(cfg.CloseAfter)}
 				}
 			}
 		})
@@ -105,7 +107,9 @@ func (s *scenario) load(ctx context.Context) error {
 			}
 		}
 		if atFraction(i, n, cfg.WSDrops) {
-			s.res.WSDropped += s.mg.DropWebsockets()
+			for _, a := range s.accounts {
+				s.res.WSDropped += a.mg.DropWebsockets()
+			}
 		}
 		if atFraction(i, n, cfg.PGKill) {
 			faults.Go(func() {
@@ -169,33 +173,35 @@ func outageStart(n int, rate float64, outage time.Duration) int {
 
 // killWorker kills worker process k with SIGKILL, keeps what it reported
 // before it died, and starts a new one in its place, trying again while
-// the start fails (e.g. during a PostgreSQL outage). The new process
-// connects and resyncs like any other; the jobs the killed one held are
-// the store's to hand out again.
+// the start fails (e.g. during a PostgreSQL outage). The accounts whose
+// streams the killed one ran are taken over by the others once its leases
+// lapse, and the jobs it was running are given back then; the new process
+// joins the leases like any other.
 func (s *scenario) killWorker(ctx context.Context, k int) error {
-	s.fleetMu.Lock()
-	p, ok := s.fleets[k].(*procFleet)
-	s.fleetMu.Unlock()
+	s.nodesMu.Lock()
+	p, ok := s.nodes[k].(*procNode)
+	s.nodesMu.Unlock()
 	if !ok {
-		return fmt.Errorf("loadtest: fleet %d is not a worker process", k)
+		return fmt.Errorf("loadtest: node %d is not a worker process", k)
 	}
 	pid := p.cmd.Process.Pid
+	s.holders.killed(pid, time.Now())
 	_ = p.kill()
-	s.fleetMu.Lock()
+	s.nodesMu.Lock()
 	s.killed.merge(p.taken())
-	s.fleetMu.Unlock()
+	s.nodesMu.Unlock()
 	s.logf("killed worker %d (pid %d); starting another", k, pid)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		np, err := startProc(ctx, s.spec, s.cfg.Log)
+		np, err := startProc(ctx, s.spec, s.cfg.Log, s.holders.add)
 		if err == nil {
-			s.fleetMu.Lock()
-			s.fleets[k] = np
+			s.nodesMu.Lock()
+			s.nodes[k] = np
 			s.res.WorkersRestarted++
 			s.res.WorkerRestartMaxMs = max(s.res.WorkerRestartMaxMs, ms(time.Since(start)))
-			s.fleetMu.Unlock()
+			s.nodesMu.Unlock()
 			s.logf("worker %d restarted as pid %d after %s (%d attempts)", k, np.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), attempt)
 			return nil
 		}
@@ -230,7 +236,7 @@ func (s *scenario) settle(ctx context.Context) (endState, error) {
 	}
 	s.res.FlushMaxMs = max(s.res.FlushMaxMs, ms(time.Since(start)))
 	for {
-		es, err := inspect(ctx, s.mg, s.be.observer, account, s.managers, s.cfg.Capacity, s.replies)
+		es, err := s.inspect(ctx)
 		if err != nil {
 			return es, err
 		}
@@ -252,15 +258,26 @@ func (s *scenario) settle(ctx context.Context) (endState, error) {
 	}
 }
 
-// flush waits until every fleet's jobs are done.
-func (s *scenario) flush(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.fleets))
-	for i, f := range s.fleets {
-		wg.Go(func() { errs[i] = f.flush(ctx) })
+// inspect compares every account's MG with the store.
+func (s *scenario) inspect(ctx context.Context) (endState, error) {
+	var all endState
+	for _, a := range s.accounts {
+		es, err := inspect(ctx, a.mg, s.be.observer, a.id, a.managers, s.cfg.Capacity, s.replies)
+		if err != nil {
+			return all, err
+		}
+		all.add(es)
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return all, nil
+}
+
+// flush waits until every account's jobs are done. The store knows them
+// whichever process works them, so one node asks.
+func (s *scenario) flush(ctx context.Context) error {
+	s.nodesMu.Lock()
+	n := s.nodes[0]
+	s.nodesMu.Unlock()
+	return n.flush(ctx)
 }
 
 // note keeps a problem of the run for the report.
@@ -270,62 +287,72 @@ func (s *scenario) note(msg string) {
 	}
 }
 
+// managerRef names a manager of the run: manager ids are per account.
+type managerRef struct {
+	account bd.AccountID
+	manager bd.ManagerID
+}
+
 // finish computes the results from what the distributors reported and the
-// sandbox's records.
+// sandboxes' records, per (account, dialog).
 func (s *scenario) finish(rep nodeReport) {
 	r := &s.res
-	openedAt := map[bd.DialogID]time.Time{}
+	openedAt := map[dialogRef]time.Time{}
 	var firstOpen, lastOpen time.Time
-	for _, d := range s.mg.Dialogs() {
-		if !d.Responsible.IsZero() {
-			s.heldInMG[d.ID] = true
-		}
-		openedAt[d.ID] = d.OpenedAt
-		if firstOpen.IsZero() || d.OpenedAt.Before(firstOpen) {
-			firstOpen = d.OpenedAt
-		}
-		if d.OpenedAt.After(lastOpen) {
-			lastOpen = d.OpenedAt
+	for _, acc := range s.accounts {
+		for _, d := range acc.mg.Dialogs() {
+			ref := dialogRef{acc.id, d.ID}
+			if !d.Responsible.IsZero() {
+				s.heldInMG[ref] = true
+			}
+			openedAt[ref] = d.OpenedAt
+			if firstOpen.IsZero() || d.OpenedAt.Before(firstOpen) {
+				firstOpen = d.OpenedAt
+			}
+			if d.OpenedAt.After(lastOpen) {
+				lastOpen = d.OpenedAt
+			}
 		}
 	}
-	first := map[bd.DialogID]assignment{}
-	byDialog := map[bd.DialogID][]assignment{}
+	first := map[dialogRef]assignment{}
+	byDialog := map[dialogRef][]assignment{}
 	for _, a := range rep.Assignments {
-		byDialog[a.Dialog] = append(byDialog[a.Dialog], a)
-		if f, ok := first[a.Dialog]; !ok || a.At < f.At {
-			first[a.Dialog] = a
+		ref := dialogRef{a.Account, a.Dialog}
+		byDialog[ref] = append(byDialog[ref], a)
+		if f, ok := first[ref]; !ok || a.At < f.At {
+			first[ref] = a
 		}
 	}
 	// A dialog given to two responsibles is a double assignment; one given
 	// to the same responsible again (the same reservation finished twice)
 	// is a repeat: MG is asked twice, nobody else holds it.
-	perManager := map[bd.ManagerID]int{}
-	repeated := map[bd.DialogID]bool{}
-	for id, as := range byDialog {
+	perManager := map[managerRef]int{}
+	repeated := map[dialogRef]bool{}
+	for ref, as := range byDialog {
 		managers := map[bd.ManagerID]bool{}
 		for _, a := range as {
 			managers[a.Manager] = true
 		}
 		for m := range managers {
-			perManager[m]++
+			perManager[managerRef{ref.Account, m}]++
 		}
 		switch {
 		case len(managers) > 1:
-			s.doubles[id] = true
+			s.doubles[ref] = true
 		case len(as) > 1:
-			repeated[id] = true
+			repeated[ref] = true
 		}
 	}
-	examples := func(ids map[bd.DialogID]bool) []string {
+	examples := func(refs map[dialogRef]bool) []string {
 		var out []string
-		for _, id := range slices.Sorted(maps.Keys(ids)) {
+		for _, ref := range slices.SortedFunc(maps.Keys(refs), compareDialogRefs) {
 			if len(out) == 3 {
 				break
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "dialog %d opened %s:", id, openedAt[id].Format("15:04:05.000000"))
-			for _, a := range byDialog[id] {
-				fmt.Fprintf(&b, " to manager %d at %s (from queue %t);", a.Manager, time.Unix(0, a.At).Format("15:04:05.000000"), a.FromQueue)
+			fmt.Fprintf(&b, "dialog %d of %s opened %s:", ref.Dialog, ref.Account, openedAt[ref].Format("15:04:05.000000"))
+			for _, a := range byDialog[ref] {
+				fmt.Fprintf(&b, " to manager %d at %s (from queue %t, by %s);", a.Manager, time.Unix(0, a.At).Format("15:04:05.000000"), a.FromQueue, a.Member)
 			}
 			out = append(out, b.String())
 		}
@@ -336,19 +363,19 @@ func (s *scenario) finish(rep nodeReport) {
 	// Assigned counts what MG showed too: a worker process killed with
 	// SIGKILL takes its last records with it.
 	assigned := maps.Clone(s.heldInMG)
-	for id := range first {
-		assigned[id] = true
+	for ref := range first {
+		assigned[ref] = true
 	}
 	r.Assigned = len(assigned)
 
 	var all, direct []time.Duration
 	var lastAssign time.Time
-	for id, a := range first {
+	for ref, a := range first {
 		at := time.Unix(0, a.At)
 		if at.After(lastAssign) {
 			lastAssign = at
 		}
-		t0, ok := openedAt[id]
+		t0, ok := openedAt[ref]
 		if !ok {
 			continue
 		}
@@ -369,9 +396,11 @@ func (s *scenario) finish(rep nodeReport) {
 	if span := lastOpen.Sub(firstOpen).Seconds(); span > 0 && r.Dialogs > 1 {
 		r.OpenRatePerS = round2(float64(r.Dialogs-1) / span)
 	}
-	counts := make([]int, 0, len(s.managers))
-	for _, m := range s.managers {
-		counts = append(counts, perManager[m])
+	var counts []int
+	for _, acc := range s.accounts {
+		for _, m := range acc.managers {
+			counts = append(counts, perManager[managerRef{acc.id, m}])
+		}
 	}
 	r.Fairness = round3(spread(counts))
 	if len(counts) > 0 {
@@ -384,14 +413,27 @@ func (s *scenario) finish(rep nodeReport) {
 	r.HandlerErrors = rep.HandlerErrors
 	r.RunsEnded = rep.RunsEnded
 	r.Resyncs = rep.Resyncs
-	if distributors := uint64(s.processes * s.perProc); rep.Connects > distributors {
-		r.Reconnects = rep.Connects - distributors
+	r.StreamStarts = rep.StreamStarts
+	if rep.Connects > rep.StreamStarts {
+		r.Reconnects = rep.Connects - rep.StreamStarts
+	}
+	r.Shares = make([]memberShare, 0, len(rep.Shares))
+	for _, m := range slices.Sorted(maps.Keys(rep.Shares)) {
+		sh := rep.Shares[m]
+		r.Shares = append(r.Shares, memberShare{Member: m, Assignments: sh.Assignments, Replies: sh.Replies})
 	}
 	r.Failures = rep.Failures
 	if r.Failures == nil {
 		r.Failures = map[string]int{}
 	}
 	r.Errors = append(rep.Errors, s.notes...)
+}
+
+func compareDialogRefs(a, b dialogRef) int {
+	if c := strings.Compare(string(a.Account), string(b.Account)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Dialog, b.Dialog)
 }
 
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }

@@ -180,7 +180,8 @@ func TestPostgres(t *testing.T) {
 	}
 }
 
-// Three worker processes share one schema; each sees every event, and the
+// Three worker processes share one database; the account's stream runs in
+// one of them at a time, every process's workers do its jobs, and the
 // websockets drop twice during the load.
 func TestPostgresProcesses(t *testing.T) {
 	cfg := postgres(t)
@@ -189,11 +190,39 @@ func TestPostgresProcesses(t *testing.T) {
 	rep := run(t, cfg)
 	checkInvariants(t, rep.Result)
 	checkFilled(t, rep.Result)
-	// Each process resyncs when it connects, after every reconnect, and
-	// once more at the end.
-	if rep.Processes != 3 || rep.Reconnects == 0 || rep.Resyncs != 2*3+rep.Reconnects {
-		t.Errorf("%d processes, %d reconnects, %d resyncs: want 3 processes resyncing twice each and after every reconnect",
-			rep.Processes, rep.Reconnects, rep.Resyncs)
+	// The stream resyncs when it connects, after every reconnect, and once
+	// more at the end, in the one process holding it.
+	if rep.Processes != 3 || rep.Reconnects == 0 || rep.Resyncs != rep.StreamStarts+rep.Reconnects+1 {
+		t.Errorf("%d processes, %d stream starts, %d reconnects, %d resyncs: want 3 processes, the stream resyncing at every connect and once at the end",
+			rep.Processes, rep.StreamStarts, rep.Reconnects, rep.Resyncs)
+	}
+	if rep.AccountOwnersMax != 1 || !rep.Targets["account_owners_max_1"] {
+		t.Errorf("the account's stream ran in %d processes at once, want 1", rep.AccountOwnersMax)
+	}
+	checkShares(t, rep.Result, 3)
+}
+
+// checkShares fails the test unless the work was done by members that
+// together assigned every dialog the distributors reported, and (with
+// several members) by more than one of them.
+func checkShares(t *testing.T, r Result, members int) {
+	t.Helper()
+	if len(r.Shares) < members {
+		t.Errorf("%s: work shares of %d members, want %d: %+v", r.Store, len(r.Shares), members, r.Shares)
+		return
+	}
+	busy, assigned := 0, 0
+	for _, sh := range r.Shares {
+		if sh.Assignments+sh.Replies > 0 {
+			busy++
+		}
+		assigned += sh.Assignments
+	}
+	if assigned < r.Assigned {
+		t.Errorf("%s: the members' shares add up to %d assignments, %d dialogs were assigned", r.Store, assigned, r.Assigned)
+	}
+	if members > 1 && busy < 2 {
+		t.Errorf("%s: one member did all the work: %+v", r.Store, r.Shares)
 	}
 }
 
@@ -358,6 +387,7 @@ func botSays(t *testing.T, m *sandbox.MG, chat bd.ChatID, text string) {
 // apart, from the store's claims, the rules and MG's message log.
 func TestAccountReplies(t *testing.T) {
 	ctx := context.Background()
+	account := accountID(0)
 	m, err := sandbox.NewMG(sandbox.MGOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -533,14 +563,15 @@ func TestPostgresOutage(t *testing.T) {
 }
 
 // A worker process killed with SIGKILL mid-load is replaced, and the run
-// is reported in full. (The jobs the killed process was running wait for
-// the store's rescue, 20 to 50 s with PostgreSQL, longer than this test
-// settles: it checks the harness, not how soon the library takes over.)
+// is reported in full. With a lease TTL of 1 s the account's stream, when
+// the killed process ran it, is taken over within this test's settling,
+// and the jobs the killed process was running are given back then.
 func TestPostgresKillWorker(t *testing.T) {
 	cfg := postgres(t)
 	cfg.Processes = 2
 	cfg.Dialogs, cfg.Rate = 60, 60
 	cfg.KillWorker = 1
+	cfg.LeaseTTL = time.Second
 	cfg.Settle = 3 * time.Second
 	rep := run(t, cfg)
 	r := rep.Result
@@ -555,6 +586,10 @@ func TestPostgresKillWorker(t *testing.T) {
 	}
 	if r.Assigned != cfg.Managers*cfg.Capacity {
 		t.Errorf("%d assigned, want every one of the %d slots taken", r.Assigned, cfg.Managers*cfg.Capacity)
+	}
+	if r.AccountOwnersMax != 1 || r.FailoversUntaken != 0 || r.FailoverSMax > FailoverTargetS {
+		t.Errorf("stream holders at once %d; %d takeovers, %d accounts not taken over, longest %.2f s",
+			r.AccountOwnersMax, r.Failovers, r.FailoversUntaken, r.FailoverSMax)
 	}
 	if sum := r.RepliesDelivered + r.RepliesLost + r.RepliesDead + r.RepliesClosedUnsent + r.RepliesSuperseded; sum != r.RepliesExpected || r.RepliesExpected == 0 {
 		t.Errorf("replies: %d accounted for, %d expected", sum, r.RepliesExpected)

@@ -9,11 +9,15 @@
 //
 //	go run ./examples/loadtest [flags]
 //
-// With -store=postgres -processes N the program starts N worker processes
-// (itself, re-executed) that share one PostgreSQL schema, each with its own
-// distributors, pool, MG clients and event streams, against the one
-// sandbox MG this process serves. README.md describes every figure the
-// program prints.
+// The distributors run in fleets (package fleet): each fleet hosts every
+// account, does every account's jobs with one worker set, and runs the
+// event streams of the accounts whose lease it holds. With -accounts N the
+// dialogs are spread over N accounts, each with a sandbox MG of its own
+// served by this process. With -store=postgres -processes N the program
+// starts N worker processes (itself, re-executed) that share one
+// PostgreSQL database, each with its own fleet, pool and MG clients; the
+// accounts' streams are leased to them, one holder at a time. README.md
+// describes every figure the program prints.
 package main
 
 import (
@@ -45,13 +49,15 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: memory, sqlite or postgres")
 	fs.StringVar(&cfg.DSN, "dsn", "", "PostgreSQL DSN (default $"+postgresEnv+"; a fresh schema is created and dropped), or SQLite file (default a temporary file)")
-	fs.IntVar(&cfg.Managers, "managers", cfg.Managers, "equal online managers")
+	fs.IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "accounts the dialogs are spread over, each with its own MG, bot token and managers")
+	fs.IntVar(&cfg.Managers, "managers", cfg.Managers, "equal online managers per account")
 	fs.IntVar(&cfg.Capacity, "capacity", cfg.Capacity, "maximum open dialogs per manager")
 	fs.IntVar(&cfg.Dialogs, "dialogs", cfg.Dialogs, "dialogs to open, one customer each")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "dialogs opened per second (0: as fast as the writers can)")
 	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "customers writing at the same time")
 	fs.IntVar(&cfg.Processes, "processes", cfg.Processes, "distributor OS processes sharing PostgreSQL")
-	fs.IntVar(&cfg.Distributors, "distributors", cfg.Distributors, "distributors per process, each with its own MG client and event stream")
+	fs.IntVar(&cfg.Distributors, "distributors", cfg.Distributors, "fleets per process, each a lease member with its own worker set, MG clients and streams")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "the fleets' lease TTL (0: the fleet's default, 8s)")
 	fs.DurationVar(&cfg.CloseAfter, "close-after", 0, "close every dialog this long after it opened (0: never)")
 	fs.Float64Var(&cfg.CloseShare, "close-share", cfg.CloseShare, "share of dialogs -close-after closes (the others stay open to the end)")
 	fs.IntVar(&cfg.WSDrops, "ws-drops", 0, "times every websocket is cut during the load")
@@ -62,15 +68,15 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PGKill, "pg-kill", 0, "times the distributors' PostgreSQL connections are terminated during the load")
 	fs.DurationVar(&cfg.PGOutage, "pg-outage", 0, "terminate the distributors' PostgreSQL connections every 50-100 ms for this long in the middle of the load")
 	fs.IntVar(&cfg.KillWorker, "kill-worker", 0, "times a worker process (-processes) is killed with SIGKILL during the load and started again")
-	fs.IntVar(&cfg.Workers, "workers", 0, "jobs each distributor works at once (0: the library's default)")
+	fs.IntVar(&cfg.Workers, "workers", 0, "jobs each fleet works at once (0: the library's default)")
 	fs.StringVar(&cfg.CPUProfile, "worker-cpuprofile", "", "with -processes: each worker process writes its CPU profile to this path plus its process id")
-	fs.DurationVar(&cfg.Sweep, "sweep", cfg.Sweep, "distributors' safety-net drain interval")
+	fs.DurationVar(&cfg.Sweep, "sweep", cfg.Sweep, "the fleets' sweep interval (safety-net drain of the accounts held)")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "longest wait for the distributors to catch up after the load and after the final resync")
 	fs.DurationVar(&cfg.Sample, "sample", cfg.Sample, "interval between capacity samples")
 	fs.DurationVar(&cfg.RawUpdate, "raw-update", cfg.RawUpdate, "duration of the raw single-row UPDATE loop (SQL stores)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the injected faults")
 	fs.BoolVar(&cfg.Baseline, "baseline", cfg.Baseline, "also run the load against the naive read-then-write baseline store")
-	fs.IntVar(&cfg.BaselineDistributors, "baseline-distributors", cfg.BaselineDistributors, "distributors sharing the baseline store")
+	fs.IntVar(&cfg.BaselineDistributors, "baseline-distributors", cfg.BaselineDistributors, "fleets sharing the baseline store")
 	fs.DurationVar(&cfg.BaselineYield, "baseline-yield", cfg.BaselineYield, "the baseline's pause between reading a load and writing")
 	asJSON := fs.Bool("json", false, "print exactly one JSON object")
 	verbose := fs.Bool("v", false, "print progress on stderr")

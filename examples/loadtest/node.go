@@ -22,8 +22,8 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/fleet"
 	"github.com/botdistributor/botdistributor/mg"
-	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/store"
 )
 
@@ -31,18 +31,22 @@ import (
 // (or the test binary) then runs as a worker instead of a load run.
 const workerEnv = "BOTDISTRIBUTOR_LOADTEST_WORKER"
 
-// nodeSpec tells a group of distributors where MG and the store are.
+// nodeSpec tells a node (the fleets of one process) how to run. The
+// accounts themselves, with their MG endpoints and bot tokens, are in the
+// store, where the fleets read them.
 type nodeSpec struct {
-	Account string `json:"account"`
-	MGURL   string `json:"mg_url"`
-	// MGToken is the sandbox bot's token (a throwaway credential of the
-	// fake MG, handed to the worker over its stdin).
-	MGToken      string        `json:"mg_token"`
-	Sweep        time.Duration `json:"sweep"`
-	Distributors int           `json:"distributors"`
-	// Workers is each distributor's job workers (0: the default).
+	// Accounts are the accounts of the run: a node is ready once its
+	// fleets built every one of them.
+	Accounts []bd.AccountID `json:"accounts"`
+	// Fleets is how many fleets the node runs (-distributors), each a
+	// lease member with its own worker set, MG clients and streams.
+	Fleets int           `json:"fleets"`
+	Sweep  time.Duration `json:"sweep"`
+	// Workers is each fleet's job workers (0: the default).
 	Workers int `json:"workers,omitempty"`
-	// Settle bounds a worker's wait for its jobs (flush).
+	// LeaseTTL is the fleets' lease TTL (0: the default).
+	LeaseTTL time.Duration `json:"lease_ttl,omitempty"`
+	// Settle bounds a worker's wait for the jobs (flush) and a resync.
 	Settle time.Duration `json:"settle"`
 	// DSN is the PostgreSQL DSN of a worker process.
 	DSN string `json:"dsn,omitempty"`
@@ -52,34 +56,81 @@ type nodeSpec struct {
 }
 
 // assignment is one dialog given to a manager or a bot, as a distributor
-// saw it: At is the wall clock (Unix nanoseconds) when MG confirmed it.
+// saw it: At is the wall clock (Unix nanoseconds) when MG confirmed it,
+// Member the fleet member whose worker did it.
 type assignment struct {
+	Account   bd.AccountID `json:"a"`
 	Dialog    bd.DialogID  `json:"d"`
 	Manager   bd.ManagerID `json:"m"`
 	At        int64        `json:"t"`
 	FromQueue bool         `json:"q,omitempty"`
+	Member    string       `json:"w"`
 }
 
-// nodeReport is what a group of distributors did.
+// dialogRef names a dialog of the run: dialog ids are per account (each
+// account has an MG of its own).
+type dialogRef struct {
+	Account bd.AccountID `json:"a"`
+	Dialog  bd.DialogID  `json:"d"`
+}
+
+// streamEvent is a change of an account's event stream in one fleet
+// member, at At (wall clock, Unix nanoseconds): the member started
+// running it (hold), stopped (release; reported once it has stopped), or
+// the stream resynced (synced).
+type streamEvent struct {
+	Account bd.AccountID `json:"a"`
+	Member  string       `json:"m"`
+	Kind    string       `json:"k"`
+	At      int64        `json:"t"`
+}
+
+// The kinds of streamEvent.
+const (
+	streamHold    = "hold"
+	streamRelease = "release"
+	streamSynced  = "synced"
+)
+
+// share is the work one fleet member did.
+type share struct {
+	Assignments int `json:"assignments"`
+	Replies     int `json:"replies"`
+}
+
+// nodeReport is what a node's fleets did.
 type nodeReport struct {
 	Assignments []assignment `json:"assignments"`
 	// Queued are the dialogs a decision put in the queue when they were
 	// first distributed (not those taken from it).
-	Queued        []bd.DialogID  `json:"queued,omitempty"`
-	Failures      map[string]int `json:"failures"`
-	Errors        []string       `json:"errors,omitempty"`
-	HandlerErrors uint64         `json:"handler_errors"`
-	Connects      uint64         `json:"connects"`
-	ConnectErrors uint64         `json:"connect_errors"`
-	Resyncs       uint64         `json:"resyncs"`
-	// RunsEnded counts distributors whose event stream (or Run) stopped
-	// by itself before the end.
+	Queued        []dialogRef      `json:"queued,omitempty"`
+	Shares        map[string]share `json:"shares,omitempty"`
+	Failures      map[string]int   `json:"failures"`
+	Errors        []string         `json:"errors,omitempty"`
+	HandlerErrors uint64           `json:"handler_errors"`
+	// StreamStarts counts the holding periods of accounts' streams: each
+	// starts a stream that connects.
+	StreamStarts  uint64 `json:"stream_starts"`
+	Connects      uint64 `json:"connects"`
+	ConnectErrors uint64 `json:"connect_errors"`
+	Resyncs       uint64 `json:"resyncs"`
+	// RunsEnded counts event streams that stopped by themselves (the
+	// fleet starts them again).
 	RunsEnded int `json:"runs_ended"`
 }
 
 func (r *nodeReport) merge(o nodeReport) {
 	r.Assignments = append(r.Assignments, o.Assignments...)
 	r.Queued = append(r.Queued, o.Queued...)
+	if len(o.Shares) > 0 && r.Shares == nil {
+		r.Shares = map[string]share{}
+	}
+	for k, v := range o.Shares {
+		s := r.Shares[k]
+		s.Assignments += v.Assignments
+		s.Replies += v.Replies
+		r.Shares[k] = s
+	}
 	if r.Failures == nil {
 		r.Failures = map[string]int{}
 	}
@@ -92,6 +143,7 @@ func (r *nodeReport) merge(o nodeReport) {
 		}
 	}
 	r.HandlerErrors += o.HandlerErrors
+	r.StreamStarts += o.StreamStarts
 	r.Connects += o.Connects
 	r.ConnectErrors += o.ConnectErrors
 	r.Resyncs += o.Resyncs
@@ -102,50 +154,104 @@ func (r *nodeReport) merge(o nodeReport) {
 // failed operation.
 const examplesPerOp = 2
 
-// recorder collects what the distributors of a process report through
-// their hooks. It is safe for concurrent use.
+// recorder collects what the fleets of a node report through their
+// hooks. It is safe for concurrent use.
 type recorder struct {
+	// onStream receives every stream event as it happens; set before the
+	// fleets start.
+	onStream func(streamEvent)
+
 	mu          sync.Mutex
 	assignments []assignment
-	queued      []bd.DialogID
+	queued      []dialogRef
+	shares      map[string]share
 	failures    map[string]int
 	errors      []string
+	runsEnded   int
 	// seen counts every failure of an op, to keep examplesPerOp examples
 	// however often the records are taken.
 	seen map[string]int
 }
 
-func (r *recorder) hooks() distributor.Hooks {
+// hooks returns the distributor hooks of the fleet member's distributors.
+func (r *recorder) hooks(member string) distributor.Hooks {
 	return distributor.Hooks{
 		Decision: func(t distributor.Trace) {
 			switch {
 			case t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeBot:
 				m, _ := t.Responsible.Manager()
-				a := assignment{Dialog: t.Dialog, Manager: m, At: time.Now().UnixNano(), FromQueue: t.FromQueue}
+				a := assignment{Account: t.Account, Dialog: t.Dialog, Manager: m, At: time.Now().UnixNano(), FromQueue: t.FromQueue, Member: member}
 				r.mu.Lock()
 				r.assignments = append(r.assignments, a)
+				r.addShare(member, share{Assignments: 1})
 				r.mu.Unlock()
 			case t.Outcome == distributor.OutcomeQueued && !t.FromQueue:
 				r.mu.Lock()
-				r.queued = append(r.queued, t.Dialog)
+				r.queued = append(r.queued, dialogRef{t.Account, t.Dialog})
 				r.mu.Unlock()
 			}
 		},
-		Failed: func(_ bd.AccountID, op string, err error) {
+		Replied: func(bd.AccountID, bd.Situation) {
 			r.mu.Lock()
-			if r.failures == nil {
-				r.failures = map[string]int{}
-			}
-			if r.seen == nil {
-				r.seen = map[string]int{}
-			}
-			r.failures[op]++
-			r.seen[op]++
-			if r.seen[op] <= examplesPerOp {
-				r.errors = append(r.errors, op+": "+err.Error())
-			}
+			r.addShare(member, share{Replies: 1})
 			r.mu.Unlock()
 		},
+		Failed: r.failed,
+	}
+}
+
+// fleetHooks returns the fleet member's hooks: its holding changes go to
+// onStream, its failures to the failures of the report.
+func (r *recorder) fleetHooks(member string) fleet.Hooks {
+	return fleet.Hooks{
+		Holding: func(acc bd.AccountID, holding bool) {
+			kind := streamRelease
+			if holding {
+				kind = streamHold
+			}
+			r.stream(streamEvent{Account: acc, Member: member, Kind: kind, At: time.Now().UnixNano()})
+		},
+		Failed: func(acc bd.AccountID, op string, err error) {
+			if op == "stream" {
+				r.mu.Lock()
+				r.runsEnded++
+				r.mu.Unlock()
+			}
+			r.failed(acc, "fleet "+op, err)
+		},
+	}
+}
+
+func (r *recorder) stream(ev streamEvent) {
+	if r.onStream != nil {
+		r.onStream(ev)
+	}
+}
+
+// addShare adds to the member's share; r.mu is held.
+func (r *recorder) addShare(member string, s share) {
+	if r.shares == nil {
+		r.shares = map[string]share{}
+	}
+	cur := r.shares[member]
+	cur.Assignments += s.Assignments
+	cur.Replies += s.Replies
+	r.shares[member] = cur
+}
+
+func (r *recorder) failed(_ bd.AccountID, op string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failures == nil {
+		r.failures = map[string]int{}
+	}
+	if r.seen == nil {
+		r.seen = map[string]int{}
+	}
+	r.failures[op]++
+	r.seen[op]++
+	if r.seen[op] <= examplesPerOp {
+		r.errors = append(r.errors, op+": "+err.Error())
 	}
 }
 
@@ -153,212 +259,305 @@ func (r *recorder) hooks() distributor.Hooks {
 func (r *recorder) take() nodeReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rep := nodeReport{Assignments: r.assignments, Queued: r.queued, Failures: r.failures, Errors: r.errors}
-	r.assignments, r.queued, r.failures, r.errors = nil, nil, nil, nil
+	rep := nodeReport{Assignments: r.assignments, Queued: r.queued, Shares: r.shares, Failures: r.failures, Errors: r.errors, RunsEnded: r.runsEnded}
+	r.assignments, r.queued, r.shares, r.failures, r.errors, r.runsEnded = nil, nil, nil, nil, nil, 0
 	return rep
 }
 
-// fleet is a group of distributors: in this process, or a worker process.
-type fleet interface {
-	// resync makes every distributor of the group re-read MG (users and
-	// open dialogs) and converge, as after a reconnect.
+// node is the fleets of one process: this one, or a worker process.
+type node interface {
+	// resync makes every stream the node runs re-read MG (users and open
+	// dialogs) and converge, as after a reconnect.
 	resync(ctx context.Context) error
-	// flush waits until the jobs of the group's account are done.
+	// flush waits until the jobs of every account are done.
 	flush(ctx context.Context) error
-	// stop stops the group and returns what it did.
+	// stop stops the node and returns what it did.
 	stop(ctx context.Context) (nodeReport, error)
 }
 
-// readyTarget passes everything to the distributor, records the errors
-// Handle returns, and reports the first successful resync: the distributor
-// is then connected and caught up.
-type readyTarget struct {
-	*distributor.Distributor
-	failed func(bd.AccountID, string, error)
-	errors atomic.Uint64 // errors Handle returned
-	once   sync.Once
-	ready  chan struct{}
-}
-
-func (t *readyTarget) Handle(ctx context.Context, ev distributor.Event) error {
-	err := t.Distributor.Handle(ctx, ev)
-	// Events still waiting when the distributor is stopped end with the
-	// stop's cancellation: not a failure of the run.
-	if err != nil && ctx.Err() == nil {
-		t.errors.Add(1)
-		t.failed(ev.Account, "handle "+ev.Kind.String(), err)
-	}
-	return err
-}
-
-func (t *readyTarget) Resync(ctx context.Context, open []distributor.OpenDialog) error {
-	err := t.Distributor.Resync(ctx, open)
-	if err == nil {
-		t.once.Do(func() { close(t.ready) })
-	}
-	return err
-}
-
-// distNode is one distributor with its own MG client and event stream.
-type distNode struct {
-	d      *distributor.Distributor
-	src    *mgsource.Source
-	tr     *http.Transport
-	target *readyTarget
+// localNode runs spec.Fleets fleets in this process over one store. Each
+// fleet hosts every account of the store: a distributor per account, one
+// worker set doing every account's jobs, and the streams of the accounts
+// whose lease it holds.
+type localNode struct {
+	spec   nodeSpec
+	fleets []*fleet.Fleet
+	rec    *recorder
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errs   chan error
+
+	handlerErrors atomic.Uint64
+
+	mu sync.Mutex
+	// live are the streams running now.
+	live map[*liveStream]struct{}
+	// ended adds up the counters of the streams that stopped.
+	ended        mgsource.Stats
+	streamStarts uint64
+	// runErrs are the errors the fleets' Run returned before the stop.
+	runErrs []error
 }
 
-func newDistNode(spec nodeSpec, st store.Store, rec *recorder, logger *slog.Logger) (*distNode, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
-	client, err := mg.New(spec.MGURL, bd.Secret(spec.MGToken),
-		mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 15 * time.Second}),
-		mg.WithRetry(mg.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 100 * time.Millisecond}),
-		// The sandbox enforces no rate limit; a real MG would need the
-		// client's default limiter.
-		mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)))
-	if err != nil {
-		return nil, err
+// liveStream is an account's stream as a fleet runs it, known to the node
+// while it runs so that the node can resync it and count its connects.
+type liveStream struct {
+	*mgsource.Source
+	n *localNode
+}
+
+func (s *liveStream) Run(ctx context.Context) error {
+	s.n.mu.Lock()
+	s.n.live[s] = struct{}{}
+	s.n.streamStarts++
+	s.n.mu.Unlock()
+	defer func() {
+		st := s.Source.Stats()
+		s.n.mu.Lock()
+		delete(s.n.live, s)
+		addStats(&s.n.ended, st)
+		s.n.mu.Unlock()
+	}()
+	return s.Source.Run(ctx)
+}
+
+func addStats(to *mgsource.Stats, s mgsource.Stats) {
+	to.Stream.Connects += s.Stream.Connects
+	to.Stream.ConnectErrors += s.Stream.ConnectErrors
+	to.Resyncs += s.Resyncs
+}
+
+// watchedTarget passes everything to the fleet's target, counts the
+// errors Handle returns, and reports every resync done.
+type watchedTarget struct {
+	mgsource.Target
+	acc    bd.AccountID
+	member string
+	n      *localNode
+}
+
+func (t watchedTarget) Handle(ctx context.Context, ev distributor.Event) error {
+	err := t.Target.Handle(ctx, ev)
+	// Events still waiting when the stream is stopped end with the stop's
+	// cancellation: not a failure of the run.
+	if err != nil && ctx.Err() == nil {
+		t.n.handlerErrors.Add(1)
+		t.n.rec.failed(ev.Account, "handle "+ev.Kind.String(), err)
 	}
-	replier, err := reply.NewTemplate(client)
-	if err != nil {
-		return nil, err
+	return err
+}
+
+func (t watchedTarget) Resync(ctx context.Context, open []distributor.OpenDialog) error {
+	err := t.Target.Resync(ctx, open)
+	if err == nil {
+		t.n.rec.stream(streamEvent{Account: t.acc, Member: t.member, Kind: streamSynced, At: time.Now().UnixNano()})
 	}
-	hooks := rec.hooks()
-	d, err := distributor.New(bd.AccountID(spec.Account), st, mgsource.Gateway{MG: client},
-		distributor.WithWork(store.WorkOptions{Workers: spec.Workers}),
-		distributor.WithReplier(replier),
-		distributor.WithHooks(hooks),
-		distributor.WithSweep(spec.Sweep),
-		distributor.WithRecentTraces(0),
-		distributor.WithLogger(logger))
-	if err != nil {
-		return nil, err
+	return err
+}
+
+// build returns the fleet member's BuildFunc: fleet.MG's parts over an MG
+// client with an HTTP transport of the account's own, whose stream the
+// node watches.
+func (n *localNode) build(member string, logger *slog.Logger) fleet.BuildFunc {
+	return func(ctx context.Context, acc bd.Account) (fleet.Parts, error) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+		b := fleet.MG(fleet.MGOptions{
+			Client: func(bd.Account) []mg.Option {
+				return []mg.Option{
+					mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 15 * time.Second}),
+					mg.WithRetry(mg.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 100 * time.Millisecond}),
+					// The sandbox enforces no rate limit; a real MG would
+					// need the client's default limiter.
+					mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)),
+				}
+			},
+			Source: mgsource.Options{
+				Logger: logger,
+				Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}},
+			},
+			Target: func(acc bd.Account, _ *mg.Client, t mgsource.Target) mgsource.Target {
+				return watchedTarget{Target: t, acc: acc.ID, member: member, n: n}
+			},
+		})
+		p, err := b(ctx, acc)
+		if err != nil {
+			tr.CloseIdleConnections()
+			return p, err
+		}
+		closeParts := p.Close
+		p.Close = func() {
+			if closeParts != nil {
+				closeParts()
+			}
+			tr.CloseIdleConnections()
+		}
+		stream := p.Stream
+		p.Stream = func(t mgsource.Target) (fleet.Stream, error) {
+			s, err := stream(t)
+			if err != nil {
+				return nil, err
+			}
+			src, ok := s.(*mgsource.Source)
+			if !ok {
+				return s, nil
+			}
+			return &liveStream{Source: src, n: n}, nil
+		}
+		return p, nil
 	}
-	target := &readyTarget{Distributor: d, failed: hooks.Failed, ready: make(chan struct{})}
-	src, err := mgsource.New(mgsource.Options{
-		Account: bd.AccountID(spec.Account), Client: client, Target: target, Logger: logger,
-		Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}},
-	})
-	if err != nil {
-		return nil, err
+}
+
+// memberName names fleet i of this process among the lease members.
+func memberName(i, fleets int) string {
+	if fleets == 1 {
+		return fmt.Sprintf("pid-%d", os.Getpid())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &distNode{d: d, src: src, tr: tr, target: target, cancel: cancel, errs: make(chan error, 2)}
-	for _, run := range []func(context.Context) error{d.Run, src.Run} {
+	return fmt.Sprintf("pid-%d.%d", os.Getpid(), i+1)
+}
+
+// startLocal starts spec.Fleets fleets over st and waits until each has
+// built every account of spec. Their stream events go to onStream as they
+// happen.
+func startLocal(ctx context.Context, spec nodeSpec, st store.Store, logger *slog.Logger, onStream func(streamEvent)) (*localNode, error) {
+	n := &localNode{spec: spec, rec: &recorder{onStream: onStream}, live: map[*liveStream]struct{}{}}
+	for i := range spec.Fleets {
+		member := memberName(i, spec.Fleets)
+		opts := []fleet.Option{
+			fleet.WithMember(member),
+			fleet.WithBuild(n.build(member, logger)),
+			fleet.WithSweep(spec.Sweep),
+			fleet.WithLogger(logger),
+			fleet.WithHooks(n.rec.fleetHooks(member)),
+			fleet.WithDistributor(
+				distributor.WithHooks(n.rec.hooks(member)),
+				distributor.WithRecentTraces(0),
+				distributor.WithLogger(logger)),
+		}
+		if spec.Workers > 0 {
+			opts = append(opts, fleet.WithWork(store.WorkOptions{Workers: spec.Workers}))
+		}
+		if spec.LeaseTTL > 0 {
+			opts = append(opts, fleet.WithLeaseTTL(spec.LeaseTTL))
+		}
+		f, err := fleet.New(st, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		n.fleets = append(n.fleets, f)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	for _, f := range n.fleets {
 		n.wg.Go(func() {
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				n.errs <- err
+			if err := f.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
+				n.mu.Lock()
+				n.runErrs = append(n.runErrs, err)
+				n.mu.Unlock()
 			}
 		})
 	}
-	return n, nil
-}
-
-// stop stops the node and waits for its goroutines. It returns the errors
-// the distributor's and the event stream's Run ended with before they were
-// stopped (an event stream that gave up), apart from its own error.
-func (n *distNode) stop() (ended []error, err error) {
-	n.cancel()
-	n.wg.Wait()
-	close(n.errs)
-	for err := range n.errs {
-		ended = append(ended, err)
-	}
-	err = n.d.Close()
-	n.tr.CloseIdleConnections()
-	return ended, err
-}
-
-// localFleet is a group of distributors in this process sharing a store.
-type localFleet struct {
-	nodes []*distNode
-	rec   *recorder
-}
-
-// startLocal starts spec.Distributors distributors over st and waits until
-// each has connected and resynced once.
-func startLocal(ctx context.Context, spec nodeSpec, st store.Store, logger *slog.Logger) (*localFleet, error) {
-	f := &localFleet{rec: &recorder{}}
-	for range spec.Distributors {
-		n, err := newDistNode(spec, st, f.rec, logger)
-		if err != nil {
-			_, serr := f.stop(ctx)
-			return nil, errors.Join(err, serr)
+	// Every fleet builds every account at its first scan of the store.
+	for {
+		if n.built() {
+			return n, nil
 		}
-		f.nodes = append(f.nodes, n)
-	}
-	for _, n := range f.nodes {
+		t := time.NewTimer(10 * time.Millisecond)
 		select {
-		case <-n.target.ready:
-		case err := <-n.errs:
-			n.errs <- err // for stop
-			_, serr := f.stop(ctx)
-			return nil, errors.Join(fmt.Errorf("loadtest: distributor stopped before it was ready: %w", err), serr)
+		case <-t.C:
 		case <-ctx.Done():
-			_, serr := f.stop(ctx)
-			return nil, errors.Join(fmt.Errorf("loadtest: waiting for the distributors to connect: %w", ctx.Err()), serr)
+			t.Stop()
+			_, serr := n.stop(ctx)
+			return nil, errors.Join(fmt.Errorf("loadtest: waiting for the fleets to build the accounts: %w", ctx.Err()), serr)
 		}
 	}
-	return f, nil
 }
 
-func (f *localFleet) resync(ctx context.Context) error {
+// built reports whether every fleet runs a distributor for every account.
+func (n *localNode) built() bool {
+	for _, f := range n.fleets {
+		for _, id := range n.spec.Accounts {
+			if _, err := f.Distributor(id); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (n *localNode) resync(ctx context.Context) error {
+	n.mu.Lock()
+	live := make([]*liveStream, 0, len(n.live))
+	for s := range n.live {
+		live = append(live, s)
+	}
+	n.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make([]error, len(f.nodes))
-	for i, n := range f.nodes {
-		wg.Go(func() { errs[i] = n.src.Resync(ctx) })
+	errs := make([]error, len(live))
+	for i, s := range live {
+		wg.Go(func() { errs[i] = s.Resync(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (f *localFleet) flush(ctx context.Context) error {
+// flush waits for the accounts' jobs one account after another: the
+// store tells when an account has none left, whichever process works them.
+func (n *localNode) flush(ctx context.Context) error {
 	var errs []error
-	for _, n := range f.nodes {
-		errs = append(errs, n.d.Flush(ctx))
+	for _, id := range n.spec.Accounts {
+		d, err := n.fleets[0].Distributor(id)
+		if err == nil {
+			err = d.Flush(ctx)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (f *localFleet) stop(context.Context) (nodeReport, error) {
-	var errs []error
-	var rep nodeReport
-	for _, n := range f.nodes {
-		ended, err := n.stop()
-		errs = append(errs, err)
-		for _, e := range ended {
-			rep.RunsEnded++
-			rep.Errors = append(rep.Errors, "run ended early: "+e.Error())
-		}
-		st := n.src.Stats()
-		rep.HandlerErrors += n.target.errors.Load()
-		rep.Connects += st.Stream.Connects
-		rep.ConnectErrors += st.Stream.ConnectErrors
-		rep.Resyncs += st.Resyncs
+func (n *localNode) stop(context.Context) (nodeReport, error) {
+	n.cancel()
+	n.wg.Wait()
+	rep := n.rec.take()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for s := range n.live { // none once the fleets returned
+		addStats(&n.ended, s.Source.Stats())
 	}
-	rep.merge(f.rec.take())
-	return rep, errors.Join(errs...)
+	for _, e := range n.runErrs {
+		rep.Errors = append(rep.Errors, "fleet stopped early: "+e.Error())
+	}
+	rep.HandlerErrors += n.handlerErrors.Load()
+	rep.StreamStarts += n.streamStarts
+	rep.Connects += n.ended.Stream.Connects
+	rep.ConnectErrors += n.ended.Stream.ConnectErrors
+	rep.Resyncs += n.ended.Resyncs
+	return rep, errors.Join(n.runErrs...)
 }
 
 // workerMessage is a line a worker process writes to its stdout.
 type workerMessage struct {
-	Event  string      `json:"event"` // ready, batch, resynced, flushed, report
-	Error  string      `json:"error,omitempty"`
-	Report *nodeReport `json:"report,omitempty"`
+	Event  string       `json:"event"` // ready, batch, stream, resynced, flushed, report
+	Error  string       `json:"error,omitempty"`
+	Report *nodeReport  `json:"report,omitempty"`
+	Stream *streamEvent `json:"stream,omitempty"`
 }
 
 // batchEvery is how often a worker process sends what its distributors
-// recorded: a worker killed with SIGKILL loses at most this much.
+// recorded: a worker killed with SIGKILL loses at most this much. Stream
+// events are sent at once.
 const batchEvery = 100 * time.Millisecond
 
 // workerMain runs this process as a worker: it reads its nodeSpec from the
-// first line of stdin, starts its distributors over its own PostgreSQL
-// pool, and then obeys "resync", "flush" and "stop" lines, answering each
-// on stdout with one JSON line; every batchEvery it sends what its
-// distributors recorded as a "batch" line. End of stdin stops it too. It
-// returns the exit code.
+// first line of stdin, starts its fleets over its own PostgreSQL pool,
+// and then obeys "resync", "flush" and "stop" lines, answering each on
+// stdout with one JSON line; every batchEvery it sends what its
+// distributors recorded as a "batch" line, and every stream event as a
+// "stream" line when it happens. End of stdin stops it too. It returns
+// the exit code.
 func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "loadtest worker:", err)
@@ -383,6 +582,13 @@ func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var encMu sync.Mutex
+	enc := json.NewEncoder(stdout)
+	send := func(m workerMessage) error {
+		encMu.Lock()
+		defer encMu.Unlock()
+		return enc.Encode(m)
+	}
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -392,16 +598,11 @@ func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 	}
 	defer closeStore()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	f, err := startLocal(startCtx, spec, st, logger)
+	n, err := startLocal(startCtx, spec, st, logger, func(ev streamEvent) {
+		_ = send(workerMessage{Event: "stream", Stream: &ev})
+	})
 	if err != nil {
 		return fail(err)
-	}
-	var encMu sync.Mutex
-	enc := json.NewEncoder(stdout)
-	send := func(m workerMessage) error {
-		encMu.Lock()
-		defer encMu.Unlock()
-		return enc.Encode(m)
 	}
 	if err := send(workerMessage{Event: "ready"}); err != nil {
 		return fail(err)
@@ -418,8 +619,8 @@ func workerMain(stdin io.Reader, stdout io.Writer, stderr io.Writer) int {
 				return
 			case <-t.C:
 			}
-			rep := f.rec.take()
-			if len(rep.Assignments) == 0 && len(rep.Queued) == 0 && len(rep.Failures) == 0 {
+			rep := n.rec.take()
+			if len(rep.Assignments) == 0 && len(rep.Queued) == 0 && len(rep.Failures) == 0 && len(rep.Shares) == 0 && rep.RunsEnded == 0 {
 				continue
 			}
 			if err := send(workerMessage{Event: "batch", Report: &rep}); err != nil {
@@ -434,14 +635,14 @@ commands:
 		case "resync":
 			msg.Event = "resynced"
 			rctx, cancel := context.WithTimeout(ctx, spec.Settle)
-			if err := f.resync(rctx); err != nil {
+			if err := n.resync(rctx); err != nil {
 				msg.Error = err.Error()
 			}
 			cancel()
 		case "flush":
 			msg.Event = "flushed"
 			fctx, cancel := context.WithTimeout(ctx, spec.Settle)
-			if err := f.flush(fctx); err != nil {
+			if err := n.flush(fctx); err != nil {
 				msg.Error = err.Error()
 			}
 			cancel()
@@ -454,7 +655,7 @@ commands:
 	}
 	stopBatches()
 	batches.Wait()
-	rep, err := f.stop(ctx)
+	rep, err := n.stop(ctx)
 	msg := workerMessage{Event: "report", Report: &rep}
 	if err != nil {
 		msg.Error = err.Error()
@@ -465,8 +666,8 @@ commands:
 	return 0
 }
 
-// procFleet is a worker process: the program run again with workerEnv set.
-type procFleet struct {
+// procNode is a worker process: the program run again with workerEnv set.
+type procNode struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	msgs  chan workerMessage
@@ -477,9 +678,9 @@ type procFleet struct {
 	batches nodeReport
 }
 
-// startProc starts a worker process and waits until its distributors are
-// connected.
-func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet, error) {
+// startProc starts a worker process and waits until its fleets built
+// every account. Its stream events go to onStream, with its process id.
+func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer, onStream func(pid int, ev streamEvent)) (*procNode, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: worker: %w", err)
@@ -498,7 +699,8 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("loadtest: worker: %w", err)
 	}
-	p := &procFleet{cmd: cmd, stdin: stdin, msgs: make(chan workerMessage, 4), dead: make(chan struct{})}
+	p := &procNode{cmd: cmd, stdin: stdin, msgs: make(chan workerMessage, 4), dead: make(chan struct{})}
+	pid := cmd.Process.Pid
 	go func() {
 		defer close(p.dead)
 		sc := bufio.NewScanner(stdout)
@@ -506,16 +708,19 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 		for sc.Scan() {
 			var m workerMessage
 			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				fmt.Fprintf(stderr, "loadtest: worker %d wrote a line that is not a message: %v\n", cmd.Process.Pid, err)
+				fmt.Fprintf(stderr, "loadtest: worker %d wrote a line that is not a message: %v\n", pid, err)
 				continue
 			}
-			if m.Event == "batch" && m.Report != nil {
+			switch {
+			case m.Event == "batch" && m.Report != nil:
 				p.mu.Lock()
 				p.batches.merge(*m.Report)
 				p.mu.Unlock()
-				continue
+			case m.Event == "stream" && m.Stream != nil:
+				onStream(pid, *m.Stream)
+			default:
+				p.msgs <- m
 			}
-			p.msgs <- m
 		}
 	}()
 	line, _ := json.Marshal(spec)
@@ -529,7 +734,7 @@ func startProc(ctx context.Context, spec nodeSpec, stderr io.Writer) (*procFleet
 }
 
 // await waits for the worker's next message, which must be of kind event.
-func (p *procFleet) await(ctx context.Context, event string) (workerMessage, error) {
+func (p *procNode) await(ctx context.Context, event string) (workerMessage, error) {
 	for {
 		select {
 		case m := <-p.msgs:
@@ -555,7 +760,7 @@ func (p *procFleet) await(ctx context.Context, event string) (workerMessage, err
 
 // kill kills the worker with SIGKILL, as a crash would end it, and waits
 // until it is gone and its output is read.
-func (p *procFleet) kill() error {
+func (p *procNode) kill() error {
 	_ = p.cmd.Process.Kill()
 	<-p.dead // the output is read to its end before Wait closes the pipe
 	_ = p.cmd.Wait()
@@ -564,7 +769,7 @@ func (p *procFleet) kill() error {
 
 // taken returns what the worker sent in batches (all a killed worker
 // leaves).
-func (p *procFleet) taken() nodeReport {
+func (p *procNode) taken() nodeReport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rep := p.batches
@@ -572,7 +777,7 @@ func (p *procFleet) taken() nodeReport {
 	return rep
 }
 
-func (p *procFleet) command(ctx context.Context, cmd, answer string) error {
+func (p *procNode) command(ctx context.Context, cmd, answer string) error {
 	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
 		return fmt.Errorf("loadtest: worker: %w", err)
 	}
@@ -580,11 +785,11 @@ func (p *procFleet) command(ctx context.Context, cmd, answer string) error {
 	return err
 }
 
-func (p *procFleet) resync(ctx context.Context) error { return p.command(ctx, "resync", "resynced") }
+func (p *procNode) resync(ctx context.Context) error { return p.command(ctx, "resync", "resynced") }
 
-func (p *procFleet) flush(ctx context.Context) error { return p.command(ctx, "flush", "flushed") }
+func (p *procNode) flush(ctx context.Context) error { return p.command(ctx, "flush", "flushed") }
 
-func (p *procFleet) stop(ctx context.Context) (nodeReport, error) {
+func (p *procNode) stop(ctx context.Context) (nodeReport, error) {
 	if _, err := io.WriteString(p.stdin, "stop\n"); err != nil {
 		return p.taken(), errors.Join(fmt.Errorf("loadtest: worker: %w", err), p.kill())
 	}
@@ -597,7 +802,7 @@ func (p *procFleet) stop(ctx context.Context) (nodeReport, error) {
 	rep := p.taken()
 	rep.merge(*m.Report)
 	if err := p.cmd.Wait(); err != nil {
-		return rep, fmt.Errorf("loadtest: worker %d: %w", p.cmd.Process.Pid, err)
+		return rep, fmt.Errorf("loadtest: worker %d: %s", p.cmd.Process.Pid, err)
 	}
 	return rep, nil
 }

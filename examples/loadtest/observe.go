@@ -12,34 +12,34 @@ import (
 	"github.com/botdistributor/botdistributor/store"
 )
 
-// sampler watches capacity and responsibles while the load runs: from the
-// sandbox MG (who is responsible for which open dialog) and from the store
-// (each manager's load). A manager above capacity in either is a
-// violation; a dialog whose responsible changed from one manager (or bot)
-// to another is a double assignment, as nobody reassigns in this workload.
+// sampler watches capacity and responsibles while the load runs: from
+// each account's sandbox MG (who is responsible for which open dialog) and
+// from the store (each manager's load). A manager above capacity in either
+// is a violation; a dialog whose responsible changed from one manager (or
+// bot) to another is a double assignment, as nobody reassigns in this
+// workload.
 type sampler struct {
-	mg       *sandbox.MG
+	accounts []*runAccount
 	st       store.Store
-	account  bd.AccountID
-	managers []bd.ManagerID
 	capacity int
 
 	mu sync.Mutex
-	// maxMG and maxStore are the most managers above capacity seen at once.
+	// maxMG and maxStore are the most managers above capacity seen at
+	// once, over every account.
 	maxMG, maxStore int
 	// maxExcess is the most dialogs one manager held above capacity.
 	maxExcess int
 	samples   int
 	errs      int
-	last      map[bd.DialogID]bd.Responsible
-	doubles   map[bd.DialogID]bool
-	loads     []store.Load
+	last      map[dialogRef]bd.Responsible
+	doubles   map[dialogRef]bool
+	loads     map[bd.AccountID][]store.Load
 }
 
-func newSampler(m *sandbox.MG, st store.Store, account bd.AccountID, managers []bd.ManagerID, capacity int) *sampler {
+func newSampler(accounts []*runAccount, st store.Store, capacity int) *sampler {
 	return &sampler{
-		mg: m, st: st, account: account, managers: managers, capacity: capacity,
-		last: map[bd.DialogID]bd.Responsible{}, doubles: map[bd.DialogID]bool{},
+		accounts: accounts, st: st, capacity: capacity,
+		last: map[dialogRef]bd.Responsible{}, doubles: map[dialogRef]bool{}, loads: map[bd.AccountID][]store.Load{},
 	}
 }
 
@@ -58,33 +58,44 @@ func (s *sampler) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// sample takes one look at MG and the store.
+// sample takes one look at every account's MG and the store.
 func (s *sampler) sample(ctx context.Context) {
-	held := map[bd.ManagerID]int{}
-	for _, d := range s.mg.Dialogs() {
+	overMG, overStore, excess, errs := 0, 0, 0, 0
+	for _, acc := range s.accounts {
+		held := map[bd.ManagerID]int{}
+		for _, d := range acc.mg.Dialogs() {
+			ref := dialogRef{acc.id, d.ID}
+			s.mu.Lock()
+			if prev := s.last[ref]; !prev.IsZero() && !d.Responsible.IsZero() && prev != d.Responsible {
+				s.doubles[ref] = true
+			}
+			if !d.Responsible.IsZero() {
+				s.last[ref] = d.Responsible
+			}
+			s.mu.Unlock()
+			if m, ok := d.Responsible.Manager(); ok && d.Active {
+				held[m]++
+			}
+		}
+		for _, n := range held {
+			if n > s.capacity {
+				overMG++
+				excess = max(excess, n-s.capacity)
+			}
+		}
 		s.mu.Lock()
-		if prev := s.last[d.ID]; !prev.IsZero() && !d.Responsible.IsZero() && prev != d.Responsible {
-			s.doubles[d.ID] = true
-		}
-		if !d.Responsible.IsZero() {
-			s.last[d.ID] = d.Responsible
-		}
+		buf := s.loads[acc.id]
 		s.mu.Unlock()
-		if m, ok := d.Responsible.Manager(); ok && d.Active {
-			held[m]++
+		loads, err := s.st.Loads(ctx, acc.id, acc.managers, buf)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				errs++
+			}
+			continue
 		}
-	}
-	overMG, excess := 0, 0
-	for _, n := range held {
-		if n > s.capacity {
-			overMG++
-			excess = max(excess, n-s.capacity)
-		}
-	}
-	loads, err := s.st.Loads(ctx, s.account, s.managers, s.loads)
-	overStore := 0
-	if err == nil {
-		s.loads = loads
+		s.mu.Lock()
+		s.loads[acc.id] = loads
+		s.mu.Unlock()
 		for _, l := range loads {
 			if l.Open > s.capacity {
 				overStore++
@@ -94,9 +105,7 @@ func (s *sampler) sample(ctx context.Context) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		s.errs++
-	}
+	s.errs += errs
 	s.samples++
 	s.maxMG = max(s.maxMG, overMG)
 	s.maxStore = max(s.maxStore, overStore)
@@ -121,6 +130,16 @@ type endState struct {
 	// loadsOff is the sum over managers of the difference between their
 	// load in the store and the open dialogs MG shows them holding.
 	loadsOff int
+}
+
+// add adds another account's state to e.
+func (e *endState) add(o endState) {
+	e.open += o.open
+	e.stranded += o.stranded
+	e.noReply += o.noReply
+	e.queued += o.queued
+	e.freeWhileQueued += o.freeWhileQueued
+	e.loadsOff += o.loadsOff
 }
 
 // inspect compares MG with the store. A dialog waiting in the queue counts

@@ -147,7 +147,7 @@ func accountReplies(ctx context.Context, m *sandbox.MG, st store.Store, acc bd.A
 		}
 	}
 	for _, d := range rep.Queued {
-		required[replyKey{d, bd.DialogReceived}] = true
+		required[replyKey{d.Dialog, bd.DialogReceived}] = true
 	}
 	for _, w := range waiting {
 		required[replyKey{w.Dialog.ID, bd.DialogReceived}] = true

@@ -17,7 +17,10 @@ type Result struct {
 	Distributors int    `json:"distributors"`
 	// Workers is each distributor's job workers (-workers; 0: the
 	// library's default).
-	Workers      int     `json:"workers"`
+	Workers int `json:"workers"`
+	// Accounts is how many accounts share the load; Managers and Capacity
+	// are each account's.
+	Accounts     int     `json:"accounts"`
 	Managers     int     `json:"managers"`
 	Capacity     int     `json:"capacity"`
 	Dialogs      int     `json:"dialogs"`
@@ -151,13 +154,41 @@ type Result struct {
 	HandlerErrors      uint64  `json:"handler_errors"`
 	// RunsEnded counts event streams that stopped by themselves during
 	// the run: their distributor saw no events afterwards.
-	RunsEnded  int            `json:"runs_ended"`
-	Reconnects uint64         `json:"reconnects"`
-	Resyncs    uint64         `json:"resyncs"`
-	Failures   map[string]int `json:"failures"`
+	RunsEnded int `json:"runs_ended"`
+	// StreamStarts counts the holding periods of the accounts' streams
+	// (each starts a stream that connects and resyncs), Reconnects the
+	// connects beyond each one's first, Resyncs every resync done.
+	StreamStarts uint64         `json:"stream_starts"`
+	Reconnects   uint64         `json:"reconnects"`
+	Resyncs      uint64         `json:"resyncs"`
+	Failures     map[string]int `json:"failures"`
+
+	// AccountOwnersMax is the most fleet members seen running one
+	// account's stream at the same time (from the holding changes each
+	// member reported with its time); it must be 1.
+	AccountOwnersMax int `json:"account_owners_max"`
+	// FailoverSMax is the longest time, in seconds, from the kill of a
+	// process (-kill-worker) to another member starting the stream of an
+	// account the killed one ran; Failovers counts those takeovers, and
+	// FailoversUntaken the accounts not taken over by the end of the run
+	// (counted to the end in FailoverSMax).
+	FailoverSMax     float64 `json:"failover_s_max"`
+	Failovers        int     `json:"failovers"`
+	FailoversUntaken int     `json:"failovers_untaken"`
+	// Shares is the work each fleet member did, by the name it leases
+	// under (pid-<process id>, with .<n> for -distributors above 1).
+	Shares []memberShare `json:"shares"`
 	// ResyncError is what the final resync reported, if anything.
 	ResyncError string   `json:"resync_error,omitempty"`
 	Errors      []string `json:"errors,omitempty"`
+}
+
+// memberShare is the work one fleet member did: dialogs it assigned (its
+// workers' distribute and drain jobs) and replies it sent.
+type memberShare struct {
+	Member      string `json:"member"`
+	Assignments int    `json:"assignments"`
+	Replies     int    `json:"replies"`
 }
 
 // Report is the program's output: our store's result, the baseline's next
@@ -178,6 +209,11 @@ type Report struct {
 // 200 dialogs/s, with a free manager for every dialog.
 const P99TargetMs = 5.0
 
+// FailoverTargetS is the longest an account may be without a stream
+// after its holder was killed, in seconds: the lease TTL (8 s by default)
+// and a heartbeat, with room for the new holder's start.
+const FailoverTargetS = 15.0
+
 func (r *Report) evaluate() {
 	r.Targets = map[string]bool{
 		"stranded_0":           r.Stranded == 0,
@@ -185,6 +221,13 @@ func (r *Report) evaluate() {
 		"double_assignments_0": r.DoubleAssignments == 0,
 		"replies_lost_0":       r.RepliesLost == 0,
 		"replies_duplicated_0": r.RepliesDuplicated == 0,
+	}
+	// Streams are held, so a run shows who held them.
+	if r.StreamStarts > 0 {
+		r.Targets["account_owners_max_1"] = r.AccountOwnersMax == 1
+	}
+	if r.WorkersKilled > 0 {
+		r.Targets["failover_le_15s"] = r.FailoversUntaken == 0 && r.FailoverSMax <= FailoverTargetS
 	}
 	// The latency target is for dialogs that find a free manager: a load
 	// with more dialogs than slots measures the queue, not the distributor.
@@ -202,8 +245,8 @@ func (r *Report) print(w io.Writer) {
 		cols = append(cols, r.Baseline)
 		head += "\tbaseline (wrong on purpose)"
 	}
-	fmt.Fprintf(w, "load: %d dialogs at %s, %d managers x capacity %d, %s, faults: %s\n\n",
-		r.Dialogs, rateText(r.Rate), r.Managers, r.Capacity, closeText(r.CloseAfterMs, r.CloseShare), r.Mode)
+	fmt.Fprintf(w, "load: %d dialogs at %s over %d account(s), %d managers x capacity %d each, %s, faults: %s\n\n",
+		r.Dialogs, rateText(r.Rate), r.Accounts, r.Managers, r.Capacity, closeText(r.CloseAfterMs, r.CloseShare), r.Mode)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, head)
 	row := func(name string, f func(*Result) string) {
@@ -214,8 +257,26 @@ func (r *Report) print(w io.Writer) {
 		}
 		fmt.Fprintln(tw, b.String())
 	}
-	row("distributors", func(c *Result) string {
+	row("fleets", func(c *Result) string {
 		return fmt.Sprintf("%d in %d process(es)", c.Distributors*c.Processes, c.Processes)
+	})
+	row("stream holders per account, most at once", func(c *Result) string {
+		return fmt.Sprintf("%d (%d stream starts)", c.AccountOwnersMax, c.StreamStarts)
+	})
+	if r.WorkersKilled > 0 {
+		row("failover after a kill, longest", func(c *Result) string {
+			return fmt.Sprintf("%.2f s (%d accounts taken over, %d not)", c.FailoverSMax, c.Failovers, c.FailoversUntaken)
+		})
+	}
+	row("work per member (assignments / replies)", func(c *Result) string {
+		var b strings.Builder
+		for i, sh := range c.Shares {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %d / %d", sh.Member, sh.Assignments, sh.Replies)
+		}
+		return b.String()
 	})
 	row("assigned", func(c *Result) string { return fmt.Sprint(c.Assigned) })
 	row("queued at the end", func(c *Result) string { return fmt.Sprint(c.Queued) })

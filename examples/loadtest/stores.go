@@ -117,7 +117,7 @@ func (b *backend) openSQLite(ctx context.Context, cfg *Config) error {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	b.closers = append(b.closers, db.Close)
-	st, err := sqlstore.Open(ctx, db, sqlstore.SQLite)
+	st, err := sqlstore.Open(ctx, db, sqlstore.SQLite, sqlstore.WithSharedQueue())
 	if err != nil {
 		return fmt.Errorf("loadtest: sqlite: %w", err)
 	}
@@ -191,7 +191,7 @@ func (b *backend) openPostgres(ctx context.Context, cfg *Config) error {
 	obs.SetMaxOpenConns(4)
 	obs.SetMaxIdleConns(4)
 	b.closers = append(b.closers, obs.Close)
-	st, err := sqlstore.Open(ctx, obs, sqlstore.Postgres)
+	st, err := sqlstore.Open(ctx, obs, sqlstore.Postgres, sqlstore.WithSharedQueue())
 	if err != nil {
 		return fmt.Errorf("loadtest: postgres: %w", err)
 	}
@@ -208,8 +208,11 @@ func (b *backend) openPostgres(ctx context.Context, cfg *Config) error {
 }
 
 // openNodePostgres opens a distributor process's pool and store, with the
-// job engine's LISTEN/NOTIFY listener on a small pgx pool of its own. close
-// closes both.
+// job engine's LISTEN/NOTIFY listener on a small pgx pool of its own. The
+// store keeps every account's jobs in one queue (sqlstore.WithSharedQueue),
+// as a fleet wants and as every process of the run (and the harness's own
+// store) opens it: one pool per process, whatever the number of accounts.
+// close closes both.
 func openNodePostgres(ctx context.Context, dsn string) (st *sqlstore.Store, close func() error, err error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -229,7 +232,7 @@ func openNodePostgres(ctx context.Context, dsn string) (st *sqlstore.Store, clos
 		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
 	}
 	close = func() error { pool.Close(); return db.Close() }
-	st, err = sqlstore.Open(ctx, db, sqlstore.Postgres, sqlstore.WithPgxListener(pool))
+	st, err = sqlstore.Open(ctx, db, sqlstore.Postgres, sqlstore.WithPgxListener(pool), sqlstore.WithSharedQueue())
 	if err != nil {
 		_ = close()
 		return nil, nil, fmt.Errorf("loadtest: postgres: %w", err)
