@@ -2,12 +2,12 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,38 +17,42 @@ import (
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/fleet"
 	"github.com/botdistributor/botdistributor/mg"
-	"github.com/botdistributor/botdistributor/reply"
-	"github.com/botdistributor/botdistributor/store"
 )
 
-// runtime is everything that runs for one account. It is made by
-// newRuntime, started once with run and stopped by cancelling run's
-// context; done is closed when every goroutine it started has exited and
-// the distributor is closed.
-type runtime struct {
-	account  bd.AccountID
-	domain   string
-	endpoint string
+// account is what the bot adds to the fleet's parts of one account: its
+// retailCRM client, the roster joining MG with retailCRM, and the state
+// the page shows. The fleet builds one with [Supervisor.build] and drops
+// it through Parts.Close once the account stopped (removed, or rebuilt on
+// new credentials).
+type account struct {
+	acc      bd.Account // as built: the credentials Connect waits for
+	endpoint string     // the MG endpoint as the client uses it
 	log      *slog.Logger
+	roster   *roster
 
-	dist   *distributor.Distributor
-	mg     *mg.Client
-	crm    *crm.Client
-	src    *mgsource.Source
-	roster *roster
+	// Set by the build (fleet.MGOptions.Extra), before the fleet uses it.
+	mg  *mg.Client
+	crm *crm.Client
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	// src is the event stream while this process runs it.
+	src atomic.Pointer[mgsource.Source]
 
 	mu       sync.Mutex
 	problems map[string]string // component -> last error, cleared on success
 }
 
-// newRuntime builds an account's parts without starting anything or doing
-// any I/O. It fails when the stored credentials or endpoint are unusable.
-func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
+// build is the fleet's BuildFunc: fleet.MG's parts (MG client, replier,
+// gateway, mgsource.Source) with the bot's own around them — the
+// retailCRM client and binder, the roster between the Source and the
+// distributor, and a stream that polls retailCRM's managers beside the
+// Source. It does no I/O.
+func (s *Supervisor) build(ctx context.Context, acc bd.Account) (fleet.Parts, error) {
+	s.attempted(acc)
 	log := s.log.With(slog.String("account", string(acc.ID)))
+	a := &account{acc: acc, log: log, problems: make(map[string]string)}
+	a.roster = newRoster(acc.ID, func() { a.note(problemStream, nil) })
 	mgRate, mgBurst := s.opts.MGRate, s.opts.MGBurst
 	if mgRate == 0 {
 		mgRate = mg.DefaultRate
@@ -56,141 +60,161 @@ func newRuntime(s *Supervisor, acc bd.Account) (*runtime, error) {
 	if mgBurst == 0 {
 		mgBurst = mg.DefaultBurst
 	}
-	mc, err := mg.New(acc.MGEndpoint, acc.MGToken, mg.WithLimiter(rate.NewLimiter(mgRate, mgBurst)), mg.WithLogger(log))
+	parts, err := fleet.MG(fleet.MGOptions{
+		Client: func(bd.Account) []mg.Option {
+			return []mg.Option{mg.WithLimiter(rate.NewLimiter(mgRate, mgBurst)), mg.WithLogger(log)}
+		},
+		// The Source adds the account to its logger itself.
+		Source: mgsource.Options{Stream: s.opts.Stream, Logger: s.log, Status: a.roster.status},
+		Target: func(_ bd.Account, _ *mg.Client, t mgsource.Target) mgsource.Target { return a.roster.target(t) },
+		Extra: func(_ context.Context, acc bd.Account, c *mg.Client) ([]distributor.Option, func(), error) {
+			return s.extra(a, acc, c)
+		},
+	})(ctx, acc)
 	if err != nil {
-		return nil, fmt.Errorf("MessageGateway client: %w", err)
+		return fleet.Parts{}, err
 	}
-	crmOpts := s.opts.CRM
-	if crmOpts == nil {
-		crmOpts = &crm.Options{}
+	src := parts.Stream
+	parts.Stream = func(t mgsource.Target) (fleet.Stream, error) {
+		st, err := src(t)
+		if err != nil {
+			return nil, err
+		}
+		source, ok := st.(*mgsource.Source)
+		if !ok {
+			return nil, fmt.Errorf("bot: the event stream is a %T, not an *mgsource.Source", st)
+		}
+		return &accountStream{a: a, src: source, target: t, poll: s.opts.RosterPoll}, nil
 	}
-	o := *crmOpts
+	s.put(a)
+	if s.opts.Started != nil {
+		s.opts.Started(acc.ID)
+	}
+	return parts, nil
+}
+
+// extra builds the account's retailCRM client and binder once fleet.MG has
+// its MG client; the close it returns forgets the account.
+func (s *Supervisor) extra(a *account, acc bd.Account, c *mg.Client) ([]distributor.Option, func(), error) {
+	o := crm.Options{}
+	if s.opts.CRM != nil {
+		o = *s.opts.CRM
+	}
 	if o.Logger == nil {
-		o.Logger = log
+		o.Logger = a.log
 	}
 	cc, err := crm.New(acc.Domain, acc.APIKey, &o)
 	if err != nil {
-		return nil, fmt.Errorf("retailCRM client: %w", err)
+		return nil, nil, fmt.Errorf("retailCRM client: %w", err)
 	}
-	replier, err := reply.NewTemplate(mc)
+	binder, err := binding.NewRetailCRM(cc, s.store, &binding.RetailCRMOptions{Region: s.opts.PhoneRegion, Timeout: 10 * time.Second, Logger: a.log})
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("customer binding: %w", err)
 	}
-	binder, err := binding.NewRetailCRM(cc, s.store, &binding.RetailCRMOptions{Region: s.opts.PhoneRegion, Timeout: 10 * time.Second, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("customer binding: %w", err)
-	}
-	dopts := []distributor.Option{
-		distributor.WithStrategies(s.strategies),
-		distributor.WithReplier(replier),
+	a.mg, a.crm, a.endpoint = c, cc, c.Endpoint()
+	opts := []distributor.Option{
 		distributor.WithBinder(binder), // a bind that fails is a job retried with backoff
-		// Every account has its own distributor (and MG client) over the
-		// shared store: each works its own account's jobs.
-		distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{acc.ID}, Workers: s.opts.Workers}),
-		distributor.WithLogger(log),
-		distributor.WithHooks(s.opts.Hooks),
+		distributor.WithLogger(a.log),
 	}
-	if s.opts.Sweep > 0 {
-		dopts = append(dopts, distributor.WithSweep(s.opts.Sweep))
-	}
-	d, err := distributor.New(acc.ID, s.store, mgsource.Gateway{MG: mc}, dopts...)
-	if err != nil {
-		return nil, err
-	}
-	r := newRoster(acc.ID, d)
-	src, err := mgsource.New(mgsource.Options{
-		Account: acc.ID, Client: mc, Target: r, Status: r.status,
-		Stream: s.opts.Stream, Logger: s.log, // the Source adds the account itself
-	})
-	if err != nil {
-		_ = d.Close()
-		return nil, err
-	}
-	return &runtime{
-		account: acc.ID, domain: acc.Domain, endpoint: mc.Endpoint(), log: log,
-		dist: d, mg: mc, crm: cc, src: src, roster: r,
-		done: make(chan struct{}), problems: make(map[string]string),
-	}, nil
+	// The clients hold no connection of their own to close (their idle
+	// HTTP connections are the transport's); the account is forgotten.
+	return opts, func() { s.drop(a) }, nil
 }
 
-// run starts the account's goroutines and returns when ctx ends and they
-// have all exited; then it closes the distributor (waiting for binds in
-// flight) and closes rt.done.
-func (rt *runtime) run(ctx context.Context, poll time.Duration) {
-	defer close(rt.done)
-	// Read retailCRM's managers first, so the first roster MG gives is
-	// already joined with their statuses.
+// The components an account's problems are noted under.
+const (
+	problemStream = "MessageGateway stream"
+	problemCRM    = "retailCRM managers"
+)
+
+// note records (or, for a nil err, clears) the last error of a component.
+func (a *account) note(component string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		delete(a.problems, component)
+		return
+	}
+	a.problems[component] = err.Error()
+}
+
+func (a *account) problemList() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(a.problems)) {
+		out = append(out, k+": "+a.problems[k])
+	}
+	return out
+}
+
+// stats returns the counts of the event stream this process runs, zero
+// when it runs none.
+func (a *account) stats() mgsource.Stats {
+	if src := a.src.Load(); src != nil {
+		return src.Stats()
+	}
+	return mgsource.Stats{}
+}
+
+// accountStream is an account's event stream as the fleet runs it in the
+// process holding the account's lease: the MG Source and the retailCRM
+// roster poller together, so that only that process polls retailCRM.
+type accountStream struct {
+	a      *account
+	src    *mgsource.Source
+	target mgsource.Target // the distributor, as the fleet gives it
+	poll   time.Duration
+}
+
+var _ fleet.Stream = (*accountStream)(nil)
+
+// Run reads retailCRM's managers once (so that the first roster MG gives
+// is already joined with their statuses), then runs the Source and the
+// poller until ctx ends or the Source stops; it returns when both have
+// exited, with the Source's error.
+func (st *accountStream) Run(ctx context.Context) error {
+	st.a.src.Store(st.src)
+	defer st.a.src.Store(nil)
 	first, cancel := context.WithTimeout(ctx, 15*time.Second)
-	rt.pollCRM(first)
+	st.pollCRM(first)
 	cancel()
 
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := rt.src.Run(ctx); ctx.Err() == nil {
-			rt.note("MessageGateway stream", fmt.Errorf("stopped: %w", err))
-			rt.log.Error("MessageGateway stream stopped", slog.Any("error", err))
-		}
-	})
-	wg.Go(func() { _ = rt.dist.Run(ctx) })
-	wg.Go(func() {
-		t := time.NewTicker(poll)
+		t := time.NewTicker(st.poll)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				rt.pollCRM(ctx)
+				st.pollCRM(ctx)
 			}
 		}
 	})
+	err := st.src.Run(ctx)
+	stop()
 	wg.Wait()
-	if err := rt.dist.Close(); err != nil {
-		rt.log.Error("closing the distributor", slog.Any("error", err))
-	}
+	return err
 }
 
+// Stats are the Source's counts, for fleet.Accounts' Connected.
+func (st *accountStream) Stats() mgsource.Stats { return st.src.Stats() }
+
 // pollCRM reads retailCRM's managers and updates the roster.
-func (rt *runtime) pollCRM(ctx context.Context) {
-	users, err := rt.crm.Managers(ctx)
+func (st *accountStream) pollCRM(ctx context.Context) {
+	users, err := st.a.crm.Managers(ctx)
 	if err == nil {
-		err = rt.roster.setCRM(ctx, users)
+		err = st.a.roster.setCRM(ctx, st.target, users)
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	rt.note("retailCRM managers", err)
+	st.a.note(problemCRM, err)
 	if err != nil {
-		rt.log.Warn("reading retailCRM managers failed", slog.Any("error", err))
+		st.a.log.Warn("reading retailCRM managers failed", slog.Any("error", err))
 	}
 }
-
-// note records (or, for a nil err, clears) the last error of a component.
-func (rt *runtime) note(component string, err error) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if err == nil {
-		delete(rt.problems, component)
-		return
-	}
-	rt.problems[component] = err.Error()
-}
-
-func (rt *runtime) problemList() []string {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(rt.problems)) {
-		out = append(out, k+": "+rt.problems[k])
-	}
-	return out
-}
-
-// stop cancels the runtime and waits until it has stopped.
-func (rt *runtime) stop() {
-	rt.cancel()
-	<-rt.done
-}
-
-// errNotRunning is returned for an account whose runtime could not start.
-var errNotRunning = errors.New("the account is not running")

@@ -126,7 +126,8 @@ type Dashboard struct {
 	Account bd.AccountID
 	// Active is whether the account is distributed (bd.Settings.Active).
 	Active bool
-	// Connected is whether the MG event stream is connected now.
+	// Connected is whether the MG event stream is connected now in this
+	// process (false where another process runs it).
 	Connected bool
 	Managers  []ManagerLoad
 	// Waiting is the queue, oldest first (at most 50); Queue its length.
@@ -145,19 +146,22 @@ type Dashboard struct {
 
 // Dashboard reads the account's state at a glance.
 func (s *Supervisor) Dashboard(ctx context.Context, id bd.AccountID) (Dashboard, error) {
-	rt, err := s.running(id)
+	dist, err := s.distributor(id)
 	if err != nil {
 		return Dashboard{}, err
 	}
 	now := s.now()
-	set, err := rt.dist.Settings(ctx)
+	set, err := dist.Settings(ctx)
 	if err != nil {
 		return Dashboard{}, err
 	}
 	d := Dashboard{Account: id, Active: set.Active, At: now}
-	st := rt.src.Stats()
-	d.Connected = st.Stream.Connects > st.Stream.Disconnects
-	roster := rt.roster.managers()
+	var roster []bd.Manager
+	if a := s.account(id); a != nil {
+		st := a.stats()
+		d.Connected = st.Stream.Connects > st.Stream.Disconnects
+		roster = a.roster.managers()
+	}
 	ids := make([]bd.ManagerID, 0, len(roster))
 	for _, m := range roster {
 		ids = append(ids, m.ID)
@@ -228,7 +232,9 @@ type AccountState struct {
 	DeadLetters int
 }
 
-// States returns the state of every running account, for the gauges.
+// States returns the state of every running account, for the gauges: the
+// queue length, stream and dead letters as fleet.Fleet.Accounts reports
+// them, the rest as the dashboard reads it.
 func (s *Supervisor) States(ctx context.Context) []AccountState {
 	var out []AccountState
 	for _, info := range s.Accounts(ctx) {
@@ -239,8 +245,15 @@ func (s *Supervisor) States(ctx context.Context) []AccountState {
 		if err != nil {
 			continue
 		}
-		out = append(out, AccountState{Account: d.Account, Queue: d.Queue, LongestWait: d.LongestWait, Open: d.Open,
-			Connected: d.Connected, Active: d.Active, DeadLetters: d.DeadLetters})
+		st := AccountState{Account: d.Account, Queue: d.Queue, LongestWait: d.LongestWait, Open: d.Open,
+			Connected: info.Connected, Active: d.Active, DeadLetters: d.DeadLetters}
+		if info.Waiting >= 0 {
+			st.Queue = info.Waiting
+		}
+		if info.DeadLetters >= 0 {
+			st.DeadLetters = info.DeadLetters
+		}
+		out = append(out, st)
 	}
 	return out
 }

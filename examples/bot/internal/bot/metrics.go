@@ -81,9 +81,9 @@ func NewMetrics() *Metrics {
 //	botdistributor_queue_length{account}          dialogs waiting now
 //	botdistributor_longest_wait_seconds{account}  how long the oldest waiting dialog has waited
 //	botdistributor_open_dialogs{account}          dialogs the managers hold now
-//	botdistributor_stream_connected{account}      1 while the MG event stream is connected
+//	botdistributor_stream_connected{account}      1 while this process runs the MG event stream, connected
 //	botdistributor_active{account}                1 while the account is distributed
-//	botdistributor_dead_letters{account}          jobs given up and listed now (up to 100)
+//	botdistributor_dead_letters{account}          jobs given up and kept now (up to 1000)
 //
 // Pass Supervisor.States. Call it once.
 func (m *Metrics) Watch(states func(ctx context.Context) []AccountState) {
@@ -94,9 +94,9 @@ var (
 	descQueue     = prometheus.NewDesc("botdistributor_queue_length", "Dialogs waiting in the queue now.", []string{"account"}, nil)
 	descWait      = prometheus.NewDesc("botdistributor_longest_wait_seconds", "How long the oldest waiting dialog has waited.", []string{"account"}, nil)
 	descOpen      = prometheus.NewDesc("botdistributor_open_dialogs", "Dialogs the managers hold now.", []string{"account"}, nil)
-	descConnected = prometheus.NewDesc("botdistributor_stream_connected", "1 while the MessageGateway event stream is connected.", []string{"account"}, nil)
+	descConnected = prometheus.NewDesc("botdistributor_stream_connected", "1 while this process runs the MessageGateway event stream and it is connected.", []string{"account"}, nil)
 	descActive    = prometheus.NewDesc("botdistributor_active", "1 while the account is distributed (its settings are switched on).", []string{"account"}, nil)
-	descDead      = prometheus.NewDesc("botdistributor_dead_letters", "Jobs given up after their last retry and listed now (up to 100).", []string{"account"}, nil)
+	descDead      = prometheus.NewDesc("botdistributor_dead_letters", "Jobs given up after their last retry and kept now (up to 1000).", []string{"account"}, nil)
 )
 
 // stateCollector reads the accounts' state at scrape time.

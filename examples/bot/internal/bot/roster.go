@@ -24,8 +24,8 @@ type crmUser struct {
 // roster joins what MessageGateway says about each manager (presence,
 // activity, names; through the mgsource.Source) with what retailCRM says
 // (work status, activity; polled), and feeds the joined managers to the
-// distributor. It sits between the Source and the distributor as the
-// Source's Target.
+// distributor. It sits between the Source and the distributor: [roster.target]
+// wraps the Target the fleet gives each holding period of the account.
 //
 // The join follows crm.JoinRoster: a manager is the MG user whose id is a
 // retailCRM user's mgUserId; their status is the CRM status (an unknown
@@ -39,30 +39,56 @@ type crmUser struct {
 // when an MG presence event and a CRM status change cross.
 type roster struct {
 	account bd.AccountID
-	d       *distributor.Distributor
+	// resynced is called after every resync the distributor accepted.
+	resynced func()
 
 	mu     sync.Mutex
 	mg     map[bd.ManagerID]bd.Manager // as MG reports them
 	joined map[bd.ManagerID]bd.Manager // as last given to the distributor
 	crm    map[bd.ManagerID]crmUser    // by MG user id
 	known  bool                        // retailCRM has answered once
-
-	resynced chan struct{} // closed after the first successful resync
-	once     sync.Once
 }
 
-var _ mgsource.Target = (*roster)(nil)
-
-func newRoster(account bd.AccountID, d *distributor.Distributor) *roster {
+func newRoster(account bd.AccountID, resynced func()) *roster {
 	return &roster{
-		account: account,
-		d:       d,
-		mg:      make(map[bd.ManagerID]bd.Manager),
-		joined:  make(map[bd.ManagerID]bd.Manager),
-		crm:     make(map[bd.ManagerID]crmUser),
-
-		resynced: make(chan struct{}),
+		account:  account,
+		resynced: resynced,
+		mg:       make(map[bd.ManagerID]bd.Manager),
+		joined:   make(map[bd.ManagerID]bd.Manager),
+		crm:      make(map[bd.ManagerID]crmUser),
 	}
+}
+
+// target returns the Target the Source feeds: t (the distributor, as the
+// fleet gives it), with every manager joined with retailCRM on the way.
+func (r *roster) target(t mgsource.Target) mgsource.Target {
+	return rosterTarget{r: r, t: t}
+}
+
+// rosterTarget is a roster in front of one Target.
+type rosterTarget struct {
+	r *roster
+	t mgsource.Target
+}
+
+var _ mgsource.Target = rosterTarget{}
+
+func (rt rosterTarget) Handle(ctx context.Context, ev distributor.Event) error {
+	return rt.r.handle(ctx, rt.t, ev)
+}
+
+func (rt rosterTarget) SetRoster(ctx context.Context, managers []bd.Manager) error {
+	return rt.r.setRoster(ctx, rt.t, managers)
+}
+
+func (rt rosterTarget) Resync(ctx context.Context, open []distributor.OpenDialog) error {
+	if err := rt.t.Resync(ctx, open); err != nil {
+		return err
+	}
+	if rt.r.resynced != nil {
+		rt.r.resynced()
+	}
+	return nil
 }
 
 // join returns m (as MG reports it) joined with retailCRM. Call with r.mu held.
@@ -95,23 +121,22 @@ func (r *roster) status(id bd.ManagerID) (bd.ManagerStatus, bool) {
 	return u.status, ok
 }
 
-// Handle passes an event to the distributor, joining a ManagerChanged
-// event's manager with retailCRM first.
-func (r *roster) Handle(ctx context.Context, ev distributor.Event) error {
+// handle passes an event to t, joining a ManagerChanged event's manager
+// with retailCRM first.
+func (r *roster) handle(ctx context.Context, t mgsource.Target, ev distributor.Event) error {
 	if ev.Kind != distributor.ManagerChanged {
-		return r.d.Handle(ctx, ev)
+		return t.Handle(ctx, ev)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mg[ev.Manager.ID] = ev.Manager
 	ev.Manager = r.join(ev.Manager)
 	r.joined[ev.Manager.ID] = ev.Manager
-	return r.d.Handle(ctx, ev)
+	return t.Handle(ctx, ev)
 }
 
-// SetRoster replaces the MG users and gives the joined roster to the
-// distributor.
-func (r *roster) SetRoster(ctx context.Context, managers []bd.Manager) error {
+// setRoster replaces the MG users and gives the joined roster to t.
+func (r *roster) setRoster(ctx context.Context, t mgsource.Target, managers []bd.Manager) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.mg)
@@ -123,21 +148,12 @@ func (r *roster) SetRoster(ctx context.Context, managers []bd.Manager) error {
 		r.joined[m.ID] = j
 		out = append(out, j)
 	}
-	return r.d.SetRoster(ctx, out)
+	return t.SetRoster(ctx, out)
 }
 
-// Resync passes MG's open dialogs to the distributor.
-func (r *roster) Resync(ctx context.Context, open []distributor.OpenDialog) error {
-	if err := r.d.Resync(ctx, open); err != nil {
-		return err
-	}
-	r.once.Do(func() { close(r.resynced) })
-	return nil
-}
-
-// setCRM takes the retailCRM managers just read and tells the distributor
-// about every manager whose joined state changed.
-func (r *roster) setCRM(ctx context.Context, users []crm.User) error {
+// setCRM takes the retailCRM managers just read and tells t about every
+// manager whose joined state changed.
+func (r *roster) setCRM(ctx context.Context, t mgsource.Target, users []crm.User) error {
 	next := make(map[bd.ManagerID]crmUser, len(users))
 	for _, u := range users {
 		if u.MGUserID <= 0 {
@@ -167,7 +183,7 @@ func (r *roster) setCRM(ctx context.Context, users []crm.User) error {
 	slices.SortFunc(changed, func(a, b bd.Manager) int { return cmp.Compare(a.ID, b.ID) })
 	var first error
 	for _, m := range changed {
-		if err := r.d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: r.account, Manager: m}); err != nil && first == nil {
+		if err := t.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: r.account, Manager: m}); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -37,7 +37,9 @@ const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 
 // OpenStorage opens the store a DSN names and applies its migrations:
 //
-//   - "postgres://..." or "postgresql://...": PostgreSQL through pgx;
+//   - "postgres://..." or "postgresql://...": PostgreSQL through pgx, with
+//     every account's jobs in one queue (sqlstore.WithSharedQueue), so
+//     that several bot processes over the database share the accounts;
 //   - "memory:": an in-memory store, lost on exit (tests, experiments);
 //   - "file:...": a SQLite URI as modernc.org/sqlite takes it;
 //   - anything else: the path of a SQLite file, created when missing.
@@ -64,7 +66,10 @@ func OpenStorage(ctx context.Context, dsn string) (*Storage, error) {
 			db.Close()
 			return nil, fmt.Errorf("storage: open PostgreSQL %s: %w", redact(dsn), err)
 		}
-		st, err := openSQL(ctx, db, sqlstore.Postgres, "postgres", redact(dsn), sqlstore.WithPgxListener(pool))
+		// One job queue for every account: each process's one worker set
+		// takes the jobs of all accounts (package fleet). Every process of
+		// a deployment must open the database with the same layout.
+		st, err := openSQL(ctx, db, sqlstore.Postgres, "postgres", redact(dsn), sqlstore.WithPgxListener(pool), sqlstore.WithSharedQueue())
 		if err != nil {
 			pool.Close()
 			return nil, err

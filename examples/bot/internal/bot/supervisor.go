@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/fleet"
 	"github.com/botdistributor/botdistributor/mg"
 	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
@@ -45,15 +45,19 @@ type Options struct {
 	// 0 means mg.DefaultRate and mg.DefaultBurst.
 	MGRate  rate.Limit
 	MGBurst int
-	// RosterPoll is how often retailCRM's managers (statuses) are read;
-	// 0 means 10s. Each read is one request per 100 managers.
+	// RosterPoll is how often retailCRM's managers (statuses) are read,
+	// by the process running the account's event stream; 0 means 10s.
+	// Each read is one request per 100 managers.
 	RosterPoll time.Duration
-	// Sweep is how often each distributor runs its safety-net sweep;
-	// 0 means the distributor's default (30s).
+	// Sweep is how often each account held runs its safety-net sweep;
+	// 0 means fleet.DefaultSweep (30s).
 	Sweep time.Duration
-	// Workers is how many jobs each account's distributor runs at once;
+	// Workers is how many jobs of all accounts the process runs at once;
 	// zero means store.DefaultWorkers.
 	Workers int
+	// Fleet are more options of the fleet hosting the accounts, e.g.
+	// fleet.WithMember, fleet.WithLeaseTTL or fleet.WithRescan.
+	Fleet []fleet.Option
 	// Stream tunes the MG websocket (backoff, pings).
 	Stream mg.StreamOptions
 	// Started, when set, is called each time an account starts running,
@@ -69,41 +73,32 @@ type Options struct {
 	PhoneRegion string
 }
 
-// Supervisor runs every connected account: one distributor, MG client,
-// event stream, roster poller and binder each (see the package
-// documentation). Accounts live in the store; [Supervisor.Run] restores
-// them and runs until its context ends, and [Supervisor.Connect] adds or
-// reconnects one while it runs.
+// Supervisor runs every connected account through a [fleet.Fleet] over
+// the store: one distributor per account, one worker set for the jobs of
+// all of them, and the event streams (MG websocket and retailCRM roster
+// poller) of the accounts whose lease this process holds. What it adds to
+// the fleet is the bot's own: connecting an account to retailCRM, the
+// roster joining MG users with retailCRM users, customer binding, and
+// what the settings page reads and changes (see the package
+// documentation). Several processes over one PostgreSQL database share
+// the accounts: each account's stream runs in one of them, its jobs in
+// all.
 //
 // All methods are safe for concurrent use. Every goroutine the Supervisor
-// starts belongs to Run and has exited when Run returns.
+// starts belongs to Run (the fleet's) and has exited when Run returns.
 type Supervisor struct {
 	opts       Options
 	store      store.Store
 	strategies *strategy.Registry
 	log        *slog.Logger
-	validator  *distributor.Distributor // validates settings of accounts that do not run
+	fleet      *fleet.Fleet
 
-	cmds    chan command
 	done    chan struct{} // closed when Run returns
 	started atomic.Bool
 
 	mu       sync.Mutex
-	runtimes map[bd.AccountID]*entry
-}
-
-// entry is an account as the Supervisor knows it: running, or failed to start.
-type entry struct {
-	account bd.AccountID
-	domain  string
-	rt      *runtime // nil when it could not start
-	err     error    // why it could not start
-}
-
-// command asks the Run goroutine to (re)start an account.
-type command struct {
-	account bd.Account
-	reply   chan error
+	accounts map[bd.AccountID]*account   // built and not yet dropped
+	attempts map[bd.AccountID]bd.Account // the account of the last build begun
 }
 
 // ErrStopped is returned by Connect when the Supervisor is not running.
@@ -132,111 +127,118 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.RosterPoll <= 0 {
 		opts.RosterPoll = 10 * time.Second
 	}
-	validator, err := distributor.New("settings validator", opts.Store, refuseGateway{}, distributor.WithStrategies(opts.Strategies))
-	if err != nil {
-		return nil, err
+	if opts.MGRate < 0 || opts.MGBurst < 0 {
+		return nil, fmt.Errorf("bot: MessageGateway rate %v and burst %d must not be negative", opts.MGRate, opts.MGBurst)
 	}
-	// The validator only validates: its workers are stopped at once, so it
-	// never takes an account's jobs.
-	if err := validator.Close(); err != nil {
-		return nil, err
-	}
-	return &Supervisor{
+	s := &Supervisor{
 		opts:       opts,
 		store:      opts.Store,
 		strategies: opts.Strategies,
 		log:        opts.Logger,
-		validator:  validator,
-		cmds:       make(chan command),
 		done:       make(chan struct{}),
-		runtimes:   make(map[bd.AccountID]*entry),
-	}, nil
+		accounts:   make(map[bd.AccountID]*account),
+		attempts:   make(map[bd.AccountID]bd.Account),
+	}
+	fopts := []fleet.Option{
+		fleet.WithBuild(s.build),
+		fleet.WithDistributor(
+			distributor.WithStrategies(opts.Strategies),
+			distributor.WithHooks(opts.Hooks),
+			distributor.WithLogger(opts.Logger),
+		),
+		fleet.WithWork(store.WorkOptions{Workers: opts.Workers}),
+		fleet.WithLogger(opts.Logger),
+		fleet.WithHooks(fleet.Hooks{Holding: s.holding, Failed: s.failed}),
+	}
+	if opts.Sweep > 0 {
+		fopts = append(fopts, fleet.WithSweep(opts.Sweep))
+	}
+	f, err := fleet.New(opts.Store, append(fopts, opts.Fleet...)...)
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	s.fleet = f
+	return s, nil
 }
 
 func (s *Supervisor) now() time.Time { return s.opts.Now() }
 
-// refuseGateway is the validator's gateway; the validator never assigns.
-type refuseGateway struct{}
-
-func (refuseGateway) Assign(context.Context, bd.AccountID, bd.DialogID, bd.Responsible) error {
-	return errors.New("bot: the settings validator does not assign")
-}
-
-// Run restores every stored account, runs them, and serves Connect until
-// ctx ends; then it stops every account (closing websockets, waiting for
-// work in flight, closing the distributors) and returns ctx.Err(). It
-// returns early only when the accounts cannot be read from the store. Run
-// may be called once.
+// Run hosts every stored account until ctx ends (fleet.Fleet.Run): it
+// builds each, runs the event streams of those this process holds, does
+// the jobs of all of them, and picks up accounts connected, changed or
+// removed (by this process or another) at every rescan. When ctx ends it
+// stops every stream (closing the websockets), gives its leases up,
+// waits for the work in flight, closes the distributors and returns
+// ctx.Err(). Run may be called once.
 func (s *Supervisor) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("bot: Supervisor.Run called twice")
 	}
 	defer close(s.done)
-	defer s.stopAll()
-	accounts, err := s.store.Accounts(ctx)
-	if err != nil {
-		return fmt.Errorf("bot: reading the connected accounts: %w", err)
-	}
-	for _, a := range accounts {
-		if err := s.start(ctx, a); err != nil {
-			s.log.Error("account cannot start", slog.String("account", string(a.ID)), slog.Any("error", err))
-		}
-	}
-	s.log.Info("supervisor running", slog.Int("accounts", len(accounts)))
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case c := <-s.cmds:
-			c.reply <- s.start(ctx, c.account)
-		}
-	}
+	s.log.Info("supervisor running", slog.String("member", s.fleet.Member()))
+	return s.fleet.Run(ctx)
 }
 
-// start (re)starts an account; called from Run only.
-func (s *Supervisor) start(ctx context.Context, a bd.Account) error {
-	s.mu.Lock()
-	old := s.runtimes[a.ID]
-	s.mu.Unlock()
-	if old != nil && old.rt != nil {
-		old.rt.stop()
-	}
-	e := &entry{account: a.ID, domain: a.Domain}
-	rt, err := newRuntime(s, a)
-	if err != nil {
-		e.err = err
+// Member returns the name this process holds accounts under among the
+// processes sharing the store.
+func (s *Supervisor) Member() string { return s.fleet.Member() }
+
+// holding is the fleet's Holding hook.
+func (s *Supervisor) holding(id bd.AccountID, holding bool) {
+	if holding {
+		s.log.Info("running the account's event stream", slog.String("account", string(id)))
 	} else {
-		e.rt = rt
-		rctx, cancel := context.WithCancel(ctx)
-		rt.cancel = cancel
-		go rt.run(rctx, s.opts.RosterPoll)
+		s.log.Info("stopped the account's event stream", slog.String("account", string(id)))
 	}
-	s.mu.Lock()
-	s.runtimes[a.ID] = e
-	s.mu.Unlock()
-	if err == nil && s.opts.Started != nil {
-		s.opts.Started(a.ID)
-	}
-	if err == nil {
-		s.log.Info("account running", slog.String("account", string(a.ID)), slog.String("mg", rt.endpoint))
-	}
-	return err
 }
 
-func (s *Supervisor) stopAll() {
+// failed is the fleet's Failed hook: a stream that stopped is shown on
+// the account's page until it resyncs again.
+func (s *Supervisor) failed(id bd.AccountID, op string, err error) {
+	if a := s.account(id); a != nil && op == "stream" {
+		a.note(problemStream, err)
+	}
+}
+
+// attempted records the account a build begins with.
+func (s *Supervisor) attempted(acc bd.Account) {
 	s.mu.Lock()
-	var rts []*runtime
-	for _, e := range s.runtimes {
-		if e.rt != nil {
-			rts = append(rts, e.rt)
-		}
+	defer s.mu.Unlock()
+	s.attempts[acc.ID] = acc
+}
+
+// put records an account built.
+func (s *Supervisor) put(a *account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts[a.acc.ID] = a
+}
+
+// drop forgets an account the fleet stopped, unless it was built again
+// meanwhile.
+func (s *Supervisor) drop(a *account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accounts[a.acc.ID] == a {
+		delete(s.accounts, a.acc.ID)
 	}
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, rt := range rts {
-		wg.Go(rt.stop)
+	if last, ok := s.attempts[a.acc.ID]; ok && sameCredentials(last, a.acc) {
+		delete(s.attempts, a.acc.ID)
 	}
-	wg.Wait()
+}
+
+// account returns the account built, or nil.
+func (s *Supervisor) account(id bd.AccountID) *account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accounts[id]
+}
+
+// sameCredentials reports whether a and b reach retailCRM and MG alike:
+// the fleet builds an account anew when they differ.
+func sameCredentials(a, b bd.Account) bool {
+	return a.Domain == b.Domain && a.MGEndpoint == b.MGEndpoint &&
+		a.APIKey.Reveal() == b.APIKey.Reveal() && a.MGToken.Reveal() == b.MGToken.Reveal()
 }
 
 // AccountIDFor returns the account id the bot gives an account at domain
@@ -281,59 +283,76 @@ func (s *Supervisor) Connect(ctx context.Context, domain string, key bd.Secret) 
 	if err := s.store.SaveAccount(ctx, acc); err != nil {
 		return "", fmt.Errorf("bot: saving account %s: %w", id, err)
 	}
-	c := command{account: acc, reply: make(chan error, 1)}
-	select {
-	case s.cmds <- c:
-	case <-s.done:
-		return "", ErrStopped
-	case <-ctx.Done():
-		return "", ctx.Err()
+	s.fleet.Rescan()
+	if err := s.awaitBuilt(ctx, acc); err != nil {
+		return id, err
 	}
-	select {
-	case err := <-c.reply:
-		if err != nil {
-			return id, fmt.Errorf("bot: account %s is connected but cannot start: %w", id, err)
+	s.log.Info("account connected", slog.String("account", string(id)), slog.String("domain", conn.Domain))
+	return id, nil
+}
+
+// pollEvery is how often Connect and Ready look at the fleet while they wait.
+const pollEvery = 10 * time.Millisecond
+
+// awaitBuilt waits until the fleet has built acc as saved (with its
+// credentials), or failed to.
+func (s *Supervisor) awaitBuilt(ctx context.Context, acc bd.Account) error {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		last, begun := s.attempts[acc.ID]
+		s.mu.Unlock()
+		if begun && sameCredentials(last, acc) {
+			_, err := s.fleet.Distributor(acc.ID)
+			switch {
+			case err == nil:
+				return nil
+			case !errors.Is(err, fleet.ErrUnknownAccount): // built and failed; not still building
+				return fmt.Errorf("bot: account %s is connected but cannot start: %w", acc.ID, err)
+			}
 		}
-		s.log.Info("account connected", slog.String("account", string(id)), slog.String("domain", conn.Domain))
-		return id, nil
-	case <-ctx.Done():
-		return id, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return ErrStopped
+		case <-t.C:
+		}
 	}
 }
 
-func (s *Supervisor) entry(id bd.AccountID) (*entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.runtimes[id]
-	if !ok {
+// distributor returns the account's distributor in this process.
+func (s *Supervisor) distributor(id bd.AccountID) (*distributor.Distributor, error) {
+	d, err := s.fleet.Distributor(id)
+	if errors.Is(err, fleet.ErrUnknownAccount) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownAccount, id)
 	}
-	return e, nil
+	return d, err
 }
 
-func (s *Supervisor) running(id bd.AccountID) (*runtime, error) {
-	e, err := s.entry(id)
-	if err != nil {
-		return nil, err
-	}
-	if e.rt == nil {
-		return nil, fmt.Errorf("%w: %v", errNotRunning, e.err)
-	}
-	return e.rt, nil
-}
-
-// Ready waits until the account's event stream is connected and its first
-// resync (roster and open dialogs) is done, or ctx ends.
+// Ready waits until this process runs the account's event stream and has
+// done a resync (roster and open dialogs) since it connected, as
+// fleet.Accounts shows it, or ctx ends. With several processes, the
+// account's stream may run in another one: then Ready waits until ctx
+// ends or this process takes the account over.
 func (s *Supervisor) Ready(ctx context.Context, id bd.AccountID) error {
-	rt, err := s.running(id)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-rt.roster.resynced:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.distributor(id); err != nil && !errors.Is(err, ErrUnknownAccount) {
+			return err
+		}
+		for _, st := range s.fleet.Accounts(ctx) {
+			if st.ID == id && st.Holder && !st.LastResync.IsZero() {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 
@@ -347,34 +366,39 @@ type AccountInfo struct {
 	// Problems are the last errors of the account's parts, e.g. a failed
 	// roster read; empty when all is well.
 	Problems []string
-	// Stream counts what the MG event stream did.
+	// Holder is true while this process runs the account's event stream
+	// (another process of the deployment does otherwise); Connected while
+	// that stream's websocket is up.
+	Holder, Connected bool
+	// LastEvent and LastResync are when this process last handed the
+	// distributor an event and a resync; zero if never.
+	LastEvent, LastResync time.Time
+	// Stream counts what the MG event stream did in this process.
 	Stream mgsource.Stats
-	// Waiting is the number of dialogs in the queue; -1 when unknown.
-	Waiting int
+	// Waiting is the number of dialogs in the queue and DeadLetters the
+	// jobs given up (up to 1000); -1 when unknown.
+	Waiting, DeadLetters int
 }
 
-// Accounts describes every connected account, ordered by id.
+// Accounts describes every connected account, ordered by id, as the
+// fleet hosts them (fleet.Fleet.Accounts).
 func (s *Supervisor) Accounts(ctx context.Context) []AccountInfo {
-	s.mu.Lock()
-	entries := make([]*entry, 0, len(s.runtimes))
-	for _, e := range s.runtimes {
-		entries = append(entries, e)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(entries, func(a, b *entry) int { return strings.Compare(string(a.account), string(b.account)) })
-	out := make([]AccountInfo, 0, len(entries))
-	for _, e := range entries {
-		info := AccountInfo{ID: e.account, Domain: e.domain, Waiting: -1}
-		if e.rt == nil {
-			info.Problems = []string{"cannot start: " + e.err.Error()}
-		} else {
-			info.Running = true
-			info.MGEndpoint = e.rt.endpoint
-			info.Problems = e.rt.problemList()
-			info.Stream = e.rt.src.Stats()
+	states := s.fleet.Accounts(ctx)
+	out := make([]AccountInfo, 0, len(states))
+	for _, st := range states {
+		info := AccountInfo{
+			ID: st.ID, Running: st.Running, Holder: st.Holder, Connected: st.Connected,
+			LastEvent: st.LastEvent, LastResync: st.LastResync, Waiting: st.Waiting, DeadLetters: st.Dead,
 		}
-		if n, err := s.store.QueueLen(ctx, e.account); err == nil {
-			info.Waiting = n
+		if a := s.account(st.ID); st.Running && a != nil {
+			info.Domain, info.MGEndpoint = a.acc.Domain, a.endpoint
+			info.Problems = a.problemList()
+			info.Stream = a.stats()
+		} else {
+			s.mu.Lock()
+			info.Domain = s.attempts[st.ID].Domain
+			s.mu.Unlock()
+			info.Problems = []string{"cannot start: " + st.Err}
 		}
 		out = append(out, info)
 	}
@@ -383,9 +407,6 @@ func (s *Supervisor) Accounts(ctx context.Context) []AccountInfo {
 
 // Account describes one connected account.
 func (s *Supervisor) Account(ctx context.Context, id bd.AccountID) (AccountInfo, error) {
-	if _, err := s.entry(id); err != nil {
-		return AccountInfo{}, err
-	}
 	for _, a := range s.Accounts(ctx) {
 		if a.ID == id {
 			return a, nil
@@ -396,10 +417,11 @@ func (s *Supervisor) Account(ctx context.Context, id bd.AccountID) (AccountInfo,
 
 // Settings returns the account's settings in force.
 func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings, error) {
-	if rt, err := s.running(id); err == nil {
-		return rt.dist.Settings(ctx)
-	}
-	if _, err := s.entry(id); err != nil {
+	d, err := s.distributor(id)
+	switch {
+	case err == nil:
+		return d.Settings(ctx)
+	case errors.Is(err, ErrUnknownAccount):
 		return bd.Settings{}, err
 	}
 	acc, err := s.store.Account(ctx, id)
@@ -409,26 +431,27 @@ func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings
 	return acc.Settings, nil
 }
 
-// ValidateSettings checks settings as a whole, as SaveSettings does: the
-// distributor's validation (every empty reply and every reply text that
+// ValidateSettings checks settings as a whole, as SaveSettings does
+// (distributor.CheckSettings: every empty reply and every reply text that
 // cannot render named, an unknown strategy). It returns a
 // *bd.SettingsError naming every problem, or nil.
 func (s *Supervisor) ValidateSettings(set bd.Settings) error {
-	return s.validator.ValidateSettings(set)
+	return distributor.CheckSettings(set, s.strategies)
 }
 
 // SaveSettings validates the settings as a whole (see ValidateSettings)
-// and, only when they are valid, stores them and puts them in force. On a
-// *bd.SettingsError nothing changes.
+// and, only when they are valid, stores them and puts them in force here;
+// the other processes sharing the store put them in force at their next
+// rescan. On a *bd.SettingsError nothing changes.
 func (s *Supervisor) SaveSettings(ctx context.Context, id bd.AccountID, set bd.Settings) error {
 	if err := s.ValidateSettings(set); err != nil {
 		return err
 	}
-	rt, err := s.running(id)
-	if err == nil {
-		return rt.dist.SaveSettings(ctx, set)
-	}
-	if _, err := s.entry(id); err != nil {
+	d, err := s.distributor(id)
+	switch {
+	case err == nil:
+		return d.SaveSettings(ctx, set)
+	case errors.Is(err, ErrUnknownAccount):
 		return err
 	}
 	return s.store.SaveSettings(ctx, id, set)
@@ -453,12 +476,16 @@ type Choices struct {
 // read is left empty and explained in Problems.
 func (s *Supervisor) Choices(ctx context.Context, id bd.AccountID) (Choices, error) {
 	c := Choices{Strategies: s.strategies.Names()}
-	rt, err := s.running(id)
-	if err != nil {
-		if _, uerr := s.entry(id); uerr != nil {
-			return c, uerr
+	if _, err := s.distributor(id); err != nil {
+		if errors.Is(err, ErrUnknownAccount) {
+			return c, err
 		}
 		c.Problems = append(c.Problems, err.Error())
+		return c, nil
+	}
+	rt := s.account(id)
+	if rt == nil {
+		c.Problems = append(c.Problems, "the account is being started again")
 		return c, nil
 	}
 	c.Managers = rt.roster.managers()
@@ -487,29 +514,29 @@ func (s *Supervisor) Choices(ctx context.Context, id bd.AccountID) (Choices, err
 
 // Recent returns the account's recent decisions, newest first.
 func (s *Supervisor) Recent(ctx context.Context, id bd.AccountID) ([]distributor.Trace, error) {
-	rt, err := s.running(id)
+	d, err := s.distributor(id)
 	if err != nil {
 		return nil, err
 	}
-	return rt.dist.Recent(ctx)
+	return d.Recent(ctx)
 }
 
 // DeadLetters returns the account's jobs given up after their last retry,
 // newest first.
 func (s *Supervisor) DeadLetters(ctx context.Context, id bd.AccountID) ([]store.DeadJob, error) {
-	rt, err := s.running(id)
+	d, err := s.distributor(id)
 	if err != nil {
 		return nil, err
 	}
-	return rt.dist.DeadLetters(ctx, 100)
+	return d.DeadLetters(ctx, 100)
 }
 
 // Decide returns what the account's distributor would do with a dialog now,
 // without acting.
 func (s *Supervisor) Decide(ctx context.Context, dialog bd.Dialog) (distributor.Trace, error) {
-	rt, err := s.running(dialog.Account)
+	d, err := s.distributor(dialog.Account)
 	if err != nil {
 		return distributor.Trace{}, err
 	}
-	return rt.dist.Decide(ctx, dialog)
+	return d.Decide(ctx, dialog)
 }
