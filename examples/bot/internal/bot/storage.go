@@ -61,7 +61,13 @@ func OpenStorage(ctx context.Context, dsn string) (*Storage, error) {
 		db.SetMaxIdleConns(16)
 		// A small pgx pool of its own lets the job engine hear of new jobs
 		// through LISTEN/NOTIFY: a job is picked up within milliseconds.
-		pool, err := pgxpool.New(ctx, dsn)
+		pcfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("storage: open PostgreSQL %s: %w", redact(dsn), err)
+		}
+		pcfg.MaxConns = 4 // LISTEN takes one; the rest is headroom
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("storage: open PostgreSQL %s: %w", redact(dsn), err)

@@ -141,6 +141,8 @@ type accountData struct {
 	Settings  *settingsView
 	Active    bool // the settings in force are active
 	StateLine string
+	// StreamLine says where the account's event stream runs.
+	StreamLine string
 }
 
 // lookup finds the account of the request's path, answering 404 when it
@@ -169,8 +171,23 @@ func (s *Server) accountData(p page, info bot.AccountInfo, active bool, v *setti
 	if info.Waiting >= 0 {
 		waiting = strconv.Itoa(info.Waiting)
 	}
+	stream := p.T("account.streamAway")
+	if info.Holder {
+		conn := p.T("stream.disconnected")
+		if info.Connected {
+			conn = p.T("stream.connected")
+		}
+		at := func(t time.Time) string {
+			if t.IsZero() {
+				return p.T("time.never")
+			}
+			return t.Format("15:04:05")
+		}
+		stream = p.T("account.streamHere", conn, at(info.LastEvent), at(info.LastResync))
+	}
 	return accountData{Info: info, Settings: v, Active: active,
-		StateLine: p.T("account.stateLine", state, info.Stream.Stream.Connects, info.Stream.Resyncs, info.Stream.Stream.Events, waiting)}
+		StateLine:  p.T("account.stateLine", state, info.Stream.Stream.Connects, info.Stream.Resyncs, info.Stream.Stream.Events, waiting),
+		StreamLine: stream}
 }
 
 func (s *Server) account(w http.ResponseWriter, r *http.Request, ss session) {

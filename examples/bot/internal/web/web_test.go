@@ -233,6 +233,7 @@ func TestConnectShowsTheSettingsBlock(t *testing.T) {
 		"Shop", "Support", "FAQ bot", // channels and the responsible bot
 		`name="reply_no_manager_online"`, `name="default_capacity"`,
 		"least_loaded", "round_robin", // registry names
+		"in this process, connected; last event", // the fleet holds the account here
 	} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("the Settings block lacks %q", want)
