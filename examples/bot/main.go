@@ -2,7 +2,10 @@
 // MessageGateway dialogs of any number of retailCRM accounts between their
 // managers and bots, keeps everything in a SQL store (SQLite by default,
 // PostgreSQL with a postgres:// DSN), and serves a settings page,
-// /healthz and Prometheus /metrics.
+// /healthz and Prometheus /metrics. Several bot processes over one
+// PostgreSQL database share the accounts (package fleet): each account's
+// event stream runs in one of them, its work in all; they must all open
+// the database alike (one job queue for every account), as this bot does.
 //
 //	BOTDISTRIBUTOR_ADMIN_PASSWORD=secret go run ./examples/bot
 //
