@@ -483,7 +483,17 @@ func (f *Fleet) roundOnce(ctx context.Context) bool {
 	slices.Sort(ids)
 	release := f.release
 	start := time.Now()
-	st, err := f.cfg.leases.Lease(ctx, store.LeaseRound{Member: f.cfg.member, Accounts: ids, TTL: f.cfg.ttl, Release: release})
+	// A round that has not answered by the first deadline of a stream
+	// running here gives up, so that the loop stops that stream in time: a
+	// round waiting for a busy database must not keep a stream running
+	// past the point where its lease may lapse.
+	lctx := ctx
+	if d, ok := f.nextDeadline(); ok {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	st, err := f.cfg.leases.Lease(lctx, store.LeaseRound{Member: f.cfg.member, Accounts: ids, TTL: f.cfg.ttl, Release: release})
 	took := time.Since(start)
 	f.rounds.Add(1)
 	if f.cfg.hooks.Round != nil {
