@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -53,6 +54,8 @@ type holdings struct {
 	// ownersMax is the most members seen running one account's stream at
 	// the same time.
 	ownersMax int
+	// overlaps describe up to three times two members ran one stream.
+	overlaps []string
 	// failoverMax is the longest time from the kill of an account's holder
 	// to another member starting its stream (to the end of the run for an
 	// account never taken over; untaken counts those).
@@ -125,6 +128,17 @@ func (h *holders) replay(end time.Time) holdings {
 		case streamHold:
 			ms[ev.Member] = false
 			out.ownersMax = max(out.ownersMax, len(ms))
+			if len(ms) > 1 && len(out.overlaps) < 3 {
+				others := make([]string, 0, len(ms)-1)
+				for m := range ms {
+					if m != ev.Member {
+						others = append(others, m)
+					}
+				}
+				slices.Sort(others)
+				out.overlaps = append(out.overlaps, fmt.Sprintf("%s started %s's stream at %s while %v ran it",
+					ev.Member, ev.Account, time.Unix(0, ev.At).Format("15:04:05.000000"), others))
+			}
 			if at, ok := orphaned[ev.Account]; ok {
 				out.failoverMax = max(out.failoverMax, time.Duration(ev.At-at))
 				out.failovers++

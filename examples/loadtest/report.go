@@ -167,6 +167,9 @@ type Result struct {
 	// account's stream at the same time (from the holding changes each
 	// member reported with its time); it must be 1.
 	AccountOwnersMax int `json:"account_owners_max"`
+	// OwnersExamples describe up to three times a stream ran in two
+	// members at once.
+	OwnersExamples []string `json:"owners_examples,omitempty"`
 	// FailoverSMax is the longest time, in seconds, from the kill of a
 	// process (-kill-worker) to another member starting the stream of an
 	// account the killed one ran; Failovers counts those takeovers, and

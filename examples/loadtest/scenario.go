@@ -373,6 +373,7 @@ func (s *scenario) drive(ctx context.Context) (rep nodeReport, err error) {
 func (s *scenario) holdings(end time.Time) {
 	h := s.holders.replay(end)
 	s.res.AccountOwnersMax = h.ownersMax
+	s.res.OwnersExamples = h.overlaps
 	s.res.FailoverSMax = round3(h.failoverMax.Seconds())
 	s.res.Failovers, s.res.FailoversUntaken = h.failovers, h.untaken
 }
