@@ -52,8 +52,8 @@ func testShare(t *testing.T, open func(testing.TB) store.Store) {
 		stop context.CancelFunc
 		done chan error
 	}
-	start := func(name string) *member {
-		opts := bottest.Options(open(t))
+	start := func(name string, st store.Store) *member {
+		opts := bottest.Options(st)
 		opts.Fleet = []fleet.Option{fleet.WithMember(name), fleet.WithLeaseTTL(2 * time.Second), fleet.WithRescan(50 * time.Millisecond)}
 		sup, err := bot.New(opts)
 		if err != nil {
@@ -65,7 +65,8 @@ func testShare(t *testing.T, open func(testing.TB) store.Store) {
 		t.Cleanup(func() { m.stop(); <-m.done })
 		return m
 	}
-	members := []*member{start("a"), start("b")}
+	st := open(t) // the first member's; the second's is the same database
+	members := []*member{start("a", st), start("b", open(t))}
 
 	id, err := members[0].sup.Connect(ctx, env.CRM.URL(), bottest.FullKey)
 	if err != nil {
@@ -113,7 +114,7 @@ func testShare(t *testing.T, open func(testing.TB) store.Store) {
 		}
 	}
 	// settle waits until every dialog written is greeted, assigned in MG
-	// and its customer told who will answer.
+	// and its customer told who will answer, and no job is left.
 	settle := func() {
 		t.Helper()
 		bottest.Eventually(t, 10*time.Second, "every dialog greeted, assigned and its customer told", func() bool {
@@ -123,15 +124,16 @@ func testShare(t *testing.T, open func(testing.TB) store.Store) {
 					return false
 				}
 			}
-			return true
+			n, err := st.PendingJobs(ctx, id)
+			return err == nil && n == 0
 		})
 	}
 	write(10)
 	settle()
 	// The holder stops, dialogs keep coming; the other takes over. (A job
 	// running as its process stops is canceled and done again by another:
-	// its reply could then be sent twice. The stop waits for a quiet
-	// moment so that the count below is exact.)
+	// a reply it had sent could then be sent twice. The stop waits for a
+	// quiet moment so that the count below is exact.)
 	first.stop()
 	if err := <-first.done; err != context.Canceled {
 		t.Fatalf("Run returned %v", err)
