@@ -127,14 +127,26 @@ func (b *browserRun) shoot(name string) chromedp.Action[chromedp.Void] {
 	})
 }
 
-// text returns the text of the element sel.
+// text returns the text of the element sel. The dashboard replaces its
+// live part every few seconds: a read that lands on the node being
+// replaced is tried again on the new one.
 func (b *browserRun) text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.tab, chromedp.Text(css(sel)))
-	if err != nil {
-		b.t.Fatalf("reading %s: %v", sel, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := chromedp.Run(b.tab, chromedp.Text(css(sel)))
+		if err == nil {
+			return s
+		}
+		if !strings.Contains(err.Error(), "No node") || time.Now().After(deadline) {
+			b.t.Fatalf("reading %s: %v", sel, err)
+		}
+		select {
+		case <-b.ctx.Done():
+			b.t.Fatalf("reading %s: %v", sel, b.ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return s
 }
 
 // loginAndConnect logs in, connects the sandbox account and waits for its
