@@ -33,8 +33,9 @@
 // Two processes never run one account's stream at once: a process stops
 // a stream when three quarters of the TTL have passed since the start of
 // its last successful round (on its own clock), before the lease can
-// lapse from any other process's view; and it releases a lease only after
-// the stream stopped. With SQLite or the memory store one process holds
+// lapse from any other process's view (a round still waiting for the
+// database then gives up, so that the stop is not delayed by it); and it
+// releases a lease only after the stream stopped. With SQLite or the memory store one process holds
 // every account (several fleets in one process share them as processes
 // would).
 //

@@ -146,6 +146,27 @@ func TestMemoryFaults(t *testing.T) {
 	}
 }
 
+// Dialogs spread over three accounts, each with its own MG (whose dialog
+// ids are the same numbers as the others'), served by two fleets sharing
+// the memory store: every figure is kept per (account, dialog), each
+// account's stream runs in one fleet, and both fleets work.
+func TestMemoryAccounts(t *testing.T) {
+	cfg := small(t)
+	cfg.Accounts, cfg.Distributors = 3, 2
+	cfg.Managers, cfg.Capacity, cfg.Dialogs = 2, 2, 60
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkReplies(t, rep.Result)
+	// 3 accounts × 2 managers × capacity 2.
+	if slots := cfg.Accounts * cfg.Managers * cfg.Capacity; rep.Assigned != slots || rep.Queued != cfg.Dialogs-slots {
+		t.Errorf("%d assigned and %d queued, want %d and %d", rep.Assigned, rep.Queued, slots, cfg.Dialogs-slots)
+	}
+	if rep.Accounts != 3 || rep.AccountOwnersMax != 1 || rep.StreamStarts < 3 {
+		t.Errorf("%d accounts, %d holders at once, %d stream starts; want 3, 1 and at least 3", rep.Accounts, rep.AccountOwnersMax, rep.StreamStarts)
+	}
+	checkShares(t, rep.Result, 2)
+}
+
 func TestSQLite(t *testing.T) {
 	cfg := small(t)
 	cfg.Store = storeSQLite
@@ -239,6 +260,8 @@ func TestBadFlags(t *testing.T) {
 		{"-kill-worker", "1"},
 		{"-kill-worker", "-1"},
 		{"-workers", "-2"},
+		{"-accounts", "0"},
+		{"-lease-ttl", "10ms"},
 		{"extra"},
 	} {
 		var out, errs bytes.Buffer
@@ -272,7 +295,8 @@ func TestJSONOutput(t *testing.T) {
 	for _, k := range []string{"dialogs", "assigned", "queued", "stranded", "cap_violations", "double_assignments",
 		"throughput_per_s", "p50_ms", "p99_ms", "fairness", "store", "mode", "processes", "baseline", "targets",
 		"stranded_before_resync", "replies_expected", "replies_delivered", "replies_lost", "replies_duplicated",
-		"replies_dead", "replies_closed_unsent", "replies_superseded", "workers", "pg_outage_ms", "workers_killed", "settle_mg_rtt_ms"} {
+		"replies_dead", "replies_closed_unsent", "replies_superseded", "workers", "pg_outage_ms", "workers_killed", "settle_mg_rtt_ms",
+		"accounts", "account_owners_max", "failover_s_max", "stream_starts", "shares"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("field %q missing", k)
 		}
@@ -298,6 +322,8 @@ func TestValidateNamesProblems(t *testing.T) {
 		{"kill without processes", func(c *Config) { c.Store, c.DSN, c.KillWorker = storePostgres, "postgres://x/y", 1 }, "-kill-worker needs -processes 2 or more"},
 		{"negative kills", func(c *Config) { c.KillWorker = -1 }, "-kill-worker must not be negative"},
 		{"negative workers", func(c *Config) { c.Workers = -1 }, "-workers must not be negative"},
+		{"no account", func(c *Config) { c.Accounts = 0 }, "-accounts must be at least 1, got 0"},
+		{"short lease", func(c *Config) { c.LeaseTTL = time.Millisecond }, "-lease-ttl must be at least 40ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
