@@ -875,3 +875,52 @@ func TestAssignmentWaitsOnNothingElse(t *testing.T) {
 	close(gw.release)
 	require.Equal(t, bd.DialogID(1), next("dialog 1 was never assigned once MG answered"))
 }
+
+// interruptingReplier hangs in its first reply until the worker is
+// stopped, as a send under way when the process stops; then it records.
+type interruptingReplier struct {
+	mu       sync.Mutex
+	hung     chan struct{}
+	attempts []int
+}
+
+func (r *interruptingReplier) Reply(ctx context.Context, req reply.Request) error {
+	r.mu.Lock()
+	first := r.attempts == nil
+	r.attempts = append(r.attempts, req.Attempt)
+	r.mu.Unlock()
+	if first && req.Situation == bd.DialogReceived {
+		close(r.hung)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// A reply cut short by a stop may have reached MG: its next attempt is
+// told it is a retry, so that the replier looks before sending again.
+func TestInterruptedReplyIsRetriedAsARetry(t *testing.T) {
+	ids := managerIDs(1)
+	st := memory.New()
+	ctx := context.Background()
+	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}))
+	rep := &interruptingReplier{hung: make(chan struct{})}
+	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
+	require.NoError(t, err)
+	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
+	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}))
+	<-rep.hung
+	require.NoError(t, d.Close())
+
+	again, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
+	require.NoError(t, err)
+	defer again.Close()
+	require.NoError(t, again.SetRoster(ctx, onlineManagers(ids)))
+	require.NoError(t, again.Flush(ctx))
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	require.GreaterOrEqual(t, len(rep.attempts), 2)
+	// The greeting's second run: attempt 2.
+	require.Equal(t, 1, rep.attempts[0])
+	require.Contains(t, rep.attempts[1:], 2, "the interrupted greeting is sent again as a retry: attempts %v", rep.attempts)
+}

@@ -145,6 +145,13 @@ func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) er
 		d.fail(a.id, "reply", fmt.Errorf("%s reply to dialog %d not sent: %w", j.Situation, dl.ID, err))
 		return nil
 	}
+	if err != nil && ctx.Err() != nil {
+		// Stopped mid-send: the text may have landed. The error must not
+		// read as a context error, which the stores take for an attempt
+		// that did not count: this one counts, so that the retry is told
+		// (Attempt > 1) and looks before sending again.
+		return fmt.Errorf("%s reply to dialog %d interrupted, it may have been sent: %v", j.Situation, dl.ID, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s reply to dialog %d: %w", j.Situation, dl.ID, err)
 	}

@@ -135,7 +135,11 @@ func CheckJobs(jobs []Job) error {
 // delay of a [*RetryAfterError]), until its attempts are spent: then it
 // becomes a dead letter. A handler must be safe for concurrent use; it may
 // be given the same job again after a crash, so its work must be
-// idempotent.
+// idempotent. When Work stops, the handlers' context is canceled: a handler
+// that then returns an error matching context.Canceled (or
+// DeadlineExceeded) is taken to have been cut short before any effect,
+// and its attempt does not count; one whose attempt may have had an effect
+// returns another error, so that the next attempt's Attempt tells it.
 type JobHandler func(ctx context.Context, j Job) error
 
 // RetryAfterError asks for the job to be tried again after Delay, e.g. what

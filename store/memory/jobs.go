@@ -306,7 +306,9 @@ func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
 			}
 			mj.job.Attempt++
 			err := h(ctx, mj.job)
-			e.finish(w, mj, err, err != nil && ctx.Err() != nil)
+			// An attempt the stop cut short (the handler gave the context's
+			// error back) does not count; any other error does.
+			e.finish(w, mj, err, ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)))
 			continue
 		}
 		wait := time.Hour

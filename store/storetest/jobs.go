@@ -463,8 +463,37 @@ func jobCases() []testCase {
 			stop()
 			r := newRuns()
 			work(t, s, func(_ context.Context, j store.Job) error { r.note(j); return nil }, store.WorkOptions{Accounts: []bd.AccountID{acc}})
-			if j := r.next(t); j.Dialog.ID != 1 {
+			j := r.next(t)
+			if j.Dialog.ID != 1 {
 				t.Fatalf("ran the job of dialog %d", j.Dialog.ID)
+			}
+			if j.Attempt != 1 {
+				t.Errorf("an attempt cut short by a stop counted: the next is attempt %d, want 1", j.Attempt)
+			}
+			waitPending(t, s, acc, 0)
+		}},
+		{"InterruptedAttemptCounts", func(t *testing.T, s store.Store) {
+			// A handler stopped mid-job whose attempt may have had an
+			// effect returns an error that is not the context's: the
+			// attempt counts, and the next one knows it is a retry.
+			acc := newAccount(t)
+			started := make(chan struct{})
+			stop := work(t, s, func(ctx context.Context, j store.Job) error {
+				close(started)
+				<-ctx.Done()
+				return fmt.Errorf("interrupted, may have had an effect: %v", ctx.Err())
+			}, store.WorkOptions{Accounts: []bd.AccountID{acc}, Backoff: fastRetry})
+			noErr(t, s.Submit(context.Background(), store.Job{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, 1), Situation: bd.DialogReceived}), "Submit")
+			select {
+			case <-started:
+			case <-time.After(jobWait):
+				t.Fatal("the job never started")
+			}
+			stop()
+			r := newRuns()
+			work(t, s, func(_ context.Context, j store.Job) error { r.note(j); return nil }, store.WorkOptions{Accounts: []bd.AccountID{acc}})
+			if j := r.next(t); j.Attempt != 2 {
+				t.Fatalf("the attempt after an interrupted one is %d, want 2", j.Attempt)
 			}
 			waitPending(t, s, acc, 0)
 		}},
