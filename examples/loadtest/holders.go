@@ -160,15 +160,26 @@ func (h *holders) replay(end time.Time) holdings {
 }
 
 // ready reports whether every account's stream runs in a member that
-// resynced it since it started: the account is connected and caught up.
-func (h *holders) ready(accounts []bd.AccountID) bool {
+// resynced it since it started (the account is connected and caught up),
+// and no member holds more than its share of the accounts among members:
+// the members have joined and the leases are spread, so that the load
+// does not start while streams move from one member to another.
+func (h *holders) ready(accounts []bd.AccountID, members int) bool {
 	cur := h.replay(time.Now()).current
+	held := map[string]int{}
 	for _, a := range accounts {
 		synced := false
-		for _, ok := range cur[a] {
+		for m, ok := range cur[a] {
 			synced = synced || ok
+			held[m]++
 		}
 		if !synced {
+			return false
+		}
+	}
+	share := (len(accounts) + members - 1) / max(members, 1)
+	for _, n := range held {
+		if n > share {
 			return false
 		}
 	}

@@ -189,7 +189,8 @@ func runScenario(ctx context.Context, cfg *Config, kind string, processes, perPr
 
 // startNodes starts the fleets: in this process, or in worker processes
 // sharing PostgreSQL; and waits until every account's stream runs in one
-// of them, connected and resynced.
+// of them, connected and resynced, and the accounts are spread over the
+// fleets (none holds more than its share).
 func (s *scenario) startNodes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -226,7 +227,7 @@ func (s *scenario) startNodes(ctx context.Context) error {
 			return errors.Join(err, serr)
 		}
 	}
-	for !s.holders.ready(s.spec.Accounts) {
+	for !s.holders.ready(s.spec.Accounts, s.processes*s.perProc) {
 		t := time.NewTimer(20 * time.Millisecond)
 		select {
 		case <-t.C:
