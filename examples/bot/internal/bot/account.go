@@ -74,6 +74,20 @@ func (s *Supervisor) build(ctx context.Context, acc bd.Account) (fleet.Parts, er
 	if err != nil {
 		return fleet.Parts{}, err
 	}
+	// Where another process holds the account's stream, nothing polls
+	// retailCRM here: the roster this process's decisions use is read on
+	// demand, retailCRM's managers (statuses) with MG's users, so that a
+	// manager busy in retailCRM is busy here too.
+	mgRoster := parts.Roster
+	parts.Roster = func(ctx context.Context, t mgsource.Target) error {
+		users, err := a.crm.Managers(ctx)
+		if err != nil {
+			a.note(problemCRM, err)
+			return fmt.Errorf("retailCRM managers: %w", err)
+		}
+		a.roster.noteCRM(users)
+		return mgRoster(ctx, t)
+	}
 	src := parts.Stream
 	parts.Stream = func(t mgsource.Target) (fleet.Stream, error) {
 		st, err := src(t)

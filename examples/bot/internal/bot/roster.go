@@ -154,21 +154,7 @@ func (r *roster) setRoster(ctx context.Context, t mgsource.Target, managers []bd
 // setCRM takes the retailCRM managers just read and tells t about every
 // manager whose joined state changed.
 func (r *roster) setCRM(ctx context.Context, t mgsource.Target, users []crm.User) error {
-	next := make(map[bd.ManagerID]crmUser, len(users))
-	for _, u := range users {
-		if u.MGUserID <= 0 {
-			continue
-		}
-		id := bd.ManagerID(u.MGUserID)
-		if _, dup := next[id]; dup {
-			continue // crm.JoinRoster keeps the first (lowest id); Managers lists in id order
-		}
-		st := bd.ManagerStatus(strings.ToLower(strings.TrimSpace(u.Status)))
-		if !st.Valid() {
-			st = bd.StatusBusy
-		}
-		next[id] = crmUser{status: st, active: u.Active, firstName: u.FirstName, lastName: u.LastName}
-	}
+	next := crmUsers(users)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.crm, r.known = next, true
@@ -188,6 +174,35 @@ func (r *roster) setCRM(ctx context.Context, t mgsource.Target, users []crm.User
 		}
 	}
 	return first
+}
+
+// noteCRM keeps retailCRM's managers for the next join, telling nobody: a
+// roster set right after joins them.
+func (r *roster) noteCRM(users []crm.User) {
+	next := crmUsers(users)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.crm, r.known = next, true
+}
+
+// crmUsers indexes retailCRM's managers by their MG user id.
+func crmUsers(users []crm.User) map[bd.ManagerID]crmUser {
+	next := make(map[bd.ManagerID]crmUser, len(users))
+	for _, u := range users {
+		if u.MGUserID <= 0 {
+			continue
+		}
+		id := bd.ManagerID(u.MGUserID)
+		if _, dup := next[id]; dup {
+			continue // crm.JoinRoster keeps the first (lowest id); Managers lists in id order
+		}
+		st := bd.ManagerStatus(strings.ToLower(strings.TrimSpace(u.Status)))
+		if !st.Valid() {
+			st = bd.StatusBusy
+		}
+		next[id] = crmUser{status: st, active: u.Active, firstName: u.FirstName, lastName: u.LastName}
+	}
+	return next
 }
 
 // managers returns the joined roster ordered by id.

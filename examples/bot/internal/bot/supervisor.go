@@ -149,6 +149,10 @@ func New(opts Options) (*Supervisor, error) {
 		fleet.WithWork(store.WorkOptions{Workers: opts.Workers}),
 		fleet.WithLogger(opts.Logger),
 		fleet.WithHooks(fleet.Hooks{Holding: s.holding, Failed: s.failed}),
+		// A process that does not hold an account's stream reads its
+		// roster (retailCRM's statuses included) as often as the holder
+		// polls retailCRM.
+		fleet.WithRosterRefresh(opts.RosterPoll),
 	}
 	if opts.Sweep > 0 {
 		fopts = append(fopts, fleet.WithSweep(opts.Sweep))
