@@ -57,6 +57,11 @@ type Options struct {
 	// error (its store is unreachable) is offered again before it is left
 	// to the resync. Zero means DefaultDeliverFor.
 	DeliverFor time.Duration
+	// Lanes is how many events are handed to the target at once. The
+	// events of one chat always go through one lane, in the order MG sent
+	// them; other chats' events do not wait behind them. Zero means
+	// DefaultLanes; 1 hands every event over in arrival order.
+	Lanes int
 }
 
 // DefaultDeliverFor is Options.DeliverFor when it is zero.
@@ -83,6 +88,7 @@ type Source struct {
 	stream *mg.Stream
 	log    *slog.Logger
 
+	lanes     *lanes
 	selfKnown atomic.Bool
 	resyncs   atomic.Uint64
 	skipped   atomic.Uint64
@@ -112,11 +118,18 @@ func New(opts Options) (*Source, error) {
 	if opts.DeliverFor <= 0 {
 		opts.DeliverFor = DefaultDeliverFor
 	}
+	if opts.Lanes < 0 {
+		return nil, fmt.Errorf("mgsource: Lanes must not be negative, got %d", opts.Lanes)
+	}
+	if opts.Lanes == 0 {
+		opts.Lanes = DefaultLanes
+	}
 	s := &Source{opts: opts, tr: NewTranslator(opts.Account, opts.Status), log: opts.Logger.With("account", string(opts.Account))}
+	s.lanes = newLanes(s, opts.Lanes)
 	so := opts.Stream
 	so.Types = mg.DistributorEvents()
 	so.Handler = s.handle
-	so.OnConnect = s.Resync
+	so.OnConnect = s.resyncAfterConnect
 	stream, err := opts.Client.Stream(so)
 	if err != nil {
 		return nil, fmt.Errorf("mgsource: %w", err)
@@ -134,6 +147,13 @@ func (s *Source) Translator() *Translator { return s.tr }
 // ctx.Err() once every goroutine it started has exited. It returns earlier
 // only when MG refuses the websocket for good (a wrong token).
 func (s *Source) Run(ctx context.Context) error {
+	lanesCtx, stopLanes := context.WithCancel(ctx)
+	var lanes sync.WaitGroup
+	lanes.Go(func() { s.lanes.run(lanesCtx) })
+	defer func() {
+		stopLanes()
+		lanes.Wait()
+	}()
 	if s.opts.ResyncEvery < 0 {
 		return s.stream.Run(ctx)
 	}
@@ -159,11 +179,20 @@ func (s *Source) Run(ctx context.Context) error {
 	return err
 }
 
+// resyncAfterConnect lets the events that arrived before the connect reach
+// the target, then resyncs.
+func (s *Source) resyncAfterConnect(ctx context.Context) error {
+	s.lanes.settle(ctx)
+	return s.Resync(ctx)
+}
+
 // Stats reports the stream's counters, the number of completed resyncs,
 // and the number of events dropped because their dialog could not be
 // identified.
 func (s *Source) Stats() Stats {
-	return Stats{Stream: s.stream.Stats(), Resyncs: s.resyncs.Load(), Skipped: s.skipped.Load()}
+	st := Stats{Stream: s.stream.Stats(), Resyncs: s.resyncs.Load(), Skipped: s.skipped.Load()}
+	st.Stream.HandlerErrors += s.lanes.errors.Load()
+	return st
 }
 
 // Stats are a Source's counters.
@@ -251,19 +280,25 @@ func (s *Source) chatOf(ctx context.Context, chat bd.ChatID, fetch bool) (chatIn
 	return chatInfo{}, fmt.Errorf("chat %d not found", chat)
 }
 
-// handle translates one event, completes it over REST when MG left out
-// the chat or the dialog, and hands it to the target.
+// handle translates one event on the stream's goroutine and hands it to
+// its chat's lane (see Options.Lanes).
 func (s *Source) handle(ctx context.Context, ev mg.Event) error {
 	de, ok := s.tr.Translate(ev)
 	if !ok {
 		return nil
 	}
+	return s.lanes.add(ctx, laneEvent{typ: ev.Type, ev: de})
+}
+
+// complete completes a translated event over REST when MG left out the
+// chat or the dialog, and hands it to the target.
+func (s *Source) complete(ctx context.Context, typ string, de distributor.Event) error {
 	switch de.Kind {
 	case distributor.DialogOpened, distributor.CustomerMessage, distributor.DialogAssigned:
 		if de.Dialog.Channel == 0 || de.Dialog.Customer.ID == 0 {
 			info, err := s.chatOf(ctx, de.Dialog.Chat, true)
 			if err != nil {
-				return fmt.Errorf("mgsource: %s: chat %d: %w", ev.Type, de.Dialog.Chat, err)
+				return fmt.Errorf("mgsource: %s: chat %d: %w", typ, de.Dialog.Chat, err)
 			}
 			if de.Dialog.Channel == 0 {
 				de.Dialog.Channel = info.channel
@@ -274,11 +309,11 @@ func (s *Source) handle(ctx context.Context, ev mg.Event) error {
 	if de.Kind != distributor.ManagerChanged && de.Dialog.ID == 0 {
 		id, err := s.openDialogOf(ctx, de.Dialog.Chat)
 		if err != nil {
-			return fmt.Errorf("mgsource: %s: dialog of chat %d: %w", ev.Type, de.Dialog.Chat, err)
+			return fmt.Errorf("mgsource: %s: dialog of chat %d: %w", typ, de.Dialog.Chat, err)
 		}
 		if id == 0 {
 			s.skipped.Add(1)
-			s.log.LogAttrs(ctx, slog.LevelDebug, "mg event without an open dialog", slog.String("type", ev.Type), slog.Int64("chat", int64(de.Dialog.Chat)))
+			s.log.LogAttrs(ctx, slog.LevelDebug, "mg event without an open dialog", slog.String("type", typ), slog.Int64("chat", int64(de.Dialog.Chat)))
 			return nil
 		}
 		de.Dialog.ID = id

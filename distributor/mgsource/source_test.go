@@ -2,6 +2,7 @@ package mgsource_test
 
 import (
 	"github.com/botdistributor/botdistributor/internal/leakcheck"
+	"sync/atomic"
 
 	"context"
 	"errors"
@@ -93,7 +94,22 @@ func TestSourceResyncsThenStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "four events", m, target.w, func() bool { evs, _, _ := target.snapshot(); return len(evs) == 4 })
-	evs, _, _ := target.snapshot()
+	all, _, _ := target.snapshot()
+	// The chat's events keep their order; the manager's presence goes
+	// through another lane and may come between them.
+	var evs []distributor.Event
+	var presence []distributor.Event
+	for _, ev := range all {
+		if ev.Kind == distributor.ManagerChanged {
+			presence = append(presence, ev)
+		} else {
+			evs = append(evs, ev)
+		}
+	}
+	if len(presence) != 1 {
+		t.Fatalf("manager events = %+v, want one", presence)
+	}
+	evs = append(evs, presence[0])
 	kinds := []distributor.EventKind{distributor.DialogOpened, distributor.CustomerMessage, distributor.ManagerMessage, distributor.ManagerChanged}
 	for i, k := range kinds {
 		if evs[i].Kind != k || evs[i].Account != acct {
@@ -181,7 +197,9 @@ func TestSourceCompletesEventsOverREST(t *testing.T) {
 	ch := channel(t, m, "telegram", "TG")
 	w := customer(t, m, ch, "x1", "hi")
 	target := newFakeTarget()
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target})
+	// One lane: events reach the target in arrival order, which the
+	// waiting below relies on.
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Lanes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,5 +292,84 @@ func TestSourceResyncsPeriodically(t *testing.T) {
 	}
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+}
+
+// stallingTarget holds the events of one chat until released, as a
+// target whose store is slow for that dialog.
+type stallingTarget struct {
+	*fakeTarget
+	chat    atomic.Int64
+	release chan struct{}
+}
+
+func (s *stallingTarget) Handle(ctx context.Context, ev distributor.Event) error {
+	if ev.Dialog.Chat == bd.ChatID(s.chat.Load()) {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.fakeTarget.Handle(ctx, ev)
+}
+
+// The events of one chat do not wait behind another chat's, and one
+// chat's events keep their order.
+func TestSourceLanesKeepChatsApart(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	ch := channel(t, m, "telegram", "TG")
+	target := &stallingTarget{fakeTarget: newFakeTarget(), release: make(chan struct{})}
+	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Lanes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, src.Run)
+	waitUntil(t, "the first resync", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
+	// The chat that stalls is the next one the sandbox makes.
+	next := customer(t, m, ch, "probe", "probe")
+	waitUntil(t, "the probe's events", m, target.w, func() bool { evs, _, _ := target.snapshot(); return len(evs) == 2 })
+	target.chat.Store(int64(next.Chat) + 1)
+	slow := customer(t, m, ch, "slow", "first")
+	if int64(slow.Chat) != target.chat.Load() {
+		t.Fatalf("the sandbox numbered the new chat %d, not %d", slow.Chat, target.chat.Load())
+	}
+	fast := customer(t, m, ch, "fast", "hello")
+	for fast.Chat%4 == slow.Chat%4 {
+		fast = customer(t, m, ch, fmt.Sprintf("fast%d", fast.Chat), "hello")
+	}
+	if _, err := m.CustomerWrites(testCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "slow", Text: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the other chat's events while one chat stalls", m, target.w, func() bool {
+		evs, _, _ := target.snapshot()
+		for _, ev := range evs {
+			if ev.Dialog.Chat == fast.Chat && ev.Kind == distributor.CustomerMessage {
+				return true
+			}
+		}
+		return false
+	})
+	close(target.release)
+	waitUntil(t, "the stalled chat's events", m, target.w, func() bool {
+		evs, _, _ := target.snapshot()
+		n := 0
+		for _, ev := range evs {
+			if ev.Dialog.Chat == slow.Chat {
+				n++
+			}
+		}
+		return n == 3
+	})
+	evs, _, _ := target.snapshot()
+	var texts []distributor.EventKind
+	for _, ev := range evs {
+		if ev.Dialog.Chat == slow.Chat {
+			texts = append(texts, ev.Kind)
+		}
+	}
+	if want := []distributor.EventKind{distributor.DialogOpened, distributor.CustomerMessage, distributor.CustomerMessage}; !slices.Equal(texts, want) {
+		t.Fatalf("the stalled chat's events = %v, want %v", texts, want)
 	}
 }
