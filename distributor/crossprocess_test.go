@@ -38,8 +38,10 @@ import (
 const (
 	xpManagers = 20
 	xpCapacity = 10
-	xpDialogs  = 5000
-	xpAccount  = bd.AccountID("cross-process")
+	// xpDialogs is ten times the slots (20 × 10): most dialogs wait, and
+	// every close races the others' drains for the slot it frees.
+	xpDialogs = 2000
+	xpAccount = bd.AccountID("cross-process")
 
 	xpRoleEnv  = "BOTDISTRIBUTOR_XP_ROLE" // "run" or "resync"
 	xpDSNEnv   = "BOTDISTRIBUTOR_XP_DSN"
