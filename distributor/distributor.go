@@ -125,26 +125,9 @@ func New(account bd.AccountID, st store.Store, gw Gateway, opts ...Option) (*Dis
 // (after a pause that grows to a minute) whenever they stop with an error,
 // e.g. when the database was unreachable as they started.
 func (d *Distributor) runWorkers(ctx context.Context) {
-	pause := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := d.store.Work(ctx, d.work, d.cfg.work)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(started) > time.Minute {
-			pause = 100 * time.Millisecond // it ran well for a while
-		}
+	store.KeepWorking(ctx, d.store, d.work, d.cfg.work, func(err error, pause time.Duration) {
 		d.fail("", "work", fmt.Errorf("the workers stopped (starting again in %s): %w", pause, err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, time.Minute)
-	}
+	})
 }
 
 // goBackground runs fn in a goroutine that Close cancels and waits for. It

@@ -229,26 +229,9 @@ func (f *Fleet) loop(ctx context.Context) {
 // runWorkers runs the process's one worker set until ctx ends, starting it
 // again after a pause that grows to a minute when it stops with an error.
 func (f *Fleet) runWorkers(ctx context.Context) {
-	pause := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := f.st.Work(ctx, f.route, f.cfg.work)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(started) > time.Minute {
-			pause = 100 * time.Millisecond
-		}
+	store.KeepWorking(ctx, f.st, f.route, f.cfg.work, func(err error, pause time.Duration) {
 		f.fail("", "work", fmt.Errorf("the workers stopped (starting again in %s): %w", pause, err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, time.Minute)
-	}
+	})
 }
 
 // routeWait is how long a job of an account the fleet does not run (yet)

@@ -273,3 +273,33 @@ type Jobs interface {
 type IdleWaiter interface {
 	WaitIdle(ctx context.Context, account bd.AccountID) error
 }
+
+// KeepWorking runs j.Work until ctx ends, starting it again whenever it
+// stops with an error (e.g. the database was unreachable as it started),
+// after a pause that doubles up to a minute and falls back to 100 ms once
+// a run lasted a minute. stopped, when not nil, hears of each error with
+// the pause before the next start. It returns when ctx ends.
+func KeepWorking(ctx context.Context, j Jobs, h JobHandler, o WorkOptions, stopped func(err error, pause time.Duration)) {
+	pause := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := j.Work(ctx, h, o)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			pause = 100 * time.Millisecond // it ran well for a while
+		}
+		if stopped != nil {
+			stopped(err, pause)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
