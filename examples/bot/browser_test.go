@@ -149,6 +149,29 @@ func (b *browserRun) text(sel string) string {
 	}
 }
 
+// textWith returns the text of sel once it holds every one of want, or
+// the last text read after 10 s: a read during the dashboard's refresh can
+// see the live part half replaced.
+func (b *browserRun) textWith(sel string, want ...string) string {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := b.text(sel)
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok || time.Now().After(deadline) {
+			return s
+		}
+		select {
+		case <-b.ctx.Done():
+			return s
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // loginAndConnect logs in, connects the sandbox account and waits for its
 // roster; it returns the account.
 func (b *browserRun) loginAndConnect(shot string) bd.AccountID {
@@ -280,10 +303,10 @@ func TestBrowserDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("opening the dashboard: %v", err)
 	}
-	if q := b.text("#queue-line"); !strings.Contains(q, "1 waiting") {
+	if q := b.textWith("#queue-line", "1 waiting"); !strings.Contains(q, "1 waiting") {
 		t.Fatalf("the queue reads %q", q)
 	}
-	if w := b.text("#queue"); !strings.Contains(w, fmt.Sprintf("Dialog %d", msg.Dialog)) || !strings.Contains(w, "switched off when it opened") {
+	if w := b.textWith("#queue", fmt.Sprintf("Dialog %d", msg.Dialog), "switched off when it opened"); !strings.Contains(w, fmt.Sprintf("Dialog %d", msg.Dialog)) || !strings.Contains(w, "switched off when it opened") {
 		t.Fatalf("the queue does not name the waiting dialog and why:\n%s", w)
 	}
 	if l := b.text(anna + " .load"); l != "0/3" { // the default maximum, before the settings are saved

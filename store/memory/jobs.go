@@ -301,10 +301,16 @@ func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
 	for ctx.Err() == nil {
 		mj, next, more := e.take(w, time.Now())
 		if mj != nil {
+			mj.job.Attempt++
+			if ctx.Err() != nil {
+				// Stopped between taking the job and running it: it goes
+				// back untouched for the next Work call.
+				e.finish(w, mj, ctx.Err(), true)
+				return
+			}
 			if more {
 				w.signal() // another worker may take the next one
 			}
-			mj.job.Attempt++
 			err := h(ctx, mj.job)
 			// An attempt the stop cut short (the handler gave the context's
 			// error back) does not count; any other error does.
