@@ -49,6 +49,18 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 		}
 	}
 	if v == wait {
+		// An earlier attempt of this job may have reserved the dialog and
+		// lost its commit's answer (the connection dropped): the slot it
+		// took is why nobody is free now. Finish that instead of queueing
+		// a dialog the store holds.
+		r, err := d.store.Responsible(ctx, a.id, dl.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if !r.IsZero() {
+			tr.Responsible = r
+			return d.finish(ctx, a, snap, dl, &tr)
+		}
 		return d.enqueue(ctx, a, snap, dl, &tr)
 	}
 	return d.assign(ctx, a, snap, dl, &tr, v, d.assignedJobs(snap, dl, v == pickManager)) // a bot's dialog is the bot's to greet
