@@ -10,7 +10,8 @@ The work is done by four pluggable parts, wired together by a
 distributor.Distributor:
 
   - a strategy.Strategy picks a manager among the eligible ones;
-  - a binding.Binder links the chat customer to a retailCRM customer;
+  - a binding.Binder links the chat customer to a retailCRM customer
+    (retailcrm.Binder, in binding/retailcrm, does so through the API);
   - a reply.Replier sends the automatic reply of each situation;
   - a store.Store keeps assignments, loads, the waiting queue, sent replies,
     processed events, bindings and accounts, and enforces capacity atomically.
@@ -27,7 +28,7 @@ distributor.Distributor:
 	)
 	if err != nil { ... }
 	defer d.Close() // New started the workers; Close stops them
-	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: mgClient, Target: d})
+	src, _ := mgsource.New(account.ID, mgClient, d)
 	go d.Run(ctx)  // time-driven work: reassignment, queue safety net, pruning
 	src.Run(ctx)   // MG events into d.Handle, resync after every reconnect
 
@@ -79,6 +80,16 @@ situation) and retried until it is sent; before sending again after an
 attempt whose outcome is unknown (a timeout, a 5xx), the template replier
 looks at the chat's recent bot messages to see whether it landed. A reply
 that fails past its retry budget is a dead letter (Distributor.DeadLetters).
+
+# Checking settings
+
+Settings are validated as a whole when saved (Distributor.SaveSettings):
+every problem is named in one [SettingsError], each [Problem] by its field,
+with a message a settings page shows beside it. distributor.CheckSettings
+checks them the same way without a Distributor, given the distributor's
+options: the strategy registry, and the replier, whose reply.TextChecker,
+when it has one, judges every reply text (the template replier checks its
+placeholders).
 
 # Concurrency
 

@@ -3,6 +3,7 @@ package botdistributor
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -208,6 +209,8 @@ type Settings struct {
 	// left out when its placeholder has no value (see reply.Vars); a text
 	// that cannot be rendered is refused. Texts in the earlier
 	// text/template form ({{.Manager}}) are still accepted and rendered.
+	// A replier that renders texts its own way checks them itself
+	// (reply.TextChecker, used by distributor.CheckSettings).
 	Replies map[Situation]string `json:"replies"`
 	// Hours is the account's working schedule.
 	Hours WorkingHours `json:"hours"`
@@ -303,9 +306,25 @@ func (e *SettingsError) EmptyReplies() []Situation {
 
 // Validate checks the settings as a whole and returns a *SettingsError naming
 // every problem, or nil. Empty reply texts are each named, and so is every
-// text that cannot be rendered (an unknown placeholder, an unclosed brace,
-// a text that renders to nothing), with what is wrong.
-func (s *Settings) Validate() error {
+// text that cannot be rendered by the built-in template replier (an unknown
+// placeholder, an unclosed brace, a text that renders to nothing), with
+// what is wrong. It is ValidateWith(nil).
+func (s *Settings) Validate() error { return s.ValidateWith(nil) }
+
+// ValidateWith is [Settings.Validate] with checkText in place of the
+// built-in check of each reply text (the placeholders of package reply's
+// template replier): every non-empty text of a known situation goes
+// through checkText, and an error it returns becomes the Problem of that
+// text's field ("replies.<situation>") with the error's text as Message.
+// Empty texts and unknown situations are named as by Validate, without
+// calling checkText. A nil checkText means the built-in check.
+//
+// distributor.CheckSettings calls it with the CheckText of a Replier that
+// implements reply.TextChecker.
+func (s *Settings) ValidateWith(checkText func(sit Situation, text string) error) error {
+	if checkText == nil {
+		checkText = func(_ Situation, text string) error { return replytext.Validate(text) }
+	}
 	var ps []Problem
 	add := func(field, format string, args ...any) {
 		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
@@ -315,8 +334,8 @@ func (s *Settings) Validate() error {
 		case strings.TrimSpace(text) == "":
 			add("replies."+string(sit), "is empty")
 		default:
-			if err := replytext.Validate(text); err != nil {
-				add("replies."+string(sit), "%v", err)
+			if err := checkText(sit, text); err != nil {
+				ps = append(ps, Problem{Field: "replies." + string(sit), Message: err.Error()})
 			}
 		}
 	}
@@ -338,7 +357,7 @@ func (s *Settings) Validate() error {
 		}
 		seen[m] = true
 	}
-	for _, m := range sortedKeys(s.Capacity) {
+	for _, m := range slices.Sorted(maps.Keys(s.Capacity)) {
 		if c := s.Capacity[m]; c < 0 {
 			add(fmt.Sprintf("capacity.%d", m), "must not be negative, got %d", c)
 		}
@@ -363,13 +382,13 @@ func (s *Settings) Validate() error {
 		add("auto_create", "needs auto_bind: a customer is only created when binding finds none")
 	}
 	s.Hours.validate("hours", add)
-	for _, m := range sortedKeys(s.Shifts) {
+	for _, m := range slices.Sorted(maps.Keys(s.Shifts)) {
 		if !seen[m] {
 			add(fmt.Sprintf("shifts.%d", m), "manager %d is not in the distribution", m)
 		}
 		s.Shifts[m].validate(fmt.Sprintf("shifts.%d", m), add)
 	}
-	for _, m := range sortedKeys(s.Leave) {
+	for _, m := range slices.Sorted(maps.Keys(s.Leave)) {
 		field := fmt.Sprintf("leave.%d", m)
 		if !seen[m] {
 			add(field, "manager %d is not in the distribution", m)
@@ -411,7 +430,7 @@ func (s *Settings) Validate() error {
 		}
 	}
 	checkRule("default_rule", s.DefaultRule)
-	for _, c := range sortedKeys(s.Channels) {
+	for _, c := range slices.Sorted(maps.Keys(s.Channels)) {
 		checkRule(fmt.Sprintf("channels.%d", c), s.Channels[c])
 	}
 	if len(ps) == 0 {
@@ -423,8 +442,8 @@ func (s *Settings) Validate() error {
 // Clone returns a deep copy, so a caller may change it without touching the original.
 func (s Settings) Clone() Settings {
 	s.Managers = slices.Clone(s.Managers)
-	s.Capacity = cloneMap(s.Capacity)
-	s.Replies = cloneMap(s.Replies)
+	s.Capacity = maps.Clone(s.Capacity)
+	s.Replies = maps.Clone(s.Replies)
 	s.Hours = s.Hours.clone()
 	if s.Shifts != nil {
 		shifts := make(map[ManagerID]WorkingHours, len(s.Shifts))
@@ -450,26 +469,6 @@ func (s Settings) Clone() Settings {
 	}
 	s.DefaultRule.Managers = slices.Clone(s.DefaultRule.Managers)
 	return s
-}
-
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	if m == nil {
-		return nil
-	}
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func sortedKeys[K ~int64, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Location returns the schedule's time zone (UTC when empty or unknown).

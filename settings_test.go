@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	bd "github.com/botdistributor/botdistributor"
 )
@@ -34,7 +35,9 @@ func validSettings() bd.Settings {
 
 func TestValidateAcceptsValidSettings(t *testing.T) {
 	s := validSettings()
-	require.NoError(t, s.Validate())
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestValidateNamesEveryProblem(t *testing.T) {
@@ -61,8 +64,13 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 
 	err := s.Validate()
 	var se *bd.SettingsError
-	require.ErrorAs(t, err, &se)
-	require.ElementsMatch(t, []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}, se.EmptyReplies())
+	if !errors.As(err, &se) {
+		t.Fatalf("Validate() = %v, want a *SettingsError", err)
+	}
+	empty := slices.Sorted(slices.Values(se.EmptyReplies()))
+	if want := []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}; !slices.Equal(empty, want) {
+		t.Fatalf("EmptyReplies() = %v, want %v in any order", empty, want)
+	}
 	for _, want := range []string{
 		"replies.no_manager_online: is empty",
 		"replies.outside_working_hours: is empty",
@@ -87,7 +95,9 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		"channels.11.bot: a managers rule takes no bot",
 		"channels.11.managers: manager 99 is not in the distribution",
 	} {
-		require.Contains(t, err.Error(), want)
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("Validate() = %q, want it to contain %q", err, want)
+		}
 	}
 }
 
@@ -107,16 +117,24 @@ func TestWorkingHoursOpen(t *testing.T) {
 		{msk(3, 10, 0), false}, // Tuesday: no spans
 		{msk(9, 10, 0), false}, // a Monday holiday
 	} {
-		require.Equal(t, tc.open, h.Open(tc.at), "%s", tc.at.In(h.Location()))
+		if got, want := h.Open(tc.at), tc.open; got != want {
+			t.Fatalf("%s: got %v, want %v", tc.at.In(h.Location()), got, want)
+		}
 	}
-	require.True(t, bd.WorkingHours{}.Open(time.Now()), "a zero schedule is always open")
-	require.False(t, bd.WorkingHours{Holidays: []string{"2026-03-02"}}.Open(msk(2, 12, 0)))
+	if !(bd.WorkingHours{}).Open(time.Now()) {
+		t.Fatal("a zero schedule is always open")
+	}
+	if (bd.WorkingHours{Holidays: []string{"2026-03-02"}}).Open(msk(2, 12, 0)) {
+		t.Fatal("open on a holiday, want closed")
+	}
 }
 
 func TestSettingsCloneIsDeep(t *testing.T) {
 	s := validSettings()
 	c := s.Clone()
-	require.Equal(t, s, c)
+	if !reflect.DeepEqual(c, s) {
+		t.Fatalf("Clone() = %+v, want %+v", c, s)
+	}
 	c.Managers[0] = 100
 	c.Capacity[2] = 1
 	c.Replies[bd.DialogReceived] = "changed"
@@ -125,17 +143,25 @@ func TestSettingsCloneIsDeep(t *testing.T) {
 	c.Shifts[3].Week[2][0].End = 1
 	c.Leave[1][0].From = "2020-01-01"
 	c.Channels[8].Managers[0] = 2
-	require.Equal(t, validSettings(), s, "changing the clone must not change the original")
+	if want := validSettings(); !reflect.DeepEqual(s, want) {
+		t.Fatalf("changing the clone must not change the original: got %+v, want %+v", s, want)
+	}
 }
 
 func TestSettingsJSONRoundTrip(t *testing.T) {
 	s := validSettings()
 	s.PresenceGrace = 90 * time.Second
 	b, err := json.Marshal(s)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var back bd.Settings
-	require.NoError(t, json.Unmarshal(b, &back))
-	require.Equal(t, s, back)
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, s) {
+		t.Fatalf("after a JSON round trip: got %+v, want %+v", back, s)
+	}
 }
 
 func TestSecretNeverPrints(t *testing.T) {
@@ -143,29 +169,54 @@ func TestSecretNeverPrints(t *testing.T) {
 	var logged strings.Builder
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("account", "account", acc, "key", acc.APIKey)
 	b, err := json.Marshal(acc)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, out := range []string{
 		fmt.Sprint(acc), fmt.Sprintf("%v %+v %#v %s", acc, acc, acc, acc.APIKey),
 		string(b), logged.String(), errors.New("bad key " + acc.APIKey.String()).Error(),
 	} {
-		require.NotContains(t, out, "key-123456")
-		require.NotContains(t, out, "tok-987654")
+		for _, secret := range []string{"key-123456", "tok-987654"} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("%q contains the secret %q, want it hidden", out, secret)
+			}
+		}
 	}
-	require.Equal(t, "key-123456", acc.APIKey.Reveal())
-	require.Empty(t, bd.Secret("").String())
+	if got, want := acc.APIKey.Reveal(), "key-123456"; got != want {
+		t.Fatalf("acc.APIKey.Reveal() = %v, want %v", got, want)
+	}
+	if got := bd.Secret("").String(); got != "" {
+		t.Fatalf("Secret(\"\").String() = %q, want empty", got)
+	}
 }
 
 func TestResponsible(t *testing.T) {
-	require.Equal(t, "nobody", bd.Responsible{}.String())
-	require.Equal(t, "manager 4", bd.ManagerOf(4).String())
-	require.Equal(t, "bot 5", bd.BotOf(5).String())
+	if got, want := (bd.Responsible{}).String(), "nobody"; got != want {
+		t.Fatalf("bd.Responsible{}.String() = %v, want %v", got, want)
+	}
+	if got, want := bd.ManagerOf(4).String(), "manager 4"; got != want {
+		t.Fatalf("bd.ManagerOf(4).String() = %v, want %v", got, want)
+	}
+	if got, want := bd.BotOf(5).String(), "bot 5"; got != want {
+		t.Fatalf("bd.BotOf(5).String() = %v, want %v", got, want)
+	}
 	m, ok := bd.ManagerOf(4).Manager()
-	require.True(t, ok)
-	require.Equal(t, bd.ManagerID(4), m)
+	if !ok {
+		t.Fatal("ok = false, want true")
+	}
+	if m != 4 {
+		t.Fatalf("ManagerOf(4).Manager() = %v, want 4", m)
+	}
 	_, ok = bd.BotOf(5).Manager()
-	require.False(t, ok)
-	require.Equal(t, "Anna Petrova", bd.Manager{FirstName: "Anna", LastName: "Petrova"}.Name())
-	require.Equal(t, "Petrova", bd.Customer{LastName: "Petrova"}.Name())
+	if ok {
+		t.Fatal("ok = true, want false")
+	}
+	if got, want := (bd.Manager{FirstName: "Anna", LastName: "Petrova"}).Name(), "Anna Petrova"; got != want {
+		t.Fatalf("Manager.Name() = %q, want %q", got, want)
+	}
+	if got, want := (bd.Customer{LastName: "Petrova"}).Name(), "Petrova"; got != want {
+		t.Fatalf("Customer.Name() = %q, want %q", got, want)
+	}
 }
 
 // A reply text that cannot be rendered is refused when saved, naming the
@@ -174,40 +225,105 @@ func TestValidateRefusesTextsThatCannotRender(t *testing.T) {
 	s := validSettings()
 	s.Replies[bd.DialogReceived] = "Hello[, {customer}]!"
 	s.Replies[bd.ManagerAssigned] = "{{.Manager}} will answer."
-	require.NoError(t, s.Validate())
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 
 	s.Replies[bd.DialogReceived] = "Hello, {client}!"
 	s.Replies[bd.ManagerAssigned] = `{{template "x"}}`
 	s.Replies[bd.NoManagerOnline] = "Nobody {is online"
 	s.Replies[bd.AllManagersBusy] = "{customer}"
 	var se *bd.SettingsError
-	require.ErrorAs(t, s.Validate(), &se)
+	if err := s.Validate(); !errors.As(err, &se) {
+		t.Fatalf("Validate() = %v, want a *SettingsError", err)
+	}
 	got := map[string]string{}
 	for _, p := range se.Problems {
 		got[p.Field] = p.Message
 	}
-	require.Equal(t, map[string]string{
+	want := map[string]string{
 		"replies.dialog_received":   "unknown placeholder {client}: use {customer}, {customer_first_name}, {manager} or {manager_first_name}",
 		"replies.manager_assigned":  "may not use range, define, template or block",
 		"replies.no_manager_online": "the brace at character 8 is not closed: write a placeholder such as {customer}",
 		"replies.all_managers_busy": "renders to an empty message when the names are unknown: add some words outside the placeholders",
-	}, got)
-	require.Empty(t, se.EmptyReplies())
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("problems = %v, want %v", got, want)
+	}
+	if got := se.EmptyReplies(); len(got) != 0 {
+		t.Fatalf("EmptyReplies() = %v, want none", got)
+	}
 }
 
 func TestSettingsActiveIsOffByDefault(t *testing.T) {
 	var s bd.Settings
-	require.False(t, s.Active)
+	if s.Active {
+		t.Fatal("s.Active = true, want false")
+	}
 	for stored, want := range map[string]bool{
 		`{"active":true}`:        true,
 		`{"active":false}`:       false,
 		`{"default_capacity":3}`: true, // stored before Active existed: it was in force
 	} {
 		var back bd.Settings
-		require.NoError(t, json.Unmarshal([]byte(stored), &back))
-		require.Equal(t, want, back.Active, stored)
+		if err := json.Unmarshal([]byte(stored), &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Active != want {
+			t.Fatalf("%s: Active = %v, want %v", stored, back.Active, want)
+		}
 	}
 	js, err := json.Marshal(s)
-	require.NoError(t, err)
-	require.Contains(t, string(js), `"active":false`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"active":false`) {
+		t.Fatalf("%s, want it to contain %s", js, `"active":false`)
+	}
+}
+
+// ValidateWith puts its check in place of the built-in one for every
+// non-empty text of a known situation, and names the rest as Validate does.
+func TestValidateWithReplacesTheTextCheck(t *testing.T) {
+	s := validSettings()
+	s.Replies[bd.DialogReceived] = "Hello, {name}!" // an unknown placeholder to the built-in check, fine for this one
+	s.Replies[bd.ManagerAssigned] = "SHOUTING"
+	s.Replies[bd.NoManagerOnline] = " "
+	s.Replies["unknown"] = "Hi"
+	s.DefaultCapacity = 0
+	var checked []bd.Situation
+	check := func(sit bd.Situation, text string) error {
+		checked = append(checked, sit)
+		if text == strings.ToUpper(text) {
+			return errors.New("write in lower case too")
+		}
+		return nil
+	}
+	var se *bd.SettingsError
+	if err := s.ValidateWith(check); !errors.As(err, &se) {
+		t.Fatalf("ValidateWith() = %v, want a *SettingsError", err)
+	}
+	got := map[string]string{}
+	for _, p := range se.Problems {
+		got[p.Field] = p.Message
+	}
+	want := map[string]string{
+		"replies.manager_assigned":  "write in lower case too",
+		"replies.no_manager_online": "is empty",
+		"replies.unknown":           "is not a known situation",
+		"default_capacity":          "must be at least 1, got 0",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("problems = %v, want %v", got, want)
+	}
+	wantChecked := []bd.Situation{bd.DialogReceived, bd.ManagerAssigned, bd.AllManagersBusy, bd.OutsideWorkingHours}
+	if !slices.Equal(checked, wantChecked) {
+		t.Fatalf("checked %v, want %v (every non-empty text of a known situation, once)", checked, wantChecked)
+	}
+	// The built-in check refuses what this one took, and nil means it.
+	for _, err := range []error{s.Validate(), s.ValidateWith(nil)} {
+		if !errors.As(err, &se) || !slices.ContainsFunc(se.Problems, func(p bd.Problem) bool { return p.Field == "replies.dialog_received" }) {
+			t.Fatalf("built-in check = %v, want replies.dialog_received refused", err)
+		}
+	}
 }

@@ -1,5 +1,8 @@
-// Package binding links the customer writing in a chat to a customer record
-// in retailCRM.
+// Package binding defines how the customer writing in a chat is linked to a
+// customer record in retailCRM: the [Binder] interface, its [Request] and
+// [Result], and the errors a Binder returns. It imports no implementation;
+// the retailCRM binder and its retry queue are in package
+// github.com/botdistributor/botdistributor/binding/retailcrm.
 package binding
 
 import (
@@ -11,7 +14,7 @@ import (
 
 // ErrUnavailable is returned (wrapped) by Bind when retailCRM is down,
 // unreachable, throttling or too slow. The dialog should be distributed
-// anyway and the binding retried later, e.g. with [Pending].
+// anyway and the binding retried later, e.g. with retailcrm.Pending.
 var ErrUnavailable = errors.New("binding: retailCRM unavailable")
 
 // ErrNoMatch is returned by Bind when no retailCRM customer matches and

@@ -13,30 +13,6 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 )
 
-// Options tune a [Client]. The zero value (or nil) means the defaults.
-type Options struct {
-	// Limiters is the registry of per-key token buckets; nil means
-	// [SharedLimiters] (10 requests per second per key). Every client of a
-	// key in the process must use the same registry for the limit to hold.
-	Limiters *Limiters
-	// MaxAttempts is how many times a request answered 503 or 429 is sent
-	// in all before [ErrThrottled] is returned; 0 means 6.
-	MaxAttempts int
-	// Backoff is the wait before the first retry; it doubles on each
-	// further retry up to MaxBackoff. 0 means 500 ms.
-	Backoff time.Duration
-	// MaxBackoff caps the wait between retries; 0 means 8 s.
-	MaxBackoff time.Duration
-	// Now is the clock used by the rate limiter; nil means time.Now.
-	Now func() time.Time
-	// Sleep waits d or until ctx ends, returning ctx.Err() then; it is used
-	// for rate-limit waits and backoff. Nil means a timer.
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Logger receives retries at debug level; nil means no logging. Lines
-	// carry the domain and [KeyID], never the key.
-	Logger *slog.Logger
-}
-
 // Client calls one retailCRM account's API v5 with one API key.
 //
 // A Client is safe for concurrent use; all its goroutines share the key's
@@ -61,44 +37,25 @@ type Client struct {
 }
 
 // New returns a client of the account at domain (see [ParseDomain] for the
-// accepted forms) using API key key. It makes no request. It returns an
-// error wrapping [ErrBadDomain] for a malformed domain and [ErrInvalidKey]
-// for an empty key.
-func New(domain string, key bd.Secret, opts *Options) (*Client, error) {
+// accepted forms) using API key key, tuned by opts (see [Option]; none means
+// the defaults). It makes no request. It returns an error wrapping
+// [ErrBadDomain] for a malformed domain and [ErrInvalidKey] for an empty
+// key, and an error naming the option for an option's bad argument.
+func New(domain string, key bd.Secret, opts ...Option) (*Client, error) {
+	cfg := defaultConfig()
+	if err := applyAll(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return nil, err
+	}
+	return newClient(domain, key, cfg)
+}
+
+func newClient(domain string, key bd.Secret, cfg config) (*Client, error) {
 	d, err := ParseDomain(domain)
 	if err != nil {
 		return nil, err
 	}
 	if key == "" {
 		return nil, &Error{Op: "connect " + d, Kind: ErrInvalidKey, Detail: "the API key is empty"}
-	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.Limiters == nil {
-		o.Limiters = SharedLimiters()
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 6
-	}
-	if o.Backoff <= 0 {
-		o.Backoff = 500 * time.Millisecond
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 8 * time.Second
-	}
-	if o.MaxBackoff < o.Backoff {
-		o.MaxBackoff = o.Backoff
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Sleep == nil {
-		o.Sleep = sleepTimer
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	api := retailcrm.New(d, key.Reveal())
 	api.WithLogger(discardPrintf{})
@@ -107,13 +64,13 @@ func New(domain string, key bd.Secret, opts *Options) (*Client, error) {
 		key:        key.Reveal(),
 		keyID:      KeyID(d, key.Reveal()),
 		api:        api,
-		lim:        o.Limiters.get(d, key.Reveal()),
-		attempts:   o.MaxAttempts,
-		backoff:    o.Backoff,
-		maxBackoff: o.MaxBackoff,
-		now:        o.Now,
-		sleep:      o.Sleep,
-		log:        o.Logger,
+		lim:        cfg.limiters.get(d, key.Reveal()),
+		attempts:   cfg.attempts,
+		backoff:    cfg.backoff,
+		maxBackoff: cfg.maxBackoff,
+		now:        cfg.now,
+		sleep:      cfg.sleep,
+		log:        cfg.logger,
 	}, nil
 }
 

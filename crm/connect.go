@@ -123,16 +123,6 @@ func (m Module) withDefaults(domain string) (Module, error) {
 	return m, nil
 }
 
-// ConnectOptions tune [Connect]. Nil means the defaults.
-type ConnectOptions struct {
-	// Module is registered with the mgBot integration; its BaseURL is required.
-	Module Module
-	// Requirements are the key permissions to check; nil means [Requirements].
-	Requirements []Requirement
-	// Client tunes the client Connect creates; nil means the defaults.
-	Client *Options
-}
-
 // Connection is a connected account: a ready client, what its key may do,
 // and the MessageGateway bot registered for it.
 type Connection struct {
@@ -174,32 +164,36 @@ func (c Connection) Account(id bd.AccountID) bd.Account {
 //
 // A wrong key wraps [ErrInvalidKey], an address that is not a retailCRM
 // account [ErrNotRetailCRM], a host without an answer [ErrUnreachable].
+// module is registered with the mgBot integration; its BaseURL is required.
+// opts tune the client Connect creates (every [Option]) and the permissions
+// it checks ([WithRequirements]).
+//
 // Running Connect again for the same account is safe: registration is an
 // edit and sends the same module. Connect is safe for concurrent use.
-func Connect(ctx context.Context, domain string, key bd.Secret, opts *ConnectOptions) (Connection, error) {
-	var o ConnectOptions
-	if opts != nil {
-		o = *opts
+func Connect(ctx context.Context, domain string, key bd.Secret, module Module, opts ...ConnectOption) (Connection, error) {
+	cfg := connectConfig{client: defaultConfig()}
+	if err := applyAll(opts, func(o ConnectOption) error { return o.applyConnect(&cfg) }); err != nil {
+		return Connection{}, err
 	}
-	c, err := New(domain, key, o.Client)
+	c, err := newClient(domain, key, cfg.client)
 	if err != nil {
 		return Connection{}, err
 	}
-	if _, err := o.Module.withDefaults(c.domain); err != nil {
+	if _, err := module.withDefaults(c.domain); err != nil {
 		return Connection{}, err
 	}
 	cr, err := c.Credentials(ctx)
 	if err != nil {
 		return Connection{}, err
 	}
-	if err := cr.Check(o.Requirements); err != nil {
+	if err := cr.Check(cfg.requirements); err != nil {
 		return Connection{}, err
 	}
-	bot, err := c.RegisterBot(ctx, o.Module)
+	bot, err := c.RegisterBot(ctx, module)
 	if err != nil {
 		return Connection{}, err
 	}
-	code := o.Module.Code
+	code := module.Code
 	if code == "" {
 		code = "bot-distributor"
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/crm"
@@ -24,15 +23,12 @@ import (
 // secretKey is distinctive so a leak is easy to find.
 const secretKey = "k3y-SHOULD-NEVER-LEAK-4242"
 
-func newCRM(t *testing.T, opts sandbox.CRMOptions) *sandbox.CRM {
+// newCRM starts a sandbox CRM without rate limit that accepts secretKey
+// only, then applies opts.
+func newCRM(t *testing.T, opts ...sandbox.CRMOption) *sandbox.CRM {
 	t.Helper()
-	if opts.RateLimit == 0 {
-		opts.RateLimit = -1
-	}
-	if opts.Keys == nil {
-		opts.Keys = map[string]sandbox.CRMKey{secretKey: sandbox.CRMFullAccess()}
-	}
-	s, err := sandbox.NewCRM(opts)
+	base := []sandbox.CRMOption{sandbox.WithRateLimit(-1), sandbox.WithKeys(map[string]sandbox.CRMKey{secretKey: sandbox.CRMFullAccess()})}
+	s, err := sandbox.NewCRM(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,17 +36,16 @@ func newCRM(t *testing.T, opts sandbox.CRMOptions) *sandbox.CRM {
 	return s
 }
 
-// fast returns client options with a private, unlimited rate limiter.
-func fast() *crm.Options {
-	return &crm.Options{Limiters: crm.NewLimiters(rate.Inf, 1)}
+// fast returns the client option of a private, unlimited rate limiter.
+func fast() crm.Option {
+	return crm.WithLimiters(crm.NewLimiters(math.Inf(1), 1))
 }
 
-func newClient(t *testing.T, domain string, opts *crm.Options) *crm.Client {
+// newClient returns a client of domain with the test key, a private
+// unlimited rate limiter and opts.
+func newClient(t *testing.T, domain string, opts ...crm.Option) *crm.Client {
 	t.Helper()
-	if opts == nil {
-		opts = fast()
-	}
-	c, err := crm.New(domain, secretKey, opts)
+	c, err := crm.New(domain, secretKey, append([]crm.Option{fast()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +53,6 @@ func newClient(t *testing.T, domain string, opts *crm.Options) *crm.Client {
 }
 
 var module = crm.Module{BaseURL: "https://bot.example.com"}
-
-func connectOpts() *crm.ConnectOptions {
-	return &crm.ConnectOptions{Module: module, Client: fast()}
-}
 
 func wantIs(t *testing.T, err error, targets ...error) {
 	t.Helper()
@@ -111,12 +102,12 @@ func TestParseDomain(t *testing.T) {
 }
 
 func TestNewRejectsBadInputBeforeAnyRequest(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
-	_, err := crm.Connect(context.Background(), s.URL()+"/api", secretKey, connectOpts())
+	s := newCRM(t)
+	_, err := crm.Connect(context.Background(), s.URL()+"/api", secretKey, module, fast())
 	wantIs(t, err, crm.ErrBadDomain)
-	_, err = crm.Connect(context.Background(), s.URL(), "", connectOpts())
+	_, err = crm.Connect(context.Background(), s.URL(), "", module, fast())
 	wantIs(t, err, crm.ErrInvalidKey)
-	_, err = crm.Connect(context.Background(), s.URL(), secretKey, &crm.ConnectOptions{Client: fast()})
+	_, err = crm.Connect(context.Background(), s.URL(), secretKey, crm.Module{}, fast())
 	if err == nil || !strings.Contains(err.Error(), "base URL is required") {
 		t.Fatalf("Connect without base URL: %v", err)
 	}
@@ -126,8 +117,8 @@ func TestNewRejectsBadInputBeforeAnyRequest(t *testing.T) {
 }
 
 func TestConnect(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{MGEndpoint: "https://mg.example.com/", MGToken: "mg-token-1"})
-	conn, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	s := newCRM(t, sandbox.WithMGBot("https://mg.example.com/", "mg-token-1"))
+	conn, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +139,7 @@ func TestConnect(t *testing.T) {
 	}
 
 	// Running it again is an idempotent edit of the same module.
-	again, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	again, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +150,9 @@ func TestConnect(t *testing.T) {
 }
 
 func TestConnectCustomModule(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
-	opts := connectOpts()
-	opts.Module = crm.Module{Code: "my-distributor", Name: "Mine", BaseURL: "https://b.example/", ActivityPath: "/hooks/activity", ClientID: "c-1"}
-	conn, err := crm.Connect(context.Background(), s.URL(), secretKey, opts)
+	s := newCRM(t)
+	mod := crm.Module{Code: "my-distributor", Name: "Mine", BaseURL: "https://b.example/", ActivityPath: "/hooks/activity", ClientID: "c-1"}
+	conn, err := crm.Connect(context.Background(), s.URL(), secretKey, mod, fast())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +164,8 @@ func TestConnectCustomModule(t *testing.T) {
 }
 
 func TestConnectWrongKey(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{Keys: map[string]sandbox.CRMKey{"another-key": sandbox.CRMFullAccess()}})
-	_, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	s := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{"another-key": sandbox.CRMFullAccess()}))
+	_, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	wantIs(t, err, crm.ErrInvalidKey)
 	if crm.Temporary(err) {
 		t.Fatal("a wrong key is not temporary")
@@ -186,11 +176,11 @@ func TestConnectWrongKey(t *testing.T) {
 }
 
 func TestConnectMissingScopes(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{Keys: map[string]sandbox.CRMKey{secretKey: {
+	s := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{secretKey: {
 		Scopes:     []string{"integration_read", "integration_write", "customer_read", "reference_read"},
 		SiteAccess: crm.SiteAccessFull,
-	}}})
-	_, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	}}))
+	_, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	wantIs(t, err, crm.ErrMissingScopes)
 	var se *crm.ScopeError
 	if !errors.As(err, &se) {
@@ -217,11 +207,8 @@ func TestConnectSiteAccess(t *testing.T) {
 	key := sandbox.CRMFullAccess()
 	key.SiteAccess = "access_selective"
 	key.Sites = []string{"shop-a"}
-	s := newCRM(t, sandbox.CRMOptions{
-		Keys:  map[string]sandbox.CRMKey{secretKey: key},
-		Sites: []sandbox.CRMSite{{Code: "shop-a"}, {Code: "shop-b"}},
-	})
-	_, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	s := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{secretKey: key}), sandbox.WithSites([]sandbox.CRMSite{{Code: "shop-a"}, {Code: "shop-b"}}...))
+	_, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	wantIs(t, err, crm.ErrSiteAccess)
 	if errors.Is(err, crm.ErrMissingScopes) {
 		t.Fatal("scopes were complete")
@@ -235,7 +222,7 @@ func TestConnectSiteAccess(t *testing.T) {
 	// Both problems at once are both reported.
 	key.Scopes = []string{"integration_read", "integration_write"}
 	s.SetKey(secretKey, key)
-	_, err = crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	_, err = crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	wantIs(t, err, crm.ErrSiteAccess, crm.ErrMissingScopes)
 	var se *crm.ScopeError
 	if !errors.As(err, &se) || !slices.Equal(se.Sections(), []string{"Customers", "Users", "Data books"}) {
@@ -245,8 +232,8 @@ func TestConnectSiteAccess(t *testing.T) {
 
 func TestConnectNotRetailCRM(t *testing.T) {
 	t.Run("html page", func(t *testing.T) {
-		s := newCRM(t, sandbox.CRMOptions{NotRetailCRM: true})
-		_, err := crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+		s := newCRM(t, sandbox.WithNotRetailCRM())
+		_, err := crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 		wantIs(t, err, crm.ErrNotRetailCRM)
 	})
 	t.Run("html 404", func(t *testing.T) {
@@ -256,7 +243,7 @@ func TestConnectNotRetailCRM(t *testing.T) {
 			fmt.Fprint(w, "<html><body>Not found</body></html>")
 		}))
 		defer srv.Close()
-		_, err := crm.Connect(context.Background(), srv.URL, secretKey, connectOpts())
+		_, err := crm.Connect(context.Background(), srv.URL, secretKey, module, fast())
 		wantIs(t, err, crm.ErrNotRetailCRM)
 	})
 	t.Run("json 404", func(t *testing.T) {
@@ -265,7 +252,7 @@ func TestConnectNotRetailCRM(t *testing.T) {
 			fmt.Fprint(w, `{"error":"no such route"}`)
 		}))
 		defer srv.Close()
-		_, err := crm.Connect(context.Background(), srv.URL, secretKey, connectOpts())
+		_, err := crm.Connect(context.Background(), srv.URL, secretKey, module, fast())
 		wantIs(t, err, crm.ErrNotRetailCRM)
 	})
 	t.Run("other json api", func(t *testing.T) {
@@ -273,7 +260,7 @@ func TestConnectNotRetailCRM(t *testing.T) {
 			fmt.Fprint(w, `{"status":"ok"}`)
 		}))
 		defer srv.Close()
-		_, err := crm.Connect(context.Background(), srv.URL, secretKey, connectOpts())
+		_, err := crm.Connect(context.Background(), srv.URL, secretKey, module, fast())
 		wantIs(t, err, crm.ErrNotRetailCRM)
 	})
 	t.Run("account does not exist", func(t *testing.T) {
@@ -282,7 +269,7 @@ func TestConnectNotRetailCRM(t *testing.T) {
 			fmt.Fprint(w, `{"success":false,"errorMsg":"Account does not exist."}`)
 		}))
 		defer srv.Close()
-		_, err := crm.Connect(context.Background(), srv.URL, secretKey, connectOpts())
+		_, err := crm.Connect(context.Background(), srv.URL, secretKey, module, fast())
 		wantIs(t, err, crm.ErrNotRetailCRM)
 	})
 }
@@ -294,15 +281,15 @@ func TestConnectUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err = crm.Connect(context.Background(), "http://"+addr, secretKey, connectOpts())
+	_, err = crm.Connect(context.Background(), "http://"+addr, secretKey, module, fast())
 	wantIs(t, err, crm.ErrUnreachable)
 	if !crm.Temporary(err) {
 		t.Fatal("an unreachable host is temporary")
 	}
 
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	s.SetFaults(sandbox.CRMFaults{Down: true})
-	_, err = crm.Connect(context.Background(), s.URL(), secretKey, connectOpts())
+	_, err = crm.Connect(context.Background(), s.URL(), secretKey, module, fast())
 	wantIs(t, err, crm.ErrUnreachable)
 }
 
@@ -316,7 +303,7 @@ func TestConnectNoMGBotInAnswer(t *testing.T) {
 		fmt.Fprint(w, `{"success":true,"info":{}}`)
 	}))
 	defer srv.Close()
-	_, err := crm.Connect(context.Background(), srv.URL, secretKey, connectOpts())
+	_, err := crm.Connect(context.Background(), srv.URL, secretKey, module, fast())
 	wantIs(t, err, crm.ErrBadResponse)
 	if !strings.Contains(err.Error(), "no MessageGateway endpoint") {
 		t.Fatalf("message %q", err)
@@ -341,13 +328,11 @@ func (r *recordingSleep) sleep(ctx context.Context, d time.Duration) error {
 func TestThrottledRetriesWithCappedBackoff(t *testing.T) {
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			s := newCRM(t, sandbox.CRMOptions{})
+			s := newCRM(t)
 			s.SetFaults(sandbox.CRMFaults{ErrorRatio: 1, ErrorStatus: status})
 			rec := &recordingSleep{}
-			opts := fast()
-			opts.Sleep, opts.MaxAttempts = rec.sleep, 5
-			opts.Backoff, opts.MaxBackoff = 100*time.Millisecond, 300*time.Millisecond
-			c := newClient(t, s.URL(), opts)
+			c := newClient(t, s.URL(), crm.WithSleep(rec.sleep), crm.WithMaxAttempts(5),
+				crm.WithBackoff(100*time.Millisecond, 300*time.Millisecond))
 			_, err := c.Sites(context.Background())
 			wantIs(t, err, crm.ErrThrottled)
 			if !crm.Temporary(err) {
@@ -365,12 +350,10 @@ func TestThrottledRetriesWithCappedBackoff(t *testing.T) {
 }
 
 func TestThrottledThenRecovers(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	s.SetFaults(sandbox.CRMFaults{ErrorRatio: 1, ErrorStatus: http.StatusServiceUnavailable})
 	rec := &recordingSleep{hooks: map[int]func(){2: func() { s.SetFaults(sandbox.CRMFaults{}) }}}
-	opts := fast()
-	opts.Sleep = rec.sleep
-	c := newClient(t, s.URL(), opts)
+	c := newClient(t, s.URL(), crm.WithSleep(rec.sleep))
 	sites, err := c.Sites(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -384,9 +367,9 @@ func TestThrottledThenRecovers(t *testing.T) {
 }
 
 func TestServerErrorIsNotRetried(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	s.SetFaults(sandbox.CRMFaults{ErrorRatio: 1})
-	c := newClient(t, s.URL(), nil)
+	c := newClient(t, s.URL())
 	_, err := c.Managers(context.Background())
 	wantIs(t, err, crm.ErrUnavailable)
 	var e *crm.Error
@@ -401,10 +384,8 @@ func TestServerErrorIsNotRetried(t *testing.T) {
 func TestSandboxRateLimitIsRetriedThrough(t *testing.T) {
 	// A strict sandbox (2 requests in any second) and a client that does
 	// not limit itself: the client must ride out the 503s by retrying.
-	s := newCRM(t, sandbox.CRMOptions{RateLimit: 2, SlidingWindow: true})
-	opts := fast()
-	opts.Backoff, opts.MaxBackoff, opts.MaxAttempts = 100*time.Millisecond, 400*time.Millisecond, 20
-	c := newClient(t, s.URL(), opts)
+	s := newCRM(t, sandbox.WithRateLimit(2), sandbox.WithSlidingWindow())
+	c := newClient(t, s.URL(), crm.WithBackoff(100*time.Millisecond, 400*time.Millisecond), crm.WithMaxAttempts(20))
 	for i := range 4 {
 		if _, err := c.Sites(context.Background()); err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -424,7 +405,7 @@ func TestContextCancelReturnsWhileRequestRuns(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c := newClient(t, srv.URL, nil)
+	c := newClient(t, srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -440,8 +421,8 @@ func TestContextCancelReturnsWhileRequestRuns(t *testing.T) {
 }
 
 func TestContextDoneBeforeCallSendsNothing(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
-	c := newClient(t, s.URL(), nil)
+	s := newCRM(t)
+	c := newClient(t, s.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Sites(ctx); !errors.Is(err, context.Canceled) {
@@ -453,15 +434,15 @@ func TestContextDoneBeforeCallSendsNothing(t *testing.T) {
 }
 
 func TestLimiterIsSharedPerDomainAndKey(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{Keys: map[string]sandbox.CRMKey{
+	s := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{
 		secretKey: sandbox.CRMFullAccess(), "other": sandbox.CRMFullAccess(),
-	}})
+	}))
 	now := time.Unix(1_700_000_000, 0)
 	reg := crm.NewLimiters(2, 1)
 	rec := &recordingSleep{}
-	opts := &crm.Options{Limiters: reg, Now: func() time.Time { return now }, Sleep: rec.sleep}
-	a, b := newClient(t, s.URL(), opts), newClient(t, s.URL(), opts)
-	other, err := crm.New(s.URL(), "other", opts)
+	opts := []crm.Option{crm.WithLimiters(reg), crm.WithClock(func() time.Time { return now }), crm.WithSleep(rec.sleep)}
+	a, b := newClient(t, s.URL(), opts...), newClient(t, s.URL(), opts...)
+	other, err := crm.New(s.URL(), "other", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,16 +476,14 @@ func TestKeyNeverLeaks(t *testing.T) {
 		fmt.Fprintf(w, `{"success":false,"errorMsg":"bad request for %s","errors":{"key":"%s"}}`, r.Header.Get("X-API-KEY"), r.Header.Get("X-API-KEY"))
 	}))
 	defer echo.Close()
-	throttled := newCRM(t, sandbox.CRMOptions{})
+	throttled := newCRM(t)
 	throttled.SetFaults(sandbox.CRMFaults{ErrorRatio: 1, ErrorStatus: http.StatusServiceUnavailable})
-	wrong := newCRM(t, sandbox.CRMOptions{Keys: map[string]sandbox.CRMKey{"x": sandbox.CRMFullAccess()}})
-	html := newCRM(t, sandbox.CRMOptions{NotRetailCRM: true})
+	wrong := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{"x": sandbox.CRMFullAccess()}))
+	html := newCRM(t, sandbox.WithNotRetailCRM())
 
 	var errs []error
 	for _, domain := range []string{echo.URL, throttled.URL(), wrong.URL(), html.URL(), "http://127.0.0.1:1"} {
-		opts := fast()
-		opts.Logger, opts.Sleep, opts.MaxAttempts = logger, (&recordingSleep{}).sleep, 3
-		c := newClient(t, domain, opts)
+		c := newClient(t, domain, crm.WithLogger(logger), crm.WithSleep((&recordingSleep{}).sleep), crm.WithMaxAttempts(3))
 		_, err := c.FindCustomers(context.Background(), crm.CustomerFilter{Email: "a@b.c"})
 		errs = append(errs, err)
 		conn := crm.Connection{Client: c, MGToken: "mg-TOKEN-leak"}
@@ -548,13 +527,13 @@ func TestKeyNeverLeaks(t *testing.T) {
 }
 
 func TestManagersAllPages(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	for i := range 130 {
 		s.AddUser(sandbox.CRMUser{FirstName: fmt.Sprint("M", i), Active: true, IsManager: true, Status: "free", MGUserID: int64(1000 + i)})
 	}
 	s.AddUser(sandbox.CRMUser{FirstName: "Gone", Active: false, IsManager: true, MGUserID: 5000})
 	s.AddUser(sandbox.CRMUser{FirstName: "Clerk", Active: true, IsManager: false, MGUserID: 5001})
-	c := newClient(t, s.URL(), nil)
+	c := newClient(t, s.URL())
 	users, err := c.Managers(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -573,11 +552,11 @@ func TestManagersAllPages(t *testing.T) {
 }
 
 func TestRosterFromSandbox(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	s.AddUser(sandbox.CRMUser{ID: 1, FirstName: "Ann", Active: true, IsManager: true, Status: "free", MGUserID: 11})
 	s.AddUser(sandbox.CRMUser{ID: 2, FirstName: "Bob", Active: true, IsManager: true, Status: "busy", MGUserID: 12})
 	s.AddUser(sandbox.CRMUser{ID: 3, FirstName: "NoChat", Active: true, IsManager: true, Status: "free"})
-	c := newClient(t, s.URL(), nil)
+	c := newClient(t, s.URL())
 	r, err := c.Roster(context.Background(), []crm.MGUser{
 		{ID: 11, Online: true, Available: true, Active: true},
 		{ID: 12, Online: false, Available: true, Active: true},
@@ -608,9 +587,9 @@ func TestRosterFromSandbox(t *testing.T) {
 }
 
 func TestCustomers(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{})
+	s := newCRM(t)
 	id := s.AddCustomer(sandbox.CRMCustomer{FirstName: "Ann", LastName: "Lee", Email: "Ann@Example.com", Phones: []string{"+7 (916) 123-45-67"}})
-	c := newClient(t, s.URL(), nil)
+	c := newClient(t, s.URL())
 	ctx := context.Background()
 
 	byPhone, err := c.FindCustomers(ctx, crm.CustomerFilter{Name: "9161234567"})
@@ -647,8 +626,8 @@ func TestCustomers(t *testing.T) {
 }
 
 func TestMissingScopeAtCallTime(t *testing.T) {
-	s := newCRM(t, sandbox.CRMOptions{Keys: map[string]sandbox.CRMKey{secretKey: {Scopes: []string{"user_read"}, SiteAccess: crm.SiteAccessFull}}})
-	c := newClient(t, s.URL(), nil)
+	s := newCRM(t, sandbox.WithKeys(map[string]sandbox.CRMKey{secretKey: {Scopes: []string{"user_read"}, SiteAccess: crm.SiteAccessFull}}))
+	c := newClient(t, s.URL())
 	_, err := c.FindCustomers(context.Background(), crm.CustomerFilter{Email: "a@b.c"})
 	wantIs(t, err, crm.ErrAccessDenied)
 }
@@ -658,7 +637,7 @@ func TestCustomerIDsDecodedLeniently(t *testing.T) {
 		fmt.Fprint(w, `{"success":true,"customers":[{"id":5,"externalId":42,"mgCustomerId":123456,"phones":[{"number":"1"}]},{"id":6,"mgCustomerId":null}]}`)
 	}))
 	defer srv.Close()
-	c := newClient(t, srv.URL, nil)
+	c := newClient(t, srv.URL)
 	got, err := c.FindCustomers(context.Background(), crm.CustomerFilter{MGCustomerID: "123456"})
 	if err != nil || len(got) != 2 || got[0].MGCustomerID != "123456" || got[0].ExternalID != "42" || got[1].MGCustomerID != "" {
 		t.Fatalf("%+v, %v", got, err)
@@ -678,5 +657,42 @@ func walkErrors(err error, f func(error)) {
 		for _, e := range u.Unwrap() {
 			walkErrors(e, f)
 		}
+	}
+}
+
+func TestBadOptionIsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opt  crm.Option
+		want string
+	}{
+		{"negative attempts", crm.WithMaxAttempts(-1), "crm: WithMaxAttempts: negative count -1"},
+		{"negative first backoff", crm.WithBackoff(-time.Second, 0), "crm: WithBackoff: negative first wait -1s"},
+		{"negative max backoff", crm.WithBackoff(0, -time.Second), "crm: WithBackoff: negative max wait -1s"},
+		{"nil option", nil, "crm: nil option"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := crm.New("shop.retailcrm.ru", secretKey, tt.opt); err == nil || err.Error() != tt.want {
+				t.Errorf("New: %v, want %q", err, tt.want)
+			}
+			_, err := crm.Connect(context.Background(), "shop.retailcrm.ru", secretKey, module, tt.opt)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Connect: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultOptionArguments(t *testing.T) {
+	c, err := crm.New("shop.retailcrm.ru", secretKey, crm.WithLimiters(nil), crm.WithMaxAttempts(0),
+		crm.WithBackoff(0, 0), crm.WithClock(nil), crm.WithSleep(nil), crm.WithLogger(nil))
+	if err != nil || c == nil {
+		t.Fatalf("New with nil and zero arguments: %v", err)
+	}
+	if l := crm.NewLimiters(0, 0).Limit(); l != crm.DefaultRate {
+		t.Errorf("NewLimiters(0, 0).Limit() = %v, want %v", l, crm.DefaultRate)
+	}
+	if l := crm.NewLimiters(math.Inf(1), 1).Limit(); !math.IsInf(l, 1) {
+		t.Errorf("NewLimiters(+Inf, 1).Limit() = %v, want +Inf", l)
 	}
 }

@@ -2,6 +2,7 @@ package crm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/url"
@@ -191,15 +192,7 @@ func (c *Client) Sites(ctx context.Context) ([]Site, error) {
 		}
 		out = append(out, Site{Code: s.Code, Name: s.Name, URL: s.URL, Default: s.DefaultForCRM})
 	}
-	slices.SortFunc(out, func(a, b Site) int {
-		switch {
-		case a.Code < b.Code:
-			return -1
-		case a.Code > b.Code:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Site) int { return cmp.Compare(a.Code, b.Code) })
 	return out, nil
 }
 

@@ -12,26 +12,23 @@ import (
 // Connecting checks the key and registers the module; a key without some
 // permissions is refused with the sections to enable.
 func ExampleConnect() {
-	account, err := sandbox.NewCRM(sandbox.CRMOptions{
-		MGEndpoint: "https://mg.example.com",
-		Keys: map[string]sandbox.CRMKey{
-			"full-key":    sandbox.CRMFullAccess(),
-			"limited-key": {Scopes: []string{"integration_read", "integration_write", "reference_read"}, SiteAccess: "access_full"},
-		},
-	})
+	account, err := sandbox.NewCRM(sandbox.WithMGBot("https://mg.example.com", ""), sandbox.WithKeys(map[string]sandbox.CRMKey{
+		"full-key":    sandbox.CRMFullAccess(),
+		"limited-key": {Scopes: []string{"integration_read", "integration_write", "reference_read"}, SiteAccess: "access_full"},
+	}))
 	if err != nil {
 		panic(err)
 	}
 	defer account.Close()
-	opts := &crm.ConnectOptions{Module: crm.Module{BaseURL: "https://bot.example.com"}}
+	module := crm.Module{BaseURL: "https://bot.example.com"}
 
-	_, err = crm.Connect(context.Background(), account.URL(), "limited-key", opts)
+	_, err = crm.Connect(context.Background(), account.URL(), "limited-key", module)
 	var scopes *crm.ScopeError
 	if errors.As(err, &scopes) {
 		fmt.Println("enable:", scopes.Sections())
 	}
 
-	conn, err := crm.Connect(context.Background(), account.URL(), "full-key", opts)
+	conn, err := crm.Connect(context.Background(), account.URL(), "full-key", module)
 	if err != nil {
 		panic(err)
 	}

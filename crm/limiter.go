@@ -3,6 +3,7 @@ package crm
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"sync"
 
 	"golang.org/x/time/rate"
@@ -10,7 +11,7 @@ import (
 
 // DefaultRate is retailCRM's documented limit for regular API v5 methods:
 // 10 requests per second per API key.
-const DefaultRate rate.Limit = 10
+const DefaultRate = 10.0
 
 // Limiters holds one token bucket per (domain, API key), so that every
 // [Client] of one key in the process draws from the same budget. Buckets are
@@ -26,13 +27,18 @@ type Limiters struct {
 	m  map[string]*rate.Limiter
 }
 
-// NewLimiters returns a registry whose buckets allow limit requests per
-// second with the given burst. A limit of 0 means [DefaultRate]; a burst
-// below 1 means 1. Tests use a high limit to run fast; production code
-// normally uses [SharedLimiters].
-func NewLimiters(limit rate.Limit, burst int) *Limiters {
-	if limit == 0 {
-		limit = DefaultRate
+// NewLimiters returns a registry whose buckets allow perSecond requests per
+// second, with bursts of up to burst requests. A perSecond of 0 or less (or
+// NaN) means [DefaultRate], and math.Inf(1) means no limit; a burst below 1
+// means 1. Tests use no limit to run fast; production code normally uses
+// [SharedLimiters].
+func NewLimiters(perSecond float64, burst int) *Limiters {
+	limit := rate.Limit(perSecond)
+	switch {
+	case !(perSecond > 0):
+		limit = rate.Limit(DefaultRate)
+	case math.IsInf(perSecond, 1):
+		limit = rate.Inf
 	}
 	if burst < 1 {
 		burst = 1
@@ -43,13 +49,19 @@ func NewLimiters(limit rate.Limit, burst int) *Limiters {
 var shared = NewLimiters(DefaultRate, 1)
 
 // SharedLimiters returns the process-wide registry used when
-// [Options.Limiters] is nil: [DefaultRate] with a burst of 1, so requests of
+// no [WithLimiters] option says otherwise: [DefaultRate] with a burst of 1, so requests of
 // one key leave at most every 100 ms and a server counting requests per
 // second never sees more than 10.
 func SharedLimiters() *Limiters { return shared }
 
-// Limit returns the registry's rate in requests per second.
-func (l *Limiters) Limit() rate.Limit { return l.limit }
+// Limit returns the registry's rate in requests per second, math.Inf(1)
+// for no limit.
+func (l *Limiters) Limit() float64 {
+	if l.limit == rate.Inf {
+		return math.Inf(1)
+	}
+	return float64(l.limit)
+}
 
 // get returns the bucket of (domain, key), creating it on first use.
 func (l *Limiters) get(domain, key string) *rate.Limiter {

@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -144,15 +145,7 @@ func JoinRoster(users []User, mg []MGUser) Roster {
 		}
 		r.Managers = append(r.Managers, mgr)
 	}
-	slices.SortFunc(r.Managers, func(a, b bd.Manager) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(r.Managers, func(a, b bd.Manager) int { return cmp.Compare(a.ID, b.ID) })
 	return r
 }
 

@@ -47,8 +47,8 @@ func (d *Distributor) idle(ctx context.Context, a *account, j store.Job) error {
 	}
 	dl := j.Dialog
 	dl.Account = a.id
-	unlock := d.locks.lock(a.id, dl.ID)
-	defer unlock()
+	lk := d.locks.lock(dl.ID)
+	defer d.locks.unlock(lk)
 	return d.park(ctx, a, dl)
 }
 
@@ -155,8 +155,8 @@ func (d *Distributor) greetParked(ctx context.Context, a *account) error {
 // parked dialog waits. done is false when the dialog could be assigned
 // (the next drain takes it, greeting it then) or when it no longer waits.
 func (d *Distributor) greetWaiting(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog) (done bool, err error) {
-	unlock := d.locks.lock(a.id, dl.ID)
-	defer unlock()
+	lk := d.locks.lock(dl.ID)
+	defer d.locks.unlock(lk)
 	waits, err := d.store.Waits(ctx, a.id, dl.ID)
 	if err != nil || !waits {
 		return !waits && err == nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -25,12 +26,13 @@ const refusedRetry = time.Second
 // exact, and MG's event times are coarse.
 //
 // The assignment waits on one MG round trip (the assignment itself); the
-// replies and the binding it causes are jobs stored with the reservation.
-// A dialog found reserved already (an earlier attempt reserved it and
+// binding it causes is a job stored with the reservation, the greeting and
+// the "manager assigned" reply one job stored once MG took it. A dialog
+// found reserved already (an earlier attempt reserved it and
 // stopped before MG heard of it) is finished: MG is told.
 func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) error {
 	snap := a.snap.Load()
-	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now()}
+	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), greet: true}
 	defer tr.release()
 	v, err := d.decide(ctx, snap, dl, tr.At, &tr)
 	if err != nil {
@@ -39,9 +41,12 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 	if v == pickManager {
 		// Dialogs already waiting were there first: this one joins the queue
 		// and the drain hands out free slots oldest first.
-		n, err := d.store.QueueLen(ctx, a.id)
-		if err != nil {
-			return fmt.Errorf("distributor: queue length of %s: %w", a.id, err)
+		n := tr.waiting
+		if !tr.waitingRead {
+			var err error
+			if n, err = d.store.QueueLen(ctx, a.id); err != nil {
+				return fmt.Errorf("distributor: queue length of %s: %w", a.id, err)
+			}
 		}
 		if n > 0 {
 			v, tr.Situation = wait, bd.AllManagersBusy
@@ -70,16 +75,25 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 // up concurrently: then the strategy is asked again) and tells MG. then
 // gives the jobs stored with the reservation.
 func (d *Distributor) assign(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace, v verdict, then func(bd.Responsible) []store.Job) error {
-	var res reservation
-	var err error
-	if v == toBot {
-		res, err = d.reserveBot(ctx, dl, tr, then(tr.Responsible))
-	} else {
-		res, err = d.reserve(ctx, snap, dl, tr, bd.Responsible{}, then)
-	}
+	res, err := d.reserveFor(ctx, snap, dl, tr, v, then)
 	if err != nil {
 		return err
 	}
+	return d.conclude(ctx, a, snap, dl, tr, res)
+}
+
+// reserveFor is the store's half of assign: the reservation for the bot or
+// the chosen manager.
+func (d *Distributor) reserveFor(ctx context.Context, snap *snapshot, dl bd.Dialog, tr *Trace, v verdict, then func(bd.Responsible) []store.Job) (reservation, error) {
+	if v == toBot {
+		return d.reserveBot(ctx, dl, tr, then(tr.Responsible))
+	}
+	return d.reserve(ctx, snap, dl, tr, bd.Responsible{}, then)
+}
+
+// conclude is the rest of assign once the reservation ended as res: MG is
+// told, or the dialog queued, and the decision recorded.
+func (d *Distributor) conclude(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace, res reservation) error {
 	switch res {
 	case reserved:
 		return d.finish(ctx, a, snap, dl, tr)
@@ -106,15 +120,15 @@ func (d *Distributor) assign(ctx context.Context, a *account, snap *snapshot, dl
 }
 
 // assignedJobs returns the jobs stored with an assignment's reservation:
-// the greeting and the binding of a dialog new to distribution. (The
-// "manager assigned" reply is stored once MG took the assignment, by
-// finish.)
+// the binding of a dialog new to distribution. (Its greeting and the
+// "manager assigned" reply are stored once MG took the assignment, by
+// finish; see assignedReply.)
 func (d *Distributor) assignedJobs(snap *snapshot, dl bd.Dialog, fresh bool) func(bd.Responsible) []store.Job {
 	return func(bd.Responsible) []store.Job {
 		if !fresh {
 			return nil
 		}
-		return d.receivedJobs(snap, dl, nil)
+		return d.bindJob(snap, dl, nil)
 	}
 }
 
@@ -124,10 +138,32 @@ func (d *Distributor) receivedJobs(snap *snapshot, dl bd.Dialog, jobs []store.Jo
 	if snap.settings.Replies[bd.DialogReceived] != "" {
 		jobs = append(jobs, store.Job{Kind: store.JobReply, Account: dl.Account, Dialog: dl, Situation: bd.DialogReceived})
 	}
+	return d.bindJob(snap, dl, jobs)
+}
+
+// bindJob appends the binding of the dialog's customer, when the account
+// binds customers.
+func (d *Distributor) bindJob(snap *snapshot, dl bd.Dialog, jobs []store.Job) []store.Job {
 	if d.cfg.binder != nil && snap.settings.AutoBind && dl.Customer.ID != 0 {
 		jobs = append(jobs, store.Job{Kind: store.JobBind, Account: dl.Account, Dialog: dl})
 	}
 	return jobs
+}
+
+// assignedReply returns the reply job of a dialog MG gave to manager m: the
+// "manager assigned" reply, after the greeting when greet is set (the
+// dialog is new to distribution). One job sends both, in order; each
+// reply keeps its own claim, so a greeting sent before is not sent again.
+// It reports false when the account has neither text.
+func (d *Distributor) assignedReply(snap *snapshot, dl bd.Dialog, m bd.ManagerID, greet bool) (store.Job, bool) {
+	j := store.Job{Kind: store.JobReply, Account: dl.Account, Dialog: dl, Situation: bd.ManagerAssigned, Manager: m}
+	if greet && snap.settings.Replies[bd.DialogReceived] != "" {
+		j.First = bd.DialogReceived
+	}
+	if snap.settings.Replies[bd.ManagerAssigned] == "" {
+		j.Situation, j.First = j.First, ""
+	}
+	return j, j.Situation != ""
 }
 
 // waitReplyJob appends the reply telling why the dialog waits (sent only if
@@ -160,18 +196,37 @@ const (
 // chosen manager fills up concurrently. The dialog must be held by from
 // (nobody when zero). Distribution, the drain and reassignment all reserve
 // through here.
+//
+// A new assignment does not wait behind another one in flight to the same
+// manager (another worker or process holding their load in a shared
+// database): the store refuses it as busy, the manager is passed over and
+// the strategy asked again among the others. With such a store
+// ([store.Contended]) a manager another worker of this process is
+// reserving with at that moment is passed over the same way, without
+// asking the store; with a store whose assignments never wait for one
+// another (memory) there is nothing to pass over. Should nobody else be
+// left, the passed managers come back and the next attempt waits. A
+// returning customer's last manager is always waited for.
 func (d *Distributor) reserve(ctx context.Context, snap *snapshot, dl bd.Dialog, tr *Trace, from bd.Responsible, then func(bd.Responsible) []store.Job) (reservation, error) {
+	var passed []strategy.Candidate
+	mayPass := from.IsZero()
 	for {
 		m := tr.Choice.Manager
 		i := slices.IndexFunc(tr.Candidates, func(c strategy.Candidate) bool { return c.Manager == m })
 		to := bd.ManagerOf(m)
-		err := d.store.Assign(ctx, store.Assignment{
+		noWait := mayPass && m != tr.LastManager && len(tr.Candidates) > 1
+		err := d.assignOnce(ctx, store.Assignment{
 			Account: dl.Account, Dialog: dl.ID, Customer: dl.Customer.ID,
 			From: from, To: to, Capacity: tr.Candidates[i].Capacity, At: tr.At, Then: then(to),
+			NoWait: noWait,
 		})
 		switch {
 		case err == nil:
 			tr.Responsible = to
+			if p := snap.poolFor(dl.Channel); p != nil && p.index != nil {
+				p.index.assigned(m, tr.At)
+			}
+			snap.released(from) // a moved dialog
 			return reserved, nil
 		case errors.Is(err, store.ErrClosed):
 			return gone, nil
@@ -184,16 +239,37 @@ func (d *Distributor) reserve(ctx context.Context, snap *snapshot, dl bd.Dialog,
 		case errors.Is(err, store.ErrCapacity):
 			tr.Retries++
 			tr.Removed = append(tr.Removed, Removal{Manager: m, Filter: FilterCapacity, Detail: "filled up concurrently"})
-			tr.Candidates = slices.Delete(slices.Clone(tr.Candidates), i, i+1)
-			v, err := d.pick(ctx, snap, dl, tr)
-			if err != nil {
-				return 0, err
-			}
-			if v == wait {
-				return full, nil
-			}
+			tr.Candidates = slices.Delete(tr.Candidates, i, i+1) // in place: the trace's buffer, or its own copy
+		case errors.Is(err, store.ErrBusy):
+			tr.Passed = append(tr.Passed, m)
+			passed = append(passed, tr.Candidates[i])
+			tr.Candidates = slices.Delete(tr.Candidates, i, i+1)
 		default:
 			return 0, fmt.Errorf("distributor: reserve dialog %d for manager %d: %w", dl.ID, m, err)
+		}
+		v, err := d.pick(ctx, snap, dl, tr)
+		if err != nil {
+			return 0, err
+		}
+		if v == wait && tr.partial {
+			// The head of the pool's index filled up or is busy: the
+			// whole pool is read, once (see index).
+			tr.partial, tr.scan = false, true
+			passed = nil
+			if v, err = d.decide(ctx, snap, dl, tr.At, tr); err != nil {
+				return 0, err
+			}
+		}
+		if v == wait && len(passed) > 0 {
+			// Only managers busy a moment ago are left: wait for them.
+			tr.Candidates = append(tr.Candidates, passed...)
+			passed, mayPass = nil, false
+			if v, err = d.pick(ctx, snap, dl, tr); err != nil {
+				return 0, err
+			}
+		}
+		if v == wait {
+			return full, nil
 		}
 	}
 }
@@ -221,16 +297,22 @@ func (d *Distributor) reserveBot(ctx context.Context, dl bd.Dialog, tr *Trace, t
 // one finishing path for managers and bots, new, waiting and reassigned
 // dialogs.
 func (d *Distributor) finish(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace) error {
+	if wait := a.drainPause(); wait > 0 && tr.FromQueue && tr.Reassigned == 0 {
+		// MG asked for a pause after this waiting dialog was reserved: it
+		// waits again, and nothing goes to MG before the pause is over.
+		return d.refused(ctx, a, snap, dl, tr, mgPause(wait))
+	}
 	if err := d.gateway.Assign(ctx, a.id, dl.ID, tr.Responsible); err != nil {
 		return d.refused(ctx, a, snap, dl, tr, err)
 	}
-	if m, ok := tr.Responsible.Manager(); ok && snap.settings.Replies[bd.ManagerAssigned] != "" {
+	if m, ok := tr.Responsible.Manager(); ok {
 		// Stored only now that MG took it, so that a refused assignment
 		// never announces a manager. Should this process die first, the
 		// job that reserved the dialog is retried and comes back here.
-		reply := store.Job{Kind: store.JobReply, Account: a.id, Dialog: dl, Situation: bd.ManagerAssigned, Manager: m}
-		if err := d.store.Submit(ctx, reply); err != nil {
-			return fmt.Errorf("distributor: store the %s reply of dialog %d: %w", bd.ManagerAssigned, dl.ID, err)
+		if reply, ok := d.assignedReply(snap, dl, m, tr.greet); ok {
+			if err := d.store.Submit(ctx, reply); err != nil {
+				return fmt.Errorf("distributor: store the replies of dialog %d: %w", dl.ID, err)
+			}
 		}
 	}
 	if tr.FromQueue {
@@ -281,7 +363,10 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 		d.remember(a, *tr)
 		return d.closeDialog(ctx, a, dl.ID, tr.At)
 	}
-	d.fail(a.id, "gateway.assign", cause)
+	var ours mgPause
+	if !errors.As(cause, &ours) { // a pause MG asked for before is not news
+		d.fail(a.id, "gateway.assign", cause)
+	}
 	// The store follows MG even when the work is being stopped: no
 	// reservation is left behind that MG does not know.
 	ctx = context.WithoutCancel(ctx)
@@ -302,7 +387,16 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 		then = d.receivedJobs(snap, dl, nil)
 		then = d.waitReplyJob(snap, dl, bd.AllManagersBusy, then)
 	}
-	then = append(then, drainJob(a.id, refusedRetry))
+	retry := refusedRetry
+	if ours > 0 {
+		tr.slowDown = true
+		retry = time.Duration(ours) // the pause goes on as MG asked, no longer
+	} else if delay, ok := retryAfter(cause); ok {
+		tr.slowDown = true
+		retry = max(retry, delay)
+		a.pauseDrain(retry)
+	}
+	then = append(then, drainJob(a.id, retry))
 	_, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}, then...)
 	if errors.Is(err, store.ErrClosed) {
 		return nil
@@ -310,10 +404,13 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 	if err != nil {
 		return errors.Join(cause, err)
 	}
-	if _, err := d.store.Release(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if prev, err := d.store.Release(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errors.Join(cause, err)
+	} else if err == nil {
+		snap.released(prev)
 	}
 	tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
+	tr.refused = true
 	d.remember(a, *tr)
 	return nil
 }
@@ -342,4 +439,52 @@ func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, d
 		d.cfg.hooks.Queued(a.id, tr.Situation)
 	}
 	return nil
+}
+
+// assignOnce asks the store for one assignment. Over a contended store it
+// counts the reservation in progress with a.To meanwhile, and refuses with
+// store.ErrBusy, without asking the store, one that may pass a manager
+// over (a.NoWait) while another worker of this process reserves with them.
+func (d *Distributor) assignOnce(ctx context.Context, a store.Assignment) error {
+	if !d.contended {
+		return d.store.Assign(ctx, a)
+	}
+	m, _ := a.To.Manager()
+	busy := d.reserving.begin(m)
+	defer d.reserving.end(m)
+	if busy && a.NoWait {
+		return store.ErrBusy
+	}
+	return d.store.Assign(ctx, a)
+}
+
+// reservations counts, per manager, the reservations this Distributor's
+// workers are making with them at this moment, so that concurrent
+// decisions (which read the same loads and so tend to choose the same
+// manager) spread over the managers instead of queueing on one.
+type reservations struct {
+	mu sync.Mutex
+	n  map[bd.ManagerID]int
+}
+
+// begin counts a reservation with m and reports whether another one was
+// in progress already. Every begin is followed by an end.
+func (r *reservations) begin(m bd.ManagerID) (busy bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = make(map[bd.ManagerID]int)
+	}
+	busy = r.n[m] > 0
+	r.n[m]++
+	return busy
+}
+
+// end uncounts a reservation begin counted.
+func (r *reservations) end(m bd.ManagerID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n[m]--; r.n[m] <= 0 {
+		delete(r.n, m)
+	}
 }

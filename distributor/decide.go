@@ -27,7 +27,7 @@ func (d *Distributor) Decide(ctx context.Context, dialog bd.Dialog) (Trace, erro
 	if err != nil {
 		return Trace{}, err
 	}
-	tr := Trace{DryRun: true}
+	tr := Trace{DryRun: true, scan: true} // a dry run explains every manager
 	defer tr.release()
 	v, err := d.decide(ctx, a.snap.Load(), dialog, d.cfg.now(), &tr)
 	if err != nil {
@@ -74,9 +74,6 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		tr.Responsible = bd.BotOf(tr.Rule.Bot)
 		return toBot, nil
 	}
-	if err := d.lastManager(ctx, dialog, tr); err != nil {
-		return 0, err
-	}
 	p := snap.poolFor(dialog.Channel)
 	tr.Pool = p.name
 	tr.Removed = slices.Clip(p.removed)
@@ -85,20 +82,31 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 			tr.Removed = append(tr.Removed, Removal{Manager: m, Filter: FilterHours, Detail: "the account is closed now"})
 		}
 		tr.Situation = bd.OutsideWorkingHours
-		return wait, nil
+		return wait, d.lastManager(ctx, dialog, tr)
 	}
 	if len(p.ids) == 0 {
 		tr.Situation = bd.NoManagerOnline
-		return wait, nil
+		return wait, d.lastManager(ctx, dialog, tr)
 	}
 	away := d.away(snap, p, at, tr)
 	buf := loadBuffers.Get().(*[]store.Load)
 	defer loadBuffers.Put(buf)
-	loads, err := d.store.Loads(ctx, dialog.Account, p.ids, *buf)
+	if p.index != nil && !tr.scan {
+		v, ok, err := d.decideOnIndex(ctx, snap, p, dialog, away, buf, tr)
+		if err != nil || ok {
+			return v, err
+		}
+		tr.Removed, tr.Candidates = slices.Clip(p.removed), nil
+		away = d.away(snap, p, at, tr) // the removals again, for the whole pool's decision
+	}
+	loads, err := d.readLoads(ctx, dialog, p.ids, *buf, tr)
 	if err != nil {
-		return 0, fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+		return 0, err
 	}
 	*buf = loads
+	if p.index != nil {
+		p.index.fill(p.ids, p.caps, loads)
+	}
 	if tr.buf == nil {
 		tr.buf = candidateBuffers.Get().(*[]strategy.Candidate)
 	}
@@ -132,6 +140,100 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		return wait, nil
 	}
 	return d.pick(ctx, snap, dialog, tr)
+}
+
+// decideOnIndex decides over the head of the pool's index (see index): the
+// first managers in the strategy's order who are not away, and the
+// customer's last manager, with their loads read fresh. ok is false when
+// the whole pool must be read instead: the index is not filled or is too
+// old, or nobody it shows has room.
+func (d *Distributor) decideOnIndex(ctx context.Context, snap *snapshot, p *pool, dialog bd.Dialog, away []bool, buf *[]store.Load, tr *Trace) (v verdict, ok bool, err error) {
+	if !p.index.fresh() {
+		return 0, false, nil
+	}
+	skip := func(m bd.ManagerID) bool { return away != nil && away[p.pos[m]] }
+	var head [indexHead + 1]bd.ManagerID
+	// A head whose loads were stale is corrected by the read and read
+	// again, a few times; then the whole pool is read.
+	for range 3 {
+		ids := p.index.head(indexHead, skip, head[:0])
+		if len(ids) == 0 {
+			return 0, false, nil
+		}
+		slices.Sort(ids)
+		loads, err := d.readLoads(ctx, dialog, ids, *buf, tr)
+		if err != nil {
+			return 0, false, err
+		}
+		*buf = loads
+		if lm := tr.LastManager; lm != 0 && !slices.Contains(ids, lm) {
+			// Sticky prefers them: the Ordered contract has them passed along.
+			if i, in := p.pos[lm]; in && (away == nil || !away[i]) {
+				l, err := d.store.Loads(ctx, dialog.Account, []bd.ManagerID{lm}, nil)
+				if err != nil {
+					return 0, false, fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+				}
+				at, _ := slices.BinarySearch(ids, lm)
+				ids = slices.Insert(ids, at, lm)
+				loads = slices.Insert(loads, at, l...)
+				*buf = loads
+			}
+		}
+		if tr.buf == nil {
+			tr.buf = candidateBuffers.Get().(*[]strategy.Candidate)
+		}
+		cands := (*tr.buf)[:0]
+		for i, m := range ids {
+			c := strategy.Candidate{Manager: m, Open: loads[i].Open, Capacity: p.caps[p.pos[m]], LastAssignedAt: loads[i].LastAssignedAt}
+			cands = append(cands, c)
+		}
+		p.index.update(cands)
+		n := 0
+		for _, c := range cands {
+			if c.Open >= c.Capacity {
+				tr.Removed = append(tr.Removed, Removal{Manager: c.Manager, Filter: FilterCapacity, Open: c.Open, Capacity: c.Capacity})
+				continue
+			}
+			cands[n] = c
+			n++
+		}
+		*tr.buf = cands[:n]
+		if n > 0 {
+			tr.Candidates, tr.partial = cands[:n], true
+			v, err := d.pick(ctx, snap, dialog, tr)
+			if err != nil || v == pickManager {
+				return v, err == nil, err
+			}
+			// The strategy refused them all: only a read of the whole
+			// pool may make the dialog wait.
+			tr.partial = false
+			return 0, false, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// readLoads reads the loads of managers and records the customer's last
+// manager in tr; with a store.DecisionReader in the same round trip, which
+// also reads the queue's length for distribute (tr.waiting).
+func (d *Distributor) readLoads(ctx context.Context, dialog bd.Dialog, managers []bd.ManagerID, dst []store.Load, tr *Trace) ([]store.Load, error) {
+	if r, ok := d.store.(store.DecisionReader); ok {
+		reads, err := r.ReadDecision(ctx, dialog.Account, managers, dialog.Customer.ID, dst)
+		if err != nil {
+			return nil, fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+		}
+		tr.LastManager = reads.LastManager
+		tr.waiting, tr.waitingRead = reads.Waiting, true
+		return reads.Loads, nil
+	}
+	if err := d.lastManager(ctx, dialog, tr); err != nil {
+		return nil, err
+	}
+	loads, err := d.store.Loads(ctx, dialog.Account, managers, dst)
+	if err != nil {
+		return nil, fmt.Errorf("distributor: loads of %s: %w", dialog.Account, err)
+	}
+	return loads, nil
 }
 
 // lastManager records the customer's last manager in the trace, if any.

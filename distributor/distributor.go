@@ -11,7 +11,6 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
-	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
 )
@@ -48,6 +47,10 @@ type Distributor struct {
 	loadMu sync.Mutex // serialises loading the account from the store
 	acct   atomic.Pointer[account]
 	locks  dialogLocks
+	// reserving counts the reservations in progress per manager
+	// (reserve), when the store is contended.
+	reserving reservations
+	contended bool
 
 	// base is canceled by Close; every goroutine the distributor starts
 	// derives its context from it and is counted in background. closeMu
@@ -75,32 +78,9 @@ func New(account bd.AccountID, st store.Store, gw Gateway, opts ...Option) (*Dis
 	if gw == nil {
 		return nil, errors.New("distributor: nil gateway")
 	}
-	cfg := config{
-		replier:    reply.Nop,
-		logger:     slog.New(slog.DiscardHandler),
-		now:        time.Now,
-		sweep:      30 * time.Second,
-		keepEvents: 24 * time.Hour,
-		recent:     100,
-	}
-	var errs []error
-	for _, o := range opts {
-		if o == nil {
-			errs = append(errs, errors.New("nil option"))
-			continue
-		}
-		if err := o.apply(&cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("distributor: %w", errors.Join(errs...))
-	}
-	if cfg.strategies == nil {
-		cfg.strategies = strategy.NewRegistry()
-	}
-	if cfg.strategy == nil {
-		cfg.strategy = strategy.NewRoundRobin()
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case len(cfg.work.Accounts) == 0:
@@ -114,6 +94,9 @@ func New(account bd.AccountID, st store.Store, gw Gateway, opts ...Option) (*Dis
 	}
 	cfg.work = work
 	d := &Distributor{id: account, store: st, gateway: gw, cfg: cfg}
+	if c, ok := st.(store.Contended); ok {
+		d.contended = c.Contended()
+	}
 	d.base, d.cancel = context.WithCancel(context.Background())
 	if runsWorkers(opts) { // see WithoutWorkers
 		d.goBackground(d.runWorkers)
@@ -156,8 +139,11 @@ type account struct {
 
 	drainRequests atomic.Int64
 	drainRecover  atomic.Bool // the next drain finishes reservations it finds
-	parked        parkedState // dialogs parked while the account was not active
-	presence      presence
+	// drainPausedUntil is when MG's last pause (a rate limit) ends, in Unix
+	// nanoseconds of real time: no drain runs before it.
+	drainPausedUntil atomic.Int64
+	parked           parkedState // dialogs parked while the account was not active
+	presence         presence
 
 	recentMu sync.Mutex
 	recent   []Trace
@@ -184,6 +170,10 @@ type pool struct {
 	caps    []int          // capacity of ids[i]
 	timed   []int          // indexes into ids of managers with a shift or leave
 	removed []Removal      // not in channel, unknown, inactive, offline, status
+	// index holds the managers with room in the strategy's order, for a
+	// large pool with a strategy.Ordered strategy; nil otherwise.
+	index *index
+	pos   map[bd.ManagerID]int // manager → position in ids, with index
 }
 
 func (s *snapshot) poolFor(c bd.ChannelID) *pool {
@@ -262,21 +252,27 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 	}
 	inDist := slices.Clone(s.Managers)
 	slices.Sort(inDist)
+	var order func(a, b strategy.Candidate) int
+	if o, ok := strat.(strategy.Ordered); ok {
+		order = o.Order()
+	}
 	if s.DefaultRule.Target != bd.ToBot {
-		snap.fallback = makePool("default rule", s.DefaultRule, inDist, &snap.settings, roster)
+		snap.fallback = makePool("default rule", s.DefaultRule, inDist, &snap.settings, roster, order)
 		snap.pools++
 	}
 	for c, r := range s.Channels {
 		if r.Target == bd.ToBot {
 			continue
 		}
-		snap.byChannel[c] = makePool(fmt.Sprintf("channel %d", c), r, inDist, &snap.settings, roster)
+		snap.byChannel[c] = makePool(fmt.Sprintf("channel %d", c), r, inDist, &snap.settings, roster, order)
 		snap.pools++
 	}
 	return snap, nil
 }
 
-func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settings, roster map[bd.ManagerID]bd.Manager) *pool {
+// makePool makes the pool of a channel rule; with a strategy order, a large
+// pool gets an index (see index).
+func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settings, roster map[bd.ManagerID]bd.Manager, order func(a, b strategy.Candidate) int) *pool {
 	p := &pool{name: name}
 	members := inDist
 	if len(r.Managers) > 0 {
@@ -308,6 +304,13 @@ func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settin
 		}
 	}
 	slices.SortFunc(p.removed, func(a, b Removal) int { return int(a.Manager - b.Manager) })
+	if order != nil && len(p.ids) >= indexMin {
+		p.index = newIndex(order, len(p.ids))
+		p.pos = make(map[bd.ManagerID]int, len(p.ids))
+		for i, m := range p.ids {
+			p.pos[m] = i
+		}
+	}
 	return p
 }
 
@@ -402,9 +405,10 @@ func (d *Distributor) Settings(ctx context.Context) (bd.Settings, error) {
 }
 
 // ValidateSettings checks s as a whole, as SaveSettings would: every problem
-// is named in one *bd.SettingsError, including an unknown strategy name.
+// is named in one *bd.SettingsError, an unknown strategy name and every
+// reply text the Replier refuses (see [CheckSettings]) among them.
 func (d *Distributor) ValidateSettings(s bd.Settings) error {
-	return CheckSettings(s, d.cfg.strategies)
+	return d.cfg.checkSettings(s)
 }
 
 // SaveSettings validates s as a whole and, only if it is valid, stores it
@@ -489,12 +493,13 @@ func (d *Distributor) remember(a *account, t Trace) {
 }
 
 // Run calls [Distributor.Sweep] periodically until ctx ends, pruning the
-// store's old event records after each sweep, and returns ctx's error. A
-// host of many Distributors (package fleet) sweeps each and prunes once
-// instead.
+// store's old event records after a sweep at most every
+// [store.PruneEvery], and returns ctx's error. A host of many Distributors
+// (package fleet) sweeps each and prunes once instead.
 func (d *Distributor) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.sweep)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -502,8 +507,11 @@ func (d *Distributor) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		d.Sweep(ctx)
-		if _, err := d.store.PruneEvents(ctx, d.cfg.now().Add(-d.cfg.keepEvents)); err != nil {
-			d.fail(d.id, "prune events", err)
+		if now := d.cfg.now(); now.Sub(pruned) >= store.PruneEvery {
+			pruned = now
+			if _, err := d.store.PruneEvents(ctx, now.Add(-d.cfg.keepEvents)); err != nil {
+				d.fail(d.id, "prune events", err)
+			}
 		}
 	}
 }
@@ -523,6 +531,9 @@ func (d *Distributor) Sweep(ctx context.Context) {
 	}
 	if err := d.reassignDue(ctx, a); err != nil {
 		d.fail(a.id, "reassign", err)
+	}
+	if a.drainPause() > 0 {
+		return // the drain stored with MG's pause runs after it
 	}
 	if err := d.drain(ctx, a, false); err != nil {
 		d.fail(a.id, "sweep", err)

@@ -1,17 +1,18 @@
 package distributor_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -26,25 +27,47 @@ import (
 func TestNewValidatesOptions(t *testing.T) {
 	st, gw := memory.New(), &distributortest.Gateway{}
 	_, err := distributor.New(acct, nil, gw)
-	require.ErrorContains(t, err, "nil store")
+	if err == nil || !strings.Contains(err.Error(), "nil store") {
+		t.Fatalf("got error %v, want one containing %q", err, "nil store")
+	}
 	_, err = distributor.New(acct, st, nil)
-	require.ErrorContains(t, err, "nil gateway")
+	if err == nil || !strings.Contains(err.Error(), "nil gateway") {
+		t.Fatalf("got error %v, want one containing %q", err, "nil gateway")
+	}
 	_, err = distributor.New(acct, st, gw, distributor.WithStrategy(nil), distributor.WithSweep(0), nil)
-	require.Error(t, err)
+	if err == nil {
+		t.Fatal("New with invalid options: no error, want one")
+	}
 	for _, want := range []string{"WithStrategy: nil strategy", "WithSweep: interval must be positive", "nil option"} {
-		require.ErrorContains(t, err, want)
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("got error %v, want one containing %q", err, want)
+		}
 	}
 	_, err = distributor.New("", st, gw)
-	require.ErrorContains(t, err, "empty account id")
+	if err == nil || !strings.Contains(err.Error(), "empty account id") {
+		t.Fatalf("got error %v, want one containing %q", err, "empty account id")
+	}
 	_, err = distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{"other.example"}}))
-	require.ErrorContains(t, err, `Accounts must be empty or name only the distributor's account "shop.example"`)
+	if err == nil || !strings.Contains(err.Error(), `Accounts must be empty or name only the distributor's account "shop.example"`) {
+		t.Fatalf("got error %v, want one containing %q", err, `Accounts must be empty or name only the distributor's account "shop.example"`)
+	}
 	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Accounts: []bd.AccountID{acct}}))
-	require.NoError(t, err)
-	require.Equal(t, acct, d.Account())
-	require.NoError(t, d.Close())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Account(), acct; got != want {
+		t.Fatalf("d.Account() = %v, want %v", got, want)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 	d, err = distributor.New(acct, st, gw)
-	require.NoError(t, err)
-	require.NotNil(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil {
+		t.Fatal("New returned a nil Distributor and no error")
+	}
 	t.Cleanup(func() { d.Close() })
 }
 
@@ -62,21 +85,35 @@ func TestDuplicateDeliveriesActOnce(t *testing.T) {
 			if i%2 == 1 { // the customer's first message races the dialog_opened event
 				ev = distributor.Event{Kind: distributor.CustomerMessage, Account: acct, Dialog: dl, MessageID: int64(100 + i%4)}
 			}
-			assert.NoError(t, f.d.Handle(ctx, ev))
+			if err := f.d.Handle(ctx, ev); err != nil {
+				t.Error(err)
+			}
 		}()
 	}
 	wg.Wait()
 	f.flush(t)
-	require.Len(t, f.gw.Calls(), 1)
-	require.Equal(t, 1, f.rec.Count(dl.ID, bd.DialogReceived))
-	require.Equal(t, 1, f.rec.Count(dl.ID, bd.ManagerAssigned))
-	require.Equal(t, 1, f.checkInvariants(t, ids, 5))
+	if got := len(f.gw.Calls()); got != 1 {
+		t.Fatalf("len(f.gw.Calls()) = %d, want 1", got)
+	}
+	if got, want := f.rec.Count(dl.ID, bd.DialogReceived), 1; got != want {
+		t.Fatalf("f.rec.Count(dl.ID, bd.DialogReceived) = %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(dl.ID, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("f.rec.Count(dl.ID, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
+	if got, want := f.checkInvariants(t, ids, 5), 1; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 5) = %v, want %v", got, want)
+	}
 
 	// A late duplicate dialog_opened after the close does not reopen anything.
 	f.close(t, dl.ID)
 	f.open(t, dl)
-	require.Len(t, f.gw.Calls(), 1)
-	require.True(t, f.responsible(t, dl.ID).IsZero())
+	if got := len(f.gw.Calls()); got != 1 {
+		t.Fatalf("len(f.gw.Calls()) = %d, want 1", got)
+	}
+	if r := f.responsible(t, dl.ID); !r.IsZero() {
+		t.Fatalf("dialog %v: responsible %v, want nobody", dl.ID, r)
+	}
 }
 
 func TestChannelRules(t *testing.T) {
@@ -89,29 +126,54 @@ func TestChannelRules(t *testing.T) {
 	f := newFixture(t, s, onlineManagers(ids))
 
 	f.open(t, dialog(1, 7))
-	require.Equal(t, bd.BotOf(900), f.gw.Responsible(1))
-	require.Equal(t, bd.BotOf(900), f.responsible(t, 1))
-	require.Zero(t, f.rec.Count(1, bd.DialogReceived), "a bot's dialog gets no distributor reply")
+	if got, want := f.gw.Responsible(1), bd.BotOf(900); got != want {
+		t.Fatalf("f.gw.Responsible(1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 1), bd.BotOf(900); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got := f.rec.Count(1, bd.DialogReceived); got != 0 {
+		t.Fatalf("a bot's dialog gets no distributor reply: got %v, want 0", got)
+	}
 
 	for i := 2; i <= 11; i++ {
 		f.open(t, dialog(i, 8))
-		m, ok := f.responsible(t, bd.DialogID(i)).Manager()
-		require.True(t, ok)
-		require.Contains(t, []bd.ManagerID{3, 4}, m, "channel 8 goes to managers 3 and 4 only")
+		r := f.responsible(t, bd.DialogID(i))
+		m, ok := r.Manager()
+		if !ok {
+			t.Fatalf("dialog %d: responsible %v, want a manager", i, r)
+		}
+		if m != 3 && m != 4 {
+			t.Fatalf("channel 8 goes to managers 3 and 4 only: got %v, want 3 or 4", m)
+		}
 	}
 	// Channel 8's two managers hold 5 each now; the default rule still has room.
 	f.open(t, dialog(12, 8))
-	require.True(t, f.responsible(t, 12).IsZero(), "channel 8's managers are full")
-	require.Equal(t, 1, f.rec.Count(12, bd.AllManagersBusy))
+	if !f.responsible(t, 12).IsZero() {
+		t.Fatal("channel 8's managers are full")
+	}
+	if got, want := f.rec.Count(12, bd.AllManagersBusy), 1; got != want {
+		t.Fatalf("f.rec.Count(12, bd.AllManagersBusy) = %v, want %v", got, want)
+	}
 	f.open(t, dialog(13, 1))
 	m, _ := f.responsible(t, 13).Manager()
-	require.Contains(t, []bd.ManagerID{1, 2}, m, "the default rule still has room with managers 1 and 2")
+	if m != 1 && m != 2 {
+		t.Fatalf("the default rule still has room with managers 1 and 2: got %v, want 1 or 2", m)
+	}
 
 	tr, err := f.d.Decide(context.Background(), dialog(14, 8))
-	require.NoError(t, err)
-	require.Equal(t, distributor.OutcomeQueued, tr.Outcome)
-	require.ElementsMatch(t, []bd.ManagerID{1, 2}, tr.RemovedBy(distributor.FilterChannel))
-	require.ElementsMatch(t, []bd.ManagerID{3, 4}, tr.RemovedBy(distributor.FilterCapacity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tr.Outcome, distributor.OutcomeQueued; got != want {
+		t.Fatalf("tr.Outcome = %v, want %v", got, want)
+	}
+	if got, want := sorted(tr.RemovedBy(distributor.FilterChannel)), []bd.ManagerID{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("RemovedBy(FilterChannel) = %v, want %v", got, want)
+	}
+	if got, want := sorted(tr.RemovedBy(distributor.FilterCapacity)), []bd.ManagerID{3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("RemovedBy(FilterCapacity) = %v, want %v", got, want)
+	}
 }
 
 func TestAvailabilityModes(t *testing.T) {
@@ -138,16 +200,28 @@ func TestAvailabilityModes(t *testing.T) {
 			s.Availability = tc.mode
 			f := newFixture(t, s, roster)
 			tr, err := f.d.Decide(context.Background(), dialog(1, 1))
-			require.NoError(t, err)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var got []bd.ManagerID
 			for _, c := range tr.Candidates {
 				got = append(got, c.Manager)
 			}
-			require.Equal(t, tc.eligible, got)
-			require.ElementsMatch(t, tc.offline, tr.RemovedBy(distributor.FilterOffline))
-			require.ElementsMatch(t, tc.status, tr.RemovedBy(distributor.FilterStatus))
-			require.Equal(t, []bd.ManagerID{5}, tr.RemovedBy(distributor.FilterInactive))
-			require.Equal(t, []bd.ManagerID{6}, tr.RemovedBy(distributor.FilterRoster))
+			if !slices.Equal(got, tc.eligible) {
+				t.Fatalf("candidates = %v, want %v", got, tc.eligible)
+			}
+			if got, want := sorted(tr.RemovedBy(distributor.FilterOffline)), sorted(tc.offline); !slices.Equal(got, want) {
+				t.Fatalf("RemovedBy(FilterOffline) = %v, want %v", got, want)
+			}
+			if got, want := sorted(tr.RemovedBy(distributor.FilterStatus)), sorted(tc.status); !slices.Equal(got, want) {
+				t.Fatalf("RemovedBy(FilterStatus) = %v, want %v", got, want)
+			}
+			if got, want := tr.RemovedBy(distributor.FilterInactive), []bd.ManagerID{5}; !slices.Equal(got, want) {
+				t.Fatalf("tr.RemovedBy(distributor.FilterInactive) = %v, want %v", got, want)
+			}
+			if got, want := tr.RemovedBy(distributor.FilterRoster), []bd.ManagerID{6}; !slices.Equal(got, want) {
+				t.Fatalf("tr.RemovedBy(distributor.FilterRoster) = %v, want %v", got, want)
+			}
 		})
 	}
 }
@@ -161,31 +235,57 @@ func TestNoManagerOnlineThenOneComesOnline(t *testing.T) {
 	f := newFixture(t, settingsFor(ids, 2), offline)
 	f.open(t, dialog(1, 1))
 	f.open(t, dialog(2, 1))
-	require.Equal(t, 2, f.queueLen(t))
-	require.Equal(t, 1, f.rec.Count(1, bd.NoManagerOnline))
-	require.Empty(t, f.gw.Calls())
+	if got, want := f.queueLen(t), 2; got != want {
+		t.Fatalf("f.queueLen(t) = %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(1, bd.NoManagerOnline), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.NoManagerOnline) = %v, want %v", got, want)
+	}
+	if got := f.gw.Calls(); len(got) != 0 {
+		t.Fatalf("f.gw.Calls() = %v, want empty", got)
+	}
 
 	on := offline[1]
 	on.Online = true
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: on}))
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
-	require.Zero(t, f.queueLen(t))
+	if err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: on}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
 	tr, err := f.d.Recent(context.Background())
-	require.NoError(t, err)
-	require.NotEmpty(t, tr)
-	require.True(t, tr[0].FromQueue)
-	require.Equal(t, distributor.OutcomeAssigned, tr[0].Outcome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr) == 0 {
+		t.Fatal("no recent traces, want one")
+	}
+	if !tr[0].FromQueue {
+		t.Fatal("tr[0].FromQueue = false, want true")
+	}
+	if got, want := tr[0].Outcome, distributor.OutcomeAssigned; got != want {
+		t.Fatalf("tr[0].Outcome = %v, want %v", got, want)
+	}
 }
 
 func TestRepliesNameTheManagerAndCustomer(t *testing.T) {
 	ids := managerIDs(2)
 	sent := replytest.NewRecorder()
 	tmpl, err := reply.NewTemplate(sent)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := newFixture(t, settingsFor(ids, 2), onlineManagers(ids), distributor.WithReplier(tmpl))
 	f.open(t, dialog(1, 1))
-	require.Equal(t, []string{"Hello Customer No1, we got your message.", "Manager 1 will answer you."}, sent.ToChat(1001))
+	if got, want := sent.ToChat(1001), []string{"Hello Customer No1, we got your message.", "Manager 1 will answer you."}; !slices.Equal(got, want) {
+		t.Fatalf("sent.ToChat(1001) = %v, want %v", got, want)
+	}
 }
 
 func TestOutsideWorkingHours(t *testing.T) {
@@ -196,16 +296,28 @@ func TestOutsideWorkingHours(t *testing.T) {
 	f := newFixture(t, s, onlineManagers(ids))
 	f.clock.Set(time.Date(2026, 3, 2, 19, 0, 0, 0, time.UTC)) // 22:00 in Moscow
 	f.open(t, dialog(1, 1))
-	require.True(t, f.responsible(t, 1).IsZero())
-	require.Equal(t, 1, f.rec.Count(1, bd.OutsideWorkingHours))
+	if r := f.responsible(t, 1); !r.IsZero() {
+		t.Fatalf("dialog 1: responsible %v, want nobody", r)
+	}
+	if got, want := f.rec.Count(1, bd.OutsideWorkingHours), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.OutsideWorkingHours) = %v, want %v", got, want)
+	}
 	tr, err := f.d.Decide(context.Background(), dialog(2, 1))
-	require.NoError(t, err)
-	require.ElementsMatch(t, ids, tr.RemovedBy(distributor.FilterHours))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sorted(tr.RemovedBy(distributor.FilterHours)), sorted(ids); !slices.Equal(got, want) {
+		t.Fatalf("RemovedBy(FilterHours) = %v, want %v", got, want)
+	}
 
 	f.clock.Set(time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)) // 10:00 in Moscow
 	f.d.Sweep(context.Background())
-	require.False(t, f.responsible(t, 1).IsZero(), "opening hours let the sweep assign the waiting dialog")
-	require.Equal(t, 1, f.rec.Count(1, bd.OutsideWorkingHours), "the reply is sent once")
+	if f.responsible(t, 1).IsZero() {
+		t.Fatal("opening hours let the sweep assign the waiting dialog")
+	}
+	if got, want := f.rec.Count(1, bd.OutsideWorkingHours), 1; got != want {
+		t.Fatalf("the reply is sent once: got %v, want %v", got, want)
+	}
 }
 
 func TestAssignedByPersonInMG(t *testing.T) {
@@ -215,37 +327,65 @@ func TestAssignedByPersonInMG(t *testing.T) {
 	f.open(t, dialog(1, 1))
 	f.open(t, dialog(2, 1))
 	f.open(t, dialog(3, 1)) // waits: both managers hold one
-	require.Equal(t, 1, f.queueLen(t))
+	if got, want := f.queueLen(t), 1; got != want {
+		t.Fatalf("f.queueLen(t) = %v, want %v", got, want)
+	}
 	first, _ := f.responsible(t, 1).Manager()
 
 	// A person moves dialog 1 to a bot in MG: the manager's slot frees and
 	// the waiting dialog takes it.
-	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.BotOf(77)}))
-	require.Equal(t, bd.BotOf(77), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(first), f.responsible(t, 3))
-	require.Zero(t, f.queueLen(t))
+	if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.BotOf(77)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 1), bd.BotOf(77); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 3), bd.ManagerOf(first); got != want {
+		t.Fatalf("f.responsible(t, 3) = %v, want %v", got, want)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
 
 	// The echo of the distributor's own assignment changes nothing.
 	before := len(f.gw.Calls())
-	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 3}, Responsible: bd.ManagerOf(first)}))
-	require.Len(t, f.gw.Calls(), before)
+	if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 3}, Responsible: bd.ManagerOf(first)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.gw.Calls()); got != before {
+		t.Fatalf("len(f.gw.Calls()) = %d, want %d", got, before)
+	}
 
 	// A person pushes a dialog onto a full manager: the store follows MG.
 	other := bd.ManagerID(3) - first
-	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.ManagerOf(other)}))
+	if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: bd.Dialog{ID: 1}, Responsible: bd.ManagerOf(other)}); err != nil {
+		t.Fatal(err)
+	}
 	loads, err := f.st.Loads(ctx, acct, []bd.ManagerID{other}, nil)
-	require.NoError(t, err)
-	require.Equal(t, 2, loads[0].Open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := loads[0].Open, 2; got != want {
+		t.Fatalf("loads[0].Open = %v, want %v", got, want)
+	}
 }
 
 func TestUnassignedByPersonIsDistributedAgain(t *testing.T) {
 	ids := managerIDs(1)
 	f := newFixture(t, settingsFor(ids, 3), onlineManagers(ids))
 	f.open(t, dialog(1, 1))
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: dialog(1, 1)}))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
-	require.Len(t, f.gw.Calls(), 2)
-	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
+	if err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogAssigned, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got := len(f.gw.Calls()); got != 2 {
+		t.Fatalf("len(f.gw.Calls()) = %d, want 2", got)
+	}
+	if got, want := f.checkInvariants(t, ids, 3), 1; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 3) = %v, want %v", got, want)
+	}
 }
 
 func TestDecideIsADryRun(t *testing.T) {
@@ -253,21 +393,45 @@ func TestDecideIsADryRun(t *testing.T) {
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
 	f.open(t, dialog(1, 1))
 	tr, err := f.d.Decide(context.Background(), dialog(2, 1))
-	require.NoError(t, err)
-	require.True(t, tr.DryRun)
-	require.Equal(t, distributor.OutcomeAssigned, tr.Outcome)
-	require.Len(t, tr.Candidates, 2)
-	require.Len(t, tr.RemovedBy(distributor.FilterCapacity), 1)
-	require.NotEmpty(t, tr.Choice.Reason)
-	require.Contains(t, tr.String(), "removed manager")
-	require.Contains(t, tr.String(), "at_capacity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.DryRun {
+		t.Fatal("tr.DryRun = false, want true")
+	}
+	if got, want := tr.Outcome, distributor.OutcomeAssigned; got != want {
+		t.Fatalf("tr.Outcome = %v, want %v", got, want)
+	}
+	if got := len(tr.Candidates); got != 2 {
+		t.Fatalf("len(tr.Candidates) = %d, want 2", got)
+	}
+	if got := len(tr.RemovedBy(distributor.FilterCapacity)); got != 1 {
+		t.Fatalf("len(tr.RemovedBy(distributor.FilterCapacity)) = %d, want 1", got)
+	}
+	if tr.Choice.Reason == "" {
+		t.Fatal("tr.Choice.Reason is empty, want a reason")
+	}
+	if got := tr.String(); !strings.Contains(got, "removed manager") {
+		t.Fatalf("tr.String() = %q, want it to contain %q", got, "removed manager")
+	}
+	if got := tr.String(); !strings.Contains(got, "at_capacity") {
+		t.Fatalf("tr.String() = %q, want it to contain %q", got, "at_capacity")
+	}
 
-	require.Len(t, f.gw.Calls(), 1, "a dry run sends nothing to MG")
-	require.True(t, f.responsible(t, 2).IsZero(), "a dry run reserves nothing")
-	require.Zero(t, f.rec.Count(2, bd.DialogReceived), "a dry run replies nothing")
+	if got := len(f.gw.Calls()); got != 1 {
+		t.Fatalf("a dry run sends nothing to MG: got %d, want 1", got)
+	}
+	if !f.responsible(t, 2).IsZero() {
+		t.Fatal("a dry run reserves nothing")
+	}
+	if got := f.rec.Count(2, bd.DialogReceived); got != 0 {
+		t.Fatalf("a dry run replies nothing: got %v, want 0", got)
+	}
 	// The real event afterwards is not mistaken for a duplicate.
 	f.open(t, dialog(2, 1))
-	require.False(t, f.responsible(t, 2).IsZero())
+	if f.responsible(t, 2).IsZero() {
+		t.Fatal("dialog 2: responsible nobody, want someone")
+	}
 }
 
 func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
@@ -283,30 +447,60 @@ func TestSaveSettingsKeepsPreviousOnError(t *testing.T) {
 	bad.Strategy = "fastest_typist"
 	err := f.d.SaveSettings(ctx, bad)
 	var se *bd.SettingsError
-	require.ErrorAs(t, err, &se)
-	require.ElementsMatch(t, []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}, se.EmptyReplies())
-	require.Contains(t, err.Error(), "replies.no_manager_online: is empty")
-	require.Contains(t, err.Error(), "replies.outside_working_hours: is empty")
-	require.Contains(t, err.Error(), `unknown strategy "fastest_typist"`)
+	if !errors.As(err, &se) {
+		t.Fatalf("SaveSettings = %v, want a *SettingsError", err)
+	}
+	if got, want := sorted(se.EmptyReplies()), []bd.Situation{bd.NoManagerOnline, bd.OutsideWorkingHours}; !slices.Equal(got, want) {
+		t.Fatalf("EmptyReplies() = %v, want %v", got, want)
+	}
+	if got := err.Error(); !strings.Contains(got, "replies.no_manager_online: is empty") {
+		t.Fatalf("err.Error() = %q, want it to contain %q", got, "replies.no_manager_online: is empty")
+	}
+	if got := err.Error(); !strings.Contains(got, "replies.outside_working_hours: is empty") {
+		t.Fatalf("err.Error() = %q, want it to contain %q", got, "replies.outside_working_hours: is empty")
+	}
+	if got := err.Error(); !strings.Contains(got, `unknown strategy "fastest_typist"`) {
+		t.Fatalf("err.Error() = %q, want it to contain %q", got, `unknown strategy "fastest_typist"`)
+	}
 
 	cur, err := f.d.Settings(ctx)
-	require.NoError(t, err)
-	require.Equal(t, good, cur, "the settings in force are unchanged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cur, good) {
+		t.Fatalf("the settings in force are unchanged: got %v, want %v", cur, good)
+	}
 	stored, err := f.st.Account(ctx, acct)
-	require.NoError(t, err)
-	require.Equal(t, good, stored.Settings, "the stored settings are unchanged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stored.Settings, good; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the stored settings are unchanged: got %v, want %v", got, want)
+	}
 
 	better := good.Clone()
 	better.DefaultCapacity = 9
 	better.Strategy = strategy.NameLeastLoaded
-	require.NoError(t, f.d.SaveSettings(ctx, better))
+	if err := f.d.SaveSettings(ctx, better); err != nil {
+		t.Fatal(err)
+	}
 	stored, err = f.st.Account(ctx, acct)
-	require.NoError(t, err)
-	require.Equal(t, 9, stored.Settings.DefaultCapacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stored.Settings.DefaultCapacity, 9; got != want {
+		t.Fatalf("stored.Settings.DefaultCapacity = %v, want %v", got, want)
+	}
 	tr, err := f.d.Decide(ctx, dialog(1, 1))
-	require.NoError(t, err)
-	require.Equal(t, strategy.NameLeastLoaded, tr.Strategy)
-	require.Equal(t, 9, tr.Candidates[0].Capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tr.Strategy, strategy.NameLeastLoaded; got != want {
+		t.Fatalf("tr.Strategy = %v, want %v", got, want)
+	}
+	if got, want := tr.Candidates[0].Capacity, 9; got != want {
+		t.Fatalf("tr.Candidates[0].Capacity = %v, want %v", got, want)
+	}
 }
 
 func TestBadEvents(t *testing.T) {
@@ -329,19 +523,33 @@ func TestBadEvents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := f.d.Handle(ctx, tc.ev)
-			require.ErrorIs(t, err, distributor.ErrBadEvent)
-			require.ErrorContains(t, err, tc.want)
+			if !errors.Is(err, distributor.ErrBadEvent) {
+				t.Fatalf("got %v, want distributor.ErrBadEvent", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
 		})
 	}
 	// An event without an account is the distributor's.
-	require.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Dialog: bd.Dialog{ID: 7}}))
+	if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Dialog: bd.Dialog{ID: 7}}); err != nil {
+		t.Fatal(err)
+	}
 	nobody, err := distributor.New("nobody.example", f.st, f.gw)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { nobody.Close() })
 	err = nobody.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: bd.Dialog{ID: 1}})
-	require.ErrorIs(t, err, distributor.ErrUnknownAccount)
-	require.Empty(t, f.gw.Calls(), "bad events change nothing")
-	require.Zero(t, f.queueLen(t))
+	if !errors.Is(err, distributor.ErrUnknownAccount) {
+		t.Fatalf("got %v, want distributor.ErrUnknownAccount", err)
+	}
+	if got := f.gw.Calls(); len(got) != 0 {
+		t.Fatalf("bad events change nothing: got %v, want empty", got)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
 }
 
 func TestGatewayFailureLeavesDialogWaiting(t *testing.T) {
@@ -359,26 +567,48 @@ func TestGatewayFailureLeavesDialogWaiting(t *testing.T) {
 			case distributor.OutcomeQueued:
 				queued++
 				_, err := st.Responsible(context.Background(), acct, 1)
-				assert.ErrorIs(t, err, store.ErrNotFound, "a refused dialog's slot is given back")
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("a refused dialog's slot is given back: got %v, want store.ErrNotFound", err)
+				}
 			case distributor.OutcomeAssigned:
 				assigned++
 			}
 		},
 	}))
 	f.gw.FailNext(1, errors.New("mg: 503"))
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	if err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	// The refused dialog waits, and the queue is drained for it again.
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
-	require.Zero(t, f.queueLen(t))
-	require.Equal(t, 1, f.checkInvariants(t, ids, 1))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
+	if got, want := f.checkInvariants(t, ids, 1), 1; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 1) = %v, want %v", got, want)
+	}
 	mu.Lock()
-	require.Contains(t, failures, "gateway.assign")
-	require.Equal(t, 1, queued, "the refused dialog waited")
-	require.Equal(t, 1, assigned)
+	if !slices.Contains(failures, "gateway.assign") {
+		t.Fatalf("failures = %q, want it to contain %q", failures, "gateway.assign")
+	}
+	if queued != 1 {
+		t.Fatalf("the refused dialog waited: got %v, want 1", queued)
+	}
+	if assigned != 1 {
+		t.Fatalf("assigned = %v, want 1", assigned)
+	}
 	mu.Unlock()
-	require.Equal(t, 1, f.rec.Count(1, bd.DialogReceived))
-	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
-	require.Len(t, f.gw.Calls(), 1, "MG took one assignment")
+	if got, want := f.rec.Count(1, bd.DialogReceived), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.DialogReceived) = %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(1, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
+	if got := len(f.gw.Calls()); got != 1 {
+		t.Fatalf("MG took one assignment: got %d, want 1", got)
+	}
 }
 
 func TestGoneDialogIsClosed(t *testing.T) {
@@ -386,11 +616,19 @@ func TestGoneDialogIsClosed(t *testing.T) {
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
 	f.gw.FailNext(1, fmt.Errorf("%w: MG lists it inactive", distributor.ErrDialogGone))
 	f.open(t, dialog(1, 1))
-	require.True(t, f.responsible(t, 1).IsZero())
-	require.Zero(t, f.queueLen(t))
-	require.Zero(t, f.checkInvariants(t, ids, 1), "the slot is free again")
+	if r := f.responsible(t, 1); !r.IsZero() {
+		t.Fatalf("dialog 1: responsible %v, want nobody", r)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
+	if got := f.checkInvariants(t, ids, 1); got != 0 {
+		t.Fatalf("the slot is free again: got %v, want 0", got)
+	}
 	f.open(t, dialog(2, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 }
 
 func TestReplyFailureIsRetried(t *testing.T) {
@@ -398,12 +636,43 @@ func TestReplyFailureIsRetried(t *testing.T) {
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
 	f.rec.FailNext(2, errors.New("mg: timeout"))
 	f.open(t, dialog(1, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1), "a failed reply does not block the assignment")
-	require.Equal(t, 1, f.rec.Count(1, bd.DialogReceived), "the failed reply was sent by a retry, once")
-	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("a failed reply does not block the assignment: got %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(1, bd.DialogReceived), 1; got != want {
+		t.Fatalf("the failed reply was sent by a retry, once: got %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(1, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
 	claimed, err := f.st.ClaimReply(context.Background(), acct, 1, bd.DialogReceived)
-	require.NoError(t, err)
-	require.False(t, claimed, "the reply stays claimed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claimed {
+		t.Fatal("the reply stays claimed")
+	}
+}
+
+// The greeting landed but its answer was lost: the job of the greeting
+// and the "manager assigned" reply is tried again, the retry finds the
+// greeting in the chat instead of sending it again, and sends the second.
+func TestTwoReplyJobRetriedAfterItsFirstLanded(t *testing.T) {
+	ids := managerIDs(1)
+	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
+	f.rec.FailAfterNext(1, errors.New("mg: timeout after the message was taken"))
+	f.open(t, dialog(1, 1))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("responsible of dialog 1 = %v, want %v", got, want)
+	}
+	for _, sit := range []bd.Situation{bd.DialogReceived, bd.ManagerAssigned} {
+		if got := f.rec.Count(1, sit); got != 1 {
+			t.Errorf("the %s reply was sent %d times, want once", sit, got)
+		}
+	}
+	if got, want := f.rec.ToChat(dialog(1, 1).Chat), 2; len(got) != want {
+		t.Fatalf("the chat got %q, want %d texts", got, want)
+	}
 }
 
 func TestFailingJobBecomesADeadLetter(t *testing.T) {
@@ -415,17 +684,36 @@ func TestFailingJobBecomesADeadLetter(t *testing.T) {
 		distributor.WithHooks(distributor.Hooks{Dead: func(_ bd.AccountID, j store.Job, _ error) { mu.Lock(); dead = append(dead, j); mu.Unlock() }}))
 	f.rec.FailNext(100, errors.New("mg: 502"))
 	f.open(t, dialog(1, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
 	letters, err := f.d.DeadLetters(context.Background(), 10)
-	require.NoError(t, err)
-	require.Len(t, letters, 2, "both replies failed past their budget")
-	for _, l := range letters {
-		require.Equal(t, store.JobReply, l.Kind)
-		require.Equal(t, 3, l.Attempt)
-		require.Contains(t, l.Err, "mg: 502")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 {
+		t.Fatalf("the job of the greeting and the \"manager assigned\" reply failed past its budget: got %d, want 1", len(letters))
+	}
+	l := letters[0]
+	if got, want := l.Kind, store.JobReply; got != want {
+		t.Fatalf("l.Kind = %v, want %v", got, want)
+	}
+	if got, want := l.First, bd.DialogReceived; got != want {
+		t.Fatalf("l.First = %v, want %v", got, want)
+	}
+	if got, want := l.Situation, bd.ManagerAssigned; got != want {
+		t.Fatalf("l.Situation = %v, want %v", got, want)
+	}
+	if got, want := l.Attempt, 3; got != want {
+		t.Fatalf("l.Attempt = %v, want %v", got, want)
+	}
+	if got := l.Err; !strings.Contains(got, "mg: 502") {
+		t.Fatalf("l.Err = %q, want it to contain %q", got, "mg: 502")
 	}
 	mu.Lock()
-	require.Len(t, dead, 2)
+	if len(dead) != 1 {
+		t.Fatalf("len(dead) = %d, want 1", len(dead))
+	}
 	mu.Unlock()
 }
 
@@ -440,23 +728,43 @@ func TestResync(t *testing.T) {
 		{Dialog: dialog(3, 1)}, // opened while nobody listened
 		{Dialog: dialog(4, 1), Responsible: bd.BotOf(9)},
 	}
-	require.NoError(t, f.d.Resync(ctx, open))
-	require.True(t, f.responsible(t, 1).IsZero(), "a dialog MG no longer lists is released")
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
-	require.False(t, f.responsible(t, 3).IsZero(), "a missed dialog is distributed")
-	require.Equal(t, bd.BotOf(9), f.responsible(t, 4))
-	require.Equal(t, 1, f.rec.Count(3, bd.ManagerAssigned))
+	if err := f.d.Resync(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	if !f.responsible(t, 1).IsZero() {
+		t.Fatal("a dialog MG no longer lists is released")
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
+	if f.responsible(t, 3).IsZero() {
+		t.Fatal("a missed dialog is distributed")
+	}
+	if got, want := f.responsible(t, 4), bd.BotOf(9); got != want {
+		t.Fatalf("f.responsible(t, 4) = %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(3, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("f.rec.Count(3, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
 	held := f.checkInvariants(t, ids, 5)
-	require.Equal(t, 2, held)
+	if held != 2 {
+		t.Fatalf("held = %v, want 2", held)
+	}
 
 	// Resync is idempotent once MG reports what the distributor did.
 	open[1].Responsible = f.gw.Responsible(3)
 	calls := len(f.gw.Calls())
-	require.NoError(t, f.d.Resync(ctx, open))
-	require.Len(t, f.gw.Calls(), calls)
+	if err := f.d.Resync(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.gw.Calls()); got != calls {
+		t.Fatalf("len(f.gw.Calls()) = %d, want %d", got, calls)
+	}
 
 	err := f.d.Resync(ctx, []distributor.OpenDialog{{Dialog: bd.Dialog{ID: -4}}})
-	require.ErrorIs(t, err, distributor.ErrBadEvent)
+	if !errors.Is(err, distributor.ErrBadEvent) {
+		t.Fatalf("got %v, want distributor.ErrBadEvent", err)
+	}
 }
 
 func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
@@ -466,14 +774,26 @@ func TestStrategyChoosingAnOutsiderIsAnError(t *testing.T) {
 	})
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids), distributor.WithStrategy(bad),
 		distributor.WithWork(store.WorkOptions{MaxAttempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}))
-	require.NoError(t, f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	if err := f.d.Handle(context.Background(), distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	f.flush(t)
 	letters, err := f.d.DeadLetters(context.Background(), 10)
-	require.NoError(t, err)
-	require.Len(t, letters, 1)
-	require.Equal(t, store.JobDistribute, letters[0].Kind)
-	require.Contains(t, letters[0].Err, "chose manager 42, who is not a candidate")
-	require.Empty(t, f.gw.Calls())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 {
+		t.Fatalf("len(letters) = %d, want 1", len(letters))
+	}
+	if got, want := letters[0].Kind, store.JobDistribute; got != want {
+		t.Fatalf("letters[0].Kind = %v, want %v", got, want)
+	}
+	if got := letters[0].Err; !strings.Contains(got, "chose manager 42, who is not a candidate") {
+		t.Fatalf("letters[0].Err = %q, want it to contain %q", got, "chose manager 42, who is not a candidate")
+	}
+	if got := f.gw.Calls(); len(got) != 0 {
+		t.Fatalf("f.gw.Calls() = %v, want empty", got)
+	}
 }
 
 // TestSecretsNeverInTraceOrErrors runs the paths that log, trace and
@@ -483,7 +803,9 @@ func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 	st := memory.New()
 	ctx := context.Background()
 	ids := managerIDs(1)
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, APIKey: "crm-key-123", MGToken: "mg-token-456", Settings: settingsFor(ids, 1)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, APIKey: "crm-key-123", MGToken: "mg-token-456", Settings: settingsFor(ids, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	var logs strings.Builder
 	var mu sync.Mutex
 	var failures []string
@@ -495,22 +817,36 @@ func TestSecretsNeverInTraceOrErrors(t *testing.T) {
 			failures = append(failures, op+": "+err.Error())
 			mu.Unlock()
 		}}))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
 	gw.FailNext(1, nil)
 	rec.FailNext(1, nil)
 	outputs := []string{err2s(d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))}
-	require.NoError(t, d.Flush(ctx))
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	d.Sweep(ctx)
 	tr, err := d.Decide(ctx, dialog(2, 1))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	outputs = append(outputs, tr.String(), err2s(d.Handle(ctx, distributor.Event{Kind: 77, Account: acct})), logs.String())
 	outputs = append(outputs, failures...)
-	require.NotEmpty(t, logs.String(), "the failure paths log")
-	require.GreaterOrEqual(t, len(failures), 2, "the gateway and the replier failed")
+	if logs.String() == "" {
+		t.Fatal("the failure paths log")
+	}
+	if got := len(failures); got < 2 {
+		t.Fatalf("the gateway and the replier failed: got %v, want >= 2", got)
+	}
 	for _, s := range outputs {
-		require.False(t, strings.Contains(s, "crm-key-123") || strings.Contains(s, "mg-token-456"), s)
+		if strings.Contains(s, "crm-key-123") || strings.Contains(s, "mg-token-456") {
+			t.Fatalf("%s: got a secret, want none", s)
+		}
 	}
 }
 
@@ -531,7 +867,9 @@ func TestHammer(t *testing.T) {
 	var closed sync.Map
 	closeDialog := func(id bd.DialogID) {
 		closed.Store(id, true)
-		assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: id}}))
+		if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: id}}); err != nil {
+			t.Error(err)
+		}
 	}
 	var wg sync.WaitGroup
 	for w := range 16 {
@@ -540,14 +878,18 @@ func TestHammer(t *testing.T) {
 			defer wg.Done()
 			for i := w + 1; i <= dialogs; i += 16 {
 				dl := dialog(i, 1)
-				assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dl}))
+				if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dl}); err != nil {
+					t.Error(err)
+				}
 				switch i % 5 {
 				case 0, 1:
 					closeDialog(dl.ID)
 				case 2:
 					m := onlineManagers(ids)[i%len(ids)]
 					m.Online = i%4 != 0
-					assert.NoError(t, f.d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: m}))
+					if err := f.d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: m}); err != nil {
+						t.Error(err)
+					}
 				}
 				if i%3 == 0 {
 					// Close an older dialog, possibly waiting, held, or not
@@ -558,21 +900,29 @@ func TestHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.NoError(t, f.d.SetRoster(ctx, onlineManagers(ids)))
+	if err := f.d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
 	held := f.checkInvariants(t, ids, capacity)
 	waiting := f.queueLen(t)
 	open := 0
 	for i := 1; i <= dialogs; i++ {
 		r := f.responsible(t, bd.DialogID(i))
 		if _, ok := closed.Load(bd.DialogID(i)); ok {
-			require.True(t, r.IsZero(), "closed dialog %d still held by %s", i, r)
+			if !r.IsZero() {
+				t.Fatalf("closed dialog %d still held by %s", i, r)
+			}
 			continue
 		}
 		open++
 	}
-	require.Equal(t, open, held+waiting, "every open dialog is assigned or waiting")
+	if got, want := held+waiting, open; got != want {
+		t.Fatalf("every open dialog is assigned or waiting: got %v, want %v", got, want)
+	}
 	if waiting > 0 {
-		require.Equal(t, len(ids)*capacity, held, "dialogs wait only when everyone is full")
+		if got, want := held, len(ids)*capacity; got != want {
+			t.Fatalf("dialogs wait only when everyone is full: got %v, want %v", got, want)
+		}
 	}
 }
 
@@ -581,20 +931,34 @@ func TestGoneDialogIsClosedNotQueued(t *testing.T) {
 	f := newFixture(t, settingsFor(ids, 1), onlineManagers(ids))
 	f.gw.FailNext(1, fmt.Errorf("mg: dialog is not the latest in the chat: %w", distributor.ErrDialogGone))
 	f.open(t, dialog(1, 1))
-	require.True(t, f.responsible(t, 1).IsZero())
-	require.Zero(t, f.queueLen(t), "a dialog MG can never assign does not wait")
-	require.Zero(t, f.checkInvariants(t, ids, 1), "its slot is free again")
+	if r := f.responsible(t, 1); !r.IsZero() {
+		t.Fatalf("dialog 1: responsible %v, want nobody", r)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("a dialog MG can never assign does not wait: got %v, want 0", got)
+	}
+	if got := f.checkInvariants(t, ids, 1); got != 0 {
+		t.Fatalf("its slot is free again: got %v, want 0", got)
+	}
 	f.open(t, dialog(2, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 }
 
 func TestResyncLeavesNewerDialogsAlone(t *testing.T) {
 	ids := managerIDs(1)
 	f := newFixture(t, settingsFor(ids, 5), onlineManagers(ids))
 	f.open(t, dialog(5, 1)) // opened (by any process) after MG's list was read
-	require.NoError(t, f.d.Resync(context.Background(), []distributor.OpenDialog{{Dialog: dialog(3, 1)}}))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 5), "a dialog newer than MG's list is not taken for closed")
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 3))
+	if err := f.d.Resync(context.Background(), []distributor.OpenDialog{{Dialog: dialog(3, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 5), bd.ManagerOf(1); got != want {
+		t.Fatalf("a dialog newer than MG's list is not taken for closed: got %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 3), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 3) = %v, want %v", got, want)
+	}
 }
 
 // TestResyncWithAStaleList: MG's list was read before assignments landed;
@@ -606,12 +970,24 @@ func TestResyncWithAStaleList(t *testing.T) {
 	f.open(t, dialog(2, 1))
 	held1, held2 := f.responsible(t, 1), f.responsible(t, 2)
 	stale := []distributor.OpenDialog{{Dialog: dialog(1, 1)}, {Dialog: dialog(2, 1), Responsible: held1}}
-	require.NoError(t, f.d.Resync(context.Background(), stale))
-	require.Equal(t, held1, f.responsible(t, 1))
-	require.Equal(t, held2, f.responsible(t, 2))
-	require.Equal(t, held1, f.gw.Responsible(1), "MG is told the store's responsible again")
-	require.Equal(t, held2, f.gw.Responsible(2))
-	require.Equal(t, 2, f.checkInvariants(t, ids, 1))
+	if err := f.d.Resync(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 1), held1; got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), held2; got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
+	if got, want := f.gw.Responsible(1), held1; got != want {
+		t.Fatalf("MG is told the store's responsible again: got %v, want %v", got, want)
+	}
+	if got, want := f.gw.Responsible(2), held2; got != want {
+		t.Fatalf("f.gw.Responsible(2) = %v, want %v", got, want)
+	}
+	if got, want := f.checkInvariants(t, ids, 1), 2; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 1) = %v, want %v", got, want)
+	}
 }
 
 // A dialog reserved in the store by a distribution that stopped before MG
@@ -621,11 +997,19 @@ func TestReservationWithoutMGIsFinished(t *testing.T) {
 	ids := managerIDs(2)
 	f := newFixture(t, settingsFor(ids, 3), onlineManagers(ids))
 	ctx := context.Background()
-	require.NoError(t, f.st.Assign(ctx, store.Assignment{Account: acct, Dialog: 1, Customer: 5001, To: bd.ManagerOf(2), Capacity: 3, At: t0}))
+	if err := f.st.Assign(ctx, store.Assignment{Account: acct, Dialog: 1, Customer: 5001, To: bd.ManagerOf(2), Capacity: 3, At: t0}); err != nil {
+		t.Fatal(err)
+	}
 	f.open(t, dialog(1, 1))
-	require.Equal(t, bd.ManagerOf(2), f.gw.Responsible(1), "MG is told what the store holds")
-	require.Equal(t, 1, f.rec.Count(1, bd.ManagerAssigned))
-	require.Equal(t, 1, f.checkInvariants(t, ids, 3))
+	if got, want := f.gw.Responsible(1), bd.ManagerOf(2); got != want {
+		t.Fatalf("MG is told what the store holds: got %v, want %v", got, want)
+	}
+	if got, want := f.rec.Count(1, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("f.rec.Count(1, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
+	if got, want := f.checkInvariants(t, ids, 3), 1; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 3) = %v, want %v", got, want)
+	}
 }
 
 // failures makes the next n calls of a faulty store method fail.
@@ -666,24 +1050,36 @@ func TestWorkersStartAgainAfterAnError(t *testing.T) {
 	st := &flakyWorkStore{Store: memory.New()}
 	st.set(2)
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	var failed []string
 	var mu sync.Mutex
 	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithHooks(distributor.Hooks{
 		Failed: func(_ bd.AccountID, op string, _ error) { mu.Lock(); failed = append(failed, op); mu.Unlock() },
 	}))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
-	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Flush(flush), "the workers never started again")
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	flushDistributor(t, d, "the workers never started again")
 	r, err := st.Responsible(ctx, acct, 1)
-	require.NoError(t, err)
-	require.Equal(t, bd.ManagerOf(1), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != bd.ManagerOf(1) {
+		t.Fatalf("r = %v, want %v", r, bd.ManagerOf(1))
+	}
 	mu.Lock()
-	require.Equal(t, []string{"work", "work"}, failed)
+	if got, want := failed, []string{"work", "work"}; !slices.Equal(got, want) {
+		t.Fatalf("failed = %v, want %v", got, want)
+	}
 	mu.Unlock()
 }
 
@@ -708,24 +1104,40 @@ func TestFailedDistributionIsRetried(t *testing.T) {
 	st := &failingLoadsStore{Store: memory.New()}
 	st.set(3)
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	rec := replytest.NewRecorder()
 	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rec),
 		distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	// A duplicate delivery adds nothing: the work is stored already.
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}))
-	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Flush(flush))
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	flushDistributor(t, d, "the distributor's jobs did not finish")
 	r, err := st.Responsible(ctx, acct, 1)
-	require.NoError(t, err)
-	require.Equal(t, bd.ManagerOf(1), r)
-	require.Equal(t, 1, rec.Count(1, bd.DialogReceived))
-	require.Equal(t, 1, rec.Count(1, bd.ManagerAssigned))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != bd.ManagerOf(1) {
+		t.Fatalf("r = %v, want %v", r, bd.ManagerOf(1))
+	}
+	if got, want := rec.Count(1, bd.DialogReceived), 1; got != want {
+		t.Fatalf("rec.Count(1, bd.DialogReceived) = %v, want %v", got, want)
+	}
+	if got, want := rec.Count(1, bd.ManagerAssigned), 1; got != want {
+		t.Fatalf("rec.Count(1, bd.ManagerAssigned) = %v, want %v", got, want)
+	}
 }
 
 // A waiting dialog MG refuses to take stays in the queue (never leaves it
@@ -745,16 +1157,280 @@ func TestRefusedWaitingDialogStaysQueued(t *testing.T) {
 	}))
 	f.open(t, dialog(1, 1))
 	f.open(t, dialog(2, 1))
-	require.Equal(t, 1, f.queueLen(t))
+	if got, want := f.queueLen(t), 1; got != want {
+		t.Fatalf("f.queueLen(t) = %v, want %v", got, want)
+	}
 	f.gw.FailNext(1, errors.New("mg: 502 bad gateway"))
 	f.close(t, 1) // the slot frees; MG refuses dialog 2 once, then takes it
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
-	require.Zero(t, f.queueLen(t))
-	require.Equal(t, bd.ManagerOf(1), f.gw.Responsible(2))
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
+	if got, want := f.gw.Responsible(2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.gw.Responsible(2) = %v, want %v", got, want)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []distributor.Outcome{distributor.OutcomeQueued, distributor.OutcomeQueued, distributor.OutcomeAssigned}, outcomes,
-		"queued on arrival, queued again when MG refused, then assigned")
+	if want := []distributor.Outcome{distributor.OutcomeQueued, distributor.OutcomeQueued, distributor.OutcomeAssigned}; !slices.Equal(outcomes, want) {
+		t.Fatalf("queued on arrival, queued again when MG refused, then assigned: got %v, want %v", outcomes, want)
+	}
+}
+
+// A dialog MG keeps refusing does not hold up the dialogs waiting behind
+// it: the drain passes it over and hands them the free slots; it is tried
+// again after a pause, and assigned once MG takes it.
+func TestDrainGoesPastADialogMGRefuses(t *testing.T) {
+	ids := managerIDs(1)
+	assigned := make(chan bd.DialogID, 10)
+	f := newFixture(t, settingsFor(ids, 3), nil, distributor.WithHooks(distributor.Hooks{
+		Decision: func(tr distributor.Trace) {
+			if tr.Outcome == distributor.OutcomeAssigned {
+				assigned <- tr.Dialog
+			}
+		},
+	}))
+	for id := 1; id <= 3; id++ {
+		f.open(t, dialog(id, 1))
+	}
+	if got, want := f.queueLen(t), 3; got != want {
+		t.Fatalf("nobody online: all three wait: got %v, want %v", got, want)
+	}
+	f.gw.Refuse(1, errors.New("mg: 502 bad gateway"))
+	if err := f.d.SetRoster(context.Background(), onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[bd.DialogID]bool{}
+	for len(got) < 2 {
+		select {
+		case id := <-assigned:
+			got[id] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("assigned %v; want dialogs 2 and 3 while MG refuses dialog 1", got)
+		}
+	}
+	if want := map[bd.DialogID]bool{2: true, 3: true}; !maps.Equal(got, want) {
+		t.Fatalf("assigned %v, want %v", got, want)
+	}
+	if !f.gw.Responsible(1).IsZero() {
+		t.Fatal("MG never took the refused dialog")
+	}
+	f.gw.Refuse(1, nil)
+	select {
+	case id := <-assigned:
+		if id != 1 {
+			t.Fatalf("assigned dialog %v, want 1", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("dialog 1 was not assigned once MG took it")
+	}
+	f.flush(t)
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
+	if got, want := f.checkInvariants(t, ids, 3), 3; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, 3) = %v, want %v", got, want)
+	}
+}
+
+// rateLimited is MG's answer asking for a pause, as the mg client's
+// rate-limit errors carry it.
+type rateLimited time.Duration
+
+func (r rateLimited) Error() string             { return "mg: 429 too many requests" }
+func (r rateLimited) RetryAfter() time.Duration { return time.Duration(r) }
+
+// A rate limit stops the account's drains until MG's pause is over: once
+// the distributor has taken the refusal in, no waiting dialog is sent to MG
+// before the pause passed, also not by the drains requested meanwhile.
+// (Those already on their way when the refusal came back go on.)
+func TestDrainPausesWhenMGAsksToSlowDown(t *testing.T) {
+	const dialogs, pause = 40, time.Second
+	ctx := context.Background()
+	ids := managerIDs(1)
+	st := memory.New()
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, dialogs)}); err != nil {
+		t.Fatal(err)
+	}
+	gw := &pausingGateway{pause: pause}
+	var (
+		mu        sync.Mutex
+		refusedAt time.Time // when the distributor had taken the refusal in
+	)
+	hooks := distributor.Hooks{Decision: func(tr distributor.Trace) {
+		if tr.Outcome == distributor.OutcomeQueued && tr.FromQueue {
+			mu.Lock()
+			if refusedAt.IsZero() {
+				refusedAt = time.Now()
+			}
+			mu.Unlock()
+		}
+	}}
+	d, err := distributor.New(acct, st, gw, distributor.WithReplier(&replytest.Recorder{}), distributor.WithHooks(hooks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for id := 1; id <= dialogs; id++ {
+		if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(id, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushDistributor(t, d, "nobody online: the dialogs wait")
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	// Assignments already on their way when MG refused may land; none
+	// may start after the refusal was taken in until MG's pause is over.
+	deadline := time.Now().Add(10 * time.Second)
+	for gw.assigned() < dialogs {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d dialogs assigned 10 s after MG's pause of %s", gw.assigned(), dialogs, pause)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	flushDistributor(t, d, "the last drain did not finish")
+	mu.Lock()
+	taken := refusedAt
+	mu.Unlock()
+	if taken.IsZero() {
+		t.Fatal("no decision reported the refused dialog back in the queue")
+	}
+	pauseEnd := gw.refusedAt().Add(pause)
+	for _, at := range gw.starts() {
+		if at.After(taken) && at.Before(pauseEnd) {
+			t.Errorf("an assignment began %s after the refusal was taken in, %s before MG's pause of %s was over", at.Sub(taken), pauseEnd.Sub(at), pause)
+		}
+	}
+	n, err := st.QueueLen(ctx, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("queue length %d after the pause, want 0", n)
+	}
+}
+
+// pausingGateway refuses its first assignment asking for a pause, as MG's
+// rate limit does, and records when each assignment began.
+type pausingGateway struct {
+	distributortest.Gateway
+	pause time.Duration
+
+	mu      sync.Mutex
+	refused time.Time // when the refusal was answered
+	began   []time.Time
+	landed  int
+}
+
+func (g *pausingGateway) Assign(ctx context.Context, acc bd.AccountID, id bd.DialogID, to bd.Responsible) error {
+	g.mu.Lock()
+	if g.refused.IsZero() {
+		g.refused = time.Now()
+		g.mu.Unlock()
+		return rateLimited(g.pause)
+	}
+	g.began = append(g.began, time.Now())
+	g.mu.Unlock()
+	if err := g.Gateway.Assign(ctx, acc, id, to); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.landed++
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *pausingGateway) refusedAt() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refused
+}
+
+func (g *pausingGateway) starts() []time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.began)
+}
+
+func (g *pausingGateway) assigned() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.landed
+}
+
+// barrierGateway answers no assignment until n of them wait at once.
+type barrierGateway struct {
+	distributortest.Gateway
+	n       int
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func (g *barrierGateway) Assign(ctx context.Context, acc bd.AccountID, id bd.DialogID, to bd.Responsible) error {
+	g.mu.Lock()
+	if g.waiting++; g.waiting == g.n {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Gateway.Assign(ctx, acc, id, to)
+}
+
+// The drain hands out free slots in the queue's order, but waits on MG for
+// several dialogs at once: with MG 20 ms away, one at a time would hand
+// out fewer than 50 slots a second.
+func TestDrainWaitsOnMGForSeveralDialogsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	ids := managerIDs(1)
+	st := memory.New()
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	gw := &barrierGateway{n: 3, open: make(chan struct{})}
+	d, err := distributor.New(acct, st, gw, distributor.WithReplier(&replytest.Recorder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for id := 1; id <= 3; id++ {
+		if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(id, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.QueueLen(ctx, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("nobody online: all three wait: got %v, want 3", n)
+	}
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	flushDistributor(t, d, "MG answers only once three assignments wait on it at once")
+	for id := 1; id <= 3; id++ {
+		if got, want := gw.Responsible(bd.DialogID(id)), bd.ManagerOf(1); got != want {
+			t.Fatalf("gw.Responsible(bd.DialogID(id)) = %v, want %v", got, want)
+		}
+	}
 }
 
 // failingDequeueStore is a memory store whose Dequeue fails when told to,
@@ -777,31 +1453,51 @@ func TestDrainFinishesWhatItLeftHalfDone(t *testing.T) {
 	ids := managerIDs(1)
 	st := &failingDequeueStore{Store: memory.New()}
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	gw := &distributortest.Gateway{}
 	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Backoff: func(int) time.Duration { return time.Millisecond }}))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
 	for _, ev := range []distributor.Event{
 		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(1, 1)},
 		{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(2, 1)},
 	} {
-		require.NoError(t, d.Handle(ctx, ev))
-		require.NoError(t, d.Flush(ctx))
+		if err := d.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	st.set(1)
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: 1}}))
-	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Flush(flush))
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	flushDistributor(t, d, "the distributor's jobs did not finish")
 	r, err := st.Responsible(ctx, acct, 2)
-	require.NoError(t, err)
-	require.Equal(t, bd.ManagerOf(1), r)
-	require.Equal(t, bd.ManagerOf(1), gw.Responsible(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != bd.ManagerOf(1) {
+		t.Fatalf("r = %v, want %v", r, bd.ManagerOf(1))
+	}
+	if got, want := gw.Responsible(2), bd.ManagerOf(1); got != want {
+		t.Fatalf("gw.Responsible(2) = %v, want %v", got, want)
+	}
 	waits, err := st.Waits(ctx, acct, 2)
-	require.NoError(t, err)
-	require.False(t, waits, "an assigned dialog left in the queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waits {
+		t.Fatal("an assigned dialog left in the queue")
+	}
 }
 
 // blockingGateway holds MG's answer for one dialog until released, and
@@ -847,17 +1543,25 @@ func TestAssignmentWaitsOnNothingElse(t *testing.T) {
 	ids := managerIDs(2)
 	st := memory.New()
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
+		t.Fatal(err)
+	}
 	gw := &blockingGateway{dialog: 1, release: make(chan struct{}), assigned: make(chan bd.DialogID, 4)}
 	replies := blockingReplier{release: make(chan struct{})}
 	d, err := distributor.New(acct, st, gw, distributor.WithReplier(replies))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
 	defer close(replies.release)
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= 2; i++ {
 		// Returns although MG holds dialog 1's assignment.
-		require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i, 1)}))
+		if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i, 1)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	next := func(why string) bd.DialogID {
 		t.Helper()
@@ -871,9 +1575,13 @@ func TestAssignmentWaitsOnNothingElse(t *testing.T) {
 	}
 	// Dialog 2 is assigned in MG while dialog 1's assignment is held and
 	// every greeting too.
-	require.Equal(t, bd.DialogID(2), next("dialog 2 waited behind dialog 1's assignment or a reply"))
+	if got, want := next("dialog 2 waited behind dialog 1's assignment or a reply"), bd.DialogID(2); got != want {
+		t.Fatalf("next(\"dialog 2 waited behind dialog 1's assignment or a reply\") = %v, want %v", got, want)
+	}
 	close(gw.release)
-	require.Equal(t, bd.DialogID(1), next("dialog 1 was never assigned once MG answered"))
+	if got, want := next("dialog 1 was never assigned once MG answered"), bd.DialogID(1); got != want {
+		t.Fatalf("next(\"dialog 1 was never assigned once MG answered\") = %v, want %v", got, want)
+	}
 }
 
 // interruptingReplier hangs in its first reply until the worker is
@@ -903,24 +1611,51 @@ func TestInterruptedReplyIsRetriedAsARetry(t *testing.T) {
 	ids := managerIDs(1)
 	st := memory.New()
 	ctx := context.Background()
-	require.NoError(t, st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}))
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
+		t.Fatal(err)
+	}
 	rep := &interruptingReplier{hung: make(chan struct{})}
 	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	require.NoError(t, err)
-	require.NoError(t, d.SetRoster(ctx, onlineManagers(ids)))
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
 	<-rep.hung
-	require.NoError(t, d.Close())
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	again, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer again.Close()
-	require.NoError(t, again.SetRoster(ctx, onlineManagers(ids)))
-	require.NoError(t, again.Flush(ctx))
+	if err := again.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
-	require.GreaterOrEqual(t, len(rep.attempts), 2)
+	if got := len(rep.attempts); got < 2 {
+		t.Fatalf("len(rep.attempts) = %v, want >= 2", got)
+	}
 	// The greeting's second run: attempt 2.
-	require.Equal(t, 1, rep.attempts[0])
-	require.Contains(t, rep.attempts[1:], 2, "the interrupted greeting is sent again as a retry: attempts %v", rep.attempts)
+	if got, want := rep.attempts[0], 1; got != want {
+		t.Fatalf("rep.attempts[0] = %v, want %v", got, want)
+	}
+	if !slices.Contains(rep.attempts[1:], 2) {
+		t.Fatalf("the interrupted greeting is sent again as a retry: attempts %v, want a 2 after the first", rep.attempts)
+	}
+}
+
+// sorted returns a sorted copy of s, for comparing sets.
+func sorted[T cmp.Ordered](s []T) []T {
+	return slices.Sorted(slices.Values(s))
 }

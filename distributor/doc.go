@@ -28,7 +28,9 @@
 //
 //   - distribute: decide for a new dialog, reserve the slot atomically, tell
 //     MG (the one MG round trip on an assignment's path), or queue it;
-//   - reply: send the automatic reply of one situation, exactly once;
+//   - reply: send the automatic reply of one situation, exactly once (an
+//     assigned dialog's greeting and "manager assigned" reply go as one job,
+//     in that order);
 //   - bind: link the customer to a retailCRM customer;
 //   - move: reassign a dialog away from a manager;
 //   - drain: hand free slots to waiting dialogs, oldest first.
@@ -48,7 +50,10 @@
 // (dialog, situation), and on a retry the replier is told (reply.Request's
 // Attempt) so that it can check whether an attempt with an unknown outcome
 // landed before sending again. The "manager assigned" reply is stored only
-// once MG took the assignment.
+// once MG took the assignment; so is the greeting of a dialog assigned at
+// once, in the same job (store.Job.First), while a dialog that waits is
+// greeted with its queueing. Each reply keeps its own claim, whichever job
+// carries it.
 //
 // When MG refuses an assignment, the Gateway says whether the dialog is gone
 // (closed, or no longer the latest of its chat: an error wrapping
@@ -67,6 +72,12 @@
 // removed), asks the strategy, and reserves the slot in one conditional
 // store write, choosing again while chosen managers fill up concurrently;
 // distribution, the drain and reassignment share that reserve loop and one
-// finishing path. [Distributor.Decide] returns the same decision as a
+// finishing path. The loads, the queue's length and the customer's last
+// manager are read together where the store can ([store.DecisionReader]).
+// Over a store where assignments to one manager wait for one another
+// ([store.Contended], PostgreSQL), a new assignment does not queue behind
+// another one in flight to the same manager: that manager is passed over
+// (Trace.Passed) and the strategy asked again, and waited for only when
+// nobody else is left. [Distributor.Decide] returns the same decision as a
 // [Trace] without acting.
 package distributor

@@ -112,7 +112,10 @@ func checkEvent(ev Event) error {
 
 // openedKey is the event key claimed once per dialog when its distribution
 // is first asked for (by dialog_opened or a customer's message).
-func openedKey(id bd.DialogID) string { return "opened:" + strconv.FormatInt(int64(id), 10) }
+func openedKey(id bd.DialogID) string {
+	var b [32]byte
+	return string(strconv.AppendInt(append(b[:0], "opened:"...), int64(id), 10))
+}
 
 // distributeJob asks for the dialog to be distributed.
 func distributeJob(dl bd.Dialog) store.Job {
@@ -130,9 +133,11 @@ func drainJob(id bd.AccountID, after time.Duration) store.Job {
 func (d *Distributor) closeDialog(ctx context.Context, a *account, id bd.DialogID, at time.Time) error {
 	drain := drainJob(a.id, 0)
 	drain.IfWaiting = true
-	if _, err := d.store.Close(ctx, a.id, id, at, drain); err != nil {
+	prev, err := d.store.Close(ctx, a.id, id, at, drain)
+	if err != nil {
 		return fmt.Errorf("distributor: close dialog %d: %w", id, err)
 	}
+	a.snap.Load().released(prev)
 	a.presence.forget(id)
 	return nil
 }
@@ -161,6 +166,7 @@ func (d *Distributor) assignedInMG(ctx context.Context, a *account, dl bd.Dialog
 	if err != nil {
 		return fmt.Errorf("distributor: record responsible of dialog %d: %w", dl.ID, err)
 	}
+	a.snap.Load().released(prev)
 	if !to.IsZero() {
 		if err := d.store.Dequeue(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err

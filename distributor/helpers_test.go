@@ -2,11 +2,10 @@ package distributor_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -100,13 +99,23 @@ func newFixtureOn(t testing.TB, st *memory.Store, s bd.Settings, roster []bd.Man
 	t.Helper()
 	f := &fixture{st: st, gw: &distributortest.Gateway{}, rec: &replytest.Recorder{}, clock: &clock{now: t0}}
 	ctx := context.Background()
-	require.NoError(t, f.st.SaveAccount(ctx, bd.Account{ID: acct, Domain: "https://shop.example", Settings: s}))
+	if err := f.st.SaveAccount(ctx, bd.Account{ID: acct, Domain: "https://shop.example", Settings: s}); err != nil {
+		t.Fatal(err)
+	}
 	opts = append([]distributor.Option{distributor.WithReplier(f.rec), distributor.WithClock(f.clock.Now)}, opts...)
 	d, err := distributor.New(acct, f.st, f.gw, opts...)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.d = d
-	t.Cleanup(func() { require.NoError(t, d.Close()) })
-	require.NoError(t, d.SetRoster(ctx, roster))
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := d.SetRoster(ctx, roster); err != nil {
+		t.Fatal(err)
+	}
 	f.flush(t)
 	return f
 }
@@ -115,15 +124,26 @@ func newFixtureOn(t testing.TB, st *memory.Store, s bd.Settings, roster []bd.Man
 // far.
 func (f *fixture) flush(t testing.TB) {
 	t.Helper()
+	flushDistributor(t, f.d, "the distributor's jobs did not finish")
+}
+
+// flushDistributor waits until d's workers did all the work accepted so
+// far; after 10 s it fails the test, saying why first.
+func flushDistributor(t testing.TB, d *distributor.Distributor, why string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, f.d.Flush(ctx), "the distributor's jobs did not finish")
+	if err := d.Flush(ctx); err != nil {
+		t.Fatalf("%s: %v", why, err)
+	}
 }
 
 // handle hands ev to the distributor and waits for its work.
 func (f *fixture) handle(t testing.TB, ev distributor.Event) {
 	t.Helper()
-	require.NoError(t, f.d.Handle(context.Background(), ev))
+	if err := f.d.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
 	f.flush(t)
 }
 
@@ -153,7 +173,9 @@ func (f *fixture) responsible(t testing.TB, id bd.DialogID) bd.Responsible {
 	f.flush(t)
 	r, err := f.st.Responsible(context.Background(), acct, id)
 	if err != nil {
-		require.ErrorIs(t, err, store.ErrNotFound)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Responsible(%d): %v, want store.ErrNotFound", id, err)
+		}
 	}
 	return r
 }
@@ -162,7 +184,9 @@ func (f *fixture) queueLen(t testing.TB) int {
 	t.Helper()
 	f.flush(t)
 	n, err := f.st.QueueLen(context.Background(), acct)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 
@@ -174,18 +198,30 @@ func (f *fixture) checkInvariants(t testing.TB, ids []bd.ManagerID, capacity int
 	f.flush(t)
 	ctx := context.Background()
 	loads, err := f.st.Loads(ctx, acct, ids, nil)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[bd.DialogID]bd.ManagerID{}
 	for i, m := range ids {
 		ds, err := f.st.DialogsOf(ctx, acct, m)
-		require.NoError(t, err)
-		require.LessOrEqual(t, len(ds), capacity, "manager %d over capacity", m)
-		require.Equal(t, len(ds), loads[i].Open, "load of manager %d", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(ds); got > capacity {
+			t.Fatalf("manager %d over capacity: got %v, want <= %v", m, got, capacity)
+		}
+		if got, want := loads[i].Open, len(ds); got != want {
+			t.Fatalf("load of manager %d: got %v, want %v", m, got, want)
+		}
 		for _, dl := range ds {
 			other, dup := seen[dl]
-			require.False(t, dup, "dialog %d held by managers %d and %d", dl, other, m)
+			if dup {
+				t.Fatalf("dialog %d held by managers %d and %d", dl, other, m)
+			}
 			seen[dl] = m
-			require.Equal(t, bd.ManagerOf(m), f.gw.Responsible(dl), "MG responsible of dialog %d", dl)
+			if got, want := f.gw.Responsible(dl), bd.ManagerOf(m); got != want {
+				t.Fatalf("MG responsible of dialog %d: got %v, want %v", dl, got, want)
+			}
 		}
 		held += len(ds)
 	}

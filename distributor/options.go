@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/internal/option"
 	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
@@ -35,6 +36,30 @@ type config struct {
 	keepEvents time.Duration
 	recent     int
 	work       store.WorkOptions
+}
+
+// newConfig applies opts over the defaults: round robin, the built-in
+// strategy registry, reply.Nop, a discarding logger, time.Now. Every
+// invalid option is named in the error.
+func newConfig(opts []Option) (config, error) {
+	cfg := config{
+		replier:    reply.Nop,
+		logger:     slog.New(slog.DiscardHandler),
+		now:        time.Now,
+		sweep:      30 * time.Second,
+		keepEvents: 24 * time.Hour,
+		recent:     100,
+	}
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return config{}, fmt.Errorf("distributor: %w", err)
+	}
+	if cfg.strategies == nil {
+		cfg.strategies = strategy.NewRegistry()
+	}
+	if cfg.strategy == nil {
+		cfg.strategy = strategy.NewRoundRobin()
+	}
+	return cfg, nil
 }
 
 // WithStrategy sets the strategy used for accounts whose settings name none.

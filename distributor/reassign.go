@@ -121,21 +121,64 @@ func (p *presence) movable(id bd.DialogID, mode bd.ReassignMode) (bool, []bd.Man
 	return false, nil
 }
 
-// unavailable notes that manager m stopped being available at t and
-// reports whether reassignment is due now (no grace).
+// away notes that manager m stopped being available at t, unless they were
+// away already.
+func (p *presence) away(m bd.ManagerID, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.awaySince[m]; ok {
+		return
+	}
+	if p.awaySince == nil {
+		p.awaySince = make(map[bd.ManagerID]time.Time)
+	}
+	p.awaySince[m] = at
+}
+
+// back notes that manager m is available again.
+func (p *presence) back(m bd.ManagerID) {
+	p.mu.Lock()
+	delete(p.awaySince, m)
+	p.mu.Unlock()
+}
+
+// awayFor returns the managers away for at least grace by now, in order.
+func (p *presence) awayFor(now time.Time, grace time.Duration) []bd.ManagerID {
+	p.mu.Lock()
+	var due []bd.ManagerID
+	for m, since := range p.awaySince {
+		if now.Sub(since) >= grace {
+			due = append(due, m)
+		}
+	}
+	p.mu.Unlock()
+	slices.Sort(due)
+	return due
+}
+
+// unanswered returns the dialogs assigned at least after ago by now that
+// no manager answered, in order.
+func (p *presence) unanswered(now time.Time, after time.Duration) []bd.DialogID {
+	p.mu.Lock()
+	var late []bd.DialogID
+	for id, act := range p.dialogs {
+		if !act.answered && !act.assignedAt.IsZero() && now.Sub(act.assignedAt) >= after {
+			late = append(late, id)
+		}
+	}
+	p.mu.Unlock()
+	slices.Sort(late)
+	return late
+}
+
+// unavailable notes that manager m stopped being available at t and, when
+// the account reassigns without a grace window, moves their dialogs now.
 func (d *Distributor) unavailable(ctx context.Context, a *account, snap *snapshot, m bd.ManagerID, at time.Time) error {
 	if snap.settings.Reassign == bd.ReassignOff {
 		return nil
 	}
 	if snap.settings.PresenceGrace > 0 {
-		a.presence.mu.Lock()
-		if _, ok := a.presence.awaySince[m]; !ok {
-			if a.presence.awaySince == nil {
-				a.presence.awaySince = make(map[bd.ManagerID]time.Time)
-			}
-			a.presence.awaySince[m] = at
-		}
-		a.presence.mu.Unlock()
+		a.presence.away(m, at)
 		return nil
 	}
 	return d.reassignFrom(ctx, a, m, "manager unavailable")
@@ -143,11 +186,7 @@ func (d *Distributor) unavailable(ctx context.Context, a *account, snap *snapsho
 
 // back notes that manager m is available again: a flap within the grace
 // window triggers nothing.
-func (a *account) back(m bd.ManagerID) {
-	a.presence.mu.Lock()
-	delete(a.presence.awaySince, m)
-	a.presence.mu.Unlock()
-}
+func (a *account) back(m bd.ManagerID) { a.presence.back(m) }
 
 // reassignDue moves the dialogs of managers unavailable longer than the
 // grace window, and dialogs nobody answered within ReassignAfter.
@@ -156,16 +195,7 @@ func (d *Distributor) reassignDue(ctx context.Context, a *account) error {
 	now := d.cfg.now()
 	var errs []error
 	if snap.settings.Reassign != bd.ReassignOff {
-		a.presence.mu.Lock()
-		var due []bd.ManagerID
-		for m, since := range a.presence.awaySince {
-			if now.Sub(since) >= snap.settings.PresenceGrace {
-				due = append(due, m)
-			}
-		}
-		a.presence.mu.Unlock()
-		slices.Sort(due)
-		for _, m := range due {
+		for _, m := range a.presence.awayFor(now, snap.settings.PresenceGrace) {
 			if mgr, ok := snap.roster[m]; ok && available(snap.settings.Availability, mgr) {
 				a.back(m)
 				continue
@@ -178,17 +208,8 @@ func (d *Distributor) reassignDue(ctx context.Context, a *account) error {
 		}
 	}
 	if after := snap.settings.ReassignAfter; after > 0 {
-		a.presence.mu.Lock()
-		var late []bd.DialogID
-		for id, act := range a.presence.dialogs {
-			if !act.answered && !act.assignedAt.IsZero() && now.Sub(act.assignedAt) >= after {
-				late = append(late, id)
-			}
-		}
-		a.presence.mu.Unlock()
-		slices.Sort(late)
 		var jobs []store.Job
-		for _, id := range late {
+		for _, id := range a.presence.unanswered(now, after) {
 			r, err := d.store.Responsible(ctx, a.id, id)
 			if err != nil {
 				if !errors.Is(err, store.ErrNotFound) {

@@ -3,11 +3,11 @@ package distributor_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -45,8 +45,12 @@ func reassignFixture(t *testing.T, mode bd.ReassignMode, n int, tune func(*bd.Se
 	f := newFixture(t, s, roster)
 	f.open(t, dialog(1, 1))
 	f.open(t, dialog(2, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 	for _, m := range roster[1:] {
 		m.Online = true
 		f.managerChanged(t, m)
@@ -60,16 +64,30 @@ func TestReassignUncompletedWhenManagerGoesOffline(t *testing.T) {
 	off := onlineManagers(managerIDs(2))[0]
 	off.Online = false
 	f.managerChanged(t, off)
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1), "the customer wrote last in dialog 1: it moves")
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2), "dialog 2 was answered last by its manager: it stays")
-	require.Equal(t, bd.ManagerOf(2), f.gw.Responsible(1))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("the customer wrote last in dialog 1: it moves: got %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("dialog 2 was answered last by its manager: it stays: got %v, want %v", got, want)
+	}
+	if got, want := f.gw.Responsible(1), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.gw.Responsible(1) = %v, want %v", got, want)
+	}
 	f.checkInvariants(t, managerIDs(2), 3)
 
 	tr, err := f.d.Recent(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, distributor.OutcomeReassigned, tr[0].Outcome)
-	require.Equal(t, bd.ManagerID(1), tr[0].Reassigned)
-	require.Contains(t, tr[0].String(), "reassigned from manager 1 to manager 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tr[0].Outcome, distributor.OutcomeReassigned; got != want {
+		t.Fatalf("tr[0].Outcome = %v, want %v", got, want)
+	}
+	if got, want := tr[0].Reassigned, bd.ManagerID(1); got != want {
+		t.Fatalf("tr[0].Reassigned = %v, want %v", got, want)
+	}
+	if got := tr[0].String(); !strings.Contains(got, "reassigned from manager 1 to manager 2") {
+		t.Fatalf("tr[0].String() = %q, want it to contain %q", got, "reassigned from manager 1 to manager 2")
+	}
 }
 
 func TestReassignOnlyNew(t *testing.T) {
@@ -79,8 +97,12 @@ func TestReassignOnlyNew(t *testing.T) {
 	busy := onlineManagers(managerIDs(2))[0]
 	busy.Status = bd.StatusBusy // leaving "free" counts like going offline
 	f.managerChanged(t, busy)
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1), "nobody answered dialog 1: it moves")
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2), "dialog 2 was answered: it stays")
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("nobody answered dialog 1: it moves: got %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("dialog 2 was answered: it stays: got %v, want %v", got, want)
+	}
 }
 
 func TestReassignOffKeepsDialogs(t *testing.T) {
@@ -88,8 +110,12 @@ func TestReassignOffKeepsDialogs(t *testing.T) {
 	off := onlineManagers(managerIDs(2))[0]
 	off.Online = false
 	f.managerChanged(t, off)
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 }
 
 func TestReassignRespectsCapacityAndNeverBouncesBack(t *testing.T) {
@@ -107,12 +133,30 @@ func TestReassignRespectsCapacityAndNeverBouncesBack(t *testing.T) {
 			stayed++
 		}
 	}
-	require.Equal(t, 1, moved)
-	require.Equal(t, 1, stayed)
+	if moved != 1 {
+		t.Fatalf("moved = %v, want 1", moved)
+	}
+	if stayed != 1 {
+		t.Fatalf("stayed = %v, want 1", stayed)
+	}
 	f.checkInvariants(t, managerIDs(2), 3)
 	tr, err := f.d.Recent(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, distributor.OutcomeStays, tr[0].Outcome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The two moves are jobs of their own, worked in either order: the
+	// latest trace of each dialog says which moved and which stayed.
+	outcomes := map[distributor.Outcome]int{}
+	seen := map[bd.DialogID]bool{}
+	for _, x := range tr {
+		if (x.Dialog == 1 || x.Dialog == 2) && !seen[x.Dialog] {
+			seen[x.Dialog] = true
+			outcomes[x.Outcome]++
+		}
+	}
+	if outcomes[distributor.OutcomeStays] != 1 || outcomes[distributor.OutcomeReassigned] != 1 {
+		t.Fatalf("latest outcomes of dialogs 1 and 2: %v, want one %s and one %s", outcomes, distributor.OutcomeStays, distributor.OutcomeReassigned)
+	}
 
 	// Manager 1 is back; manager 2 leaves: its dialog may not go back to 1.
 	ms[0].Online = true
@@ -122,9 +166,15 @@ func TestReassignRespectsCapacityAndNeverBouncesBack(t *testing.T) {
 	for _, id := range []bd.DialogID{1, 2} {
 		if r := f.responsible(t, id); r == bd.ManagerOf(2) {
 			tr, err := f.d.Recent(context.Background())
-			require.NoError(t, err)
-			require.Equal(t, distributor.OutcomeStays, tr[0].Outcome)
-			require.Equal(t, []bd.ManagerID{1}, tr[0].RemovedBy(distributor.FilterLeft))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := tr[0].Outcome, distributor.OutcomeStays; got != want {
+				t.Fatalf("tr[0].Outcome = %v, want %v", got, want)
+			}
+			if got, want := tr[0].RemovedBy(distributor.FilterLeft), []bd.ManagerID{1}; !slices.Equal(got, want) {
+				t.Fatalf("tr[0].RemovedBy(distributor.FilterLeft) = %v, want %v", got, want)
+			}
 			return
 		}
 	}
@@ -143,17 +193,25 @@ func TestPresenceGrace(t *testing.T) {
 	f.managerChanged(t, m) // a flap shorter than the grace
 	f.clock.Add(5 * time.Minute)
 	f.d.Sweep(ctx)
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1), "a short flap reassigns nothing")
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("a short flap reassigns nothing: got %v, want %v", got, want)
+	}
 
 	m.Online = false
 	f.managerChanged(t, m)
 	f.clock.Add(time.Minute)
 	f.d.Sweep(ctx)
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1), "still within the grace")
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("still within the grace: got %v, want %v", got, want)
+	}
 	f.clock.Add(90 * time.Second)
 	f.d.Sweep(ctx)
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1), "the grace is over")
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("the grace is over: got %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 }
 
 func TestReassignWhenNobodyAnswers(t *testing.T) {
@@ -162,23 +220,39 @@ func TestReassignWhenNobodyAnswers(t *testing.T) {
 	f.message(t, 2, false, 21) // answered in time
 	f.clock.Add(4 * time.Minute)
 	f.d.Sweep(ctx)
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 1))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(1); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
 	f.clock.Add(2 * time.Minute)
 	f.d.Sweep(ctx)
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1), "no answer within 5 minutes: dialog 1 moves")
-	require.Equal(t, bd.ManagerOf(1), f.responsible(t, 2), "dialog 2 was answered")
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("no answer within 5 minutes: dialog 1 moves: got %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(1); got != want {
+		t.Fatalf("dialog 2 was answered: got %v, want %v", got, want)
+	}
 	tr, err := f.d.Recent(context.Background())
-	require.NoError(t, err)
-	require.Contains(t, tr[0].Why, "no answer within 5m0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr[0].Why; !strings.Contains(got, "no answer within 5m0s") {
+		t.Fatalf("tr[0].Why = %q, want it to contain %q", got, "no answer within 5m0s")
+	}
 }
 
 func TestRosterRefreshReassignsManagersWhoLeft(t *testing.T) {
 	f := reassignFixture(t, bd.ReassignUncompleted, 2, nil)
 	roster := onlineManagers(managerIDs(2))
 	roster[0].Online = false // learnt from a re-read after a reconnect, not from an event
-	require.NoError(t, f.d.SetRoster(context.Background(), roster))
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
+	if err := f.d.SetRoster(context.Background(), roster); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
 }
 
 // A move MG refuses leaves the dialog with its manager (who still has room),
@@ -190,11 +264,19 @@ func TestRefusedMoveGoesBackToTheManager(t *testing.T) {
 	off.Online = false
 	f.managerChanged(t, off)
 	// The first move of a dialog was refused and given back; its retry went through.
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 1))
-	require.Equal(t, bd.ManagerOf(2), f.responsible(t, 2))
-	require.Equal(t, 2, f.checkInvariants(t, managerIDs(2), 3))
+	if got, want := f.responsible(t, 1), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 1) = %v, want %v", got, want)
+	}
+	if got, want := f.responsible(t, 2), bd.ManagerOf(2); got != want {
+		t.Fatalf("f.responsible(t, 2) = %v, want %v", got, want)
+	}
+	if got, want := f.checkInvariants(t, managerIDs(2), 3), 2; got != want {
+		t.Fatalf("f.checkInvariants(t, managerIDs(2), 3) = %v, want %v", got, want)
+	}
 	tr, err := f.d.Recent(context.Background())
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	moved := 0
 	for _, x := range tr {
 		if x.Outcome == distributor.OutcomeQueued {
@@ -204,7 +286,9 @@ func TestRefusedMoveGoesBackToTheManager(t *testing.T) {
 			moved++
 		}
 	}
-	require.Equal(t, 2, moved)
+	if moved != 2 {
+		t.Fatalf("moved = %v, want 2", moved)
+	}
 }
 
 // fillingGateway refuses the first assignment it sees, after filling
@@ -239,38 +323,60 @@ func TestRefusedMoveQueuesWhenTheManagerIsFull(t *testing.T) {
 	s.Reassign = bd.ReassignUncompleted
 	st := memory.New()
 	gw := &fillingGateway{st: st}
-	require.NoError(t, st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}))
+	if err := st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}); err != nil {
+		t.Fatal(err)
+	}
 	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
 	roster := onlineManagers(ids)
 	roster[1].Online = false
-	require.NoError(t, d.SetRoster(ctx, roster))
+	if err := d.SetRoster(ctx, roster); err != nil {
+		t.Fatal(err)
+	}
 	// Dialog 1 is reserved for manager 1, and MG refuses: nobody holds
 	// it; record it to manager 1 as MG would have it.
 	_, err = st.Record(ctx, store.Assignment{Account: acct, Dialog: 1, To: bd.ManagerOf(1), At: t0})
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	roster[1].Online = true
-	require.NoError(t, d.SetRoster(ctx, roster))
+	if err := d.SetRoster(ctx, roster); err != nil {
+		t.Fatal(err)
+	}
 	roster[0].Online = false
-	require.NoError(t, d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}))
-	flush, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Flush(flush))
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}); err != nil {
+		t.Fatal(err)
+	}
+	flushDistributor(t, d, "the distributor's jobs did not finish")
 	loads, err := st.Loads(ctx, acct, []bd.ManagerID{1}, nil)
-	require.NoError(t, err)
-	require.LessOrEqual(t, loads[0].Open, 3, "manager 1 over capacity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loads[0].Open; got > 3 {
+		t.Fatalf("manager 1 over capacity: got %v, want <= 3", got)
+	}
 	tr, err := d.Recent(ctx)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	queued := false
 	for _, x := range tr {
 		if x.Dialog == 1 && x.Outcome == distributor.OutcomeQueued && x.Reassigned == 1 {
 			queued = true
 		}
 	}
-	require.True(t, queued, "the refused move of dialog 1 was queued: %v", tr)
+	if !queued {
+		t.Fatalf("the refused move of dialog 1 was queued: %v", tr)
+	}
 	r, err := st.Responsible(ctx, acct, 1)
-	require.NoError(t, err)
-	require.Equal(t, bd.ManagerOf(2), r, "the queued dialog went to the manager with room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != bd.ManagerOf(2) {
+		t.Fatalf("the queued dialog went to the manager with room: got %v, want %v", r, bd.ManagerOf(2))
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 )
@@ -40,37 +38,63 @@ func TestScenarioThousandDialogs(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	require.Equal(t, managers*capacity, f.checkInvariants(t, ids, capacity), "assigned dialogs")
-	require.Equal(t, dialogs-managers*capacity, f.queueLen(t), "waiting dialogs")
-	require.Len(t, f.gw.Calls(), managers*capacity, "assignments sent to MG")
+	if got, want := f.checkInvariants(t, ids, capacity), managers*capacity; got != want {
+		t.Fatalf("assigned dialogs: got %v, want %v", got, want)
+	}
+	if got, want := f.queueLen(t), dialogs-managers*capacity; got != want {
+		t.Fatalf("waiting dialogs: got %v, want %v", got, want)
+	}
+	if got := len(f.gw.Calls()); got != managers*capacity {
+		t.Fatalf("assignments sent to MG: got %d, want %d", got, managers*capacity)
+	}
 
 	var assigned, waiting []bd.DialogID
 	for i := 1; i <= dialogs; i++ {
 		id := bd.DialogID(i)
-		require.Equal(t, 1, f.rec.Count(id, bd.DialogReceived), "received reply of dialog %d", i)
+		if got, want := f.rec.Count(id, bd.DialogReceived), 1; got != want {
+			t.Fatalf("received reply of dialog %d: got %v, want %v", i, got, want)
+		}
 		if f.responsible(t, id).IsZero() {
 			waiting = append(waiting, id)
-			require.Equal(t, 1, f.rec.Count(id, bd.AllManagersBusy), "busy reply of waiting dialog %d", i)
-			require.Zero(t, f.rec.Count(id, bd.ManagerAssigned))
+			if got, want := f.rec.Count(id, bd.AllManagersBusy), 1; got != want {
+				t.Fatalf("busy reply of waiting dialog %d: got %v, want %v", i, got, want)
+			}
+			if got := f.rec.Count(id, bd.ManagerAssigned); got != 0 {
+				t.Fatalf("f.rec.Count(id, bd.ManagerAssigned) = %v, want 0", got)
+			}
 		} else {
 			assigned = append(assigned, id)
-			require.Equal(t, 1, f.rec.Count(id, bd.ManagerAssigned), "assigned reply of dialog %d", i)
-			require.Zero(t, f.rec.Count(id, bd.AllManagersBusy), "assigned dialog %d got the busy reply", i)
+			if got, want := f.rec.Count(id, bd.ManagerAssigned), 1; got != want {
+				t.Fatalf("assigned reply of dialog %d: got %v, want %v", i, got, want)
+			}
+			if got := f.rec.Count(id, bd.AllManagersBusy); got != 0 {
+				t.Fatalf("assigned dialog %d got the busy reply: got %v, want 0", i, got)
+			}
 		}
 	}
-	require.Zero(t, f.rec.BySituation(bd.NoManagerOnline))
-	require.Len(t, waiting, dialogs-managers*capacity)
+	if got := f.rec.BySituation(bd.NoManagerOnline); got != 0 {
+		t.Fatalf("f.rec.BySituation(bd.NoManagerOnline) = %v, want 0", got)
+	}
+	if len(waiting) != dialogs-managers*capacity {
+		t.Fatalf("len(waiting) = %d, want %d", len(waiting), dialogs-managers*capacity)
+	}
 
 	// Closing each assigned dialog gives its slot to the oldest waiting one.
 	for k, id := range assigned {
 		f.close(t, id)
 		next := waiting[k]
-		require.False(t, f.responsible(t, next).IsZero(), "after %d closes, dialog %d (oldest waiting) must be assigned", k+1, next)
+		if f.responsible(t, next).IsZero() {
+			t.Fatalf("after %d closes, dialog %d (oldest waiting) must be assigned", k+1, next)
+		}
 		if k+1 < len(waiting) {
-			require.True(t, f.responsible(t, waiting[k+1]).IsZero(), "dialog %d must still wait", waiting[k+1])
+			if !f.responsible(t, waiting[k+1]).IsZero() {
+				t.Fatalf("dialog %d must still wait", waiting[k+1])
+			}
 		}
 	}
-	require.Equal(t, managers*capacity, f.checkInvariants(t, ids, capacity))
+	if got, want := f.checkInvariants(t, ids, capacity), managers*capacity; got != want {
+		t.Fatalf("f.checkInvariants(t, ids, capacity) = %v, want %v", got, want)
+	}
 
 	// Closing the held dialogs one by one drains the whole queue.
 	held := []bd.DialogID{}
@@ -86,12 +110,20 @@ func TestScenarioThousandDialogs(t *testing.T) {
 		}
 	}
 	calls := f.gw.Calls()
-	require.Len(t, calls, dialogs, "every dialog assigned exactly once")
-	for k, c := range calls[managers*capacity:] {
-		require.Equal(t, waiting[k], c.Dialog, "queue must drain oldest first")
+	if len(calls) != dialogs {
+		t.Fatalf("every dialog assigned exactly once: got %d, want %d", len(calls), dialogs)
 	}
-	require.Zero(t, f.queueLen(t))
+	for k, c := range calls[managers*capacity:] {
+		if got, want := c.Dialog, waiting[k]; got != want {
+			t.Fatalf("queue must drain oldest first: got %v, want %v", got, want)
+		}
+	}
+	if got := f.queueLen(t); got != 0 {
+		t.Fatalf("f.queueLen(t) = %v, want 0", got)
+	}
 	for i := 1; i <= dialogs; i++ {
-		require.Equal(t, 1, f.rec.Count(bd.DialogID(i), bd.ManagerAssigned), "assigned reply of dialog %d", i)
+		if got, want := f.rec.Count(bd.DialogID(i), bd.ManagerAssigned), 1; got != want {
+			t.Fatalf("assigned reply of dialog %d: got %v, want %v", i, got, want)
+		}
 	}
 }

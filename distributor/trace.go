@@ -101,7 +101,12 @@ type Trace struct {
 	Priority int
 	// Candidates are the managers the strategy chose among. Traces from
 	// Decide hold them all; recorded traces (Recent, Hooks.Decision) keep
-	// at most the first 16 by manager id and the chosen one.
+	// at most the first 16 by manager id and the chosen one. A pool of 64
+	// managers or more with a strategy.Ordered strategy is decided over
+	// its first 8 managers with room in the strategy's order (and the
+	// customer's last manager): then those are the candidates, and
+	// Removed lists only the managers read, beside the pool's own
+	// removals. (Whenever a dialog waits, every manager was read.)
 	Candidates []strategy.Candidate
 	// CandidateCount is how many candidates there were.
 	CandidateCount int
@@ -112,6 +117,10 @@ type Trace struct {
 	// Retries counts candidates lost to concurrent assignments before one
 	// was reserved.
 	Retries int
+	// Passed are candidates the strategy chose while another assignment to
+	// them was in flight (in another worker or process): they were passed
+	// over for the next choice rather than waited for.
+	Passed  []bd.ManagerID
 	Outcome Outcome
 	// Responsible is who got the dialog (assigned, bot, already assigned).
 	Responsible bd.Responsible
@@ -119,6 +128,20 @@ type Trace struct {
 	Situation bd.Situation
 
 	buf *[]strategy.Candidate // the pooled buffer Candidates lives in
+	// waiting is the account's queue length when waitingRead: read with
+	// the loads, where the store can.
+	waiting     int
+	waitingRead bool
+	// greet is set when the dialog is new to distribution: assigned to a
+	// manager, it is greeted in the job of the "manager assigned" reply.
+	greet bool
+	// refused is set when MG refused the assignment and the dialog waits
+	// again; slowDown when MG asked for a pause before the next request
+	// (a rate limit).
+	refused, slowDown bool
+	// partial is set when Candidates are the head of the pool's index, not
+	// the whole pool (see index); scan asks decide to read the whole pool.
+	partial, scan bool
 }
 
 // keptCandidates bounds the candidates a recorded trace keeps.
@@ -210,6 +233,9 @@ func (t Trace) String() string {
 	}
 	if t.Retries > 0 {
 		fmt.Fprintf(&b, "\n  %d candidate(s) filled up concurrently before the slot was reserved", t.Retries)
+	}
+	if len(t.Passed) > 0 {
+		fmt.Fprintf(&b, "\n  passed over %v: another dialog was being assigned to them at that instant", t.Passed)
 	}
 	return b.String()
 }

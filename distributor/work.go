@@ -38,23 +38,29 @@ func (d *Distributor) work(ctx context.Context, j store.Job) error {
 	dl.Account = a.id
 	switch j.Kind {
 	case store.JobDistribute:
-		unlock := d.locks.lock(a.id, dl.ID)
+		lk := d.locks.lock(dl.ID)
 		err = d.distribute(ctx, a, dl)
-		unlock()
+		d.locks.unlock(lk)
 	case store.JobMove:
-		unlock := d.locks.lock(a.id, dl.ID)
+		lk := d.locks.lock(dl.ID)
 		err = d.move(ctx, a, dl, j.Manager, j.Why, j.Attempt)
-		unlock()
+		d.locks.unlock(lk)
 	case store.JobReply:
 		// Under the dialog's lock: should the store hand a reply out again
 		// while its first run still goes on (its worker looked dead), the
 		// second run waits, then sees that the text landed.
-		unlock := d.locks.lock(a.id, dl.ID)
+		lk := d.locks.lock(dl.ID)
 		err = d.sendReply(ctx, a, j)
-		unlock()
+		d.locks.unlock(lk)
 	case store.JobBind:
 		err = d.bindCustomer(ctx, a, dl)
 	case store.JobDrain:
+		if wait := a.drainPause(); wait > 0 {
+			// MG asked for a pause: the drain waits for its end (a drain
+			// stored with the pause runs then; this one is kept too, so that
+			// nothing depends on the store's clock agreeing with ours).
+			return &store.RetryAfterError{Delay: wait, Err: mgPause(wait)}
+		}
 		err = d.drain(ctx, a, j.Attempt > 1)
 	default:
 		err = fmt.Errorf("distributor: job of unknown kind %q", j.Kind)
@@ -102,14 +108,28 @@ func retryAfter(err error) (time.Duration, bool) {
 // queue, a "manager assigned" reply for a dialog no manager holds any more)
 // is not sent. The "manager assigned" reply names the manager who
 // holds the dialog when it is sent.
+//
+// A job with a First situation sends that reply, then its own; should the
+// second fail, the retry looks whether the first landed before sending it
+// again, as for any reply.
 func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) error {
+	if j.First != "" {
+		if err := d.sendOne(ctx, a, j, j.First); err != nil {
+			return err
+		}
+	}
+	return d.sendOne(ctx, a, j, j.Situation)
+}
+
+// sendOne sends the reply of situation sit, of job j.
+func (d *Distributor) sendOne(ctx context.Context, a *account, j store.Job, sit bd.Situation) error {
 	snap := a.snap.Load()
-	text := snap.settings.Replies[j.Situation]
+	text := snap.settings.Replies[sit]
 	if text == "" {
 		return nil
 	}
 	var mgr bd.Manager
-	switch j.Situation {
+	switch sit {
 	case bd.DialogReceived:
 	case bd.ManagerAssigned:
 		r, err := d.store.Responsible(ctx, a.id, j.Dialog.ID)
@@ -138,11 +158,10 @@ func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) er
 	}
 	dl := j.Dialog
 	dl.Account = a.id
-	err := d.cfg.replier.Reply(ctx, reply.Request{Dialog: dl, Situation: j.Situation, Text: text, Manager: mgr, Attempt: j.Attempt})
-	var te *reply.TextError
-	if errors.As(err, &te) {
+	err := d.cfg.replier.Reply(ctx, reply.Request{Dialog: dl, Situation: sit, Text: text, Manager: mgr, Attempt: j.Attempt})
+	if _, ok := errors.AsType[*reply.TextError](err); ok {
 		// Trying again cannot help until the account's text changes.
-		d.fail(a.id, "reply", fmt.Errorf("%s reply to dialog %d not sent: %w", j.Situation, dl.ID, err))
+		d.fail(a.id, "reply", fmt.Errorf("%s reply to dialog %d not sent: %w", sit, dl.ID, err))
 		return nil
 	}
 	if err != nil && ctx.Err() != nil {
@@ -150,13 +169,13 @@ func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) er
 		// read as a context error, which the stores take for an attempt
 		// that did not count: this one counts, so that the retry is told
 		// (Attempt > 1) and looks before sending again.
-		return fmt.Errorf("%s reply to dialog %d interrupted, it may have been sent: %v", j.Situation, dl.ID, err)
+		return fmt.Errorf("%s reply to dialog %d interrupted, it may have been sent: %v", sit, dl.ID, err)
 	}
 	if err != nil {
-		return fmt.Errorf("%s reply to dialog %d: %w", j.Situation, dl.ID, err)
+		return fmt.Errorf("%s reply to dialog %d: %w", sit, dl.ID, err)
 	}
 	if d.cfg.hooks.Replied != nil {
-		d.cfg.hooks.Replied(a.id, j.Situation)
+		d.cfg.hooks.Replied(a.id, sit)
 	}
 	return nil
 }
@@ -224,42 +243,55 @@ func (d *Distributor) DeadLetters(ctx context.Context, limit int) ([]store.DeadJ
 
 // dialogLocks serialises the work on one dialog within the process: its
 // distribution, moves and the drain's attempt at it run one at a time.
-// Across processes the store's atomic writes keep them safe.
+// Across processes the store's atomic writes keep them safe. (A
+// Distributor serves one account, so the dialog's id is key enough.)
 type dialogLocks struct {
 	mu    sync.Mutex
-	locks map[dialogKey]*dialogLock
-}
-
-type dialogKey struct {
-	account bd.AccountID
-	dialog  bd.DialogID
+	locks map[bd.DialogID]*dialogLock
+	free  []*dialogLock // unused locks kept for reuse
 }
 
 type dialogLock struct {
-	mu    sync.Mutex
-	users int
+	mu     sync.Mutex
+	dialog bd.DialogID
+	users  int
 }
 
-func (l *dialogLocks) lock(acc bd.AccountID, id bd.DialogID) (unlock func()) {
-	k := dialogKey{acc, id}
+// maxFreeLocks bounds the unused dialog locks kept for reuse.
+const maxFreeLocks = 256
+
+// lock locks the dialog's lock; give it back to unlock.
+func (l *dialogLocks) lock(id bd.DialogID) *dialogLock {
 	l.mu.Lock()
 	if l.locks == nil {
-		l.locks = make(map[dialogKey]*dialogLock)
+		l.locks = make(map[bd.DialogID]*dialogLock)
 	}
-	dl := l.locks[k]
+	dl := l.locks[id]
 	if dl == nil {
-		dl = &dialogLock{}
-		l.locks[k] = dl
+		if n := len(l.free); n > 0 {
+			dl = l.free[n-1]
+			l.free = l.free[:n-1]
+		} else {
+			dl = &dialogLock{}
+		}
+		dl.dialog = id
+		l.locks[id] = dl
 	}
 	dl.users++
 	l.mu.Unlock()
 	dl.mu.Lock()
-	return func() {
-		dl.mu.Unlock()
-		l.mu.Lock()
-		if dl.users--; dl.users == 0 {
-			delete(l.locks, k)
+	return dl
+}
+
+// unlock unlocks a lock lock returned.
+func (l *dialogLocks) unlock(dl *dialogLock) {
+	dl.mu.Unlock()
+	l.mu.Lock()
+	if dl.users--; dl.users == 0 {
+		delete(l.locks, dl.dialog)
+		if len(l.free) < maxFreeLocks {
+			l.free = append(l.free, dl)
 		}
-		l.mu.Unlock()
 	}
+	l.mu.Unlock()
 }

@@ -10,10 +10,17 @@
 // account and restart its stream, and a removed account stops.
 //
 //	f, err := fleet.New(st,
-//		fleet.WithBuild(fleet.MG(fleet.MGOptions{})),
+//		fleet.WithBuild(fleet.MG()),
 //		fleet.WithDistributor(distributor.WithLogger(log)),
 //	)
 //	err = f.Run(ctx) // until ctx ends
+//
+// A service that adds an account saves it in the store and calls
+// [Fleet.Await], which has the fleet rescan and reports whether the
+// account started; [Fleet.Ready] waits until its stream runs here and has
+// resynced. [Fleet.Distributor] and [Fleet.Value] give what was built for
+// an account (its distributor; whatever the build kept in Parts.Value,
+// e.g. its clients), for a settings page or a decision's explanation.
 //
 // # Streams and leases
 //
@@ -57,6 +64,10 @@
 // manager going offline up to that late, where the stream's process
 // learns of it at once.
 //
+// What the stream does not bring, e.g. the managers' statuses kept in a
+// CRM, Parts.Poll reads: in the process running the stream, before it
+// starts and every [WithPoll] beside it.
+//
 // On the SQL store, open it with [sqlstore.WithSharedQueue] for a fleet:
 // River polls each queue it works, and per-account queues would cost a
 // poll per account every 25 ms, idle or not.
@@ -67,15 +78,17 @@
 // parts (clients), and no goroutine. A held account runs one goroutine
 // for its stream and the stream's own (an mgsource.Source: the websocket
 // reader and the periodic resync; its MG client's idle keep-alive
-// connection has two more); one sweeper goroutine sweeps every account
-// held ([WithSweep]), where Distributor.Run would take one per account.
+// connection has two more), and one more with a Parts.Poll; one sweeper
+// goroutine sweeps every account held ([WithSweep]), where
+// Distributor.Run would take one per account.
 // BENCHMARKS.md ("Fleet") has the figures.
 //
 // Run owns every goroutine the fleet starts; they have all exited when it
-// returns. [Fleet.Accounts] reports each account's state (running, holder,
-// connected, last event and resync, queue length, dead letters), and
-// [Hooks] expose the holding changes, lease rounds and failures to
-// metrics.
+// returns. [Fleet.Accounts] and [Fleet.Account] report each account's
+// state (running, holder, connected, the stream's counts, last event and
+// resync, queue length, dead letters, and its problems: the last failure
+// of each part not since recovered), and [Hooks] expose the builds,
+// holding changes, lease rounds and failures to metrics.
 //
 // [sqlstore.WithSharedQueue]: https://pkg.go.dev/github.com/botdistributor/botdistributor/store/sqlstore#WithSharedQueue
 package fleet

@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -31,10 +30,10 @@ func Example() {
 	}
 	done := make(chan error)
 	go func() { done <- f.Run(ctx) }()
-	for len(f.Holding()) < 2 { // the first lease round takes both
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, id := range f.Holding() {
+	for _, id := range []bd.AccountID{"shop-a", "shop-b"} {
+		if err := f.Ready(ctx, id); err != nil { // held here: the first lease round takes both
+			panic(err)
+		}
 		d, _ := f.Distributor(id)
 		_ = d.SetRoster(ctx, []bd.Manager{{ID: 2, Online: true, Active: true}})
 		_ = d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: id, Dialog: bd.Dialog{ID: 7, Chat: 7}})

@@ -14,11 +14,17 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/distributor/mgsource"
+	"github.com/botdistributor/botdistributor/internal/option"
+	"github.com/botdistributor/botdistributor/internal/restart"
 	"github.com/botdistributor/botdistributor/store"
 )
 
 // ErrUnknownAccount is returned for an account the fleet does not host.
 var ErrUnknownAccount = errors.New("fleet: unknown account")
+
+// ErrStopped is returned by [Fleet.Await] and [Fleet.Ready] once Run has
+// returned.
+var ErrStopped = errors.New("fleet: not running")
 
 // Fleet hosts every account of a store in this process: one Distributor
 // per account, one worker set for all of them, and the event streams of
@@ -32,10 +38,11 @@ type Fleet struct {
 
 	started atomic.Bool
 	rescanC chan struct{} // asks the Run loop to rescan now
+	done    chan struct{} // closed when Run returns
 
 	mu      sync.Mutex
 	hosts   map[bd.AccountID]*host
-	changed chan struct{} // closed and replaced whenever hosts changes
+	changed chan struct{} // closed and replaced whenever a host, its stream or its resync changes
 	base    context.Context
 
 	// Owned by the Run loop.
@@ -49,7 +56,8 @@ type host struct {
 	acc   bd.Account
 	d     *distributor.Distributor // nil when the build failed
 	parts Parts
-	err   error // why the build failed
+	err   error     // why the build failed
+	built time.Time // when the build ended
 	// inflight counts the jobs running on d; Add only under Fleet.mu
 	// while the host is in Fleet.hosts.
 	inflight sync.WaitGroup
@@ -66,6 +74,9 @@ type host struct {
 	rosterAt atomic.Int64
 	rosterMu sync.Mutex
 	stream   atomic.Pointer[Stream] // the stream running, for its stats
+
+	probMu   sync.Mutex
+	problems map[string]Problem // by op; see AccountState.Problems
 }
 
 // streamRun is one holding period of an account: its stream and its
@@ -88,6 +99,7 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 	}
 	cfg := config{
 		rosterEvery: DefaultRosterRefresh,
+		pollEvery:   DefaultPoll,
 		ttl:         DefaultLeaseTTL,
 		rescan:      DefaultRescan,
 		sweep:       DefaultSweep,
@@ -95,14 +107,8 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 		logger:      slog.New(slog.DiscardHandler),
 	}
 	var errs []error
-	for _, o := range opts {
-		if o == nil {
-			errs = append(errs, errors.New("nil option"))
-			continue
-		}
-		if err := o.apply(&cfg); err != nil {
-			errs = append(errs, err)
-		}
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.build == nil {
 		errs = append(errs, errors.New("no WithBuild: the fleet needs to know how to build an account's parts"))
@@ -129,6 +135,7 @@ func New(st store.Store, opts ...Option) (*Fleet, error) {
 	return &Fleet{
 		st: st, cfg: cfg,
 		rescanC: make(chan struct{}, 1),
+		done:    make(chan struct{}),
 		hosts:   make(map[bd.AccountID]*host),
 		changed: make(chan struct{}),
 	}, nil
@@ -149,6 +156,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if !f.started.CompareAndSwap(false, true) {
 		return errors.New("fleet: Run called twice")
 	}
+	defer close(f.done)
 	f.mu.Lock()
 	f.base = ctx
 	f.mu.Unlock()
@@ -301,15 +309,17 @@ func (f *Fleet) freshRoster(ctx context.Context, h *host) error {
 	if h.rosterAt.Load() != at {
 		return nil // read meanwhile
 	}
-	if err := h.parts.Roster(ctx, target{h: h}); err != nil {
+	if err := h.parts.Roster(ctx, f.target(h)); err != nil {
 		err = fmt.Errorf("reading the roster: %w", err)
 		if ctx.Err() == nil {
-			f.fail(h.id, "roster", err)
+			f.failHost(h, "roster", err)
 		}
 		if at == 0 {
 			return fmt.Errorf("fleet: account %q: %w", h.id, err)
 		}
+		return nil
 	}
+	h.solved("roster")
 	return nil
 }
 
@@ -321,9 +331,15 @@ func (f *Fleet) setHost(id bd.AccountID, h *host) {
 	} else {
 		f.hosts[id] = h
 	}
+	f.notifyLocked()
+	f.mu.Unlock()
+}
+
+// notifyLocked wakes whoever waits for a change of the hosts: jobs
+// waiting for their account, Await and Ready. Call with f.mu held.
+func (f *Fleet) notifyLocked() {
 	close(f.changed)
 	f.changed = make(chan struct{})
-	f.mu.Unlock()
 }
 
 // rescan reads the accounts and brings the hosts in line: new accounts
@@ -345,17 +361,27 @@ func (f *Fleet) rescan(ctx context.Context) bool {
 		seen[acc.ID] = true
 		f.mu.Lock()
 		h := f.hosts[acc.ID]
+		var had bd.Account
+		var running bool
+		if h != nil {
+			had, running = h.acc, h.d != nil
+		}
+		settings := h != nil && running && !credentialsChanged(had, acc) && !reflect.DeepEqual(had.Settings, acc.Settings)
+		if settings {
+			h.acc = acc // read under f.mu by Accounts and Await
+		}
 		f.mu.Unlock()
 		switch {
 		case h == nil:
 			f.setHost(acc.ID, f.build(ctx, acc))
 			changed = true
-		case h.d == nil || credentialsChanged(h.acc, acc):
+		case !running || credentialsChanged(had, acc):
 			f.rebuild(ctx, h, acc)
-		case !reflect.DeepEqual(h.acc.Settings, acc.Settings):
-			h.acc = acc
+		case settings:
 			if err := h.d.Reload(ctx); err != nil {
-				f.fail(acc.ID, "rescan", fmt.Errorf("putting the new settings in force: %w", err))
+				f.failHost(h, "rescan", fmt.Errorf("putting the new settings in force: %w", err))
+			} else {
+				h.solved("rescan")
 			}
 		}
 	}
@@ -401,13 +427,17 @@ func (f *Fleet) build(ctx context.Context, acc bd.Account) *host {
 			parts.Close()
 		}
 	}
+	h.built = time.Now()
 	if err != nil {
 		h.err = err
-		f.fail(acc.ID, "build", err)
+		f.failHost(h, "build", err)
 		return h
 	}
 	h.parts = parts
 	f.cfg.logger.Info("fleet: account running", slog.String("account", string(acc.ID)))
+	if f.cfg.hooks.Built != nil {
+		f.cfg.hooks.Built(acc.ID)
+	}
 	return h
 }
 
@@ -599,54 +629,93 @@ func (f *Fleet) startStream(h *host, deadline time.Time) {
 	run := &streamRun{ctx: ctx, cancel: cancel, done: make(chan struct{}), since: time.Now()}
 	f.mu.Lock()
 	h.run, h.deadline = run, deadline
+	f.notifyLocked()
 	f.mu.Unlock()
+	f.cfg.logger.Info("fleet: running the account's stream", slog.String("account", string(h.id)))
 	if f.cfg.hooks.Holding != nil {
 		f.cfg.hooks.Holding(h.id, true)
 	}
-	if h.parts.Stream == nil {
+	if h.parts.Stream == nil && h.parts.Poll == nil {
 		close(run.done)
 		return
 	}
 	go func() {
 		defer close(run.done)
-		f.runStream(ctx, h)
+		f.hold(ctx, h)
 	}()
+}
+
+// firstPollWait bounds the Parts.Poll run before the stream starts.
+const firstPollWait = 15 * time.Second
+
+// hold runs what the holder of h's lease runs until ctx ends: Parts.Poll
+// once, then the stream and, beside it, Parts.Poll every WithPoll. It
+// returns once both have.
+func (f *Fleet) hold(ctx context.Context, h *host) {
+	if h.parts.Poll == nil {
+		f.runStream(ctx, h)
+		return
+	}
+	first, cancel := context.WithTimeout(ctx, firstPollWait)
+	f.poll(first, h)
+	cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(f.cfg.pollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f.poll(ctx, h)
+			}
+		}
+	})
+	if h.parts.Stream != nil {
+		f.runStream(ctx, h)
+	}
+	wg.Wait()
+}
+
+// poll runs Parts.Poll once and notes how it went.
+func (f *Fleet) poll(ctx context.Context, h *host) {
+	err := h.parts.Poll(ctx, f.target(h))
+	switch {
+	case ctx.Err() != nil: // stopped, or the first poll's time is up: not the poll's failure
+	case err != nil:
+		f.failHost(h, "poll", err)
+	default:
+		h.solved("poll")
+	}
 }
 
 // runStream runs the account's stream until ctx ends, building it again
 // after a pause that grows to a minute should it stop early (MG refused
 // the token).
 func (f *Fleet) runStream(ctx context.Context, h *host) {
-	pause := time.Second
-	for {
-		s, err := h.parts.Stream(target{h: h})
-		if err == nil {
-			h.stream.Store(&s)
-			err = s.Run(ctx)
-			h.stream.Store(nil)
+	restart.Loop(ctx, time.Second, func(ctx context.Context) error {
+		s, err := h.parts.Stream(f.target(h))
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		f.fail(h.id, "stream", fmt.Errorf("the event stream stopped (starting again in %s): %w", pause, err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, time.Minute)
-	}
+		h.stream.Store(&s)
+		defer h.stream.Store(nil)
+		return s.Run(ctx)
+	}, func(err error, pause time.Duration) {
+		f.failHost(h, "stream", fmt.Errorf("the event stream stopped (starting again in %s): %w", pause, err))
+	})
 }
 
 // sweep runs Distributor.Sweep (reassignment timers, the safety-net
-// drain, event pruning) of every account this process holds, every
-// WithSweep, until ctx ends: one goroutine for all accounts where
-// Distributor.Run would take one per account.
+// drain) of every account this process holds, every WithSweep, and prunes
+// event records at most every store.PruneEvery, until ctx ends: one
+// goroutine for all accounts where Distributor.Run would take one per
+// account.
 func (f *Fleet) sweep(ctx context.Context) {
 	t := time.NewTicker(f.cfg.sweep)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -670,8 +739,11 @@ func (f *Fleet) sweep(ctx context.Context) {
 			}
 		}
 		// Once for every account: the store prunes them all at once.
-		if _, err := f.st.PruneEvents(ctx, time.Now().Add(-f.cfg.keepEvents)); err != nil && ctx.Err() == nil {
-			f.fail("", "prune events", err)
+		if now := time.Now(); now.Sub(pruned) >= store.PruneEvery {
+			pruned = now
+			if _, err := f.st.PruneEvents(ctx, now.Add(-f.cfg.keepEvents)); err != nil && ctx.Err() == nil {
+				f.fail("", "prune events", err)
+			}
 		}
 	}
 }
@@ -679,24 +751,31 @@ func (f *Fleet) sweep(ctx context.Context) {
 // stopStreams stops the hosts' streams and waits until they have.
 func (f *Fleet) stopStreams(hs []*host) {
 	var runs []*streamRun
-	var stopped []bd.AccountID
+	var stopped []*host
 	f.mu.Lock()
 	for _, h := range hs {
 		if h.run != nil {
 			h.run.cancel()
 			runs = append(runs, h.run)
-			stopped = append(stopped, h.id)
+			stopped = append(stopped, h)
 			h.run = nil
 		}
+	}
+	if len(stopped) > 0 {
+		f.notifyLocked()
 	}
 	f.mu.Unlock()
 	for _, r := range runs {
 		<-r.done
 		r.sweeps.Wait()
 	}
-	if f.cfg.hooks.Holding != nil {
-		for _, id := range stopped {
-			f.cfg.hooks.Holding(id, false)
+	for _, h := range stopped {
+		// What failed in the stream's process no longer applies here.
+		h.solved("stream")
+		h.solved("poll")
+		f.cfg.logger.Info("fleet: stopped the account's stream", slog.String("account", string(h.id)))
+		if f.cfg.hooks.Holding != nil {
+			f.cfg.hooks.Holding(h.id, false)
 		}
 	}
 }
@@ -708,11 +787,35 @@ func (f *Fleet) fail(acc bd.AccountID, op string, err error) {
 	}
 }
 
+// failHost is fail for a part of h: the failure is also h's problem until
+// the part succeeds again (host.solved).
+func (f *Fleet) failHost(h *host, op string, err error) {
+	h.probMu.Lock()
+	if h.problems == nil {
+		h.problems = make(map[string]Problem)
+	}
+	h.problems[op] = Problem{Op: op, Err: err.Error(), At: time.Now()}
+	h.probMu.Unlock()
+	f.fail(h.id, op, err)
+}
+
+// solved forgets the problem of op.
+func (h *host) solved(op string) {
+	h.probMu.Lock()
+	delete(h.problems, op)
+	h.probMu.Unlock()
+}
+
 // target is what an account's stream feeds: its distributor, noting when
 // the last event and resync were accepted.
-type target struct{ h *host }
+type target struct {
+	f *Fleet
+	h *host
+}
 
 var _ mgsource.Target = target{}
+
+func (f *Fleet) target(h *host) target { return target{f: f, h: h} }
 
 func (t target) Handle(ctx context.Context, ev distributor.Event) error {
 	err := t.h.d.Handle(ctx, ev)
@@ -734,6 +837,10 @@ func (t target) Resync(ctx context.Context, open []distributor.OpenDialog) error
 	err := t.h.d.Resync(ctx, open)
 	if err == nil {
 		t.h.lastResync.Store(time.Now().UnixNano())
+		t.h.solved("stream") // the stream is up again
+		t.f.mu.Lock()
+		t.f.notifyLocked()
+		t.f.mu.Unlock()
 	}
 	return err
 }

@@ -44,9 +44,21 @@ type Parts struct {
 	// means such a distributor knows no manager: its decisions find
 	// nobody online.
 	Roster func(ctx context.Context, target mgsource.Target) error
+	// Poll reads what the stream does not bring, e.g. the managers'
+	// statuses kept in a CRM, and hands changes to target. It runs in the
+	// process running the account's stream, for as long as it does: once
+	// before the stream starts (given at most 15 s, so that the stream's
+	// first roster already has what it read), then every WithPoll beside
+	// the stream. A failure is the account's "poll" problem until a poll
+	// succeeds. May be nil.
+	Poll func(ctx context.Context, target mgsource.Target) error
 	// Close releases what the build made (clients, connections) once the
 	// account stopped: its stream ended and no job of it runs. May be nil.
 	Close func()
+	// Value is whatever the build wants to find again by account, e.g.
+	// the clients it made for a settings page to list channels with; see
+	// [Fleet.Value]. May be nil.
+	Value any
 }
 
 // Stream is an account's event stream: an *mgsource.Source, or anything
@@ -77,6 +89,9 @@ const (
 	// stream runs in another process may be before a job reads it again
 	// (see Parts.Roster).
 	DefaultRosterRefresh = 2 * time.Second
+	// DefaultPoll is how often the process running an account's stream
+	// runs its Parts.Poll.
+	DefaultPoll = 10 * time.Second
 )
 
 // Option configures a Fleet; pass options to [New].
@@ -104,6 +119,8 @@ type config struct {
 	// rosterEvery is how old a roster read with Parts.Roster may get
 	// (WithRosterRefresh).
 	rosterEvery time.Duration
+	// pollEvery is how often Parts.Poll runs (WithPoll).
+	pollEvery time.Duration
 }
 
 // WithBuild sets how an account's parts are built; required. [MG] builds
@@ -213,6 +230,18 @@ func WithRosterRefresh(every time.Duration) Option {
 	})
 }
 
+// WithPoll sets how often the process running an account's stream runs
+// the account's Parts.Poll beside it (see [DefaultPoll]).
+func WithPoll(every time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if every <= 0 {
+			return fmt.Errorf("WithPoll: interval must be positive, got %s", every)
+		}
+		c.pollEvery = every
+		return nil
+	})
+}
+
 // WithWork tunes the process's one worker set, which does the jobs of
 // every account of the store: how many at once, attempts, backoff.
 // WorkOptions.Accounts must be empty.
@@ -276,8 +305,14 @@ type Hooks struct {
 	// long it took.
 	Round func(st store.LeaseState, took time.Duration, err error)
 	// Failed is called when a part of the fleet failed: "build", "stream",
-	// "lease", "rescan", "work", "roster".
+	// "poll", "roster", "rescan" (of one account, or of all with an empty
+	// account), "lease", "work", "prune events". An account's failures are
+	// also its AccountState.Problems until the part succeeds again.
 	Failed func(account bd.AccountID, op string, err error)
+	// Built is called each time an account's distributor is built: when
+	// the fleet starts hosting it and when it is rebuilt on new
+	// credentials, e.g. to make the account's metrics visible at zero.
+	Built func(account bd.AccountID)
 }
 
 // defaultMember returns host-pid-random.

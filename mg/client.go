@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/internal/option"
 )
 
 // APIPrefix is the path the client appends to the MG endpoint.
@@ -57,57 +58,73 @@ type Client struct {
 	selfID bd.BotID // the bot's own id once known; see selfBotID
 }
 
-// Option configures a Client in [New].
-type Option func(*Client) error
+// Option configures a Client; pass options to [New]. Each option checks
+// its own argument, and New returns the error of every option that refused
+// one.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	hc      *http.Client
+	limiter *rate.Limiter
+	retry   RetryPolicy
+	log     *slog.Logger
+}
 
 // WithHTTPClient makes the Client send its requests (REST and the websocket
-// handshake) through hc. A nil hc means a client with [DefaultTimeout].
-// When hc has a Timeout, it also bounds each websocket dial.
+// handshake) through hc. When hc has a Timeout, it also bounds each
+// websocket dial. The default (and nil) is a client with [DefaultTimeout].
 func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) error {
+	return optionFunc(func(c *config) error {
 		if hc != nil {
 			c.hc = hc
 		}
 		return nil
-	}
+	})
 }
 
 // WithLimiter makes the Client wait on l before each request. Share one
 // limiter between clients of the same token to keep their sum below MG's
-// limit. A nil l means the default (DefaultRate, DefaultBurst); to disable
-// limiting pass rate.NewLimiter(rate.Inf, 0).
+// limit. The default (and nil) is a limiter of its own at [DefaultRate]
+// with [DefaultBurst]; to disable limiting pass rate.NewLimiter(rate.Inf, 0).
 func WithLimiter(l *rate.Limiter) Option {
-	return func(c *Client) error {
+	return optionFunc(func(c *config) error {
 		if l != nil {
 			c.limiter = l
 		}
 		return nil
-	}
+	})
 }
 
 // WithRetry sets the retry policy. Zero fields take their defaults (see
 // [RetryPolicy]); MaxAttempts 1 disables the retries of idempotent calls,
-// RefusedAttempts 1 those of the other calls.
+// RefusedAttempts 1 those of the other calls. A negative field, or a
+// MaxDelay below BaseDelay, is refused.
 func WithRetry(p RetryPolicy) Option {
-	return func(c *Client) error {
+	return optionFunc(func(c *config) error {
 		if err := p.validate(); err != nil {
-			return err
+			return fmt.Errorf("WithRetry: %w", err)
 		}
 		c.retry = p.withDefaults()
 		return nil
-	}
+	})
 }
 
 // WithLogger makes the Client log each request at debug level (method,
-// path, status, attempt, duration; never the token or bodies). Nil means
-// discard.
+// path, status, attempt, duration; never the token or bodies). The default
+// (and nil) is no logging.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *Client) error {
+	return optionFunc(func(c *config) error {
 		if l != nil {
 			c.log = l
 		}
 		return nil
-	}
+	})
 }
 
 // New returns a client for the MG endpoint (the MG host root returned on
@@ -118,7 +135,8 @@ func WithLogger(l *slog.Logger) Option {
 // endpoint must be an absolute http or https URL with a host, without
 // credentials, query or fragment, and must not already end with
 // /api/bot/v1; the token must be non-empty and free of whitespace and
-// control characters (the error never shows the token).
+// control characters (the error never shows the token). An option's bad
+// argument is refused with an error naming the option.
 func New(endpoint string, token bd.Secret, opts ...Option) (*Client, error) {
 	base, err := parseEndpoint(endpoint)
 	if err != nil {
@@ -127,22 +145,23 @@ func New(endpoint string, token bd.Secret, opts ...Option) (*Client, error) {
 	if err := checkToken(token); err != nil {
 		return nil, err
 	}
+	cfg := config{
+		hc:      &http.Client{Timeout: DefaultTimeout},
+		limiter: rate.NewLimiter(DefaultRate, DefaultBurst),
+		retry:   RetryPolicy{}.withDefaults(),
+		log:     slog.New(slog.DiscardHandler),
+	}
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return nil, fmt.Errorf("mg: %w", err)
+	}
 	c := &Client{
 		endpoint: base,
 		base:     base + APIPrefix,
 		token:    token,
-		hc:       &http.Client{Timeout: DefaultTimeout},
-		limiter:  rate.NewLimiter(DefaultRate, DefaultBurst),
-		retry:    RetryPolicy{}.withDefaults(),
-		log:      slog.New(slog.DiscardHandler),
-	}
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(c); err != nil {
-			return nil, err
-		}
+		hc:       cfg.hc,
+		limiter:  cfg.limiter,
+		retry:    cfg.retry,
+		log:      cfg.log,
 	}
 	return c, nil
 }

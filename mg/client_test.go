@@ -633,7 +633,7 @@ func TestTokenNeverInErrorsOrLogs(t *testing.T) {
 	if !errors.Is(err, mg.ErrUnauthorized) {
 		t.Errorf("wrong token: %v, want ErrUnauthorized", err)
 	}
-	keep(wrong.Events(ctx, mg.StreamOptions{Types: []string{mg.EventDialogOpened}, Handler: func(context.Context, mg.Event) error { return nil }}))
+	keep(wrong.Events(ctx, []string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }))
 
 	// A server that echoes the token back in its error answer.
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -648,16 +648,13 @@ func TestTokenNeverInErrorsOrLogs(t *testing.T) {
 	_, err = ec.Users(ctx, mg.UsersFilter{})
 	keep(err)
 	// An endpoint nobody listens on: a transport error.
-	m2, _ := sandbox.NewMG(sandbox.MGOptions{})
+	m2, _ := sandbox.NewMG()
 	deadURL := m2.URL()
 	m2.Close()
 	dead, _ := mg.New(deadURL, m.BotToken(), mg.WithLogger(logger), mg.WithRetry(fastRetry))
 	_, err = dead.Users(ctx, mg.UsersFilter{})
 	keep(err)
-	keep(dead.Events(ctx, mg.StreamOptions{
-		Types: []string{mg.EventDialogOpened}, Handler: func(context.Context, mg.Event) error { return nil },
-		Backoff: mg.Backoff{Sleep: func(context.Context, time.Duration) error { return errors.New("give up") }},
-	}))
+	keep(dead.Events(ctx, []string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithBackoff(mg.Backoff{Sleep: func(context.Context, time.Duration) error { return errors.New("give up") }})))
 
 	for _, err := range errs {
 		for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {

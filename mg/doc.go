@@ -62,11 +62,11 @@
 // typed payload and hands it to a handler, one at a time in arrival order.
 // MG's stream has no acknowledgement, sequence number or replay: events sent
 // while disconnected are lost. Run therefore reconnects with capped
-// exponential backoff and calls OnConnect after every connect, before any
-// event of that connection is handled, so the caller can re-read state over
-// REST. Unknown event types and malformed frames are reported and skipped,
-// never fatal. Pings every PingInterval and a read deadline (nothing
-// received for ReadTimeout) detect half-open connections.
+// exponential backoff ([WithBackoff]) and calls the [WithOnConnect]
+// function after every connect, before any event of that connection is
+// handled, so the caller can re-read state over REST. Unknown event types and malformed frames are reported and skipped,
+// never fatal. Pings ([WithPingInterval]) and a read deadline (nothing
+// received for [WithReadTimeout]) detect half-open connections.
 //
 // # What is verified
 //

@@ -22,7 +22,7 @@ var (
 // against the sandbox MG.
 func Example() {
 	ctx := context.Background()
-	fake, err := sandbox.NewMG(sandbox.MGOptions{})
+	fake, err := sandbox.NewMG()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func Example() {
 // Streaming events: OnConnect re-reads state after every (re)connect, the
 // handler gets typed payloads in order.
 func ExampleClient_Stream() {
-	fake, err := sandbox.NewMG(sandbox.MGOptions{})
+	fake, err := sandbox.NewMG()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -73,25 +73,21 @@ func ExampleClient_Stream() {
 
 	ctx, stop := context.WithCancel(context.Background())
 	connected := make(chan struct{})
-	stream, err := c.Stream(mg.StreamOptions{
-		Types: []string{mg.EventDialogOpened, mg.EventMessageNew},
-		OnConnect: func(ctx context.Context) error {
-			open, err := mg.Collect(c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes}))
-			fmt.Println("connected; open dialogs:", len(open))
-			close(connected)
-			return err
-		},
-		Handler: func(ctx context.Context, ev mg.Event) error {
-			switch data := ev.Data.(type) {
-			case *mg.DialogData:
-				fmt.Println(ev.Type, data.Dialog.ID)
-			case *mg.MessageData:
-				fmt.Printf("%s from %s: %s\n", ev.Type, data.Message.From.Type, data.Message.Content)
-				stop() // enough for the example
-			}
-			return nil
-		},
-	})
+	stream, err := c.Stream([]string{mg.EventDialogOpened, mg.EventMessageNew}, func(ctx context.Context, ev mg.Event) error {
+		switch data := ev.Data.(type) {
+		case *mg.DialogData:
+			fmt.Println(ev.Type, data.Dialog.ID)
+		case *mg.MessageData:
+			fmt.Printf("%s from %s: %s\n", ev.Type, data.Message.From.Type, data.Message.Content)
+			stop() // enough for the example
+		}
+		return nil
+	}, mg.WithOnConnect(func(ctx context.Context) error {
+		open, err := mg.Collect(c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes}))
+		fmt.Println("connected; open dialogs:", len(open))
+		close(connected)
+		return err
+	}))
 	if err != nil {
 		log.Fatal(err)
 	}

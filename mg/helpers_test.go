@@ -17,7 +17,7 @@ import (
 // newMG starts a sandbox MG that the test closes.
 func newMG(t *testing.T) *sandbox.MG {
 	t.Helper()
-	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 7})
+	m, err := sandbox.NewMG(sandbox.WithSeed(7))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func (p RetryPolicy) validate() error {
 		problems = append(problems, fmt.Sprintf("MaxDelay %s is below BaseDelay %s", p.MaxDelay, p.BaseDelay))
 	}
 	if len(problems) > 0 {
-		return errors.New("mg: retry policy: " + strings.Join(problems, "; "))
+		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
 }

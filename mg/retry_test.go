@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,9 +82,12 @@ func TestRetryPolicyValidation(t *testing.T) {
 		{BaseDelay: time.Second, MaxDelay: time.Millisecond},
 	}
 	for _, p := range bad {
-		if _, err := New("https://mg.example", "t", WithRetry(p)); err == nil {
-			t.Errorf("%+v: want an error", p)
+		if _, err := New("https://mg.example", "t", WithRetry(p)); err == nil || !strings.HasPrefix(err.Error(), "mg: WithRetry: ") {
+			t.Errorf("%+v: got %v, want an error naming WithRetry", p, err)
 		}
+	}
+	if _, err := New("https://mg.example", "t", nil); err == nil || err.Error() != "mg: nil option" {
+		t.Errorf("nil option: got %v, want mg: nil option", err)
 	}
 	c, err := New("https://mg.example", "t", WithRetry(RetryPolicy{MaxAttempts: 1}))
 	if err != nil {

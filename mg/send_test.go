@@ -218,7 +218,7 @@ func TestSendTimeoutIsAmbiguous(t *testing.T) {
 }
 
 func TestSendToUnreachableMGIsNotAmbiguous(t *testing.T) {
-	m2, err := sandbox.NewMG(sandbox.MGOptions{})
+	m2, err := sandbox.NewMG()
 	if err != nil {
 		t.Fatal(err)
 	}

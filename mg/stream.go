@@ -30,58 +30,20 @@ type Backoff struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// StreamOptions configure a [Stream]. Zero durations and sizes take the
-// documented defaults.
-type StreamOptions struct {
-	// Types are the event types to subscribe to; at least one is required.
-	// DistributorEvents returns what a distributor needs. Names must be
-	// lower-case letters, digits and underscores; types this package does
-	// not know are allowed (MG may add some) and reported as unknown.
-	Types []string
-	// MassCommunication adds options=include_mass_communication.
+// streamConfig is a [Stream]'s configuration: the arguments of
+// [Client.Stream] and its options.
+type streamConfig struct {
+	Types             []string
 	MassCommunication bool
-
-	// Handler receives each decoded event, one at a time, in arrival
-	// order; required. It gets Run's context, not the connection's, so
-	// an event being handled is not abandoned when the connection drops.
-	// An error is logged and counted (StreamStats.HandlerErrors) and the
-	// stream goes on: the resync after the next reconnect repairs what was
-	// missed.
-	Handler func(ctx context.Context, ev Event) error
-	// OnConnect, when set, runs after every successful (re)connect and
-	// before any event of that connection reaches Handler; events arriving
-	// meanwhile are buffered. It is the place to re-read state over REST:
-	// the stream has no replay. An error drops the connection and Run
-	// reconnects after a backoff, so a failed resync is retried.
-	OnConnect func(ctx context.Context) error
-	// OnUnknown, when set, receives events of types this package does not
-	// know (Data nil, Raw set); otherwise they are logged at debug level.
-	// Either way they are counted and skipped.
-	OnUnknown func(ctx context.Context, ev Event)
-	// OnMalformed, when set, receives frames that are not valid events,
-	// with the decoding error; otherwise they are logged (without their
-	// content) at warn level. Either way they are counted and skipped.
-	OnMalformed func(ctx context.Context, frame []byte, err error)
-
-	// Backoff is the reconnect policy.
-	Backoff Backoff
-	// PingInterval is how often the client pings to provoke traffic.
-	// Default 30s; negative disables pings and the read deadline.
-	PingInterval time.Duration
-	// ReadTimeout is the read deadline: a connection on which nothing
-	// arrived (an event, a ping or a pong) for this long is dropped and
-	// redialled, which detects half-open TCP connections. Default three
-	// ping intervals. (Whether MG answers pings is unverified; RFC 6455
-	// requires it, and then an idle healthy connection is never dropped.
-	// If it did not, an idle connection would be renewed, and resynced,
-	// every ReadTimeout.)
-	ReadTimeout time.Duration
-	// MaxBacklog is how many received frames may wait for the handler;
-	// beyond it the connection is dropped (and resynced on reconnect)
-	// rather than memory growing without bound. Default 10000.
-	MaxBacklog int
-	// MaxFrameBytes limits one frame. Default 4 MiB.
-	MaxFrameBytes int64
+	Handler           func(ctx context.Context, ev Event) error
+	OnConnect         func(ctx context.Context) error
+	OnUnknown         func(ctx context.Context, ev Event)
+	OnMalformed       func(ctx context.Context, frame []byte, err error)
+	Backoff           Backoff
+	PingInterval      time.Duration
+	ReadTimeout       time.Duration
+	MaxBacklog        int
+	MaxFrameBytes     int64
 }
 
 // StreamStats counts what a Stream did since it was made.
@@ -109,7 +71,7 @@ type StreamStats struct {
 // goroutine; Run must not be called again while it runs.
 type Stream struct {
 	c       *Client
-	opts    StreamOptions
+	opts    streamConfig
 	url     string
 	running atomic.Bool
 
@@ -117,32 +79,47 @@ type Stream struct {
 	connectErrors, unknown, malformed atomic.Uint64
 }
 
-// Stream returns a stream of the events in opts.Types. It checks the
-// options and returns an error naming the problem; it does not connect.
-func (c *Client) Stream(opts StreamOptions) (*Stream, error) {
+// Stream returns a stream of the events of the given types, each handed
+// to handler, tuned by opts (see [StreamOption]; none means the defaults).
+// types must hold at least one name of lower-case letters, digits and
+// underscores; [DistributorEvents] returns what a distributor needs, and
+// types this package does not know are allowed (MG may add some) and
+// reported as unknown. handler receives each decoded event, one at a time,
+// in arrival order; it gets Run's context, not the connection's, so an
+// event being handled is not abandoned when the connection drops. Its
+// error is logged and counted (StreamStats.HandlerErrors) and the stream
+// goes on: the resync after the next reconnect repairs what was missed.
+//
+// Stream checks its arguments and returns an error naming the problem (the
+// option, for an option's); it does not connect.
+func (c *Client) Stream(types []string, handler func(ctx context.Context, ev Event) error, streamOpts ...StreamOption) (*Stream, error) {
 	var problems []string
-	if len(opts.Types) == 0 {
+	if len(types) == 0 {
 		problems = append(problems, "no event types")
 	}
-	for _, t := range opts.Types {
+	for _, t := range types {
 		if !validEventName(t) {
 			problems = append(problems, fmt.Sprintf("event type %q must be lower-case letters, digits and underscores", t))
 		}
 	}
-	if opts.Handler == nil {
-		problems = append(problems, "no Handler")
+	if handler == nil {
+		problems = append(problems, "nil handler")
 	}
-	if opts.Backoff.Initial < 0 || opts.Backoff.Max < 0 {
-		problems = append(problems, "backoff durations must not be negative")
-	}
-	if opts.ReadTimeout < 0 || opts.MaxBacklog < 0 || opts.MaxFrameBytes < 0 {
-		problems = append(problems, "ReadTimeout, MaxBacklog and MaxFrameBytes must not be negative")
+	opts := streamConfig{Types: types, Handler: handler}
+	for _, o := range streamOpts {
+		if o == nil {
+			problems = append(problems, "nil option")
+			continue
+		}
+		if err := o.applyStream(&opts); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if opts.PingInterval > 0 && opts.ReadTimeout > 0 && opts.ReadTimeout <= opts.PingInterval {
-		problems = append(problems, fmt.Sprintf("ReadTimeout %s must exceed PingInterval %s", opts.ReadTimeout, opts.PingInterval))
+		problems = append(problems, fmt.Sprintf("WithReadTimeout %s must exceed WithPingInterval %s", opts.ReadTimeout, opts.PingInterval))
 	}
 	if len(problems) > 0 {
-		return nil, errors.New("mg: stream options: " + strings.Join(problems, "; "))
+		return nil, errors.New("mg: Stream: " + strings.Join(problems, "; "))
 	}
 	if opts.Backoff.Initial == 0 {
 		opts.Backoff.Initial = 500 * time.Millisecond
@@ -170,9 +147,10 @@ func (c *Client) Stream(opts StreamOptions) (*Stream, error) {
 	return &Stream{c: c, opts: opts, url: c.wsURL(opts.Types, opts.MassCommunication)}, nil
 }
 
-// Events runs a stream of opts until ctx ends; it is Stream followed by Run.
-func (c *Client) Events(ctx context.Context, opts StreamOptions) error {
-	s, err := c.Stream(opts)
+// Events runs a stream until ctx ends; it is [Client.Stream] followed by
+// Run.
+func (c *Client) Events(ctx context.Context, types []string, handler func(ctx context.Context, ev Event) error, opts ...StreamOption) error {
+	s, err := c.Stream(types, handler, opts...)
 	if err != nil {
 		return err
 	}

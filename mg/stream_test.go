@@ -86,7 +86,7 @@ func TestStreamDeliversTypedEvents(t *testing.T) {
 	ch := channel(t, m, "telegram", "TG")
 	ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", LastName: "Lee"})
 	rec := newRecorder()
-	s, err := c.Stream(mg.StreamOptions{Types: mg.DistributorEvents(), Handler: rec.handle, Backoff: quickBackoff})
+	s, err := c.Stream(mg.DistributorEvents(), rec.handle, mg.WithBackoff(quickBackoff))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,36 +184,31 @@ func TestStreamReconnectsAndResyncs(t *testing.T) {
 		defer mu.Unlock()
 		return len(seen)
 	}
-	s, err := c.Stream(mg.StreamOptions{
-		Types: []string{mg.EventDialogOpened},
-		Handler: func(_ context.Context, ev mg.Event) error {
-			note(ev.Data.(*mg.DialogData).Dialog.ID, "event")
-			return nil
-		},
-		OnConnect: func(ctx context.Context) error {
-			connects.Add(1)
-			defer w.Poke()
-			for d, err := range c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes, Assigned: mg.No}) {
-				if err != nil {
-					return err
-				}
-				note(d.ID, fmt.Sprint("resync ", connects.Load()))
+	s, err := c.Stream([]string{mg.EventDialogOpened}, func(_ context.Context, ev mg.Event) error {
+		note(ev.Data.(*mg.DialogData).Dialog.ID, "event")
+		return nil
+	}, mg.WithOnConnect(func(ctx context.Context) error {
+		connects.Add(1)
+		defer w.Poke()
+		for d, err := range c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes, Assigned: mg.No}) {
+			if err != nil {
+				return err
 			}
-			return nil
-		},
-		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, d time.Duration) error {
-			// The first reconnect waits until the test has written
-			// while the stream was down.
-			sleptOnce.Do(func() {
-				close(gap)
-				select {
-				case <-resume:
-				case <-ctx.Done():
-				}
-			})
-			return ctx.Err()
-		}},
-	})
+			note(d.ID, fmt.Sprint("resync ", connects.Load()))
+		}
+		return nil
+	}), mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, d time.Duration) error {
+		// The first reconnect waits until the test has written
+		// while the stream was down.
+		sleptOnce.Do(func() {
+			close(gap)
+			select {
+			case <-resume:
+			case <-ctx.Done():
+			}
+		})
+		return ctx.Err()
+	}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,13 +258,7 @@ func TestStreamSkipsUnknownAndMalformedFrames(t *testing.T) {
 	ch := channel(t, m, "telegram", "TG")
 	rec := newRecorder()
 	var unknown, malformed atomic.Int32
-	s, err := c.Stream(mg.StreamOptions{
-		Types:       []string{mg.EventDialogOpened},
-		Handler:     rec.handle,
-		OnUnknown:   func(_ context.Context, ev mg.Event) { unknown.Add(1) },
-		OnMalformed: func(_ context.Context, frame []byte, err error) { malformed.Add(1) },
-		Backoff:     quickBackoff,
-	})
+	s, err := c.Stream([]string{mg.EventDialogOpened}, rec.handle, mg.WithOnUnknown(func(_ context.Context, ev mg.Event) { unknown.Add(1) }), mg.WithOnMalformed(func(_ context.Context, frame []byte, err error) { malformed.Add(1) }), mg.WithBackoff(quickBackoff))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,17 +286,13 @@ func TestStreamHandlerErrorsAreNotFatal(t *testing.T) {
 	ch := channel(t, m, "telegram", "TG")
 	var calls atomic.Int32
 	w := newWatch()
-	s, _ := c.Stream(mg.StreamOptions{
-		Types: []string{mg.EventDialogOpened},
-		Handler: func(context.Context, mg.Event) error {
-			defer w.Poke()
-			if calls.Add(1) <= 2 {
-				return errors.New("store is down")
-			}
-			return nil
-		},
-		Backoff: quickBackoff,
-	})
+	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error {
+		defer w.Poke()
+		if calls.Add(1) <= 2 {
+			return errors.New("store is down")
+		}
+		return nil
+	}, mg.WithBackoff(quickBackoff))
 	runStream(t, s)
 	await(t, m, "the websocket", func() bool { return m.Subscribers() == 1 })
 	for i := range 3 {
@@ -328,20 +313,15 @@ func TestStreamRetriesFailedHandshakesAndResyncs(t *testing.T) {
 	var connects atomic.Int32
 	fail := true
 	w := newWatch()
-	s, _ := c.Stream(mg.StreamOptions{
-		Types:   []string{mg.EventDialogOpened},
-		Handler: func(context.Context, mg.Event) error { return nil },
-		OnConnect: func(context.Context) error {
-			connects.Add(1)
-			defer w.Poke()
-			if fail {
-				fail = false
-				return errors.New("resync failed")
-			}
-			return nil
-		},
-		Backoff: quickBackoff,
-	})
+	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithOnConnect(func(context.Context) error {
+		connects.Add(1)
+		defer w.Poke()
+		if fail {
+			fail = false
+			return errors.New("resync failed")
+		}
+		return nil
+	}), mg.WithBackoff(quickBackoff))
 	runStream(t, s)
 	waitUntil(t, "a successful resync", m, w, func() bool { return connects.Load() == 2 && m.Subscribers() == 1 })
 	st := s.Stats()
@@ -358,22 +338,17 @@ func TestStreamSurvivesClientErrorsOfTheResync(t *testing.T) {
 	c := newClient(t, m)
 	var connects atomic.Int32
 	w := newWatch()
-	s, _ := c.Stream(mg.StreamOptions{
-		Types:   []string{mg.EventDialogOpened},
-		Handler: func(context.Context, mg.Event) error { return nil },
-		OnConnect: func(ctx context.Context) error {
-			defer w.Poke()
-			if connects.Add(1) == 1 {
-				err := c.CloseDialog(ctx, 987654) // an unknown dialog: a 4xx from MG
-				if err == nil {
-					return errors.New("closing an unknown dialog succeeded")
-				}
-				return err
+	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithOnConnect(func(ctx context.Context) error {
+		defer w.Poke()
+		if connects.Add(1) == 1 {
+			err := c.CloseDialog(ctx, 987654) // an unknown dialog: a 4xx from MG
+			if err == nil {
+				return errors.New("closing an unknown dialog succeeded")
 			}
-			return nil
-		},
-		Backoff: quickBackoff,
-	})
+			return err
+		}
+		return nil
+	}), mg.WithBackoff(quickBackoff))
 	runStream(t, s)
 	waitUntil(t, "a second, successful resync", m, w, func() bool { return connects.Load() == 2 && m.Subscribers() == 1 })
 	if st := s.Stats(); st.ConnectErrors != 1 {
@@ -384,7 +359,7 @@ func TestStreamSurvivesClientErrorsOfTheResync(t *testing.T) {
 func TestStreamStopsOnRefusedHandshake(t *testing.T) {
 	m := newMG(t)
 	c := newClientToken(t, m, "not-the-token")
-	err := c.Events(testCtx(t), mg.StreamOptions{Types: []string{mg.EventDialogOpened}, Handler: func(context.Context, mg.Event) error { return nil }})
+	err := c.Events(testCtx(t), []string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil })
 	var apiErr *mg.APIError
 	if !errors.Is(err, mg.ErrUnauthorized) || !errors.As(err, &apiErr) || apiErr.Path != "/ws" {
 		t.Fatalf("Run = %v, want a 401 APIError for /ws", err)
@@ -394,20 +369,41 @@ func TestStreamStopsOnRefusedHandshake(t *testing.T) {
 func TestStreamOptionsValidation(t *testing.T) {
 	c, _ := mg.New("https://mg.example", "t")
 	h := func(context.Context, mg.Event) error { return nil }
-	for _, o := range []mg.StreamOptions{
-		{Handler: h},
-		{Types: []string{"dialog_opened"}},
-		{Types: []string{"dialog_opened,message_new"}, Handler: h},
-		{Types: []string{"Dialog Opened"}, Handler: h},
-		{Types: []string{"dialog_opened"}, Handler: h, Backoff: mg.Backoff{Initial: -1}},
-		{Types: []string{"dialog_opened"}, Handler: h, MaxBacklog: -1},
-		{Types: []string{"dialog_opened"}, Handler: h, PingInterval: time.Second, ReadTimeout: time.Second},
+	ok := []string{"dialog_opened"}
+	for _, tt := range []struct {
+		name    string
+		types   []string
+		handler func(context.Context, mg.Event) error
+		opt     mg.StreamOption
+		want    string
+	}{
+		{"no types", nil, h, nil, "mg: Stream: no event types"},
+		{"no handler", ok, nil, nil, "mg: Stream: nil handler"},
+		{"comma in type", []string{"dialog_opened,message_new"}, h, nil, `mg: Stream: event type "dialog_opened,message_new" must be lower-case letters, digits and underscores`},
+		{"spaced type", []string{"Dialog Opened"}, h, nil, `mg: Stream: event type "Dialog Opened" must be lower-case letters, digits and underscores`},
+		{"negative backoff", ok, h, mg.WithBackoff(mg.Backoff{Initial: -1}), "mg: Stream: WithBackoff: negative duration (Initial -1ns, Max 0s)"},
+		{"negative backlog", ok, h, mg.WithMaxBacklog(-1), "mg: Stream: WithMaxBacklog: negative count -1"},
+		{"negative frame size", ok, h, mg.WithMaxFrameBytes(-1), "mg: Stream: WithMaxFrameBytes: negative size -1"},
+		{"negative read timeout", ok, h, mg.WithReadTimeout(-1), "mg: Stream: WithReadTimeout: negative duration -1ns"},
+		{"read timeout within ping", ok, h, nil, "mg: Stream: WithReadTimeout 1s must exceed WithPingInterval 1s"},
 	} {
-		if _, err := c.Stream(o); err == nil {
-			t.Errorf("%+v: want an error", o)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []mg.StreamOption
+			if tt.opt != nil {
+				opts = append(opts, tt.opt)
+			}
+			if tt.name == "read timeout within ping" {
+				opts = append(opts, mg.WithPingInterval(time.Second), mg.WithReadTimeout(time.Second))
+			}
+			if _, err := c.Stream(tt.types, tt.handler, opts...); err == nil || err.Error() != tt.want {
+				t.Errorf("got %v, want %s", err, tt.want)
+			}
+		})
 	}
-	s, _ := c.Stream(mg.StreamOptions{Types: []string{"dialog_opened"}, Handler: h})
+	if _, err := c.Stream(ok, h, nil); err == nil || err.Error() != "mg: Stream: nil option" {
+		t.Errorf("nil option: got %v", err)
+	}
+	s, _ := c.Stream([]string{"dialog_opened"}, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Run(ctx); !errors.Is(err, context.Canceled) {
@@ -445,19 +441,13 @@ func TestStreamPingDetectsDeadPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	disconnected := make(chan struct{}, 16)
-	s, _ := c.Stream(mg.StreamOptions{
-		Types:        []string{mg.EventDialogOpened},
-		Handler:      func(context.Context, mg.Event) error { return nil },
-		PingInterval: 5 * time.Millisecond,
-		ReadTimeout:  20 * time.Millisecond,
-		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
-			select {
-			case disconnected <- struct{}{}:
-			default:
-			}
-			return ctx.Err()
-		}},
-	})
+	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithPingInterval(5*time.Millisecond), mg.WithReadTimeout(20*time.Millisecond), mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
+		select {
+		case disconnected <- struct{}{}:
+		default:
+		}
+		return ctx.Err()
+	}}))
 	stop := runStream(t, s)
 	for range 2 {
 		select {
@@ -502,15 +492,13 @@ func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c, _ := mg.New(srv.URL, "t", mg.WithHTTPClient(&http.Client{Transport: tr}))
-	s, _ := c.Stream(mg.StreamOptions{
-		Types:        []string{mg.EventDialogOpened},
-		Handler:      func(context.Context, mg.Event) error { return nil },
-		PingInterval: 10 * time.Millisecond,
-		ReadTimeout:  time.Second, // generous: a loaded machine may answer a ping late
-		Backoff:      quickBackoff,
-	})
+	// The read timeout is generous: a loaded machine (a race run beside
+	// others) answered a ping more than 2 s late.
+	const readTimeout = 5 * time.Second
+	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithPingInterval(50*time.Millisecond), mg.WithReadTimeout(readTimeout), mg.WithBackoff(quickBackoff))
 	stop := runStream(t, s)
-	for range 250 { // 250 pings span at least 2.5s, more than twice the read deadline
+	// Pings go on for longer than the read deadline.
+	for start := time.Now(); time.Since(start) < readTimeout+time.Second; {
 		select {
 		case <-pings:
 		case <-time.After(20 * time.Second):
@@ -525,14 +513,14 @@ func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 
 func TestStreamRunLeavesNoGoroutines(t *testing.T) {
 	leakcheck.Check(t)
-	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 3})
+	m, err := sandbox.NewMG(sandbox.WithSeed(3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
 	rec := newRecorder()
-	s, _ := c.Stream(mg.StreamOptions{Types: mg.DistributorEvents(), Handler: rec.handle, Backoff: quickBackoff, PingInterval: time.Millisecond})
+	s, _ := c.Stream(mg.DistributorEvents(), rec.handle, mg.WithBackoff(quickBackoff), mg.WithPingInterval(time.Millisecond))
 	stop := runStream(t, s)
 	for round := range 3 {
 		await(t, m, "a connection", func() bool { return m.Subscribers() == 1 })

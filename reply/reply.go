@@ -17,6 +17,14 @@
 // landed, when the Sender can tell (it implements [Checker], as the MG
 // client does), and sends nothing if it did. A Sender that cannot tell
 // gets the text again: at least once, not exactly once.
+//
+// # Checking texts before they are saved
+//
+// A Replier that can tell which texts it cannot send implements
+// [TextChecker] too; settings are checked with it as a whole
+// (distributor.CheckSettings, Distributor.SaveSettings), so that a text it
+// would refuse is named beside its field when the settings are saved, not
+// found when the reply is due. [Template] checks its placeholders so.
 package reply
 
 import (
@@ -78,6 +86,35 @@ type Sender interface {
 // the same text in the same dialog.
 type Checker interface {
 	HasSent(ctx context.Context, account bd.AccountID, chat bd.ChatID, dialog bd.DialogID, text string) (bool, error)
+}
+
+// TextChecker is implemented by a [Replier] that can tell, before a text
+// is saved, whether it can send it (the optional-interface idiom of
+// database/sql/driver: a Replier may also be a TextChecker). Settings are
+// checked with it as a whole (distributor.CheckSettings,
+// Distributor.SaveSettings): every non-empty reply text of every
+// situation goes through CheckText, and a text it refuses is named as a
+// problem of its field ("replies.<situation>"), so nothing is saved that
+// the Replier would refuse to send. [Template] implements it with the
+// placeholder check of [Validate].
+//
+// A Replier's CheckText takes the place of the built-in placeholder
+// check: a Replier that renders texts its own way accepts what it can
+// render and refuses what it cannot. One that uses the built-in
+// placeholders and checks more may call [Validate] first. For a Replier
+// that is no TextChecker, settings get the built-in checks only
+// (bd.Settings.Validate, placeholders included).
+//
+// CheckText reports whether text can be sent as the reply of situation
+// sit; it is never given an empty text. It is pure (no I/O, the same
+// answer for the same arguments) and safe for concurrent use. A non-nil
+// error says what is wrong with the text in words the account's admin
+// understands, without a package prefix ("unknown placeholder {client}:
+// use {customer} or {manager}"): a settings page shows it beside the
+// text's field as it is. A *[TextError] (as from [Validate]) is shown by
+// its Err, without the "reply: text: " of its Error.
+type TextChecker interface {
+	CheckText(sit bd.Situation, text string) error
 }
 
 // Nop is a Replier that sends nothing and never fails.

@@ -96,7 +96,10 @@ type Template struct {
 	cache  textCache
 }
 
-var _ Replier = (*Template)(nil)
+var (
+	_ Replier     = (*Template)(nil)
+	_ TextChecker = (*Template)(nil)
+)
 
 // NewTemplate returns a Template that sends through s. It fails when s is
 // nil.
@@ -157,11 +160,13 @@ func (t *Template) Render(req Request) (string, error) {
 	if err != nil {
 		return "", &TextError{Situation: req.Situation, Err: err}
 	}
+	// The full names (bd.Manager.Name, bd.Customer.Name) are written from
+	// their parts as the text is rendered.
 	out, err := txt.Render(replytext.Values{
-		Manager:           req.Manager.Name(),
 		ManagerFirstName:  req.Manager.FirstName,
-		Customer:          req.Dialog.Customer.Name(),
+		ManagerLastName:   req.Manager.LastName,
 		CustomerFirstName: req.Dialog.Customer.FirstName,
+		CustomerLastName:  req.Dialog.Customer.LastName,
 		Situation:         string(req.Situation),
 	})
 	if err != nil {
@@ -174,12 +179,22 @@ func (t *Template) Render(req Request) (string, error) {
 // it parses, it uses only the placeholders of [Vars], and with sample
 // names it renders to something other than white space. It returns a
 // *[TextError] saying what is wrong, or nil. bd.Settings.Validate applies
-// the same check to every reply text.
+// the same check to every reply text, and so does [Template.CheckText].
 func Validate(text string) error {
 	if err := replytext.Validate(text); err != nil {
 		return &TextError{Err: err}
 	}
 	return nil
+}
+
+// CheckText implements [TextChecker] with the check of [Validate]: text
+// must parse, use only the placeholders of [Vars], and render to something
+// other than white space with sample names and with no names. The error
+// says what is wrong, without a package prefix, e.g. "unknown placeholder
+// {client}: use {customer}, {customer_first_name}, {manager} or
+// {manager_first_name}"; the same text is fine in every situation.
+func (t *Template) CheckText(_ bd.Situation, text string) error {
+	return replytext.Validate(text)
 }
 
 // maxCached bounds the number of parsed texts a Template keeps.

@@ -277,3 +277,40 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// The template's TextChecker is Validate's check, in every situation, with
+// messages a settings page shows as they are (no "reply: text: ").
+func TestTemplateCheckText(t *testing.T) {
+	tmpl, _ := newTemplate(t)
+	var checker reply.TextChecker = tmpl
+	texts := []string{
+		"Hello!",
+		"Hello[, {customer}]! {manager_first_name} will answer.",
+		"Hello, {{.Customer}}.",
+		"Hi {Customer}",
+		"Hi {customer",
+		"{{.Phone}}",
+		"[{manager}]",
+		"{{range 3}}Hi{{end}}",
+	}
+	for _, sit := range bd.Situations() {
+		for _, text := range texts {
+			err := checker.CheckText(sit, text)
+			var te *reply.TextError
+			verr := reply.Validate(text)
+			switch {
+			case verr == nil && err != nil:
+				t.Errorf("CheckText(%s, %q) = %v, want nil as Validate", sit, text, err)
+			case verr != nil && !errors.As(verr, &te):
+				t.Fatalf("Validate(%q) = %v, want a *reply.TextError", text, verr)
+			case verr != nil && (err == nil || err.Error() != te.Err.Error()):
+				t.Errorf("CheckText(%s, %q) = %v, want %q", sit, text, err, te.Err.Error())
+			case err != nil && strings.HasPrefix(err.Error(), "reply:"):
+				t.Errorf("CheckText(%s, %q) = %q, want no package prefix", sit, text, err)
+			}
+		}
+	}
+	if err := checker.CheckText(bd.DialogReceived, "Hi {client}"); err == nil || !strings.HasPrefix(err.Error(), "unknown placeholder {client}") {
+		t.Errorf("CheckText(unknown placeholder) = %v", err)
+	}
+}

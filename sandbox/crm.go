@@ -1,7 +1,7 @@
 package sandbox
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -14,8 +14,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// CRMDefaultKey is the API key a [CRM] accepts when [CRMOptions.Keys] is
-// empty; it has every scope and access to all stores.
+// CRMDefaultKey is the API key a [CRM] accepts unless [WithKeys] names
+// others; it has every scope and access to all stores.
 const CRMDefaultKey = "sandbox-crm-key"
 
 // CRMAllScopes returns the scopes a fully privileged key has in the
@@ -57,36 +57,17 @@ type CRMSite struct {
 	DefaultForCRM bool
 }
 
-// CRMOptions configure [NewCRM]. The zero value is a working account with
-// [CRMDefaultKey], one store and retailCRM's 10 requests/s limit.
-type CRMOptions struct {
-	// Keys maps each accepted API key to its permissions; empty means
-	// {CRMDefaultKey: CRMFullAccess()}.
-	Keys map[string]CRMKey
-	// MGEndpoint and MGToken are returned by the integration module edit
-	// as info.mgBot; empty means "http://127.0.0.1:1" and
-	// "sandbox-mg-bot-token" (point them at a fake MG to use it).
-	MGEndpoint string
-	MGToken    string
-	// RateLimit is the number of requests per second each key may make;
-	// 0 means 10, retailCRM's limit; negative means no limit. Requests
-	// above it get HTTP 503.
-	RateLimit float64
-	// SlidingWindow allows at most RateLimit (its integer part, at least
-	// 1) requests in any one-second window. When false a token bucket holding RateLimit tokens, refilled
-	// at RateLimit per second, is used. Which one retailCRM uses is
-	// unverified; the sliding window is the stricter.
+// crmConfig is the configuration of [NewCRM], set by [CRMOption]s.
+type crmConfig struct {
+	Keys          map[string]CRMKey
+	MGEndpoint    string
+	MGToken       string
+	RateLimit     float64
 	SlidingWindow bool
-	// NotRetailCRM makes every answer an HTML page, like a web site that is
-	// not a retailCRM account.
-	NotRetailCRM bool
-	// Sites are the account's stores; empty means one store "sandbox",
-	// default for the CRM.
-	Sites []CRMSite
-	// Seed seeds the random choice of injected errors.
-	Seed uint64
-	// Now is the clock of the rate limit; nil means time.Now.
-	Now func() time.Time
+	NotRetailCRM  bool
+	Sites         []CRMSite
+	Seed          uint64
+	Now           func() time.Time
 }
 
 // CRMUser is a retailCRM user (a manager) in the sandbox.
@@ -157,7 +138,7 @@ type CRM struct {
 	srv   *http.Server
 	ln    net.Listener
 	url   string
-	opts  CRMOptions
+	opts  crmConfig
 	mux   *http.ServeMux
 	close chan struct{}
 	once  sync.Once
@@ -183,25 +164,24 @@ type CRM struct {
 	editsCount int
 }
 
-// NewCRM starts a fake retailCRM account on 127.0.0.1 with a free port.
-func NewCRM(opts CRMOptions) (*CRM, error) {
-	if opts.RateLimit == 0 {
-		opts.RateLimit = 10
+// NewCRM starts a fake retailCRM account on 127.0.0.1 with a free port,
+// configured by options (see [CRMOption]). Without options it is a working
+// account with [CRMDefaultKey], one store and retailCRM's 10 requests/s
+// limit. An option's bad argument is refused with an error naming the
+// option.
+func NewCRM(options ...CRMOption) (*CRM, error) {
+	cfg := crmConfig{
+		RateLimit:  10,
+		MGEndpoint: "http://127.0.0.1:1",
+		MGToken:    "sandbox-mg-bot-token",
+		Now:        time.Now,
 	}
-	if opts.MGEndpoint == "" {
-		opts.MGEndpoint = "http://127.0.0.1:1"
+	if err := applyAll("crm", options, func(o CRMOption) error { return o.applyCRM(&cfg) }); err != nil {
+		return nil, err
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.MGToken == "" {
-		opts.MGToken = "sandbox-mg-bot-token"
-	}
+	opts := cfg
 	keys := make(map[string]CRMKey, len(opts.Keys))
 	for k, v := range opts.Keys {
-		if k == "" {
-			return nil, errors.New("sandbox: crm: an API key must not be empty")
-		}
 		keys[k] = crmCloneKey(v)
 	}
 	if len(keys) == 0 {
@@ -210,11 +190,6 @@ func NewCRM(opts CRMOptions) (*CRM, error) {
 	sites := slices.Clone(opts.Sites)
 	if len(sites) == 0 {
 		sites = []CRMSite{{Code: "sandbox", Name: "Sandbox store", URL: "https://sandbox.example", DefaultForCRM: true}}
-	}
-	for _, s := range sites {
-		if s.Code == "" {
-			return nil, errors.New("sandbox: crm: a site needs a code")
-		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -351,15 +326,7 @@ func (c *CRM) Customers() []CRMCustomer {
 		cu.Phones = slices.Clone(cu.Phones)
 		out = append(out, cu)
 	}
-	slices.SortFunc(out, func(a, b CRMCustomer) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b CRMCustomer) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,9 +15,9 @@ import (
 	retailcrm "github.com/retailcrm/api-client-go/v2"
 )
 
-func crmStart(t *testing.T, opts CRMOptions) *CRM {
+func crmStart(t *testing.T, opts ...CRMOption) *CRM {
 	t.Helper()
-	c, err := NewCRM(opts)
+	c, err := NewCRM(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func crmGet(t *testing.T, rawURL, key string) (int, string) {
 
 func TestCRMRateLimitTokenBucket(t *testing.T) {
 	clock := &crmClock{t: time.Unix(1_700_000_000, 0)}
-	c := crmStart(t, CRMOptions{Now: clock.now})
+	c := crmStart(t, WithClock(clock.now))
 	api := c.URL() + "/api/v5/reference/sites"
 	for i := range 10 {
 		if st, body := crmGet(t, api, CRMDefaultKey); st != http.StatusOK {
@@ -86,7 +87,7 @@ func TestCRMRateLimitTokenBucket(t *testing.T) {
 
 func TestCRMRateLimitSlidingWindowPerKey(t *testing.T) {
 	clock := &crmClock{t: time.Unix(1_700_000_000, 0)}
-	c := crmStart(t, CRMOptions{Now: clock.now, SlidingWindow: true, Keys: map[string]CRMKey{"a": CRMFullAccess(), "b": CRMFullAccess()}})
+	c := crmStart(t, WithClock(clock.now), WithSlidingWindow(), WithKeys(map[string]CRMKey{"a": CRMFullAccess(), "b": CRMFullAccess()}))
 	api := c.URL() + "/api/v5/reference/sites"
 	for i := range 10 {
 		clock.add(10 * time.Millisecond)
@@ -110,7 +111,7 @@ func TestCRMRateLimitSlidingWindowPerKey(t *testing.T) {
 }
 
 func TestCRMKeys(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1})
+	c := crmStart(t, WithRateLimit(-1))
 	st, body := crmGet(t, c.URL()+"/api/credentials", "nope")
 	if st != http.StatusForbidden || body != `{"errorMsg":"Wrong \"apiKey\" value.","success":false}`+"\n" {
 		t.Fatalf("wrong key: %d %s", st, body)
@@ -145,7 +146,7 @@ func TestCRMKeys(t *testing.T) {
 }
 
 func TestCRMNotRetailCRM(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1})
+	c := crmStart(t, WithRateLimit(-1))
 	st, body := crmGet(t, c.URL()+"/no/such/page", CRMDefaultKey)
 	if st != http.StatusNotFound || !strings.HasPrefix(body, "<!DOCTYPE html>") {
 		t.Fatalf("unknown path: %d %s", st, body)
@@ -161,7 +162,7 @@ func TestCRMNotRetailCRM(t *testing.T) {
 }
 
 func TestCRMFaults(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1, Seed: 7})
+	c := crmStart(t, WithRateLimit(-1), WithSeed(7))
 	api := retailcrm.New(c.URL(), CRMDefaultKey)
 	c.SetFaults(CRMFaults{ErrorRatio: 1, ErrorStatus: http.StatusBadGateway})
 	if _, st, err := api.Sites(); st != http.StatusBadGateway || !errors.Is(err, retailcrm.ErrGeneric) {
@@ -190,7 +191,7 @@ func TestCRMFaults(t *testing.T) {
 }
 
 func TestCRMModuleEdit(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1, MGEndpoint: "http://127.0.0.1:9", MGToken: "tok"})
+	c := crmStart(t, WithRateLimit(-1), WithMGBot("http://127.0.0.1:9", "tok"))
 	api := retailcrm.New(c.URL(), CRMDefaultKey)
 	active := true
 	m := retailcrm.IntegrationModule{
@@ -222,7 +223,7 @@ func TestCRMModuleEdit(t *testing.T) {
 }
 
 func TestCRMUsers(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1})
+	c := crmStart(t, WithRateLimit(-1))
 	for i := range 25 {
 		c.AddUser(CRMUser{FirstName: "M", Active: true, IsManager: true, Status: "free", MGUserID: int64(100 + i)})
 	}
@@ -256,9 +257,7 @@ func TestCRMUsers(t *testing.T) {
 func TestCRMCustomersAsTheClientSendsThem(t *testing.T) {
 	selective := CRMFullAccess()
 	selective.SiteAccess, selective.Sites = "access_selective", []string{"b"}
-	c := crmStart(t, CRMOptions{RateLimit: -1,
-		Sites: []CRMSite{{Code: "a", DefaultForCRM: true}, {Code: "b"}},
-		Keys:  map[string]CRMKey{CRMDefaultKey: CRMFullAccess(), "sel": selective}})
+	c := crmStart(t, WithRateLimit(-1), WithSites([]CRMSite{{Code: "a", DefaultForCRM: true}, {Code: "b"}}...), WithKeys(map[string]CRMKey{CRMDefaultKey: CRMFullAccess(), "sel": selective}))
 	api := retailcrm.New(c.URL(), CRMDefaultKey)
 	created, st, err := api.CustomerCreate(retailcrm.Customer{
 		FirstName: "Ann", LastName: "Lee", Email: "Ann@Example.com",
@@ -337,12 +336,23 @@ func TestCRMCustomersAsTheClientSendsThem(t *testing.T) {
 }
 
 func TestCRMSites(t *testing.T) {
-	c := crmStart(t, CRMOptions{RateLimit: -1, Sites: []CRMSite{{Code: "a", Name: "A", DefaultForCRM: true}, {Code: "b", Name: "B"}}})
+	c := crmStart(t, WithRateLimit(-1), WithSites([]CRMSite{{Code: "a", Name: "A", DefaultForCRM: true}, {Code: "b", Name: "B"}}...))
 	resp, _, err := retailcrm.New(c.URL(), CRMDefaultKey).Sites()
 	if err != nil || len(resp.Sites) != 2 || resp.Sites["a"].Name != "A" || !resp.Sites["a"].DefaultForCRM {
 		t.Fatalf("%+v %v", resp, err)
 	}
-	if _, err := NewCRM(CRMOptions{Keys: map[string]CRMKey{"": {}}}); err == nil {
-		t.Fatal("an empty key is accepted")
+	for _, tt := range []struct {
+		name string
+		opt  CRMOption
+		want string
+	}{
+		{"empty key", WithKeys(map[string]CRMKey{"": {}}), "sandbox: crm: WithKeys: an API key must not be empty"},
+		{"site without code", WithSites(CRMSite{Name: "A"}), "sandbox: crm: WithSites: a site needs a code"},
+		{"NaN rate", WithRateLimit(math.NaN()), "sandbox: crm: WithRateLimit: NaN requests per second"},
+		{"nil option", nil, "sandbox: crm: nil option"},
+	} {
+		if _, err := NewCRM(tt.opt); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: got %v, want %s", tt.name, err, tt.want)
+		}
 	}
 }

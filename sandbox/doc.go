@@ -7,11 +7,9 @@
 //
 // # Wiring
 //
-//	mg, err := sandbox.NewMG(sandbox.MGOptions{Seed: 1})
+//	mg, err := sandbox.NewMG(sandbox.WithSeed(1))
 //	defer mg.Close()
-//	crm, err := sandbox.NewCRM(sandbox.CRMOptions{
-//		MGEndpoint: mg.URL(), MGToken: mg.BotToken().Reveal(),
-//	})
+//	crm, err := sandbox.NewCRM(sandbox.WithMGBot(mg.URL(), mg.BotToken().Reveal()))
 //	defer crm.Close()
 //
 // The CRM's integration module edit then hands out the fake MG's endpoint
@@ -33,7 +31,7 @@
 // mg-transport-api-client-go v1.3.19 calls them. A public message a bot or
 // a manager writes into a transport channel is POSTed to the transport's
 // webhook as message_sent; the transport's answer marks it sent or failed.
-// Unless MGOptions.WebhookURL says otherwise the webhook is the sandbox's
+// Unless [WithWebhookURL] says otherwise the webhook is the sandbox's
 // built-in messenger, whose receipts [MG.Delivered] lists.
 //
 // Events: chat_created, dialog_opened and message_new when a customer

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -18,28 +17,15 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 )
 
-// MGOptions configure [NewMG]. The zero value is a working MG with one bot
-// (the distributor's), a default transport whose message_sent webhooks go
-// to the built-in messenger, and no channels, users or faults.
-type MGOptions struct {
-	// BotToken is the token of the first bot; empty means a token derived
-	// from Seed. Read it back with [MG.BotToken].
-	BotToken bd.Secret
-	// BotName is the first bot's name; empty means "Distributor".
-	BotName string
-	// BotRoles are the first bot's roles; nil means ["distributor"].
-	BotRoles []string
-	// WebhookURL receives the message_sent webhooks of the default
-	// transport; empty means the sandbox's built-in messenger, whose
-	// deliveries [MG.Delivered] returns.
+// mgConfig is the configuration of [NewMG], set by [MGOption]s.
+type mgConfig struct {
+	BotToken   bd.Secret
+	BotName    string
+	BotRoles   []string
 	WebhookURL string
-	// Seed seeds the injected faults and the generated tokens, so a run can
-	// be repeated.
-	Seed uint64
-	// Logger receives the sandbox's own diagnostics; nil discards them.
-	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	Seed       uint64
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // MG is an in-process fake of retailCRM MessageGateway on 127.0.0.1: the
@@ -92,26 +78,22 @@ type MG struct {
 	inbox   []MGDelivery // what the built-in messenger received
 }
 
-// NewMG starts a fake MG on 127.0.0.1 with a free port.
-func NewMG(opts MGOptions) (*MG, error) {
-	if opts.WebhookURL != "" {
-		u, err := url.Parse(opts.WebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("sandbox: mg: WebhookURL %q must be an absolute http(s) URL", opts.WebhookURL)
-		}
+// NewMG starts a fake MG on 127.0.0.1 with a free port, configured by
+// options (see [MGOption]). Without options it is a working MG with one bot (the
+// distributor's), a default transport whose message_sent webhooks go to
+// the built-in messenger, and no channels, users or faults. An option's bad
+// argument is refused with an error naming the option.
+func NewMG(options ...MGOption) (*MG, error) {
+	cfg := mgConfig{
+		BotName:  "Distributor",
+		BotRoles: []string{"distributor"},
+		Logger:   slog.New(slog.DiscardHandler),
+		Now:      time.Now,
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if err := applyAll("mg", options, func(o MGOption) error { return o.applyMG(&cfg) }); err != nil {
+		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.BotName == "" {
-		opts.BotName = "Distributor"
-	}
-	if opts.BotRoles == nil {
-		opts.BotRoles = []string{"distributor"}
-	}
+	opts := cfg
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: mg: listen: %w", err)

@@ -21,9 +21,9 @@ import (
 	"github.com/botdistributor/botdistributor/sandbox"
 )
 
-func mgNew(t *testing.T, opts sandbox.MGOptions) *sandbox.MG {
+func mgNew(t *testing.T, opts ...sandbox.MGOption) *sandbox.MG {
 	t.Helper()
-	m, err := sandbox.NewMG(opts)
+	m, err := sandbox.NewMG(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,20 +58,31 @@ func mgDo(t *testing.T, m *sandbox.MG, method, path, token, body string) (int, s
 }
 
 func TestMGRejectsBadOptions(t *testing.T) {
-	for _, o := range []sandbox.MGOptions{
-		{WebhookURL: "not a url"},
-		{WebhookURL: "ftp://x/y"},
-		{BotRoles: []string{"boss"}},
+	for _, tt := range []struct {
+		name string
+		opt  sandbox.MGOption
+		want string
+	}{
+		{"not a url", sandbox.WithWebhookURL("not a url"), `sandbox: mg: WithWebhookURL: "not a url" is not an absolute http(s) URL`},
+		{"not http", sandbox.WithWebhookURL("ftp://x/y"), `sandbox: mg: WithWebhookURL: "ftp://x/y" is not an absolute http(s) URL`},
+		{"unknown role", sandbox.WithBotRoles("boss"), ""},
+		{"nil option", nil, "sandbox: mg: nil option"},
 	} {
-		if m, err := sandbox.NewMG(o); err == nil {
-			m.Close()
-			t.Errorf("%+v: want an error", o)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := sandbox.NewMG(tt.opt)
+			if err == nil {
+				m.Close()
+				t.Fatal("want an error")
+			}
+			if tt.want != "" && err.Error() != tt.want {
+				t.Errorf("got %v, want %s", err, tt.want)
+			}
+		})
 	}
 }
 
 func TestMGErrorsFollowTheReference(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	tok := m.BotToken().Reveal()
 	ch, err := m.AddChannel(mgCtx(t), "telegram", "TG")
 	if err != nil {
@@ -144,7 +155,7 @@ func TestMGErrorsFollowTheReference(t *testing.T) {
 }
 
 func TestMGListShapes(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	tok := m.BotToken().Reveal()
 	ch, _ := m.AddChannel(mgCtx(t), "telegram", "TG")
 	w, _ := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "s1", FirstName: "Bob", Text: "hi"})
@@ -207,7 +218,7 @@ func TestMGWebhookToExternalTransport(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(ans)
 	}))
 	defer hook.Close()
-	m := mgNew(t, sandbox.MGOptions{WebhookURL: hook.URL + "/hook"})
+	m := mgNew(t, sandbox.WithWebhookURL(hook.URL+"/hook"))
 	ch, _ := m.AddChannel(mgCtx(t), "telegram", "TG")
 	w, _ := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "cust-9", ExternalChatID: "chat-9", Text: "hi"})
 	ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", LastName: "Lee"})
@@ -240,7 +251,7 @@ func TestMGWebhookToExternalTransport(t *testing.T) {
 }
 
 func TestMGTransportChannelsThroughTheRealClient(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	cl := transport.New(m.URL(), m.TransportToken().Reveal())
 	act, status, err := cl.ActivateTransportChannel(transport.Channel{Type: "telegram", Name: "@shop"})
 	if err != nil || status != 200 || act.ChannelID == 0 || act.ExternalID == "" || act.ActivatedAt.IsZero() {
@@ -279,7 +290,7 @@ func TestMGTransportChannelsThroughTheRealClient(t *testing.T) {
 }
 
 func TestMGCustomerMessagesOpenDialogsOncePerChat(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	ch, _ := m.AddChannel(mgCtx(t), "whatsapp", "WA")
 	a, err := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "x", Text: "one"})
 	if err != nil {
@@ -307,7 +318,7 @@ func TestMGCustomerMessagesOpenDialogsOncePerChat(t *testing.T) {
 }
 
 func TestMGFaultsValidationAndDeterminism(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	for _, f := range []sandbox.MGFaults{
 		{ServerErrorRatio: -0.1}, {RateLimitRatio: 2}, {ServerErrorRatio: 0.6, RateLimitRatio: 0.6},
 		{Latency: -time.Second}, {FailNext: -1}, {FailStatus: 200},
@@ -317,7 +328,7 @@ func TestMGFaultsValidationAndDeterminism(t *testing.T) {
 		}
 	}
 	pattern := func(seed uint64) string {
-		m := mgNew(t, sandbox.MGOptions{Seed: seed})
+		m := mgNew(t, sandbox.WithSeed(seed))
 		if err := m.SetFaults(sandbox.MGFaults{ServerErrorRatio: 0.3, RateLimitRatio: 0.2}); err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +350,7 @@ func TestMGFaultsValidationAndDeterminism(t *testing.T) {
 
 func TestMGCloseLeavesNoGoroutines(t *testing.T) {
 	before := leakcheck.Take()
-	m, err := sandbox.NewMG(sandbox.MGOptions{})
+	m, err := sandbox.NewMG()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +400,7 @@ func mgAwait(t *testing.T, m *sandbox.MG, cond func() bool) {
 }
 
 func TestMGAwaitHonoursContext(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := m.Await(ctx, func() bool { return false }); !errors.Is(err, context.Canceled) {

@@ -30,7 +30,7 @@ func TestMGErrAfterApplyStoresAndDeliversButFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := mgNew(t, sandbox.MGOptions{})
+			m := mgNew(t)
 			ch, _ := m.AddChannel(mgCtx(t), "telegram", "TG")
 			w, _ := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "a", Text: "hi"})
 			if err := m.SetFaults(tt.faults); err != nil {
@@ -57,7 +57,7 @@ func TestMGErrAfterApplyStoresAndDeliversButFails(t *testing.T) {
 }
 
 func TestMGDropAfterApply(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	ch, _ := m.AddChannel(mgCtx(t), "telegram", "TG")
 	w, _ := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "a", Text: "hi"})
 	if err := m.SetFaults(sandbox.MGFaults{ErrAfterApplyNext: 1, DropAfterApply: true}); err != nil {
@@ -81,7 +81,7 @@ func TestMGDropAfterApply(t *testing.T) {
 }
 
 func TestMGInjected503CarriesRetryAfter(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	if err := m.SetFaults(sandbox.MGFaults{FailNext: 1, FailStatus: 503, RetryAfter: 1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestMGInjected503CarriesRetryAfter(t *testing.T) {
 }
 
 func TestMGErrAfterApplyValidation(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	for _, f := range []sandbox.MGFaults{
 		{ErrAfterApply: -0.1}, {ErrAfterApply: 1.1}, {ErrAfterApply: 0.5, ServerErrorRatio: 0.3, RateLimitRatio: 0.3},
 		{ErrAfterApplyNext: -1}, {ErrAfterApplyStatus: 302},
@@ -113,7 +113,7 @@ func TestMGErrAfterApplyValidation(t *testing.T) {
 // by chat, dialog and bot; GET /dialogs and GET /chats tell whether a
 // dialog is open and the latest of its chat.
 func TestMGMessagesAndDialogStateAreFaithful(t *testing.T) {
-	m := mgNew(t, sandbox.MGOptions{})
+	m := mgNew(t)
 	tok := m.BotToken().Reveal()
 	ch, _ := m.AddChannel(mgCtx(t), "telegram", "TG")
 	w, _ := m.CustomerWrites(mgCtx(t), sandbox.MGCustomerMessage{Channel: ch, CustomerExternalID: "a", Text: "hi"})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/internal/restart"
 )
 
 // JobKind names the work a [Job] asks for.
@@ -19,7 +20,8 @@ const (
 	// JobDistribute gives a dialog with no responsible to a manager or a
 	// bot, or puts it in the queue with the right reply.
 	JobDistribute JobKind = "distribute"
-	// JobReply sends the account's automatic reply for Job.Situation.
+	// JobReply sends the account's automatic reply for Job.Situation,
+	// after the one for Job.First if set.
 	JobReply JobKind = "reply"
 	// JobBind links the dialog's customer to a retailCRM customer.
 	JobBind JobKind = "bind"
@@ -61,6 +63,13 @@ type Job struct {
 	Dialog bd.Dialog
 	// Situation is the reply's situation, for JobReply.
 	Situation bd.Situation
+	// First, for JobReply, is the situation of a reply sent before
+	// Situation's in the same job: the greeting before "manager assigned",
+	// one job where there would be two. Each of the two replies holds a
+	// claim of its own (see [Replies]): a store keeps only the replies not
+	// claimed before and drops the job when neither is left, and a job
+	// keeping only First's reply has it as its Situation.
+	First bd.Situation
 	// Manager is the assigned manager a JobReply names, or the manager a
 	// JobMove takes the dialog away from.
 	Manager bd.ManagerID
@@ -94,6 +103,33 @@ func (j Job) Key() string {
 	return k
 }
 
+// Replies returns the situations of a reply job's replies in the order
+// they are sent: First, if set, then Situation.
+func (j Job) Replies() []bd.Situation {
+	if j.First == "" {
+		return []bd.Situation{j.Situation}
+	}
+	return []bd.Situation{j.First, j.Situation}
+}
+
+// Keep returns the reply job j with only the replies whose claim was taken
+// just now (claimed reports it for each of j.Replies()), and false when
+// none is left. Stores use it to store a reply job with its claims.
+func (j Job) Keep(claimed func(bd.Situation) bool) (Job, bool) {
+	first := j.First != "" && claimed(j.First)
+	switch {
+	case claimed(j.Situation):
+		if !first {
+			j.First = ""
+		}
+		return j, true
+	case first:
+		j.Situation, j.First = j.First, ""
+		return j, true
+	}
+	return j, false
+}
+
 // Unique reports whether a job of this kind is deduplicated by its key.
 func (j Job) Unique() bool { return j.Kind != JobDrain }
 
@@ -111,6 +147,10 @@ func (j Job) Check() error {
 		return fmt.Errorf("%w: %s job: dialog id must be positive, got %d", ErrInvalid, j.Kind, j.Dialog.ID)
 	case j.Kind == JobReply && j.Situation == "":
 		return fmt.Errorf("%w: reply job of dialog %d: situation is empty", ErrInvalid, j.Dialog.ID)
+	case j.First != "" && j.Kind != JobReply:
+		return fmt.Errorf("%w: %s job: only a reply job has a first situation, got %q", ErrInvalid, j.Key(), j.First)
+	case j.First != "" && j.First == j.Situation:
+		return fmt.Errorf("%w: reply job of dialog %d: first situation %q repeats its situation", ErrInvalid, j.Dialog.ID, j.First)
 	case j.Kind == JobMove && j.Manager <= 0:
 		return fmt.Errorf("%w: move job of dialog %d: manager id must be positive, got %d", ErrInvalid, j.Dialog.ID, j.Manager)
 	case j.Delay < 0:
@@ -265,6 +305,24 @@ type Jobs interface {
 	PendingJobs(ctx context.Context, account bd.AccountID) (int, error)
 }
 
+// DecisionReader is implemented by a store that reads what a decision
+// needs in one round trip: the loads of the managers (as
+// [Assignments.Loads], into dst), the number of dialogs waiting in the
+// account's queue (as [Queue.QueueLen]) and the customer's last manager (as
+// [Assignments.LastManager]; zero when customer is zero or was never
+// assigned). A Distributor uses it when its store has it, and the three
+// reads otherwise.
+type DecisionReader interface {
+	ReadDecision(ctx context.Context, account bd.AccountID, managers []bd.ManagerID, customer bd.CustomerID, dst []Load) (DecisionReads, error)
+}
+
+// DecisionReads is what [DecisionReader.ReadDecision] read.
+type DecisionReads struct {
+	Loads       []Load
+	Waiting     int
+	LastManager bd.ManagerID
+}
+
 // IdleWaiter is implemented by a [Jobs] store that can tell without polling
 // when an account has no job left: WaitIdle returns nil once PendingJobs of
 // the account would be 0 (at once if it is), or ctx's error. Callers that
@@ -280,26 +338,5 @@ type IdleWaiter interface {
 // a run lasted a minute. stopped, when not nil, hears of each error with
 // the pause before the next start. It returns when ctx ends.
 func KeepWorking(ctx context.Context, j Jobs, h JobHandler, o WorkOptions, stopped func(err error, pause time.Duration)) {
-	pause := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := j.Work(ctx, h, o)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(started) > time.Minute {
-			pause = 100 * time.Millisecond // it ran well for a while
-		}
-		if stopped != nil {
-			stopped(err, pause)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, time.Minute)
-	}
+	restart.Loop(ctx, 100*time.Millisecond, func(ctx context.Context) error { return j.Work(ctx, h, o) }, stopped)
 }

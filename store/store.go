@@ -33,6 +33,10 @@ var (
 	ErrClosed = errors.New("store: dialog closed")
 	// ErrInvalid: the request itself is malformed (zero ids, negative capacity, ...).
 	ErrInvalid = errors.New("store: invalid request")
+	// ErrBusy: an Assignment with NoWait found another assignment to the
+	// same manager in progress; nothing changed, and the manager may be
+	// free a moment later.
+	ErrBusy = errors.New("store: manager's load is being changed by another assignment")
 )
 
 // Assignment asks for a dialog to be given to a responsible.
@@ -52,6 +56,12 @@ type Assignment struct {
 	// Then are jobs stored in the same atomic step as the assignment, only
 	// when it is made (see [Jobs]).
 	Then []Job
+	// NoWait asks a store whose assignments to one manager wait for one
+	// another (row locks of a shared database) to refuse a new assignment
+	// with ErrBusy instead of waiting, so that the caller can give the
+	// dialog to someone else. Stores that never wait ignore it; moves
+	// (From set) always wait.
+	NoWait bool
 }
 
 // Load is how busy a manager is.
@@ -76,7 +86,11 @@ type Assignments interface {
 	// dialogs. It returns ErrAssigned or ErrCapacity otherwise, and changes
 	// nothing then; ErrClosed for a closed dialog. A manager's
 	// LastAssignedAt becomes a.At. With a.From set, the dialog must be held
-	// by a.From instead of nobody, and moves to a.To in the same step.
+	// by a.From instead of nobody, and moves to a.To in the same step. With
+	// a.NoWait, a new assignment (a.From zero) that would wait for another
+	// assignment to a.To in progress returns ErrBusy instead, changing
+	// nothing; only stores whose assignments wait on one another do so
+	// (see [Assignment].NoWait).
 	Assign(ctx context.Context, a Assignment) error
 	// Record sets the responsible MessageGateway reports (a person assigned
 	// the dialog in the MG interface), without a capacity check: the store
@@ -166,6 +180,22 @@ type Events interface {
 	// returns how many event claims it forgot.
 	PruneEvents(ctx context.Context, before time.Time) (int, error)
 }
+
+// Contended is implemented by a store whose assignments to one manager
+// wait for one another while in progress (row locks of a database that
+// several workers and processes share) and that honours
+// [Assignment.NoWait]. Contended reports whether that is so for this
+// store. A Distributor over such a store spreads concurrent decisions:
+// besides the store's ErrBusy, a manager another worker of its process is
+// reserving with at that moment is passed over without asking the store.
+type Contended interface {
+	Contended() bool
+}
+
+// PruneEvery is how often a host that sweeps often still prunes event
+// records (Events.PruneEvents): pruning is housekeeping over every account
+// of the store, and records kept a minute longer cost nothing.
+const PruneEvery = time.Minute
 
 // Binding links a MessageGateway customer to a retailCRM customer.
 type Binding struct {

@@ -3,24 +3,9 @@ package strategy
 import (
 	"fmt"
 	"reflect"
-	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 )
-
-// idleLonger reports whether a manager last assigned at a has waited longer
-// than one last assigned at b. The zero time means never assigned, which is
-// longer than any real time, so that new managers get their first dialog
-// before anyone gets a second one.
-func idleLonger(a, b time.Time) bool {
-	switch {
-	case a.IsZero():
-		return !b.IsZero()
-	case b.IsZero():
-		return false
-	}
-	return a.Before(b)
-}
 
 // noCandidate is the error of every built-in for a request without candidates.
 func noCandidate() error {

@@ -18,7 +18,7 @@ import (
 // 99 open dialogs (the reason text is then formatted).
 type LeastLoaded struct{}
 
-var _ Strategy = (*LeastLoaded)(nil)
+var _ Ordered = (*LeastLoaded)(nil)
 
 // NewLeastLoaded returns a least loaded strategy.
 func NewLeastLoaded() *LeastLoaded { return &LeastLoaded{} }
@@ -45,16 +45,8 @@ func (*LeastLoaded) Pick(_ context.Context, req Request) (Choice, error) {
 	}
 	best := &cs[0]
 	for i := 1; i < len(cs); i++ {
-		c := &cs[i]
-		if c.Open != best.Open {
-			if c.Open < best.Open {
-				best = c
-			}
-			continue
-		}
-		if idleLonger(c.LastAssignedAt, best.LastAssignedAt) ||
-			(c.Manager < best.Manager && c.LastAssignedAt.Equal(best.LastAssignedAt)) {
-			best = c
+		if compareLeastLoaded(cs[i], *best) < 0 {
+			best = &cs[i]
 		}
 	}
 	var reason string
@@ -65,3 +57,7 @@ func (*LeastLoaded) Pick(_ context.Context, req Request) (Choice, error) {
 	}
 	return Choice{Manager: best.Manager, Reason: reason}, nil
 }
+
+// Order returns LeastLoaded's order (see [Ordered]): fewest open dialogs
+// first, then as [RoundRobin].
+func (*LeastLoaded) Order() func(a, b Candidate) int { return compareLeastLoaded }

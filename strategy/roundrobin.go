@@ -5,7 +5,8 @@ import "context"
 // RoundRobin picks the candidate who has waited longest since their last
 // assignment: the oldest Candidate.LastAssignedAt wins, and a manager who
 // was never assigned (zero LastAssignedAt) comes before everyone else. Ties
-// go to the lower manager id.
+// go to the lower manager id. Times are compared by their wall clock (a
+// monotonic clock reading is ignored), as a shared store keeps them.
 //
 // RoundRobin keeps no state of its own: the turn is derived from
 // LastAssignedAt, which the distributor reads from the store. Several bot
@@ -16,7 +17,7 @@ import "context"
 // Pick does not allocate and ignores ctx.
 type RoundRobin struct{}
 
-var _ Strategy = (*RoundRobin)(nil)
+var _ Ordered = (*RoundRobin)(nil)
 
 // NewRoundRobin returns a round robin strategy.
 func NewRoundRobin() *RoundRobin { return &RoundRobin{} }
@@ -34,8 +35,11 @@ func (*RoundRobin) Pick(_ context.Context, req Request) (Choice, error) {
 	if len(cs) == 0 {
 		return Choice{}, noCandidate()
 	}
+	// The times are compared as Unix seconds and nanoseconds, which the
+	// compiler inlines, where time.Time.Compare is a call per candidate.
 	best := &cs[0]
-	bestAt, bestNever := best.LastAssignedAt, best.LastAssignedAt.IsZero()
+	bestNever := best.LastAssignedAt.IsZero()
+	bestSec, bestNsec := best.LastAssignedAt.Unix(), best.LastAssignedAt.Nanosecond()
 	for i := 1; i < len(cs); i++ {
 		c := &cs[i]
 		if c.LastAssignedAt.IsZero() {
@@ -47,13 +51,12 @@ func (*RoundRobin) Pick(_ context.Context, req Request) (Choice, error) {
 		if bestNever {
 			continue
 		}
-		switch c.LastAssignedAt.Compare(bestAt) {
-		case -1:
-			best, bestAt = c, c.LastAssignedAt
-		case 0:
-			if c.Manager < best.Manager {
-				best = c
-			}
+		sec, nsec := c.LastAssignedAt.Unix(), c.LastAssignedAt.Nanosecond()
+		switch {
+		case sec < bestSec || sec == bestSec && nsec < bestNsec:
+			best, bestSec, bestNsec = c, sec, nsec
+		case sec == bestSec && nsec == bestNsec && c.Manager < best.Manager:
+			best = c
 		}
 	}
 	reason := reasonRoundRobin
@@ -62,3 +65,7 @@ func (*RoundRobin) Pick(_ context.Context, req Request) (Choice, error) {
 	}
 	return Choice{Manager: best.Manager, Reason: reason}, nil
 }
+
+// Order returns RoundRobin's order (see [Ordered]): never assigned first,
+// then the oldest last assignment, then the lower manager id.
+func (*RoundRobin) Order() func(a, b Candidate) int { return compareRoundRobin }

@@ -1,6 +1,7 @@
 package strategy_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -41,4 +42,21 @@ func TestRoundRobinZeroValue(t *testing.T) {
 
 func TestRoundRobinHammer(t *testing.T) {
 	hammer(t, strategy.NewRoundRobin(), hammerRequest())
+}
+
+// Times are compared by the wall clock, as a shared store keeps them: a
+// time that still carries a monotonic clock reading ties with the same
+// wall-clock time without one, and the tie goes to the lower id.
+func TestRoundRobinIgnoresMonotonicReading(t *testing.T) {
+	withMono := time.Now()
+	wall := withMono.Round(0) // the same instant, without the monotonic reading
+	for _, cs := range [][]strategy.Candidate{
+		{{Manager: 2, Capacity: 5, LastAssignedAt: withMono}, {Manager: 1, Capacity: 5, LastAssignedAt: wall}},
+		{{Manager: 2, Capacity: 5, LastAssignedAt: wall}, {Manager: 1, Capacity: 5, LastAssignedAt: withMono}},
+	} {
+		c, err := strategy.NewRoundRobin().Pick(context.Background(), strategy.Request{Candidates: cs})
+		if err != nil || c.Manager != 1 {
+			t.Fatalf("Pick(%v) = %d, %v; want manager 1 (equal wall clocks, lower id)", cs, c.Manager, err)
+		}
+	}
 }

@@ -14,7 +14,7 @@ type Sticky struct {
 	next Strategy
 }
 
-var _ Strategy = (*Sticky)(nil)
+var _ Ordered = (*Sticky)(nil)
 
 // NewSticky returns a strategy that prefers req.LastManager and falls back
 // to next. It fails when next is nil.
@@ -39,4 +39,14 @@ func (s *Sticky) Pick(ctx context.Context, req Request) (Choice, error) {
 		return Choice{Manager: req.LastManager, Reason: reasonSticky}, nil
 	}
 	return s.next.Pick(ctx, req)
+}
+
+// Order returns the order of the next strategy when it is [Ordered], else
+// nil: Sticky's own preference, the last manager, is one the distributor
+// always passes along with the first candidates.
+func (s *Sticky) Order() func(a, b Candidate) int {
+	if o, ok := s.next.(Ordered); ok {
+		return o.Order()
+	}
+	return nil
 }

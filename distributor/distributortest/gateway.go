@@ -26,6 +26,7 @@ type Gateway struct {
 	current map[bd.DialogID]bd.Responsible
 	fail    int
 	failErr error
+	refuse  map[bd.DialogID]error
 }
 
 // ErrInjected is the error FailNext injects when given nil.
@@ -38,6 +39,9 @@ func (g *Gateway) Assign(_ context.Context, account bd.AccountID, dialog bd.Dial
 	if g.fail > 0 {
 		g.fail--
 		return g.failErr
+	}
+	if err := g.refuse[dialog]; err != nil {
+		return err
 	}
 	if g.current == nil {
 		g.current = make(map[bd.DialogID]bd.Responsible)
@@ -55,6 +59,21 @@ func (g *Gateway) FailNext(n int, err error) {
 	g.mu.Lock()
 	g.fail, g.failErr = n, err
 	g.mu.Unlock()
+}
+
+// Refuse makes every assignment of the dialog fail with err, until
+// Refuse(dialog, nil) lifts it. FailNext's failures come first.
+func (g *Gateway) Refuse(dialog bd.DialogID, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err == nil {
+		delete(g.refuse, dialog)
+		return
+	}
+	if g.refuse == nil {
+		g.refuse = make(map[bd.DialogID]error)
+	}
+	g.refuse[dialog] = err
 }
 
 // Calls returns every recorded call in order.

@@ -9,7 +9,7 @@
 //	replier, _ := reply.NewTemplate(client)             // replies via POST /messages
 //	d, _ := distributor.New(account.ID, st, mgsource.Gateway{MG: client}, distributor.WithReplier(replier))
 //	defer d.Close()
-//	src, _ := mgsource.New(mgsource.Options{Account: account.ID, Client: client, Target: d})
+//	src, _ := mgsource.New(account.ID, client, d)
 //	go d.Run(ctx)
 //	err := src.Run(ctx)                                 // until ctx ends
 //
@@ -19,7 +19,7 @@
 // the latest of their chat) so the distributor closes them instead of
 // letting them wait. An event the distributor cannot store yet (its
 // database is briefly unreachable) is offered again with backoff for
-// Options.DeliverFor, not dropped. Each account has its own Client,
+// [WithDeliverFor], not dropped. Each account has its own Client,
 // Gateway, Distributor and Source (package fleet hosts many accounts).
 //
 // [Translator] holds the mapping from MG events to distributor events; it
@@ -27,8 +27,8 @@
 // reuse it.
 //
 // The roster is built from MG users alone: technical accounts are left
-// out, and every manager's status is free unless Options.Status says
+// out, and every manager's status is free unless [WithStatus] says
 // otherwise. MG knows no retailCRM status; joining the CRM users (status,
 // groups) is done by the caller, which passes the status through
-// Options.Status.
+// [WithStatus].
 package mgsource

@@ -102,20 +102,18 @@ func TestEndToEndOnSandbox(t *testing.T) {
 	var resyncs atomic.Int32
 	gap, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: notifying{d, w, &resyncs}, Stream: mg.StreamOptions{
-		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
-			// The reconnect waits until the test has written while the
-			// stream was down.
-			once.Do(func() {
-				close(gap)
-				select {
-				case <-resume:
-				case <-ctx.Done():
-				}
-			})
-			return ctx.Err()
-		}},
-	}})
+	src, err := mgsource.New(acct, c, notifying{d, w, &resyncs}, mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
+		// The reconnect waits until the test has written while the
+		// stream was down.
+		once.Do(func() {
+			close(gap)
+			select {
+			case <-resume:
+			case <-ctx.Done():
+			}
+		})
+		return ctx.Err()
+	}})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ var (
 func Example() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	fake, err := sandbox.NewMG(sandbox.MGOptions{})
+	fake, err := sandbox.NewMG()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer d.Close()
-	src, err := mgsource.New(mgsource.Options{Account: account, Client: client, Target: d})
+	src, err := mgsource.New(account, client, d)
 	if err != nil {
 		log.Fatal(err)
 	}

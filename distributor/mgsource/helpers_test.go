@@ -19,7 +19,7 @@ import (
 
 func newMG(t *testing.T) *sandbox.MG {
 	t.Helper()
-	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 11})
+	m, err := sandbox.NewMG(sandbox.WithSeed(11))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/internal/option"
 	"github.com/botdistributor/botdistributor/mg"
 )
 
@@ -29,46 +31,12 @@ type Target interface {
 
 var _ Target = (*distributor.Distributor)(nil)
 
-// Options configure a Source. Account, Client and Target are required.
-type Options struct {
-	// Account is the account the events belong to.
-	Account bd.AccountID
-	// Client is the account's MG client (its bot token).
-	Client *mg.Client
-	// Target receives the events, the roster and the resyncs.
-	Target Target
-	// Status, when set, gives a manager's retailCRM status for the roster
-	// and for ManagerChanged events; without it every manager is free (MG
-	// knows no CRM status; see NewTranslator).
-	Status func(bd.ManagerID) (bd.ManagerStatus, bool)
-	// Stream tunes the websocket: Backoff, PingInterval, PongTimeout,
-	// MaxBacklog, MaxFrameBytes, OnUnknown, OnMalformed. Types, Handler
-	// and OnConnect are set by the Source.
-	Stream mg.StreamOptions
-	// Logger receives the Source's diagnostics; nil discards them. The
-	// Source adds the attribute account (Account) to every record, so give
-	// it a logger that does not carry one already.
-	Logger *slog.Logger
-	// ResyncEvery is how often Run resyncs while connected, as a safety
-	// net for events lost before the target accepted them. Zero means 5
-	// minutes; a negative value turns the periodic resync off.
-	ResyncEvery time.Duration
-	// DeliverFor is how long an event the target refuses with a transient
-	// error (its store is unreachable) is offered again before it is left
-	// to the resync. Zero means DefaultDeliverFor.
-	DeliverFor time.Duration
-	// Lanes is how many events are handed to the target at once. The
-	// events of one chat always go through one lane, in the order MG sent
-	// them; other chats' events do not wait behind them. Zero means
-	// DefaultLanes; 1 hands every event over in arrival order.
-	Lanes int
-}
-
-// DefaultDeliverFor is Options.DeliverFor when it is zero.
+// DefaultDeliverFor is how long a refused event is offered again, unless
+// [WithDeliverFor] says otherwise.
 const DefaultDeliverFor = 30 * time.Second
 
-// DefaultResyncEvery is the periodic resync interval when
-// Options.ResyncEvery is zero.
+// DefaultResyncEvery is the periodic resync interval, unless
+// [WithResyncEvery] says otherwise.
 const DefaultResyncEvery = 5 * time.Minute
 
 // Source runs the MG event stream of one account into a Target: every
@@ -83,7 +51,7 @@ const DefaultResyncEvery = 5 * time.Minute
 // A Source's methods are safe for concurrent use, but Run must not be
 // called again while it runs.
 type Source struct {
-	opts   Options
+	opts   config
 	tr     *Translator
 	stream *mg.Stream
 	log    *slog.Logger
@@ -94,45 +62,43 @@ type Source struct {
 	skipped   atomic.Uint64
 }
 
-// New checks the options and returns a Source; it does not connect.
-func New(opts Options) (*Source, error) {
+// New returns the Source of account's events, read with client (the
+// account's MG client, its bot token) and handed to target, tuned by opts
+// (see [Option]; none means the defaults). It does not connect. It fails
+// on an empty account, a nil client or target, and an option's bad
+// argument, naming the option.
+func New(account bd.AccountID, client *mg.Client, target Target, opts ...Option) (*Source, error) {
 	var problems []string
-	if opts.Account == "" {
-		problems = append(problems, "no Account")
+	if account == "" {
+		problems = append(problems, "empty account id")
 	}
-	if opts.Client == nil {
-		problems = append(problems, "no Client")
+	if client == nil {
+		problems = append(problems, "nil client")
 	}
-	if opts.Target == nil {
-		problems = append(problems, "no Target")
+	if target == nil {
+		problems = append(problems, "nil target")
 	}
 	if len(problems) > 0 {
 		return nil, errors.New("mgsource: " + strings.Join(problems, "; "))
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	cfg := config{
+		Account:     account,
+		Client:      client,
+		Target:      target,
+		Logger:      slog.New(slog.DiscardHandler),
+		ResyncEvery: DefaultResyncEvery,
+		DeliverFor:  DefaultDeliverFor,
+		Lanes:       DefaultLanes,
 	}
-	if opts.ResyncEvery == 0 {
-		opts.ResyncEvery = DefaultResyncEvery
-	}
-	if opts.DeliverFor <= 0 {
-		opts.DeliverFor = DefaultDeliverFor
-	}
-	if opts.Lanes < 0 {
-		return nil, fmt.Errorf("mgsource: Lanes must not be negative, got %d", opts.Lanes)
-	}
-	if opts.Lanes == 0 {
-		opts.Lanes = DefaultLanes
-	}
-	s := &Source{opts: opts, tr: NewTranslator(opts.Account, opts.Status), log: opts.Logger.With("account", string(opts.Account))}
-	s.lanes = newLanes(s, opts.Lanes)
-	so := opts.Stream
-	so.Types = mg.DistributorEvents()
-	so.Handler = s.handle
-	so.OnConnect = s.resyncAfterConnect
-	stream, err := opts.Client.Stream(so)
-	if err != nil {
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
 		return nil, fmt.Errorf("mgsource: %w", err)
+	}
+	s := &Source{opts: cfg, tr: NewTranslator(cfg.Account, cfg.Status), log: cfg.Logger.With("account", string(cfg.Account))}
+	s.lanes = newLanes(s, cfg.Lanes)
+	so := append(slices.Clip(cfg.Stream), mg.WithOnConnect(s.resyncAfterConnect))
+	stream, err := cfg.Client.Stream(mg.DistributorEvents(), s.handle, so...)
+	if err != nil {
+		return nil, fmt.Errorf("mgsource: WithStream: %w", err)
 	}
 	s.stream = stream
 	return s, nil
@@ -143,16 +109,15 @@ func New(opts Options) (*Source, error) {
 func (s *Source) Translator() *Translator { return s.tr }
 
 // Run streams events until ctx ends, reconnecting and resyncing as needed
-// (see mg.Stream.Run) and resyncing every Options.ResyncEvery, and returns
+// (see mg.Stream.Run) and resyncing every [WithResyncEvery], and returns
 // ctx.Err() once every goroutine it started has exited. It returns earlier
 // only when MG refuses the websocket for good (a wrong token).
 func (s *Source) Run(ctx context.Context) error {
 	lanesCtx, stopLanes := context.WithCancel(ctx)
-	var lanes sync.WaitGroup
-	lanes.Go(func() { s.lanes.run(lanesCtx) })
+	s.lanes.start(lanesCtx)
 	defer func() {
 		stopLanes()
-		lanes.Wait()
+		s.lanes.stop()
 	}()
 	if s.opts.ResyncEvery < 0 {
 		return s.stream.Run(ctx)
@@ -209,10 +174,12 @@ type Stats struct {
 // the step that failed; the next resync starts over.
 //
 // An unassigned dialog needs its channel and customer to be distributed;
-// when no event has shown its chat yet, the chat is read with one
-// GET /chats?id= each (MG has no batch lookup), so a resync after a long
-// outage costs one request per unassigned dialog, paced by the client's
-// rate limiter.
+// the chats no event has shown yet are read with GET /chats a page of up
+// to mg.MaxLimit at a time from the lowest id needed, while that costs
+// fewer requests than reading the missing ones one by one, and the rest
+// with one GET /chats?id= each (MG has no batch lookup by ids). A resync
+// after a long outage so costs a few requests rather than one per
+// unassigned dialog.
 func (s *Source) Resync(ctx context.Context) error {
 	c := s.opts.Client
 	if !s.selfKnown.Load() {
@@ -233,6 +200,17 @@ func (s *Source) Resync(ctx context.Context) error {
 	dialogs, err := mg.Collect(c.AllDialogs(ctx, mg.DialogsFilter{Active: mg.Yes}))
 	if err != nil {
 		return fmt.Errorf("mgsource: open dialogs: %w", err)
+	}
+	var need []bd.ChatID
+	for _, d := range dialogs {
+		if d.IsActive && d.Responsible.Who().IsZero() {
+			if _, ok := s.tr.chat(d.ChatID); !ok {
+				need = append(need, d.ChatID)
+			}
+		}
+	}
+	if err := s.prefetchChats(ctx, need); err != nil {
+		return fmt.Errorf("mgsource: chats of unassigned dialogs: %w", err)
 	}
 	open := make([]distributor.OpenDialog, 0, len(dialogs))
 	for _, d := range dialogs {
@@ -262,6 +240,45 @@ func (s *Source) Resync(ctx context.Context) error {
 	return nil
 }
 
+// prefetchChats reads the chats in need (of unassigned dialogs, unknown to
+// the cache) a page of up to mg.MaxLimit chats at a time, in id order from
+// the lowest, while that costs fewer requests than reading the chats still
+// missing one by one (GET /chats?id=, which chatOf does for whatever is
+// left). After an outage or a takeover, hundreds of dialogs opened unseen
+// are so completed in a few requests rather than one round trip each.
+func (s *Source) prefetchChats(ctx context.Context, need []bd.ChatID) error {
+	if len(need) < 2 {
+		return nil
+	}
+	slices.Sort(need)
+	need = slices.Compact(need)
+	missing := make(map[bd.ChatID]bool, len(need))
+	for _, id := range need {
+		missing[id] = true
+	}
+	last := need[len(need)-1]
+	p := mg.Page{SinceID: int64(need[0]) - 1, Limit: mg.MaxLimit}
+	for pages := 0; pages < len(missing); pages++ {
+		chats, err := s.opts.Client.Chats(ctx, mg.ChatsFilter{Page: p})
+		if err != nil {
+			return err
+		}
+		top := bd.ChatID(p.SinceID)
+		for _, c := range chats {
+			top = max(top, c.ID)
+			if missing[c.ID] {
+				s.tr.rememberChat(c)
+				delete(missing, c.ID)
+			}
+		}
+		if len(missing) == 0 || len(chats) < p.Limit || top >= last || int64(top) <= p.SinceID {
+			return nil
+		}
+		p.SinceID = int64(top)
+	}
+	return nil
+}
+
 // chatOf returns the chat's channel and customer from the cache, or, when
 // fetch is set and the cache lacks them, from GET /chats?id=.
 func (s *Source) chatOf(ctx context.Context, chat bd.ChatID, fetch bool) (chatInfo, error) {
@@ -281,7 +298,7 @@ func (s *Source) chatOf(ctx context.Context, chat bd.ChatID, fetch bool) (chatIn
 }
 
 // handle translates one event on the stream's goroutine and hands it to
-// its chat's lane (see Options.Lanes).
+// its chat's lane (see [WithLanes]).
 func (s *Source) handle(ctx context.Context, ev mg.Event) error {
 	de, ok := s.tr.Translate(ev)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +24,42 @@ const acct bd.AccountID = "shop.example"
 
 func TestNewRejectsMissingParts(t *testing.T) {
 	c, _ := mg.New("https://mg.example", "t")
-	for _, o := range []mgsource.Options{
-		{Client: c, Target: newFakeTarget()},
-		{Account: acct, Target: newFakeTarget()},
-		{Account: acct, Client: c},
-		{Account: acct, Client: c, Target: newFakeTarget(), Stream: mg.StreamOptions{MaxBacklog: -1}},
+	target := newFakeTarget()
+	for _, tt := range []struct {
+		name    string
+		account bd.AccountID
+		client  *mg.Client
+		target  mgsource.Target
+		opt     mgsource.Option
+		want    string
+	}{
+		{"no account", "", c, target, nil, "mgsource: empty account id"},
+		{"no client", acct, nil, target, nil, "mgsource: nil client"},
+		{"no target", acct, c, nil, nil, "mgsource: nil target"},
+		{"nil option", acct, c, target, nil, "mgsource: nil option"},
+		{"bad stream", acct, c, target, mgsource.WithStream(mg.WithMaxBacklog(-1)), "mgsource: WithStream: "},
+		{"negative lanes", acct, c, target, mgsource.WithLanes(-1), "mgsource: WithLanes: negative count -1"},
+		{"negative deliver for", acct, c, target, mgsource.WithDeliverFor(-time.Second), "mgsource: WithDeliverFor: negative duration -1s"},
 	} {
-		if _, err := mgsource.New(o); err == nil {
-			t.Errorf("%+v: want an error", o)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.name == "nil option" {
+				_, err = mgsource.New(tt.account, tt.client, tt.target, nil)
+			} else if tt.opt != nil {
+				_, err = mgsource.New(tt.account, tt.client, tt.target, tt.opt)
+			} else {
+				_, err = mgsource.New(tt.account, tt.client, tt.target)
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error starting %q", err, tt.want)
+			}
+		})
+	}
+	// Nil and zero arguments mean the defaults; a negative resync interval
+	// turns the periodic resync off.
+	if _, err := mgsource.New(acct, c, target, mgsource.WithStatus(nil), mgsource.WithLogger(nil),
+		mgsource.WithResyncEvery(-1), mgsource.WithDeliverFor(0), mgsource.WithLanes(0)); err != nil {
+		t.Errorf("default arguments: %v", err)
 	}
 }
 
@@ -54,7 +82,7 @@ func TestSourceResyncsThenStreams(t *testing.T) {
 	}
 
 	target := newFakeTarget()
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	src, err := mgsource.New(acct, c, target, mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,18 +171,16 @@ func TestSourceResyncsAfterDrop(t *testing.T) {
 	target := newFakeTarget()
 	gap, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{
-		Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
-			once.Do(func() {
-				close(gap)
-				select {
-				case <-resume:
-				case <-ctx.Done():
-				}
-			})
-			return ctx.Err()
-		}},
-	}})
+	src, err := mgsource.New(acct, c, target, mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Sleep: func(ctx context.Context, _ time.Duration) error {
+		once.Do(func() {
+			close(gap)
+			select {
+			case <-resume:
+			case <-ctx.Done():
+			}
+		})
+		return ctx.Err()
+	}})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +225,7 @@ func TestSourceCompletesEventsOverREST(t *testing.T) {
 	target := newFakeTarget()
 	// One lane: events reach the target in arrival order, which the
 	// waiting below relies on.
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Lanes: 1})
+	src, err := mgsource.New(acct, c, target, mgsource.WithLanes(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +259,7 @@ func TestSourceOffersRefusedEventsAgain(t *testing.T) {
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
 	target := newFakeTarget()
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target})
+	src, err := mgsource.New(acct, c, target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +293,7 @@ func TestSourceRetriesFailedResync(t *testing.T) {
 	if err := m.SetFaults(sandbox.MGFaults{FailNext: 50, Match: func(method, path string) bool { return path == "/users" }}); err != nil {
 		t.Fatal(err)
 	}
-	src, _ := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	src, _ := mgsource.New(acct, c, target, mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond})))
 	runSource(t, src.Run)
 	waitUntil(t, "a resync despite failures", m, target.w, func() bool { _, _, rs := target.snapshot(); return len(rs) == 1 })
 	if st := src.Stats(); st.Stream.ConnectErrors == 0 || st.Stream.Connects < 2 {
@@ -280,8 +306,8 @@ func TestSourceResyncsPeriodically(t *testing.T) {
 	m := newMG(t)
 	c := newClient(t, m)
 	target := newFakeTarget()
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, ResyncEvery: 20 * time.Millisecond,
-		Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}})
+	src, err := mgsource.New(acct, c, target, mgsource.WithResyncEvery(20*time.Millisecond),
+		mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: time.Millisecond, Max: time.Millisecond})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +347,7 @@ func TestSourceLanesKeepChatsApart(t *testing.T) {
 	c := newClient(t, m)
 	ch := channel(t, m, "telegram", "TG")
 	target := &stallingTarget{fakeTarget: newFakeTarget(), release: make(chan struct{})}
-	src, err := mgsource.New(mgsource.Options{Account: acct, Client: c, Target: target, Lanes: 4})
+	src, err := mgsource.New(acct, c, target, mgsource.WithLanes(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,13 +389,92 @@ func TestSourceLanesKeepChatsApart(t *testing.T) {
 		return n == 3
 	})
 	evs, _, _ := target.snapshot()
-	var texts []distributor.EventKind
+	var kinds []distributor.EventKind
+	var messages []int64
 	for _, ev := range evs {
 		if ev.Dialog.Chat == slow.Chat {
-			texts = append(texts, ev.Kind)
+			kinds = append(kinds, ev.Kind)
+			if ev.Kind == distributor.CustomerMessage {
+				messages = append(messages, ev.MessageID)
+			}
 		}
 	}
-	if want := []distributor.EventKind{distributor.DialogOpened, distributor.CustomerMessage, distributor.CustomerMessage}; !slices.Equal(texts, want) {
-		t.Fatalf("the stalled chat's events = %v, want %v", texts, want)
+	if want := []distributor.EventKind{distributor.DialogOpened, distributor.CustomerMessage, distributor.CustomerMessage}; !slices.Equal(kinds, want) {
+		t.Fatalf("the stalled chat's events = %v, want %v", kinds, want)
+	}
+	// MG numbers messages in order: "first" before "second".
+	if len(messages) != 2 || messages[0] == 0 || messages[0] >= messages[1] {
+		t.Fatalf("the stalled chat's messages arrived as %v, want the first before the second", messages)
+	}
+}
+
+// A resync after the source missed many dialogs (an outage, a takeover)
+// reads their chats a page at a time, not with one request each, and every
+// dialog that may be distributed still reaches the target with its channel
+// and customer.
+func TestSourceResyncReadsUnknownChatsByPage(t *testing.T) {
+	m := newMG(t)
+	c := newClient(t, m)
+	tg := channel(t, m, "telegram", "TG")
+	wa := channel(t, m, "whatsapp", "WA")
+	ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", Online: true})
+	const n = 300
+	waiting := map[bd.DialogID]sandbox.MGWritten{}
+	channels := map[bd.DialogID]bd.ChannelID{}
+	for i := range n + n/3 {
+		ch := []bd.ChannelID{tg, wa}[i%2]
+		w := customer(t, m, ch, fmt.Sprintf("%04d", i), "hello")
+		if i%4 == 3 {
+			// Assigned in MG: its chat is not needed, and lies between
+			// the others'.
+			if err := m.AssignAsPerson(w.Dialog, bd.ManagerOf(ann)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		waiting[w.Dialog], channels[w.Dialog] = w, ch
+	}
+	if len(waiting) != n {
+		t.Fatalf("%d unassigned dialogs, want %d", len(waiting), n)
+	}
+
+	target := newFakeTarget()
+	src, err := mgsource.New(acct, c, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Resync(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, resyncs := target.snapshot()
+	if len(resyncs) != 1 {
+		t.Fatalf("%d resyncs reached the target, want 1", len(resyncs))
+	}
+	seen := 0
+	for _, o := range resyncs[0] {
+		w, ok := waiting[o.Dialog.ID]
+		if !ok {
+			continue
+		}
+		seen++
+		if !o.Responsible.IsZero() || o.Dialog.Chat != w.Chat || o.Dialog.Channel != channels[o.Dialog.ID] ||
+			o.Dialog.Customer.ID != w.Customer || o.Dialog.Customer.Phone == "" {
+			t.Fatalf("unassigned dialog %d = %+v; want chat %d, channel %d, customer %d", o.Dialog.ID, o, w.Chat, channels[o.Dialog.ID], w.Customer)
+		}
+	}
+	if seen != n {
+		t.Fatalf("%d of the %d unassigned dialogs reached the target", seen, n)
+	}
+	if got := m.CountRequests("GET", "/chats"); got > 5 {
+		t.Fatalf("the resync read the chats of %d unknown dialogs with %d requests, want a few pages", n, got)
+	}
+
+	// The chats are known now: the next resync reads none.
+	before := m.CountRequests("GET", "/chats")
+	if err := src.Resync(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.CountRequests("GET", "/chats") - before; got != 0 {
+		t.Fatalf("a second resync read chats %d times, want 0", got)
 	}
 }

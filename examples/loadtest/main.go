@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	_ "modernc.org/sqlite"             // driver "sqlite"
@@ -78,6 +79,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Baseline, "baseline", cfg.Baseline, "also run the load against the naive read-then-write baseline store")
 	fs.IntVar(&cfg.BaselineDistributors, "baseline-distributors", cfg.BaselineDistributors, "fleets sharing the baseline store")
 	fs.DurationVar(&cfg.BaselineYield, "baseline-yield", cfg.BaselineYield, "the baseline's pause between reading a load and writing")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the sandbox, the load and, without -processes, the distributors) to this file")
 	asJSON := fs.Bool("json", false, "print exactly one JSON object")
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +91,19 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if *verbose {
 		cfg.Log = stderr
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -360,8 +360,8 @@ func (t watchedTarget) Resync(ctx context.Context, open []distributor.OpenDialog
 func (n *localNode) build(member string, logger *slog.Logger) fleet.BuildFunc {
 	return func(ctx context.Context, acc bd.Account) (fleet.Parts, error) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
-		b := fleet.MG(fleet.MGOptions{
-			Client: func(bd.Account) []mg.Option {
+		b := fleet.MG(
+			fleet.WithMGClient(func(bd.Account) []mg.Option {
 				return []mg.Option{
 					mg.WithHTTPClient(&http.Client{Transport: tr, Timeout: 15 * time.Second}),
 					mg.WithRetry(mg.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 100 * time.Millisecond}),
@@ -369,15 +369,15 @@ func (n *localNode) build(member string, logger *slog.Logger) fleet.BuildFunc {
 					// need the client's default limiter.
 					mg.WithLimiter(rate.NewLimiter(rate.Inf, 0)),
 				}
-			},
-			Source: mgsource.Options{
-				Logger: logger,
-				Stream: mg.StreamOptions{Backoff: mg.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}},
-			},
-			Target: func(acc bd.Account, _ *mg.Client, t mgsource.Target) mgsource.Target {
+			}),
+			fleet.WithSource(
+				mgsource.WithLogger(logger),
+				mgsource.WithStream(mg.WithBackoff(mg.Backoff{Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond})),
+			),
+			fleet.WithTarget(func(acc bd.Account, _ *mg.Client, t mgsource.Target) mgsource.Target {
 				return watchedTarget{Target: t, acc: acc.ID, member: member, n: n}
-			},
-		})
+			}),
+		)
 		p, err := b(ctx, acc)
 		if err != nil {
 			tr.CloseIdleConnections()

@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -334,11 +335,7 @@ func (r *Report) print(w io.Writer) {
 	}
 	row("MG round trip while settling", func(c *Result) string { return fmt.Sprintf("%.1f ms", c.SettleMGRttMs) })
 	tw.Flush()
-	names := make([]string, 0, len(r.Targets))
-	for k := range r.Targets {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.Targets))
 	fmt.Fprintln(w)
 	for _, k := range names {
 		verdict := "met"

@@ -138,7 +138,7 @@ func runScenario(ctx context.Context, cfg *Config, kind string, processes, perPr
 	}()
 	for i := range cfg.Accounts {
 		a := &runAccount{id: accountID(i)}
-		if a.mg, err = sandbox.NewMG(sandbox.MGOptions{Seed: cfg.Seed + uint64(i)}); err != nil {
+		if a.mg, err = sandbox.NewMG(sandbox.WithSeed(cfg.Seed + uint64(i))); err != nil {
 			return Result{}, err
 		}
 		s.accounts = append(s.accounts, a)

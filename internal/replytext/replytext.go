@@ -30,11 +30,19 @@ import (
 )
 
 // Values are what the placeholders stand for.
+//
+// {manager} is Manager when it is set, else ManagerFirstName and
+// ManagerLastName joined with a space (or whichever of them is set), and
+// likewise {customer}: a caller holding the names apart passes them so,
+// and the full name is written straight into the text, never built on its
+// own.
 type Values struct {
 	Manager           string // {manager}: the manager's full name
 	ManagerFirstName  string // {manager_first_name}
+	ManagerLastName   string // with ManagerFirstName, {manager} when Manager is empty
 	Customer          string // {customer}: the customer's name
 	CustomerFirstName string // {customer_first_name}
+	CustomerLastName  string // with CustomerFirstName, {customer} when Customer is empty
 	Situation         string // only for texts in the earlier form (.Situation)
 }
 
@@ -167,18 +175,48 @@ func list() string {
 // runeIndex returns the 1-based character position of byte offset i.
 func runeIndex(s string, i int) int { return len([]rune(s[:i])) + 1 }
 
-func (v Values) of(name string) string {
+// value returns what the placeholder stands for in up to two parts, to be
+// joined with a space when both are set.
+func (v *Values) value(name string) (first, last string) {
 	switch name {
 	case Manager:
-		return v.Manager
+		if v.Manager != "" {
+			return v.Manager, ""
+		}
+		return v.ManagerFirstName, v.ManagerLastName
 	case ManagerFirstName:
-		return v.ManagerFirstName
+		return v.ManagerFirstName, ""
 	case Customer:
-		return v.Customer
+		if v.Customer != "" {
+			return v.Customer, ""
+		}
+		return v.CustomerFirstName, v.CustomerLastName
 	case CustomerFirstName:
-		return v.CustomerFirstName
+		return v.CustomerFirstName, ""
 	}
-	return ""
+	return "", ""
+}
+
+// of returns what the placeholder stands for as one string.
+func (v *Values) of(name string) string {
+	first, last := v.value(name)
+	switch {
+	case last == "":
+		return first
+	case first == "":
+		return last
+	}
+	return first + " " + last
+}
+
+// size returns the length of what the placeholder stands for.
+func (v *Values) size(name string) int {
+	first, last := v.value(name)
+	n := len(first) + len(last)
+	if first != "" && last != "" {
+		n++
+	}
+	return n
 }
 
 // Render returns the text with the values put in, trimmed of surrounding
@@ -190,14 +228,14 @@ func (t *Text) Render(v Values) (string, error) {
 	}
 	skip := map[int]bool{}
 	for _, p := range t.parts {
-		if p.section != 0 && p.name != "" && v.of(p.name) == "" {
+		if p.section != 0 && p.name != "" && v.size(p.name) == 0 {
 			skip[p.section] = true
 		}
 	}
 	n := 0
 	for _, p := range t.parts {
 		if !skip[p.section] {
-			n += len(p.text) + len(v.of(p.name))
+			n += len(p.text) + v.size(p.name)
 		}
 	}
 	if n > MaxMessage {
@@ -210,7 +248,12 @@ func (t *Text) Render(v Values) (string, error) {
 			continue
 		}
 		b.WriteString(p.text)
-		b.WriteString(v.of(p.name))
+		first, last := v.value(p.name)
+		b.WriteString(first)
+		if first != "" && last != "" {
+			b.WriteByte(' ')
+		}
+		b.WriteString(last)
 	}
 	out := strings.TrimSpace(b.String())
 	if out == "" {
@@ -356,7 +399,7 @@ func loopsOrCalls(n parse.Node) bool {
 }
 
 func executeLegacy(tmpl *template.Template, v Values) (string, error) {
-	data := map[string]string{"Manager": v.Manager, "Customer": v.Customer, "Situation": v.Situation}
+	data := map[string]string{"Manager": v.of(Manager), "Customer": v.of(Customer), "Situation": v.Situation}
 	var b strings.Builder
 	if err := tmpl.Execute(&limitedWriter{w: &b, n: MaxMessage}, data); err != nil {
 		return "", err

@@ -23,9 +23,14 @@ func TestRender(t *testing.T) {
 		{text: "Привет {customer", wantError: "the brace at character 8 is not closed"},
 		{text: "Hi } there", wantError: "the brace at character 4 closes nothing"},
 		{text: "   ", wantError: "is empty"},
+		// Names given in parts are joined with a space, or stand alone.
+		{text: "{customer}, {manager} answers", v: Values{CustomerFirstName: "Иван", CustomerLastName: "Петров", ManagerLastName: "Смирнова"}, want: "Иван Петров, Смирнова answers"},
+		{text: "Hi[ {customer}]! {manager}", v: Values{ManagerFirstName: "Анна", ManagerLastName: "Смирнова"}, want: "Hi! Анна Смирнова"},
+		{text: "{manager} / {customer}", v: Values{Manager: "Анна С.", ManagerFirstName: "Анна", ManagerLastName: "Смирнова", CustomerFirstName: "Иван"}, want: "Анна С. / Иван"},
 		// The earlier form still renders.
 		{text: "Hello{{if .Customer}}, {{.Customer}}{{end}}!", v: Values{Customer: "Ann"}, want: "Hello, Ann!"},
 		{text: "{{if .Manager}}{{.Manager}}{{else}}We{{end}} ({{.Situation}})", v: Values{Situation: "x"}, want: "We (x)"},
+		{text: "{{if .Manager}}{{.Manager}}{{else}}We{{end}}, {{.Customer}}", v: Values{ManagerFirstName: "Ann", ManagerLastName: "Lee", CustomerLastName: "Doe"}, want: "Ann Lee, Doe"},
 		{text: `{{template "x"}}`, wantError: "may not use range, define, template or block"},
 		{text: `{{define "x"}}{{template "x"}}{{end}}{{template "x"}}`, wantError: "may not use range, define, template or block"},
 		{text: "{{.Phone}}", wantError: `map has no entry for key "Phone"`},

@@ -26,9 +26,9 @@ func (s *Store) Binding(_ context.Context, acc bd.AccountID, c bd.CustomerID) (s
 	if sh == nil {
 		return store.Binding{}, errNoBinding
 	}
-	sh.mu.RLock()
+	sh.mu.Lock()
 	b, ok := sh.bindings[c]
-	sh.mu.RUnlock()
+	sh.mu.Unlock()
 	if !ok {
 		return store.Binding{}, errNoBinding
 	}

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -21,7 +22,10 @@ type managerState struct {
 	// dialogs holds the dialogs the manager is responsible for, ascending;
 	// its length is the manager's load.
 	dialogs []bd.DialogID
-	// last is when the manager was last given a dialog by Assign.
+	// last is when the manager was last given a dialog by Assign, by the
+	// wall clock (a monotonic clock reading is dropped, as the SQL stores
+	// drop it): strategies compare the times of managers that different
+	// processes assigned.
 	last time.Time
 }
 
@@ -103,7 +107,7 @@ func (s *Store) assign(a store.Assignment) error {
 	sh := s.shardFor(a.Account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, closed := sh.closed[a.Dialog]; closed {
+	if sh.isClosed(a.Dialog) {
 		return closedErr(a.Dialog)
 	}
 	if cur, ok := sh.resp[a.Dialog]; ok != !a.From.IsZero() || cur != a.From {
@@ -125,7 +129,7 @@ func (s *Store) assign(a store.Assignment) error {
 		}
 		ms := sh.manager(m)
 		ms.add(a.Dialog)
-		ms.last = a.At
+		ms.last = a.At.Round(0)
 		if a.Customer != 0 {
 			sh.lastManager[a.Customer] = m
 		}
@@ -173,8 +177,9 @@ func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) (prev bd.Re
 		}
 	}
 	sh.queue.remove(d)
-	if _, ok := sh.closed[d]; !ok {
-		sh.closed[d] = at
+	if r := sh.dialogs[d]; !r.closed {
+		r.closed, r.closedAt = true, at
+		sh.dialogs[d] = r
 	}
 	return prev, len(sh.queue.entries) > 0
 }
@@ -209,7 +214,7 @@ func (s *Store) record(a store.Assignment) (bd.Responsible, error) {
 	sh := s.shardFor(a.Account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, closed := sh.closed[a.Dialog]; closed {
+	if sh.isClosed(a.Dialog) {
 		return bd.Responsible{}, closedErr(a.Dialog)
 	}
 	prev := sh.resp[a.Dialog]
@@ -264,9 +269,9 @@ func (s *Store) Responsible(_ context.Context, acc bd.AccountID, d bd.DialogID) 
 	if sh == nil {
 		return bd.Responsible{}, errNoResponsible
 	}
-	sh.mu.RLock()
+	sh.mu.Lock()
 	r, ok := sh.resp[d]
-	sh.mu.RUnlock()
+	sh.mu.Unlock()
 	if !ok {
 		return bd.Responsible{}, errNoResponsible
 	}
@@ -274,7 +279,7 @@ func (s *Store) Responsible(_ context.Context, acc bd.AccountID, d bd.DialogID) 
 }
 
 // Loads implements [store.Assignments]. It makes one pass over managers
-// under the account's read lock and allocates only the result, and only
+// under the account's lock and allocates only the result, and only
 // when dst is too small. A list asked
 // for twice in a row is remembered (a few lists per account), so that later
 // requests for the same list skip looking each manager up.
@@ -296,7 +301,7 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 		}
 		return out, nil
 	}
-	sh.mu.RLock()
+	sh.mu.Lock()
 	if p := sh.plans.find(managers, len(sh.managers)); p != nil {
 		for i, row := range p.rows {
 			ms := &sh.managers[row]
@@ -305,7 +310,7 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 			l.Open = len(ms.dialogs)
 			l.LastAssignedAt = ms.last
 		}
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 		return out, nil
 	}
 	h := newIDHash()
@@ -318,13 +323,10 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 			out[i].LastAssignedAt = ms.last
 		}
 	}
-	again := sh.plans.missed(h)
-	sh.mu.RUnlock()
-	if again {
-		sh.mu.Lock()
+	if sh.plans.missed(h) {
 		sh.plans.add(sh.newPlan(managers))
-		sh.mu.Unlock()
 	}
+	sh.mu.Unlock()
 	return out, nil
 }
 
@@ -338,8 +340,8 @@ func (s *Store) DialogsOf(_ context.Context, acc bd.AccountID, m bd.ManagerID) (
 	if sh == nil {
 		return nil, nil
 	}
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	i, ok := sh.index[m]
 	if !ok || len(sh.managers[i].dialogs) == 0 {
 		return nil, nil
@@ -357,11 +359,31 @@ func (s *Store) LastManager(_ context.Context, acc bd.AccountID, c bd.CustomerID
 	if sh == nil {
 		return 0, errNoLastManager
 	}
-	sh.mu.RLock()
+	sh.mu.Lock()
 	m, ok := sh.lastManager[c]
-	sh.mu.RUnlock()
+	sh.mu.Unlock()
 	if !ok {
 		return 0, errNoLastManager
 	}
 	return m, nil
+}
+
+// ReadDecision implements [store.DecisionReader] with Loads, QueueLen and
+// LastManager: in memory a round trip costs nothing to save.
+func (s *Store) ReadDecision(ctx context.Context, acc bd.AccountID, managers []bd.ManagerID, c bd.CustomerID, dst []store.Load) (store.DecisionReads, error) {
+	var r store.DecisionReads
+	var err error
+	if r.Loads, err = s.Loads(ctx, acc, managers, dst); err != nil {
+		return store.DecisionReads{}, err
+	}
+	if r.Waiting, err = s.QueueLen(ctx, acc); err != nil {
+		return store.DecisionReads{}, err
+	}
+	if c != 0 {
+		r.LastManager, err = s.LastManager(ctx, acc, c)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.DecisionReads{}, err
+		}
+	}
+	return r, nil
 }

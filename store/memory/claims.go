@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -65,11 +66,12 @@ func (s *Store) claimReply(acc bd.AccountID, d bd.DialogID, sit bd.Situation) bo
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if bit := bitOf(sit); bit != 0 {
-		bits := sh.replies[d]
-		if bits&bit != 0 {
+		r := sh.dialogs[d]
+		if r.replies&bit != 0 {
 			return false
 		}
-		sh.replies[d] = bits | bit
+		r.replies |= bit
+		sh.dialogs[d] = r
 		return true
 	}
 	k := replyKey{dialog: d, situation: sit}
@@ -93,11 +95,11 @@ func (s *Store) ReleaseReply(_ context.Context, acc bd.AccountID, d bd.DialogID,
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if bit := bitOf(sit); bit != 0 {
-		if bits, ok := sh.replies[d]; ok {
-			if bits &^= bit; bits == 0 {
-				delete(sh.replies, d)
+		if r, ok := sh.dialogs[d]; ok {
+			if r.replies &^= bit; r.replies == 0 && !r.closed {
+				delete(sh.dialogs, d)
 			} else {
-				sh.replies[d] = bits
+				sh.dialogs[d] = r
 			}
 		}
 		return nil
@@ -130,11 +132,7 @@ func (s *Store) claimEvent(acc bd.AccountID, key string, at time.Time) bool {
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.events[key]; ok {
-		return false
-	}
-	sh.events[key] = at
-	return true
+	return sh.events.claim(key, at)
 }
 
 // PruneEvents implements [store.Events]. It visits the accounts one at a
@@ -144,16 +142,13 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 	s.shards.Range(func(_, v any) bool {
 		sh := v.(*shard)
 		sh.mu.Lock()
-		for k, at := range sh.events {
-			if at.Before(before) {
-				delete(sh.events, k)
-				n++
-			}
-		}
-		for d, at := range sh.closed {
-			if at.Before(before) {
-				delete(sh.closed, d)
-				delete(sh.replies, d)
+		n += sh.events.prune(before)
+		for d, r := range sh.dialogs {
+			if r.closed && r.closedAt.Before(before) {
+				delete(sh.dialogs, d)
+				if len(sh.otherReplies) == 0 {
+					continue
+				}
 				for k := range sh.otherReplies {
 					if k.dialog == d {
 						delete(sh.otherReplies, k)
@@ -165,4 +160,62 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 		return true
 	})
 	return n, nil
+}
+
+// eventClaims keeps a shard's claimed event keys with when each was
+// claimed. A key is found by its 64-bit hash, so that the table, which
+// holds every claim until it is pruned, grows by moving integers instead
+// of hashing again strings scattered over the heap; a key whose hash
+// another key claimed first is kept apart, by itself.
+type eventClaims struct {
+	seed   maphash.Seed
+	byHash map[uint64]eventClaim
+	others map[string]time.Time
+}
+
+type eventClaim struct {
+	key string
+	at  time.Time
+}
+
+func newEventClaims() eventClaims {
+	return eventClaims{seed: maphash.MakeSeed(), byHash: make(map[uint64]eventClaim), others: make(map[string]time.Time)}
+}
+
+// claim claims key at the given time and reports whether it was free.
+func (c *eventClaims) claim(key string, at time.Time) bool {
+	h := maphash.String(c.seed, key)
+	prev, taken := c.byHash[h]
+	if taken && prev.key == key {
+		return false
+	}
+	if len(c.others) > 0 {
+		if _, ok := c.others[key]; ok {
+			return false
+		}
+	}
+	if taken {
+		c.others[key] = at
+	} else {
+		c.byHash[h] = eventClaim{key: key, at: at}
+	}
+	return true
+}
+
+// prune forgets the claims made before the given time and returns how many.
+func (c *eventClaims) prune(before time.Time) int {
+	n := 0
+	for h, e := range c.byHash {
+		if e.at.Before(before) {
+			delete(c.byHash, h)
+			n++
+		}
+	}
+	for k, at := range c.others {
+		if at.Before(before) {
+			delete(c.others, k)
+			n++
+		}
+	}
+	return n
 }

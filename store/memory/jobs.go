@@ -17,42 +17,76 @@ import (
 // uniqueness, retries with backoff, dead letters and routing by account,
 // without durability (a process that exits loses its jobs, as it loses
 // everything else the memory store keeps).
+//
+// One lock guards it all. A dialog's jobs run one at a time, in the order
+// they became due: a job due while another of its dialog is ready or
+// running waits in the dialog's chain, so that the ready list holds only
+// jobs a worker can start at once and taking one is O(1) (past the jobs of
+// accounts the worker does not handle). A worker that finishes a job takes
+// the next under the same lock hold; idle workers sleep until a job they
+// handle becomes ready, and only as many are woken as there are jobs for
+// them. Delayed jobs wait in a heap that one timer watches.
 type jobs struct {
-	mu      sync.Mutex
-	nextID  int64
-	ready   []*memJob // due now, oldest first
-	delayed delayHeap // due later, soonest first
-	// unique holds the keys of the unique jobs not finished yet.
-	unique  map[uniqueKey]struct{}
-	pending map[bd.AccountID]int
-	dead    map[bd.AccountID][]store.DeadJob
-	// works are the running Work calls, woken when a job becomes due.
-	works map[*work]struct{}
-	// busy holds the dialogs with a job running: one dialog's jobs run one
-	// at a time, in the order they became due.
-	busy map[uniqueKey]struct{}
-	// idle holds, per account, a channel closed when its last pending job
-	// is done (see WaitIdle).
-	idle map[bd.AccountID]chan struct{}
+	mu     sync.Mutex
+	nextID int64
+	// ready holds the jobs due now that no other job of their dialog
+	// holds up, oldest first, from ready[head] on.
+	ready []*memJob
+	head  int
+	// delayed holds the jobs due later, soonest first; timer fires at
+	// timerAt (zero when it is not armed) to make them ready.
+	delayed delayHeap
+	timer   *time.Timer
+	timerAt time.Time
+	// accounts holds each account's jobs; an entry is never removed.
+	accounts map[bd.AccountID]*jobAccount
+	// works are the running Work calls.
+	works []*work
+	// free recycles the records of finished jobs.
+	free []*memJob
 }
+
+// maxFree bounds the finished job records kept for reuse.
+const maxFree = 1024
+
+// jobAccount is what the engine keeps for one account.
+type jobAccount struct {
+	id bd.AccountID
+	// pending counts the jobs not finished yet: ready, chained, running or
+	// delayed.
+	pending int
+	// unique holds the unique jobs not finished yet.
+	unique map[uniqueKey]struct{}
+	// dialogs holds the dialogs with a job ready or running, each with the
+	// jobs of the dialog that became due since, oldest first.
+	dialogs map[bd.DialogID]chain
+	dead    []store.DeadJob
+	// idle, when set, is closed once pending drops to 0 (see WaitIdle).
+	idle chan struct{}
+}
+
+// chain links the jobs waiting for their dialog's ready or running job.
+type chain struct{ first, last *memJob }
 
 type memJob struct {
-	job store.Job
-	due time.Time
+	job  store.Job
+	due  time.Time
+	acct *jobAccount
+	next *memJob // in the dialog's chain
 }
 
-// uniqueKey identifies a unique job (kind set) or a dialog (kind empty).
+// uniqueKey identifies a unique job within its account.
 type uniqueKey struct {
-	account bd.AccountID
-	kind    store.JobKind
-	dialog  bd.DialogID
+	dialog bd.DialogID
+	kind   store.JobKind
 }
-
-func uniqueOf(j *store.Job) uniqueKey { return uniqueKey{j.Account, j.Kind, j.Dialog.ID} }
 
 type work struct {
 	opts store.WorkOptions
+	// wake tells one sleeping worker of this Work that a job may be ready
+	// for it; idle counts the workers asleep or about to be (under jobs.mu).
 	wake chan struct{}
+	idle int
 }
 
 // delayHeap orders delayed jobs by due time.
@@ -65,6 +99,7 @@ func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*memJob)) }
 func (h *delayHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return x
 }
@@ -80,138 +115,253 @@ func (s *Store) submitIf(jobs []store.Job, waiting bool) {
 	if len(jobs) == 0 {
 		return
 	}
-	now := time.Now()
-	for _, j := range jobs {
+	var now time.Time
+	for i := range jobs {
+		j := &jobs[i]
 		if j.IfWaiting && !waiting {
 			continue
 		}
-		if j.Kind == store.JobReply && !s.claimReply(j.Account, j.Dialog.ID, j.Situation) {
-			continue
+		if j.Kind == store.JobReply {
+			kept, ok := j.Keep(func(sit bd.Situation) bool { return s.claimReply(j.Account, j.Dialog.ID, sit) })
+			if !ok {
+				continue
+			}
+			j = &kept // the caller's slice stays as it was
+		}
+		if j.Delay > 0 && now.IsZero() {
+			now = time.Now()
 		}
 		s.jobs.add(j, now)
 	}
 }
 
-func (e *jobs) add(j store.Job, now time.Time) {
+// account returns the engine's record of acc, adding it if needed.
+func (e *jobs) account(acc bd.AccountID) *jobAccount {
+	if a, ok := e.accounts[acc]; ok {
+		return a
+	}
+	if e.accounts == nil {
+		e.accounts = make(map[bd.AccountID]*jobAccount)
+	}
+	a := &jobAccount{id: acc, unique: make(map[uniqueKey]struct{}), dialogs: make(map[bd.DialogID]chain)}
+	e.accounts[acc] = a
+	return a
+}
+
+// add stores j; now is the time its Delay counts from (unused when it has
+// none).
+func (e *jobs) add(j *store.Job, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.unique == nil {
-		e.unique = make(map[uniqueKey]struct{})
-		e.pending = make(map[bd.AccountID]int)
-		e.dead = make(map[bd.AccountID][]store.DeadJob)
-	}
+	a := e.account(j.Account)
 	if j.Unique() && j.Kind != store.JobReply {
-		k := uniqueOf(&j)
-		if _, dup := e.unique[k]; dup {
+		k := uniqueKey{j.Dialog.ID, j.Kind}
+		if _, dup := a.unique[k]; dup {
 			return
 		}
-		e.unique[k] = struct{}{}
+		a.unique[k] = struct{}{}
 	}
 	e.nextID++
-	j.ID, j.Attempt = e.nextID, 0
-	if j.Dialog.Account == "" {
-		j.Dialog.Account = j.Account
+	mj := e.newJob()
+	mj.job, mj.acct = *j, a
+	mj.job.ID, mj.job.Attempt = e.nextID, 0
+	if mj.job.Dialog.Account == "" {
+		mj.job.Dialog.Account = j.Account
 	}
-	mj := &memJob{job: j, due: now.Add(j.Delay)}
-	e.pending[j.Account]++
+	a.pending++
 	if j.Delay > 0 {
-		heap.Push(&e.delayed, mj)
+		mj.due = now.Add(j.Delay)
+		e.delay(mj)
+		return
+	}
+	e.due(mj, nil)
+}
+
+func (e *jobs) newJob() *memJob {
+	if n := len(e.free); n > 0 {
+		mj := e.free[n-1]
+		e.free[n-1] = nil
+		e.free = e.free[:n-1]
+		return mj
+	}
+	return new(memJob)
+}
+
+// recycle keeps the record of a finished job for reuse.
+func (e *jobs) recycle(mj *memJob) {
+	*mj = memJob{}
+	if len(e.free) < maxFree {
+		e.free = append(e.free, mj)
+	}
+}
+
+// due makes a job that is due ready, or chains it behind the job of its
+// dialog that is ready or running. The works with sleeping workers that
+// handle it are woken, but for self, whose worker takes a job next anyway.
+func (e *jobs) due(mj *memJob, self *work) {
+	if mj.job.Kind != store.JobDrain {
+		a, d := mj.acct, mj.job.Dialog.ID
+		if c, held := a.dialogs[d]; held {
+			if c.last == nil {
+				c.first = mj
+			} else {
+				c.last.next = mj
+			}
+			c.last = mj
+			a.dialogs[d] = c
+			return
+		}
+		a.dialogs[d] = chain{}
+	}
+	e.ready = append(e.ready, mj)
+	e.wake(mj.acct.id, self)
+}
+
+// wake wakes a sleeping worker of every Work but self that handles acc.
+func (e *jobs) wake(acc bd.AccountID, self *work) {
+	for _, w := range e.works {
+		if w != self && w.idle > 0 && w.opts.Handles(acc) {
+			w.signal()
+		}
+	}
+}
+
+// release lets the next job of mj's dialog, if any, become ready; the
+// dialog is free otherwise.
+func (e *jobs) release(mj *memJob, self *work) {
+	if mj.job.Kind == store.JobDrain {
+		return
+	}
+	a, d := mj.acct, mj.job.Dialog.ID
+	c, held := a.dialogs[d]
+	if !held {
+		return
+	}
+	next := c.first
+	if next == nil {
+		delete(a.dialogs, d)
+		return
+	}
+	if c.first = next.next; c.first == nil {
+		c.last = nil
+	}
+	next.next = nil
+	a.dialogs[d] = c
+	e.ready = append(e.ready, next)
+	e.wake(a.id, self)
+}
+
+// delay puts mj in the delayed heap.
+func (e *jobs) delay(mj *memJob) {
+	heap.Push(&e.delayed, mj)
+	e.arm()
+}
+
+// arm makes sure the timer fires when the soonest delayed job is due.
+func (e *jobs) arm() {
+	if len(e.delayed) == 0 {
+		return
+	}
+	first := e.delayed[0].due
+	if !e.timerAt.IsZero() && !first.Before(e.timerAt) {
+		return
+	}
+	wait := max(time.Until(first), 0)
+	if e.timer == nil {
+		e.timer = time.AfterFunc(wait, e.fire)
 	} else {
-		e.ready = append(e.ready, mj)
+		e.timer.Reset(wait)
 	}
-	e.wakeLocked()
+	e.timerAt = first
 }
 
-func (e *jobs) wakeLocked() {
-	for w := range e.works {
-		w.signal()
-	}
-}
-
-// take returns the first due job w handles and whether more are ready, or
-// nil and when the next delayed job is due (zero if none).
-func (e *jobs) take(w *work, now time.Time) (*memJob, time.Time, bool) {
+// fire makes the delayed jobs that are due ready and arms the timer for
+// the next.
+func (e *jobs) fire() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.delayed.Len() > 0 && !e.delayed[0].due.After(now) {
-		e.ready = append(e.ready, heap.Pop(&e.delayed).(*memJob))
+	e.timerAt = time.Time{}
+	e.promote(time.Now(), nil)
+	e.arm()
+}
+
+// promote makes the delayed jobs due by now ready.
+func (e *jobs) promote(now time.Time, self *work) {
+	for len(e.delayed) > 0 && !e.delayed[0].due.After(now) {
+		e.due(heap.Pop(&e.delayed).(*memJob), self)
 	}
-	var blocked map[uniqueKey]bool // dialogs with an earlier job waiting
-	for i, mj := range e.ready {
+}
+
+// take returns the first ready job w handles, or nil.
+func (e *jobs) take(w *work) *memJob {
+	if len(e.delayed) > 0 {
+		e.promote(time.Now(), w)
+	}
+	for i := e.head; i < len(e.ready); i++ {
+		mj := e.ready[i]
 		if !w.opts.Handles(mj.job.Account) {
 			continue
 		}
-		d := dialogOf(mj.job)
-		if d != (uniqueKey{}) {
-			if _, running := e.busy[d]; running || blocked[d] {
-				if blocked == nil {
-					blocked = make(map[uniqueKey]bool)
-				}
-				blocked[d] = true
-				continue
-			}
-			if e.busy == nil {
-				e.busy = make(map[uniqueKey]struct{})
-			}
-			e.busy[d] = struct{}{}
-		}
-		if i == 0 {
-			e.ready[0] = nil
-			e.ready = e.ready[1:]
+		if i == e.head {
+			e.ready[i] = nil
+			e.head++
 		} else {
 			e.ready = slices.Delete(e.ready, i, i+1)
 		}
-		return mj, time.Time{}, len(e.ready) > 0
-	}
-	var next time.Time
-	for _, mj := range e.delayed {
-		if w.opts.Handles(mj.job.Account) && (next.IsZero() || mj.due.Before(next)) {
-			next = mj.due
+		if e.head == len(e.ready) {
+			e.ready, e.head = e.ready[:0], 0
+		} else if e.head >= 1024 && 2*e.head >= len(e.ready) {
+			n := copy(e.ready, e.ready[e.head:])
+			clear(e.ready[n:])
+			e.ready, e.head = e.ready[:n], 0
 		}
+		return mj
 	}
-	return nil, next, false
+	return nil
 }
 
 // finish records the outcome of an attempt: done, retried later, put back
 // untouched (the worker stopped), or given up as a dead letter.
 func (e *jobs) finish(w *work, mj *memJob, err error, stopped bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	j := &mj.job
-	now := time.Now()
-	delete(e.busy, dialogOf(*j))
 	switch {
 	case err == nil:
-		e.done(j)
+		e.release(mj, w)
+		e.done(mj)
 	case stopped:
 		j.Attempt-- // the attempt was cut short, not failed
 		e.ready = append(e.ready, mj)
-		e.wakeLocked()
+		e.wake(j.Account, w)
 	case j.Attempt >= w.opts.MaxAttempts:
-		e.done(j)
-		e.dead[j.Account] = append(e.dead[j.Account], store.DeadJob{Job: *j, Err: err.Error(), At: now})
+		a := mj.acct
+		a.dead = append(a.dead, store.DeadJob{Job: *j, Err: err.Error(), At: time.Now()})
+		e.release(mj, w)
+		e.done(mj)
 	default:
 		delay := w.opts.Backoff(j.Attempt)
 		if ra, ok := errors.AsType[*store.RetryAfterError](err); ok && ra.Delay > 0 {
 			delay = ra.Delay
 		}
-		mj.due = now.Add(delay)
-		heap.Push(&e.delayed, mj)
-		e.wakeLocked()
+		e.release(mj, w)
+		mj.due = time.Now().Add(delay)
+		e.delay(mj)
 	}
 }
 
-func (e *jobs) done(j *store.Job) {
-	if j.Unique() && j.Kind != store.JobReply {
-		delete(e.unique, uniqueOf(j))
+// done forgets a finished job.
+func (e *jobs) done(mj *memJob) {
+	a := mj.acct
+	if j := &mj.job; j.Unique() && j.Kind != store.JobReply {
+		delete(a.unique, uniqueKey{j.Dialog.ID, j.Kind})
 	}
-	if e.pending[j.Account]--; e.pending[j.Account] <= 0 {
-		delete(e.pending, j.Account)
-		if ch, ok := e.idle[j.Account]; ok {
-			close(ch)
-			delete(e.idle, j.Account)
+	if a.pending--; a.pending <= 0 {
+		a.pending = 0
+		if a.idle != nil {
+			close(a.idle)
+			a.idle = nil
 		}
 	}
+	e.recycle(mj)
 }
 
 var _ store.IdleWaiter = (*Store)(nil)
@@ -223,18 +373,15 @@ func (s *Store) WaitIdle(ctx context.Context, acc bd.AccountID) error {
 	}
 	e := &s.jobs
 	e.mu.Lock()
-	if e.pending[acc] == 0 {
+	a, ok := e.accounts[acc]
+	if !ok || a.pending == 0 {
 		e.mu.Unlock()
 		return nil
 	}
-	if e.idle == nil {
-		e.idle = make(map[bd.AccountID]chan struct{})
+	if a.idle == nil {
+		a.idle = make(chan struct{})
 	}
-	ch, ok := e.idle[acc]
-	if !ok {
-		ch = make(chan struct{})
-		e.idle[acc] = ch
-	}
+	ch := a.idle
 	e.mu.Unlock()
 	select {
 	case <-ch:
@@ -242,14 +389,6 @@ func (s *Store) WaitIdle(ctx context.Context, acc bd.AccountID) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// dialogOf returns the key of the job's dialog; zero for a drain job.
-func dialogOf(j store.Job) uniqueKey {
-	if j.Kind == store.JobDrain {
-		return uniqueKey{}
-	}
-	return uniqueKey{account: j.Account, dialog: j.Dialog.ID}
 }
 
 // Submit implements [store.Jobs].
@@ -276,14 +415,11 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	e := &s.jobs
 	w := &work{opts: o, wake: make(chan struct{}, 1)}
 	e.mu.Lock()
-	if e.works == nil {
-		e.works = make(map[*work]struct{})
-	}
-	e.works[w] = struct{}{}
+	e.works = append(e.works, w)
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
-		delete(e.works, w)
+		e.works = slices.DeleteFunc(e.works, func(x *work) bool { return x == w })
 		e.mu.Unlock()
 	}()
 
@@ -295,43 +431,47 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	return ctx.Err()
 }
 
-// worker runs due jobs one after another until ctx ends.
+// worker runs ready jobs one after another until ctx ends. It finishes a
+// job and takes the next under one hold of the lock, and sleeps only when
+// no job is ready for it.
 func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
-	var timer *time.Timer
-	for ctx.Err() == nil {
-		mj, next, more := e.take(w, time.Now())
-		if mj != nil {
-			mj.job.Attempt++
-			if ctx.Err() != nil {
-				// Stopped between taking the job and running it: it goes
-				// back untouched for the next Work call.
-				e.finish(w, mj, ctx.Err(), true)
-				return
+	e.mu.Lock()
+	for {
+		if ctx.Err() != nil {
+			e.mu.Unlock()
+			return
+		}
+		mj := e.take(w)
+		if mj == nil {
+			w.idle++
+			e.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-w.wake:
 			}
-			if more {
-				w.signal() // another worker may take the next one
-			}
-			err := h(ctx, mj.job)
-			// An attempt the stop cut short (the handler gave the context's
-			// error back) does not count; any other error does.
-			e.finish(w, mj, err, ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)))
+			e.mu.Lock()
+			w.idle--
 			continue
 		}
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+		if w.idle > 0 && e.head < len(e.ready) {
+			w.signal() // another worker may take the next one
 		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-			defer timer.Stop()
+		e.mu.Unlock()
+		mj.job.Attempt++
+		var err error
+		stopped := ctx.Err() != nil
+		if stopped {
+			// Stopped between taking the job and running it: it goes
+			// back untouched for the next Work call.
+			err = ctx.Err()
 		} else {
-			timer.Reset(wait)
+			err = h(ctx, mj.job)
+			// An attempt the stop cut short (the handler gave the
+			// context's error back) does not count; any other error does.
+			stopped = err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 		}
-		select {
-		case <-ctx.Done():
-		case <-w.wake:
-		case <-timer.C:
-		}
+		e.mu.Lock()
+		e.finish(w, mj, err, stopped)
 	}
 }
 
@@ -353,7 +493,10 @@ func (s *Store) DeadJobs(_ context.Context, acc bd.AccountID, limit int) ([]stor
 	e := &s.jobs
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	all := e.dead[acc]
+	var all []store.DeadJob
+	if a, ok := e.accounts[acc]; ok {
+		all = a.dead
+	}
 	out := make([]store.DeadJob, 0, min(limit, len(all)))
 	for i := len(all) - 1; i >= 0 && len(out) < limit; i-- {
 		out = append(out, all[i])
@@ -369,5 +512,8 @@ func (s *Store) PendingJobs(_ context.Context, acc bd.AccountID) (int, error) {
 	e := &s.jobs
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.pending[acc], nil
+	if a, ok := e.accounts[acc]; ok {
+		return a.pending, nil
+	}
+	return 0, nil
 }

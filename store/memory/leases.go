@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -99,14 +100,6 @@ func (s *Store) Holders(context.Context) ([]store.Lease, error) {
 			out = append(out, x)
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Lease) int {
-		switch {
-		case a.Account < b.Account:
-			return -1
-		case a.Account > b.Account:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b store.Lease) int { return cmp.Compare(a.Account, b.Account) })
 	return out, nil
 }

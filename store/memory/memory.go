@@ -58,8 +58,13 @@ var _ store.Store = (*Store)(nil)
 func New() *Store { return &Store{} }
 
 // shard is everything the store keeps for one account, under one lock.
+//
+// The lock is a plain mutex, for readers too: every section under it is
+// short, and a mutex spins a moment before it parks, where a reader-writer
+// lock's readers and writers park at once whenever they meet. With many
+// workers on few cores each such park became a convoy on the account.
 type shard struct {
-	mu sync.RWMutex
+	mu sync.Mutex
 
 	// Assignments: the responsible of each dialog, and a dense table of the
 	// managers ever assigned a dialog, found through index.
@@ -72,13 +77,27 @@ type shard struct {
 	plans loadsPlans
 
 	queue queue
-	// closed maps closed dialogs to when they closed.
-	closed map[bd.DialogID]time.Time
-
-	replies      map[bd.DialogID]replyBits
+	// dialogs holds what is kept of a dialog beyond its responsible: when
+	// it closed, and its claimed replies of the built-in situations. One
+	// map, not one per kind of record, so that the store calls of a
+	// dialog's life find its entry where the previous one left it.
+	dialogs      map[bd.DialogID]dialogRecord
 	otherReplies map[replyKey]struct{}
-	events       map[string]time.Time
+	events       eventClaims
 	bindings     map[bd.CustomerID]store.Binding
+}
+
+// dialogRecord is a shard's entry for a dialog in dialogs.
+type dialogRecord struct {
+	closedAt time.Time // when the dialog closed, if closed
+	closed   bool
+	replies  replyBits
+}
+
+// isClosed reports whether the dialog closed. Callers hold sh.mu.
+func (sh *shard) isClosed(d bd.DialogID) bool {
+	r, ok := sh.dialogs[d]
+	return ok && r.closed
 }
 
 func newShard() *shard {
@@ -87,10 +106,9 @@ func newShard() *shard {
 		index:        make(map[bd.ManagerID]int),
 		lastManager:  make(map[bd.CustomerID]bd.ManagerID),
 		queue:        queue{pos: make(map[bd.DialogID]queueKey)},
-		closed:       make(map[bd.DialogID]time.Time),
-		replies:      make(map[bd.DialogID]replyBits),
+		dialogs:      make(map[bd.DialogID]dialogRecord),
 		otherReplies: make(map[replyKey]struct{}),
-		events:       make(map[string]time.Time),
+		events:       newEventClaims(),
 		bindings:     make(map[bd.CustomerID]store.Binding),
 	}
 }

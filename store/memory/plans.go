@@ -2,7 +2,6 @@ package memory
 
 import (
 	"slices"
-	"sync/atomic"
 
 	bd "github.com/botdistributor/botdistributor"
 )
@@ -24,7 +23,7 @@ type loadsPlan struct {
 }
 
 // newPlan makes the plan of ids, adding rows for managers without one.
-// Callers hold sh.mu for writing.
+// Callers hold sh.mu.
 func (sh *shard) newPlan(ids []bd.ManagerID) *loadsPlan {
 	rows := make([]int, len(ids))
 	for i, m := range ids {
@@ -34,21 +33,19 @@ func (sh *shard) newPlan(ids []bd.ManagerID) *loadsPlan {
 	return &loadsPlan{ids: slices.Clone(ids), rows: rows, table: len(sh.managers)}
 }
 
-// loadsPlans holds a shard's few most recent plans. Loads runs under the
-// shard's read lock, concurrently with other readers, so plans are
-// published through atomic pointers and never changed once published.
+// loadsPlans holds a shard's few most recent plans, under the shard's
+// lock. A plan is never changed once made.
 type loadsPlans struct {
-	slots [4]atomic.Pointer[loadsPlan]
-	next  atomic.Uint32
+	slots [4]*loadsPlan
+	next  int
 	// lastMiss is the hash of the last list no plan matched; a list missed
 	// twice in a row gets a plan, so one-off lists do not churn the slots.
-	lastMiss atomic.Uint64
+	lastMiss idHash
 }
 
 // find returns the plan of ids made for a table of length table, or nil.
 func (ps *loadsPlans) find(ids []bd.ManagerID, table int) *loadsPlan {
-	for i := range ps.slots {
-		p := ps.slots[i].Load()
+	for _, p := range ps.slots {
 		if p != nil && p.table == table && slices.Equal(p.ids, ids) {
 			return p
 		}
@@ -59,12 +56,15 @@ func (ps *loadsPlans) find(ids []bd.ManagerID, table int) *loadsPlan {
 // missed records a list, by hash, that no plan matched and reports whether
 // the previous miss was the same list.
 func (ps *loadsPlans) missed(h idHash) bool {
-	return ps.lastMiss.Swap(uint64(h)) == uint64(h)
+	again := ps.lastMiss == h
+	ps.lastMiss = h
+	return again
 }
 
-// add publishes p in place of the oldest plan.
+// add puts p in place of the oldest plan.
 func (ps *loadsPlans) add(p *loadsPlan) {
-	ps.slots[(ps.next.Add(1)-1)%uint32(len(ps.slots))].Store(p)
+	ps.slots[ps.next] = p
+	ps.next = (ps.next + 1) % len(ps.slots)
 }
 
 // idHash is an FNV-1a hash over manager ids.

@@ -76,7 +76,7 @@ func (s *Store) enqueue(w store.Waiting) (bool, error) {
 	sh := s.shardFor(w.Dialog.Account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, closed := sh.closed[w.Dialog.ID]; closed {
+	if sh.isClosed(w.Dialog.ID) {
 		return false, closedErr(w.Dialog.ID)
 	}
 	q := &sh.queue
@@ -103,8 +103,8 @@ func (s *Store) Waiting(_ context.Context, acc bd.AccountID, limit int) ([]store
 	if sh == nil {
 		return nil, nil
 	}
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	n := min(limit, len(sh.queue.entries))
 	if n == 0 {
 		return nil, nil
@@ -144,8 +144,8 @@ func (s *Store) Waits(_ context.Context, acc bd.AccountID, d bd.DialogID) (bool,
 	if sh == nil {
 		return false, nil
 	}
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	_, ok := sh.queue.pos[d]
 	return ok, nil
 }
@@ -176,7 +176,7 @@ func (s *Store) QueueLen(_ context.Context, acc bd.AccountID) (int, error) {
 	if sh == nil {
 		return 0, nil
 	}
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	return len(sh.queue.entries), nil
 }

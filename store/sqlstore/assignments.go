@@ -130,9 +130,9 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 	if s.dialect == Postgres {
 		assign := func(q querier) error {
 			var outcome string
-			if err := q.QueryRowContext(ctx, `SELECT bd_assign($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			if err := q.QueryRowContext(ctx, `SELECT bd_assign($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 				string(a.Account), int64(a.Dialog), kindOf(a.To), a.To.ID, int64(a.Customer), a.Capacity,
-				s.dialect.timeArg(a.At), kindOf(a.From), a.From.ID).Scan(&outcome); err != nil {
+				s.dialect.timeArg(a.At), kindOf(a.From), a.From.ID, !a.NoWait).Scan(&outcome); err != nil {
 				return err
 			}
 			switch outcome {
@@ -144,13 +144,15 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 				return errNotHeld(a)
 			case "capacity":
 				return errCapacity(a)
+			case "busy":
+				return fmt.Errorf("%w: dialog %d: another assignment to %s is in progress", store.ErrBusy, a.Dialog, a.To)
 			}
 			return fmt.Errorf("bd_assign returned %q", outcome)
 		}
 		if len(a.Then) == 0 {
 			err = s.write(ctx, assign)
 		} else {
-			err = s.change(ctx, a.Then, func(q querier) (bool, error) { return true, assign(q) })
+			err = s.changeLast(ctx, a.Account, a.Dialog, a.Then, assign)
 		}
 	} else {
 		err = s.change(ctx, a.Then, func(q querier) (bool, error) {
@@ -165,6 +167,11 @@ func (s *Store) Assign(ctx context.Context, a store.Assignment) error {
 	}
 	return wrap(err, "move dialog %d from %s to %s", a.Dialog, a.From, a.To)
 }
+
+// Contended implements [store.Contended]: PostgreSQL assignments to one
+// manager wait for one another's row locks; SQLite admits one writer at a
+// time, so passing a manager over there saves no wait.
+func (s *Store) Contended() bool { return s.dialect == Postgres }
 
 // validFrom checks a.From of a move: nobody (a new assignment), or a
 // well-formed responsible.
@@ -511,7 +518,7 @@ func (s *Store) Close(ctx context.Context, account bd.AccountID, dialog bd.Dialo
 		if len(then) == 0 {
 			err = s.write(ctx, closeDialog)
 		} else {
-			err = s.change(ctx, then, func(q querier) (bool, error) { return true, closeDialog(q) })
+			err = s.changeLast(ctx, account, dialog, then, closeDialog)
 		}
 	} else {
 		err = s.change(ctx, then, func(q querier) (bool, error) {
@@ -576,6 +583,23 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 	if account == "" {
 		return nil, invalid("loads: account is empty")
 	}
+	r, err := s.readLoads(ctx, account, managers, dst, false, 0)
+	return r.Loads, err
+}
+
+// ReadDecision implements [store.DecisionReader]: the loads, the queue's
+// length and the customer's last manager in one statement.
+func (s *Store) ReadDecision(ctx context.Context, account bd.AccountID, managers []bd.ManagerID, customer bd.CustomerID, dst []store.Load) (store.DecisionReads, error) {
+	if account == "" {
+		return store.DecisionReads{}, invalid("read for a decision: account is empty")
+	}
+	return s.readLoads(ctx, account, managers, dst, true, customer)
+}
+
+// readLoads reads the managers' loads into dst and, with more, the queue's
+// length and the customer's last manager in the same statement: rows of
+// kind 0 are loads, kind 1 the count, kind 2 the last manager.
+func (s *Store) readLoads(ctx context.Context, account bd.AccountID, managers []bd.ManagerID, dst []store.Load, more bool, customer bd.CustomerID) (store.DecisionReads, error) {
 	out := dst[:0]
 	if cap(out) < len(managers) {
 		out = make([]store.Load, len(managers))
@@ -585,22 +609,30 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 	for i, m := range managers {
 		out[i] = store.Load{Manager: m}
 	}
-	if len(managers) == 0 {
-		return out, nil
+	r := store.DecisionReads{Loads: out}
+	if len(managers) == 0 && !more {
+		return r, nil
 	}
 	ids := make([]int64, len(managers))
 	for i, m := range managers {
 		ids[i] = int64(m)
 	}
-	query := `SELECT manager, open_dialogs, last_assigned_at FROM bd_manager_loads
+	query := `SELECT 0, manager, open_dialogs, last_assigned_at FROM bd_manager_loads
 		WHERE account = $1 AND manager IN (SELECT value FROM json_each($2))`
 	if s.dialect == Postgres {
-		query = `SELECT manager, open_dialogs, last_assigned_at FROM bd_manager_loads
+		query = `SELECT 0, manager, open_dialogs, last_assigned_at FROM bd_manager_loads
 			WHERE account = $1 AND manager = ANY($2)`
 	}
-	rows, err := s.db.QueryContext(ctx, query, string(account), s.dialect.managerSet(ids))
+	args := []any{string(account), s.dialect.managerSet(ids)}
+	if more {
+		query += `
+		UNION ALL SELECT 1, 0, count(*), NULL FROM bd_queue WHERE account = $1
+		UNION ALL SELECT 2, manager, 0, NULL FROM bd_last_managers WHERE account = $1 AND customer = $3`
+		args = append(args, int64(customer))
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, wrap(err, "read loads")
+		return store.DecisionReads{}, wrap(err, "read loads")
 	}
 	defer rows.Close()
 	var found map[bd.ManagerID]store.Load
@@ -608,11 +640,21 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 		found = make(map[bd.ManagerID]store.Load)
 	}
 	for rows.Next() {
+		var kind int
 		var l store.Load
-		if err := rows.Scan(&l.Manager, &l.Open, timeCol{&l.LastAssignedAt}); err != nil {
-			return nil, wrap(err, "read loads")
+		if err := rows.Scan(&kind, &l.Manager, &l.Open, timeCol{&l.LastAssignedAt}); err != nil {
+			return store.DecisionReads{}, wrap(err, "read loads")
 		}
-		if found != nil {
+		switch {
+		case kind == 1:
+			r.Waiting = l.Open
+			continue
+		case kind == 2:
+			if customer != 0 {
+				r.LastManager = l.Manager
+			}
+			continue
+		case found != nil:
 			found[l.Manager] = l
 			continue
 		}
@@ -624,7 +666,7 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap(err, "read loads")
+		return store.DecisionReads{}, wrap(err, "read loads")
 	}
 	if found != nil {
 		for i, m := range managers {
@@ -633,7 +675,7 @@ func (s *Store) Loads(ctx context.Context, account bd.AccountID, managers []bd.M
 			}
 		}
 	}
-	return out, nil
+	return r, nil
 }
 
 // DialogsOf implements [store.Assignments].

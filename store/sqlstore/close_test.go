@@ -115,11 +115,13 @@ func testCloseRace(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 }
 
 func TestSQLiteCloseRace(t *testing.T) {
+	t.Parallel()
 	dsn := sqliteDSN(t)
 	testCloseRace(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 
 func TestPostgresCloseRace(t *testing.T) {
+	t.Parallel()
 	dsn := newPostgresSchema(t)
 	testCloseRace(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
@@ -218,7 +220,11 @@ func testMoveDirections(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteMoveDirections(t *testing.T) { testMoveDirections(t, sqlstore.SQLite, newSQLiteDB(t)) }
+func TestSQLiteMoveDirections(t *testing.T) {
+	t.Parallel()
+	testMoveDirections(t, sqlstore.SQLite, newSQLiteDB(t))
+}
 func TestPostgresMoveDirections(t *testing.T) {
+	t.Parallel()
 	testMoveDirections(t, sqlstore.Postgres, newPostgresDB(t))
 }

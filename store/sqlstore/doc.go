@@ -67,6 +67,20 @@
 // Version 4 adds the leases of accounts' event streams ([store.Leases]):
 // bd_lease_members and bd_leases; see Store.Lease.
 //
+// Version 5 gives the PostgreSQL function bd_assign a tenth parameter,
+// p_wait boolean DEFAULT true, which Store.Assign sets to the opposite of
+// [store.Assignment].NoWait. With p_wait false, a new assignment to a
+// manager whose row of bd_manager_loads another transaction holds locked
+// (another assignment to them in flight) returns 'busy' at once, which
+// Assign reports as [store.ErrBusy], instead of waiting for that
+// transaction to end; nothing changes then. A move always waits. The
+// default keeps a process of version 2 to 4 that is still running, which
+// calls bd_assign with nine arguments, working and waiting as it always
+// did, so processes sharing a database need not be upgraded together this
+// time (one started anew with the old version refuses the database with
+// [ErrSchemaTooNew], as after every upgrade). SQLite's version 5 changes
+// nothing: a SQLite writer never waits on another's row locks.
+//
 // # The invariants and how they hold
 //
 // A dialog's responsible is a row whose primary key is (account, dialog): a
@@ -127,11 +141,15 @@
 // Close, Enqueue) runs as one transaction that makes the change and then
 // inserts the jobs through River's InsertManyTx, so the jobs and the change
 // commit together or not at all; a failed or refused change stores no
-// job. Such a method first checks its jobs with [store.CheckJobs] and, if
+// job. (Under PostgreSQL, Assign and Close take the dialog's lock, insert
+// the jobs and make the change last, so that managers' load rows stay
+// locked for the change's round trip and the commit only; a refused
+// assignment rolls its jobs back.) Such a method first checks its jobs with [store.CheckJobs] and, if
 // one is invalid, fails with [store.ErrInvalid] and changes nothing. A
 // reply job is inserted only when its claim, the row of bd_replies that
 // ClaimReply takes, is inserted new in the same transaction: the claim
-// makes it unique for good. Distribute, bind and move jobs are River
+// makes it unique for good. (A job of two replies, store.Job.First, claims
+// both in one statement and keeps the replies whose claim was new.) Distribute, bind and move jobs are River
 // unique jobs by args over (account, kind, dialog) among the jobs
 // available, pending, scheduled, retryable or running, so an equal job is
 // dropped while one waits or runs; equal jobs in one batch are stored
@@ -190,21 +208,30 @@
 // # Job latency
 //
 // How soon a stored job starts depends on how River learns of it. With
-// [WithPgxListener], PostgreSQL wakes the worker through LISTEN/NOTIFY;
-// each queue is also polled every 25 ms, which finds retries and delayed
-// jobs coming due. A queue fetches at most every 10 ms, so that a busy one
-// takes its jobs in batches. SQLite has no notifications of its own:
-// riversqlite writes them to a table that its listener reads every 50 ms.
-// A job stored with a delay waits for River's scheduler, which runs every
-// 5 s. Measured from the commit that stores a job to the start of its
-// handler, on 2 cores (BenchmarkJobPickup, 1000 jobs, one transaction each,
-// 200 per second; "burst": as fast as they commit, 1000 in 0.74 s):
+// [WithPgxListener], PostgreSQL wakes the workers of every process through
+// LISTEN/NOTIFY: the store sends River's notification itself right after
+// the commit that stored the jobs, instead of letting River's insert send
+// it inside the transaction — PostgreSQL makes every transaction that
+// notified wait for one lock at its commit, held through the commit's
+// flush, and the store's transactions hold managers' load rows until they
+// commit. A queue is announced at most every 10 ms; jobs committed
+// meanwhile are announced when those 10 ms are up. Each queue is also
+// polled, every 250 ms, as a backstop for a lost notification. Without a
+// listener, polling is how workers learn of jobs: every 25 ms. A queue
+// fetches at most every 10 ms, so that a busy one takes its jobs in
+// batches. SQLite has no notifications of its own: riversqlite writes them
+// to a table that its listener reads every 50 ms. A retried job, and a job
+// stored with a delay, waits for River's scheduler, which runs every 5 s.
+// Measured from the commit that stores a job to the start of its handler,
+// on 2 cores (BenchmarkJobPickup, 1000 jobs, one transaction each, 200 per
+// second; "burst": as fast as they commit):
 //
-//	PostgreSQL with WithPgxListener  p50 5.8 ms   p99 11 ms   max 15 ms
-//	  the same, burst                p50 5.9 ms   p99 11 ms   max 15 ms
+//	PostgreSQL with WithPgxListener  p50 7.0 ms   p99 14 ms   max 18 ms
+//	  the same, burst                p50 6.7 ms   p99 20 ms   max 42 ms
 //	PostgreSQL polling               p50 17 ms    p99 34 ms   max 36 ms
 //	SQLite (file, WAL)               p50 9 ms     p99 71 ms   max 131 ms
 //
+// (The listener lines were measured with other work on the machine.)
 // River's pickup is a small part of a MessageGateway round trip, so the
 // store works every job through River, with no in-process shortcut; use
 // the listener in production on PostgreSQL.

@@ -89,6 +89,9 @@ func newPostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// The schema is dropped when the test ends: a commit need not wait
+	// for the disk (only a crash of PostgreSQL itself could lose one).
+	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
 	return u.String()
 }

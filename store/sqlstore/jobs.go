@@ -9,13 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lib/pq"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
@@ -101,7 +104,10 @@ func (s *Store) queueFor(a bd.AccountID) string {
 // must use the same layout; jobs stored under the other layout are not
 // worked (switch with no jobs pending).
 func WithSharedQueue() Option {
-	return func(o *options) { o.shared = true }
+	return optionFunc(func(o *options) error {
+		o.shared = true
+		return nil
+	})
 }
 
 // accountFilter is the River list predicate that keeps one account's jobs
@@ -118,6 +124,7 @@ type jobArgs struct {
 	DialogID  int64     `json:"dialog_id" river:"unique"`
 	Dialog    jobDialog `json:"dialog"`
 	Situation string    `json:"situation,omitempty"`
+	First     string    `json:"first,omitempty"`
 	Manager   int64     `json:"manager,omitempty"`
 	Why       string    `json:"why,omitempty"`
 }
@@ -146,7 +153,7 @@ func argsOf(j store.Job) jobArgs {
 			CustomerPhone: d.Customer.Phone, CustomerEmail: d.Customer.Email,
 			OpenedAt: d.OpenedAt.UTC(),
 		},
-		Situation: string(j.Situation), Manager: int64(j.Manager), Why: j.Why,
+		Situation: string(j.Situation), First: string(j.First), Manager: int64(j.Manager), Why: j.Why,
 	}
 }
 
@@ -167,6 +174,7 @@ func (a jobArgs) job(row *rivertype.JobRow) store.Job {
 			OpenedAt: d.OpenedAt,
 		},
 		Situation: bd.Situation(a.Situation),
+		First:     bd.Situation(a.First),
 		Manager:   bd.ManagerID(a.Manager),
 		Why:       a.Why,
 		Attempt:   row.Attempt,
@@ -203,13 +211,17 @@ func (s *Store) riverConfig() *river.Config {
 		// A fetch at most every 10 ms per queue, so that a busy queue
 		// fetches jobs in batches; the inserting client notifies a queue
 		// as often (River's limiter uses this too).
-		FetchCooldown: 10 * time.Millisecond,
-		// Each queue is also polled this often: PostgreSQL polls are cheap
-		// reads-then-updates of an index. Polling finds the jobs no
-		// notification announces (retries and delayed jobs coming due),
-		// and under a burst new ones whose notification River's insert
-		// limiter held back (BenchmarkJobPickup's burst case).
+		FetchCooldown: fetchCooldown,
+		// Each queue is also polled: without a listener this is how
+		// workers learn of new jobs, so often. With one, every commit that
+		// stores jobs is announced (wake), River's scheduler announces the
+		// retries and delayed jobs it makes available, and the poll is
+		// only a backstop for a lost notification: each poll is a fetch
+		// on the database, for every process.
 		FetchPollInterval: 25 * time.Millisecond,
+	}
+	if s.listens() {
+		c.FetchPollInterval = 250 * time.Millisecond
 	}
 	return c
 }
@@ -217,7 +229,12 @@ func (s *Store) riverConfig() *river.Config {
 // newInsertClient returns the River client the store inserts jobs with and
 // lists them through. It works no jobs.
 func (s *Store) newInsertClient() (*river.Client[*sql.Tx], error) {
-	c, err := river.NewClient(s.driver, s.riverConfig())
+	driver := s.driver
+	if s.dialect == Postgres && s.listens() {
+		s.wakes, s.woken = true, make(map[string]*wakeState)
+		driver = quietInserts{s.driver}
+	}
+	c, err := river.NewClient(driver, s.riverConfig())
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: configuring the job engine: %w", err)
 	}
@@ -274,20 +291,63 @@ func (s *Store) migrateRiverPostgres(ctx context.Context) (err error) {
 // change runs fn in a transaction and, when fn reports that it made its
 // change, stores jobs in the same transaction (see insertJobs).
 func (s *Store) change(ctx context.Context, jobs []store.Job, fn func(q querier) (made bool, err error)) error {
-	var fresh []bd.AccountID
+	var ins inserted
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		fresh = nil
+		ins = inserted{}
 		made, err := fn(tx)
 		if err != nil || !made || len(jobs) == 0 {
 			return err
 		}
-		fresh, err = s.insertJobs(ctx, tx, jobs)
+		ins, err = s.insertJobs(ctx, tx, jobs)
 		return err
 	})
 	if err == nil {
-		s.committed(fresh)
+		s.committed(ctx, ins)
 	}
 	return err
+}
+
+// changeLast is change for a change of one dialog that is always made when
+// fn succeeds and that locks rows other transactions wait for, such as a
+// manager's load: the jobs are stored first and fn runs last, so that its
+// locks are held for fn's own round trip and the commit, not for the jobs'
+// inserts as well. An error from fn rolls the jobs back with the rest.
+//
+// The dialog's lock is taken before the jobs are stored, as every write
+// takes it first: a job's rows (a reply's claim, a unique job) may be
+// written by another transaction of the same dialog that holds its lock
+// (Enqueue stores its jobs after its change), and taking the lock only in
+// fn would wait for that one while it waits for these rows. A dialog found
+// closed gets no jobs.
+func (s *Store) changeLast(ctx context.Context, account bd.AccountID, dialog bd.DialogID, jobs []store.Job, fn func(q querier) error) error {
+	var ins inserted
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		ins = inserted{}
+		closed, err := s.isClosed(ctx, tx, account, dialog)
+		if err != nil {
+			return err
+		}
+		if closed {
+			// A closed dialog's change is refused or changes nothing: fn
+			// says which, with no jobs stored for it.
+			return fn(tx)
+		}
+		if ins, err = s.insertJobs(ctx, tx, jobs); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		s.committed(ctx, ins)
+	}
+	return err
+}
+
+// inserted is what insertJobs stored: the accounts whose queue it
+// recorded for the first time, and the queues it put jobs in.
+type inserted struct {
+	fresh  []bd.AccountID
+	queues []string
 }
 
 // insertJobs stores jobs in tx, with the uniqueness the store.Job doc
@@ -296,20 +356,19 @@ func (s *Store) change(ctx context.Context, jobs []store.Job, fn func(q querier)
 // unique insert over (account, kind, dialog) among unfinished jobs (and
 // once per batch). It records the queue of an account not seen before in
 // bd_job_queues and returns those accounts.
-func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (fresh []bd.AccountID, err error) {
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (ins inserted, err error) {
 	params := make([]river.InsertManyParams, 0, len(jobs))
 	var seen map[string]bool
 	now := time.Now()
 	for _, j := range jobs {
 		switch {
 		case j.Kind == store.JobReply:
-			n, err := affected(tx.ExecContext(ctx, `INSERT INTO bd_replies (account, dialog, situation, claimed_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (account, dialog, situation) DO NOTHING`,
-				string(j.Account), int64(j.Dialog.ID), string(j.Situation), s.dialect.timeArg(s.now())))
+			claimed, err := s.claimReplies(ctx, tx, j)
 			if err != nil {
-				return nil, err
+				return inserted{}, err
 			}
-			if n == 0 {
+			var ok bool
+			if j, ok = j.Keep(func(sit bd.Situation) bool { return slices.Contains(claimed, sit) }); !ok {
 				continue // claimed before: sent or being sent
 			}
 		case j.Unique():
@@ -330,23 +389,54 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) (f
 			opts.ScheduledAt = now.Add(j.Delay)
 		}
 		params = append(params, river.InsertManyParams{Args: argsOf(j), InsertOpts: opts})
-		if _, known := s.queues.Load(j.Account); !known && !s.shared && !containsAccount(fresh, j.Account) {
-			fresh = append(fresh, j.Account)
+		if !slices.Contains(ins.queues, opts.Queue) {
+			ins.queues = append(ins.queues, opts.Queue)
+		}
+		if _, known := s.queues.Load(j.Account); !known && !s.shared && !containsAccount(ins.fresh, j.Account) {
+			ins.fresh = append(ins.fresh, j.Account)
 		}
 	}
-	for _, a := range fresh {
+	for _, a := range ins.fresh {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO bd_job_queues (account, queue) VALUES ($1, $2)
 			ON CONFLICT (account) DO NOTHING`, string(a), queueOf(a)); err != nil {
-			return nil, err
+			return inserted{}, err
 		}
 	}
 	if len(params) == 0 {
-		return fresh, nil
+		ins.queues = nil
+		return ins, nil
 	}
 	if _, err := s.river.InsertManyTx(ctx, tx, params); err != nil {
+		return inserted{}, err
+	}
+	return ins, nil
+}
+
+// claimReplies inserts the claims of a reply job's replies (see
+// store.Job.Replies) in one statement and returns the situations whose
+// claim it took: those not claimed before.
+func (s *Store) claimReplies(ctx context.Context, tx *sql.Tx, j store.Job) ([]bd.Situation, error) {
+	sits := j.Replies()
+	query := `INSERT INTO bd_replies (account, dialog, situation, claimed_at) VALUES ($1, $2, $4, $3)`
+	args := []any{string(j.Account), int64(j.Dialog.ID), s.dialect.timeArg(s.now()), string(sits[0])}
+	if len(sits) > 1 {
+		query += `, ($1, $2, $5, $3)`
+		args = append(args, string(sits[1]))
+	}
+	rows, err := tx.QueryContext(ctx, query+` ON CONFLICT (account, dialog, situation) DO NOTHING RETURNING situation`, args...)
+	if err != nil {
 		return nil, err
 	}
-	return fresh, nil
+	defer rows.Close()
+	var claimed []bd.Situation
+	for rows.Next() {
+		var sit string
+		if err := rows.Scan(&sit); err != nil {
+			return nil, err
+		}
+		claimed = append(claimed, bd.Situation(sit))
+	}
+	return claimed, rows.Err()
 }
 
 func containsAccount(as []bd.AccountID, a bd.AccountID) bool {
@@ -358,24 +448,112 @@ func containsAccount(as []bd.AccountID, a bd.AccountID) bool {
 	return false
 }
 
-// committed notes the queues a committed transaction recorded, and hands
-// them to the running Work calls of every account in this process, so that
-// their first jobs do not wait for the next refresh.
-func (s *Store) committed(fresh []bd.AccountID) {
-	if len(fresh) == 0 {
+// committed announces the jobs a committed transaction stored (see wake),
+// notes the queues it recorded, and hands those to the running Work calls
+// of every account in this process, so that their first jobs do not wait
+// for the next refresh.
+func (s *Store) committed(ctx context.Context, ins inserted) {
+	s.wake(ctx, ins.queues)
+	if len(ins.fresh) == 0 {
 		return
 	}
-	for _, a := range fresh {
+	for _, a := range ins.fresh {
 		s.queues.Store(a, struct{}{})
 	}
 	s.worksMu.Lock()
 	defer s.worksMu.Unlock()
 	for w := range s.works {
-		for _, a := range fresh {
+		for _, a := range ins.fresh {
 			w.addQueue(queueOf(a))
 		}
 	}
 }
+
+// fetchCooldown is the least time between two fetches of one queue by a
+// River client, and between two announcements of a queue's new jobs by one
+// store (wake): a busy queue is fetched in batches.
+const fetchCooldown = 10 * time.Millisecond
+
+// wake announces, after their commit, that jobs were stored in queues: the
+// PostgreSQL notification River's own insert would send, which wakes the
+// workers of every process listening. River sends it inside the inserting
+// transaction, and PostgreSQL serialises the commits of all transactions
+// that notified on one lock, held through each commit's flush: with many
+// writers, commits queued there while holding their row locks (a manager's
+// load), and assignments waited behind them. Sent after the commit, the
+// notification holds nothing. A queue is announced at most once per
+// fetchCooldown from this store; jobs committed meanwhile are announced
+// when that time is up, so none waits for the workers' poll. A
+// notification that fails to go out delays the jobs until that poll; it
+// loses nothing.
+func (s *Store) wake(ctx context.Context, queues []string) {
+	if !s.wakes || len(queues) == 0 {
+		return
+	}
+	now := time.Now()
+	var due []string
+	s.wakeMu.Lock()
+	for _, q := range queues {
+		w := s.woken[q]
+		if w == nil {
+			w = new(wakeState)
+			s.woken[q] = w
+		}
+		switch {
+		case now.Sub(w.last) >= fetchCooldown:
+			w.last = now
+			due = append(due, q)
+		case !w.later:
+			w.later = true
+			time.AfterFunc(w.last.Add(fetchCooldown).Sub(now), func() { s.wakeLater(q) })
+		}
+	}
+	s.wakeMu.Unlock()
+	s.notify(ctx, due)
+}
+
+// wakeState is when a queue was last announced, and whether an
+// announcement is due at the end of its cooldown.
+type wakeState struct {
+	last  time.Time
+	later bool
+}
+
+// wakeLater sends the announcement wake put off.
+func (s *Store) wakeLater(q string) {
+	s.wakeMu.Lock()
+	w := s.woken[q]
+	w.later, w.last = false, time.Now()
+	s.wakeMu.Unlock()
+	s.notify(context.Background(), []string{q})
+}
+
+// notify sends River's new-jobs notification of queues.
+func (s *Store) notify(ctx context.Context, queues []string) {
+	if len(queues) == 0 {
+		return
+	}
+	payloads := make([]string, len(queues))
+	for i, q := range queues {
+		payloads[i] = fmt.Sprintf(`{"queue": %q}`, q)
+	}
+	if _, err := s.db.ExecContext(context.WithoutCancel(ctx), `SELECT pg_notify(current_schema() || '.' || $1, p) FROM unnest($2::text[]) AS p`,
+		riverInsertTopic, pq.Array(payloads)); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "sqlstore: announcing new jobs failed; the workers' poll finds them", slog.Any("error", err))
+	}
+}
+
+// riverInsertTopic is the channel (after the schema and a dot) River's
+// workers listen on for new jobs, and its insert notifies.
+const riverInsertTopic = "river_insert"
+
+// quietInserts is the River driver of the store's insert client when the
+// store announces committed jobs itself (wake): River then sends no
+// notification inside the store's transactions.
+type quietInserts struct{ riverdriver.Driver[*sql.Tx] }
+
+// SupportsListenNotify tells River's insert not to notify.
+func (quietInserts) SupportsListenNotify() bool { return false }
 
 // Submit implements [store.Jobs]: the jobs are stored in one transaction,
 // all or none.

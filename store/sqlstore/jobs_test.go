@@ -99,11 +99,13 @@ func testTwoStores(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 }
 
 func TestSQLiteTwoStores(t *testing.T) {
+	t.Parallel()
 	dsn := sqliteDSN(t)
 	testTwoStores(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 
 func TestPostgresTwoStores(t *testing.T) {
+	t.Parallel()
 	dsn := newPostgresSchema(t)
 	testTwoStores(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
@@ -141,8 +143,14 @@ func testJobsRollBack(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteJobsRollBack(t *testing.T)   { testJobsRollBack(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresJobsRollBack(t *testing.T) { testJobsRollBack(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteJobsRollBack(t *testing.T) {
+	t.Parallel()
+	testJobsRollBack(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresJobsRollBack(t *testing.T) {
+	t.Parallel()
+	testJobsRollBack(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // testPruneJobs checks that PruneEvents deletes finished jobs finished
 // before its cut, and keeps dead letters finished after it.
@@ -204,5 +212,11 @@ func testPruneJobs(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLitePruneJobs(t *testing.T)   { testPruneJobs(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresPruneJobs(t *testing.T) { testPruneJobs(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLitePruneJobs(t *testing.T) {
+	t.Parallel()
+	testPruneJobs(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresPruneJobs(t *testing.T) {
+	t.Parallel()
+	testPruneJobs(t, sqlstore.Postgres, newPostgresDB(t))
+}

@@ -15,6 +15,7 @@ import (
 // every worker at once: another process's worker does it long before
 // River's own rescue of stuck jobs (20 s at the earliest) would.
 func TestPostgresLapsedMemberJobsGoBack(t *testing.T) {
+	t.Parallel()
 	dsn := newPostgresSchema(t)
 	dead, alive := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres), open(t, openDB(t, "pgx", dsn), sqlstore.Postgres)
 	ctx := t.Context()

@@ -20,9 +20,12 @@ var _ store.Leases = (*Store)(nil)
 // clock once (PostgreSQL's now(); SQLite serves one machine, so the
 // store's clock stands in for it) and decides every expiry against it.
 // Taking a lease is one conditional upsert that overwrites the row only
-// while it has lapsed: PostgreSQL re-checks the condition on the newest
-// committed row after waiting for a concurrent round, so two rounds never
-// both take one lease.
+// while it has lapsed. On PostgreSQL the rounds of all members take turns
+// on one transaction-scoped advisory lock per schema: a round locks rows of
+// bd_leases and bd_lease_members in an order of its own, so two concurrent
+// rounds could deadlock; a round lasts a few milliseconds and a member runs
+// one every few seconds, so the turns cost nothing worth the risk. (SQLite
+// has one writer at a time anyway.)
 
 // dbNow returns the database's current time: the transaction's now() in
 // PostgreSQL, the store's clock in SQLite.
@@ -35,6 +38,16 @@ func (s *Store) dbNow(ctx context.Context, q querier) (time.Time, error) {
 	return t, err
 }
 
+// leaseTurn waits for the turn of the transaction q among the writers of
+// the lease tables, on PostgreSQL; it holds until q ends.
+func (s *Store) leaseTurn(ctx context.Context, q querier) error {
+	if s.dialect != Postgres {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('botdistributor/sqlstore/lease/' || coalesce(current_schema(), '')))`)
+	return err
+}
+
 // Lease implements [store.Leases].
 func (s *Store) Lease(ctx context.Context, r store.LeaseRound) (store.LeaseState, error) {
 	if err := r.Check(); err != nil {
@@ -43,6 +56,9 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRound) (store.LeaseState
 	var st store.LeaseState
 	err := s.inTx(ctx, func(q querier) error {
 		st = store.LeaseState{}
+		if err := s.leaseTurn(ctx, q); err != nil {
+			return err
+		}
 		now, err := s.dbNow(ctx, q)
 		if err != nil {
 			return err
@@ -183,6 +199,9 @@ func (s *Store) Leave(ctx context.Context, member string) error {
 		return invalid("leave: member is empty")
 	}
 	err := s.inTx(ctx, func(q querier) error {
+		if err := s.leaseTurn(ctx, q); err != nil {
+			return err
+		}
 		if _, err := q.ExecContext(ctx, `DELETE FROM bd_leases WHERE holder = $1`, member); err != nil {
 			return err
 		}

@@ -67,12 +67,14 @@ func wantVersions(t *testing.T, db *sql.DB, latest int) {
 }
 
 func TestSchemaVersion(t *testing.T) {
+	t.Parallel()
 	if v := sqlstore.SchemaVersion(); v < 1 {
 		t.Fatalf("SchemaVersion() = %d, want at least 1", v)
 	}
 }
 
 func TestSQLiteConcurrentOpen(t *testing.T) {
+	t.Parallel()
 	dsn := sqliteDSN(t)
 	pools := make([]*sql.DB, 4)
 	for i := range pools {
@@ -82,6 +84,7 @@ func TestSQLiteConcurrentOpen(t *testing.T) {
 }
 
 func TestPostgresConcurrentOpen(t *testing.T) {
+	t.Parallel()
 	dsn := newPostgresSchema(t)
 	pools := make([]*sql.DB, 4)
 	for i := range pools {
@@ -105,8 +108,14 @@ func testReopen(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteReopen(t *testing.T)   { testReopen(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresReopen(t *testing.T) { testReopen(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteReopen(t *testing.T) {
+	t.Parallel()
+	testReopen(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresReopen(t *testing.T) {
+	t.Parallel()
+	testReopen(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // testSchemaTooNew checks that Open refuses a database a newer version
 // migrated, with a clear error, and leaves it alone.
@@ -143,10 +152,17 @@ func futureAppliedAt(d sqlstore.Dialect) any {
 	return at0
 }
 
-func TestSQLiteSchemaTooNew(t *testing.T)   { testSchemaTooNew(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresSchemaTooNew(t *testing.T) { testSchemaTooNew(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	testSchemaTooNew(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	testSchemaTooNew(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 func TestOpenRejectsBadArguments(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := newSQLiteDB(t)
 	tries := []struct {
@@ -159,7 +175,10 @@ func TestOpenRejectsBadArguments(t *testing.T) {
 		{"unknown dialect", func() (*sqlstore.Store, error) { return sqlstore.Open(ctx, db, 42) }, "Dialect(42)"},
 		{"negative retries", func() (*sqlstore.Store, error) {
 			return sqlstore.Open(ctx, db, sqlstore.SQLite, sqlstore.WithMaxRetries(-1))
-		}, "WithMaxRetries(-1)"},
+		}, "sqlstore: Open: WithMaxRetries: negative count -1"},
+		{"nil option", func() (*sqlstore.Store, error) {
+			return sqlstore.Open(ctx, db, sqlstore.SQLite, nil)
+		}, "sqlstore: Open: nil option"},
 	}
 	for _, tc := range tries {
 		s, err := tc.open()
@@ -182,6 +201,7 @@ func TestOpenRejectsBadArguments(t *testing.T) {
 }
 
 func TestOpenWrongDialect(t *testing.T) {
+	t.Parallel()
 	_, err := sqlstore.Open(t.Context(), newSQLiteDB(t), sqlstore.Postgres)
 	if err == nil {
 		t.Fatal("Open of a SQLite database as PostgreSQL succeeded")
@@ -194,6 +214,7 @@ func TestOpenWrongDialect(t *testing.T) {
 // TestSQLiteSwitchesToWAL opens a file created with a rollback journal and
 // checks that Open leaves it in WAL mode.
 func TestSQLiteSwitchesToWAL(t *testing.T) {
+	t.Parallel()
 	dsn := sqliteDSN(t)
 	dsn = dsn[:strings.Index(dsn, "?")] + "?_pragma=busy_timeout%2810000%29"
 	db := openDB(t, "sqlite", dsn)
@@ -275,7 +296,11 @@ func testUpgradeFromV1(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteUpgradeFromV1(t *testing.T) { testUpgradeFromV1(t, sqlstore.SQLite, newSQLiteDB(t)) }
+func TestSQLiteUpgradeFromV1(t *testing.T) {
+	t.Parallel()
+	testUpgradeFromV1(t, sqlstore.SQLite, newSQLiteDB(t))
+}
 func TestPostgresUpgradeFromV1(t *testing.T) {
+	t.Parallel()
 	testUpgradeFromV1(t, sqlstore.Postgres, newPostgresDB(t))
 }

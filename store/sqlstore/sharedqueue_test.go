@@ -17,6 +17,7 @@ import (
 // accounts is refused, and PendingJobs and DeadJobs still answer per
 // account.
 func TestSharedQueue(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		open func(t *testing.T) *sqlstore.Store

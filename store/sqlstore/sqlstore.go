@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/internal/option"
 	"github.com/botdistributor/botdistributor/store"
 )
 
@@ -45,6 +46,11 @@ type Store struct {
 	works   map[*worker]struct{}
 	// shared keeps every account's jobs in one queue (WithSharedQueue).
 	shared bool
+	// wakes, on PostgreSQL with a listener, says that the store announces
+	// committed jobs itself (see wake); woken limits it per queue.
+	wakes  bool
+	wakeMu sync.Mutex
+	woken  map[string]*wakeState
 }
 
 var _ store.Store = (*Store)(nil)
@@ -54,8 +60,15 @@ var _ store.Store = (*Store)(nil)
 // database) unless [WithMaxRetries] says otherwise.
 const DefaultMaxRetries = 8
 
-// Option configures [Open]. A nil Option is ignored.
-type Option func(*options)
+// Option configures [Open]. Each option checks its own argument, and Open
+// returns the error of every option that refused one.
+type Option interface {
+	apply(*options) error
+}
+
+type optionFunc func(*options) error
+
+func (f optionFunc) apply(o *options) error { return f(o) }
 
 type options struct {
 	now        func() time.Time
@@ -66,18 +79,30 @@ type options struct {
 }
 
 // WithClock sets the clock the store reads for times the caller does not
-// give: when a reply was claimed and when a migration was applied. Nil means
-// time.Now.
+// give: when a reply was claimed and when a migration was applied. The
+// default (and nil) is time.Now.
 func WithClock(now func() time.Time) Option {
-	return func(o *options) { o.now = now }
+	return optionFunc(func(o *options) error {
+		if now == nil {
+			now = time.Now
+		}
+		o.now = now
+		return nil
+	})
 }
 
 // WithMaxRetries sets how many times a write is run again after a transient
 // conflict with a concurrent transaction, with a short randomised backoff
-// between attempts; 0 disables retrying. Open rejects a negative n. The
+// between attempts; 0 disables retrying, a negative n is refused. The
 // default is [DefaultMaxRetries].
 func WithMaxRetries(n int) Option {
-	return func(o *options) { o.maxRetries = n }
+	return optionFunc(func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxRetries: negative count %d", n)
+		}
+		o.maxRetries = n
+		return nil
+	})
 }
 
 // WithPgxListener makes the job engine of a PostgreSQL store learn of new
@@ -87,18 +112,24 @@ func WithMaxRetries(n int) Option {
 // the same database as db and resolve the same schema (the same search_path);
 // each running [Store.Work] holds one of its connections for as long as it
 // runs (taken out of the pool). Use a pool that connects directly to
-// PostgreSQL or through a session-pooling proxy. Nil means no listener; a
-// SQLite store ignores it.
+// PostgreSQL or through a session-pooling proxy. The default (and nil) is no
+// listener; a SQLite store ignores it.
 func WithPgxListener(pool *pgxpool.Pool) Option {
-	return func(o *options) { o.listener = pool }
+	return optionFunc(func(o *options) error {
+		o.listener = pool
+		return nil
+	})
 }
 
 // WithLogger sets where the job engine (River) logs what goes wrong inside
-// it: failed fetches, rescued jobs, a failed attempt. Nil, the default,
+// it: failed fetches, rescued jobs, a failed attempt. The default (and nil)
 // discards its logs; the errors of jobs are kept with the jobs anyway (see
 // [Store.DeadJobs]).
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = l }
+	return optionFunc(func(o *options) error {
+		o.logger = l
+		return nil
+	})
 }
 
 // Open returns a Store over db, first bringing the database schema up to
@@ -111,6 +142,8 @@ func WithLogger(l *slog.Logger) Option {
 //
 // Several goroutines or processes may open stores on one database at once;
 // Open may then block while another one migrates, for as long as ctx allows.
+// A bad argument, an option's included, is refused with an error naming it
+// before the database is touched.
 func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: Open: db is nil")
@@ -119,16 +152,8 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*St
 		return nil, fmt.Errorf("sqlstore: Open: unknown dialect %s (want sqlstore.SQLite or sqlstore.Postgres)", dialect)
 	}
 	o := options{now: time.Now, maxRetries: DefaultMaxRetries}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
-	if o.maxRetries < 0 {
-		return nil, fmt.Errorf("sqlstore: Open: WithMaxRetries(%d): must not be negative", o.maxRetries)
+	if err := option.Apply(opts, func(opt Option) error { return opt.apply(&o) }); err != nil {
+		return nil, fmt.Errorf("sqlstore: Open: %w", err)
 	}
 	s, err := newStore(db, dialect, o)
 	if err != nil {
@@ -210,9 +235,27 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			}
 			defer release()
 		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+		var tx *sql.Tx
+		if s.dialect == Postgres {
+			// On a connection of its own, to tune its pgx type map first
+			// (see tunePgx); closing it after the commit returns it to
+			// the pool.
+			conn, err := s.db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if err := tunePgx(conn); err != nil {
+				return err
+			}
+			if tx, err = conn.BeginTx(ctx, nil); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+				return err
+			}
 		}
 		if s.dialect == SQLite {
 			if _, err := tx.ExecContext(ctx, sqliteWriteLock); err != nil {
@@ -277,7 +320,7 @@ func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{store.ErrNotFound, store.ErrCapacity, store.ErrAssigned, store.ErrClosed, store.ErrInvalid} {
+	for _, sentinel := range []error{store.ErrNotFound, store.ErrCapacity, store.ErrAssigned, store.ErrClosed, store.ErrInvalid, store.ErrBusy} {
 		if errors.Is(err, sentinel) {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 // TestSQLite runs the conformance suite on a fresh SQLite file per subtest.
 func TestSQLite(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, newSQLiteDB(t), sqlstore.SQLite)
 	})
@@ -19,6 +20,7 @@ func TestSQLite(t *testing.T) {
 // databases, each behind a pool of one connection as the package
 // documentation asks: no write may wait for a second connection.
 func TestSQLiteMemory(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db := openDB(t, "sqlite", ":memory:")
 		db.SetMaxOpenConns(1)
@@ -29,6 +31,7 @@ func TestSQLiteMemory(t *testing.T) {
 // TestPostgres runs the conformance suite on a fresh PostgreSQL schema per
 // subtest.
 func TestPostgres(t *testing.T) {
+	t.Parallel()
 	postgresDSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, newPostgresDB(t), sqlstore.Postgres)

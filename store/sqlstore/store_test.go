@@ -68,8 +68,14 @@ func testLoadsMany(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	check(again, ask)
 }
 
-func TestSQLiteLoadsMany(t *testing.T)   { testLoadsMany(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresLoadsMany(t *testing.T) { testLoadsMany(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteLoadsMany(t *testing.T) {
+	t.Parallel()
+	testLoadsMany(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresLoadsMany(t *testing.T) {
+	t.Parallel()
+	testLoadsMany(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // testSecrets checks that credentials survive the round trip, sit in their
 // own columns and never inside the settings JSON, and stay out of errors.
@@ -114,8 +120,14 @@ func testSecrets(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteSecrets(t *testing.T)   { testSecrets(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresSecrets(t *testing.T) { testSecrets(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteSecrets(t *testing.T) {
+	t.Parallel()
+	testSecrets(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresSecrets(t *testing.T) {
+	t.Parallel()
+	testSecrets(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // testTimes checks that times come back in UTC, cut to microseconds, also
 // from another time zone, and that the zero time stays zero.
@@ -143,14 +155,21 @@ func testTimes(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteTimes(t *testing.T)   { testTimes(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresTimes(t *testing.T) { testTimes(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteTimes(t *testing.T) {
+	t.Parallel()
+	testTimes(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresTimes(t *testing.T) {
+	t.Parallel()
+	testTimes(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // TestSQLiteBusyRetried holds SQLite's write lock from another pool whose
 // connections do not wait (busy_timeout 0): the store's writes fail after
 // their bounded retries with a wrapped driver error, change nothing, and go
 // through once the lock is free.
 func TestSQLiteBusyRetried(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dsn := sqliteDSN(t)
 	s := open(t, openDB(t, "sqlite", strings.Replace(dsn, "busy_timeout%2810000%29", "busy_timeout%280%29", 1)), sqlstore.SQLite,
@@ -187,6 +206,7 @@ func TestSQLiteBusyRetried(t *testing.T) {
 // TestReadsRejectEmptyAccount checks that reads name a bad account instead
 // of querying for it.
 func TestReadsRejectEmptyAccount(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := open(t, newSQLiteDB(t), sqlstore.SQLite)
 	calls := map[string]func() error{
@@ -226,12 +246,19 @@ func testHugeCapacity(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 	}
 }
 
-func TestSQLiteHugeCapacity(t *testing.T)   { testHugeCapacity(t, sqlstore.SQLite, newSQLiteDB(t)) }
-func TestPostgresHugeCapacity(t *testing.T) { testHugeCapacity(t, sqlstore.Postgres, newPostgresDB(t)) }
+func TestSQLiteHugeCapacity(t *testing.T) {
+	t.Parallel()
+	testHugeCapacity(t, sqlstore.SQLite, newSQLiteDB(t))
+}
+func TestPostgresHugeCapacity(t *testing.T) {
+	t.Parallel()
+	testHugeCapacity(t, sqlstore.Postgres, newPostgresDB(t))
+}
 
 // TestSQLiteClock checks that the times the store makes up come from the
 // clock given to Open.
 func TestSQLiteClock(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	db := newSQLiteDB(t)
 	s := open(t, db, sqlstore.SQLite, sqlstore.WithClock(func() time.Time { return at0 }))
@@ -277,9 +304,11 @@ func testRecordKeepsLastAssignedAt(t *testing.T, d sqlstore.Dialect, db *sql.DB)
 }
 
 func TestSQLiteRecordKeepsLastAssignedAt(t *testing.T) {
+	t.Parallel()
 	testRecordKeepsLastAssignedAt(t, sqlstore.SQLite, newSQLiteDB(t))
 }
 
 func TestPostgresRecordKeepsLastAssignedAt(t *testing.T) {
+	t.Parallel()
 	testRecordKeepsLastAssignedAt(t, sqlstore.Postgres, newPostgresDB(t))
 }

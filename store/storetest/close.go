@@ -276,7 +276,7 @@ func testMoveRace(t *testing.T, s store.Store) {
 }
 
 func loadsBufferCases() []testCase {
-	return []testCase{{"Buffer", testLoadsBuffer}, {"RecordKeepsLastAssignedAt", testRecordKeepsLastAssignedAt}}
+	return []testCase{{"Buffer", testLoadsBuffer}, {"RecordKeepsLastAssignedAt", testRecordKeepsLastAssignedAt}, {"DecisionReads", testDecisionReads}}
 }
 
 func testLoadsBuffer(t *testing.T, s store.Store) {
@@ -317,5 +317,59 @@ func testRecordKeepsLastAssignedAt(t *testing.T, s store.Store) {
 	noErr(t, err, "Record(2)")
 	if l := loads(t, s, acc, 2)[0]; l.Open != 2 || !l.LastAssignedAt.Equal(at(0)) {
 		t.Fatalf("Loads(2) = %+v, want 2 open and LastAssignedAt %v unchanged by Record", l, at(0))
+	}
+}
+
+// testDecisionReads checks store.DecisionReader, where the store has it,
+// against the three reads it stands for.
+func testDecisionReads(t *testing.T, s store.Store) {
+	r, ok := s.(store.DecisionReader)
+	if !ok {
+		t.Skip("the store reads decisions with Loads, QueueLen and LastManager")
+	}
+	acc := newAccount(t)
+	ctx := t.Context()
+	got, err := r.ReadDecision(ctx, acc, []bd.ManagerID{1, 2}, 5, nil)
+	noErr(t, err, "ReadDecision on an empty account")
+	if len(got.Loads) != 2 || got.Loads[0] != (store.Load{Manager: 1}) || got.Loads[1] != (store.Load{Manager: 2}) || got.Waiting != 0 || got.LastManager != 0 {
+		t.Fatalf("ReadDecision on an empty account = %+v, want two zero loads, nothing waiting, no last manager", got)
+	}
+	assign(t, s, store.Assignment{Account: acc, Dialog: 1, Customer: 5, To: bd.ManagerOf(2), Capacity: 3, At: at(0)})
+	assign(t, s, store.Assignment{Account: acc, Dialog: 2, Customer: 6, To: bd.ManagerOf(1), Capacity: 3, At: at(time.Minute)})
+	enqueue(t, s, waiting(acc, 3, 0, at(0)))
+	enqueue(t, s, waiting(acc, 4, 0, at(0)))
+	junk := make([]store.Load, 1, 4)
+	junk[0] = store.Load{Manager: 99, Open: 42}
+	for _, customer := range []bd.CustomerID{5, 6, 7, 0} {
+		got, err := r.ReadDecision(ctx, acc, []bd.ManagerID{2, 3, 1}, customer, junk)
+		noErr(t, err, "ReadDecision")
+		loads, err := s.Loads(ctx, acc, []bd.ManagerID{2, 3, 1}, nil)
+		noErr(t, err, "Loads")
+		n, err := s.QueueLen(ctx, acc)
+		noErr(t, err, "QueueLen")
+		var last bd.ManagerID
+		if customer != 0 {
+			last, err = s.LastManager(ctx, acc, customer)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("LastManager(%d): %v", customer, err)
+			}
+		}
+		if len(got.Loads) != len(loads) {
+			t.Fatalf("customer %d: ReadDecision loads %+v, Loads %+v", customer, got.Loads, loads)
+		}
+		for i := range loads {
+			if got.Loads[i].Manager != loads[i].Manager || got.Loads[i].Open != loads[i].Open || !got.Loads[i].LastAssignedAt.Equal(loads[i].LastAssignedAt) {
+				t.Fatalf("customer %d: ReadDecision loads %+v, Loads %+v", customer, got.Loads, loads)
+			}
+		}
+		if got.Waiting != n || n != 2 {
+			t.Fatalf("customer %d: ReadDecision waiting %d, QueueLen %d, want 2", customer, got.Waiting, n)
+		}
+		if got.LastManager != last {
+			t.Fatalf("customer %d: ReadDecision last manager %d, LastManager %d", customer, got.LastManager, last)
+		}
+	}
+	if _, err := r.ReadDecision(ctx, "", nil, 0, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("ReadDecision with an empty account: %v, want ErrInvalid", err)
 	}
 }

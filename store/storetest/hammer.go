@@ -23,10 +23,10 @@ const (
 	sampleEvery      = 32 // each goroutine checks the loads every this many operations
 )
 
-func invariantCases(opts Options) []testCase {
+func invariantCases(cfg config) []testCase {
 	return []testCase{
-		{"Hammer", func(t *testing.T, s store.Store) { hammer(t, s, opts.Hammer, false) }},
-		{"HammerWithRecord", func(t *testing.T, s store.Store) { hammer(t, s, opts.Hammer, true) }},
+		{"Hammer", func(t *testing.T, s store.Store) { hammer(t, s, cfg.hammer, false) }},
+		{"HammerWithRecord", func(t *testing.T, s store.Store) { hammer(t, s, cfg.hammer, true) }},
 	}
 }
 

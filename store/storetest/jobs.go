@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,7 +113,7 @@ func jobCases() []testCase {
 			acc := newAccount(t)
 			want := []store.Job{
 				{Kind: store.JobDistribute, Account: acc, Dialog: jobDialog(acc, 1)},
-				{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, 1), Situation: bd.ManagerAssigned, Manager: 42},
+				{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, 1), Situation: bd.ManagerAssigned, First: bd.DialogReceived, Manager: 42},
 				{Kind: store.JobMove, Account: acc, Dialog: jobDialog(acc, 2), Manager: 7, Why: "manager unavailable"},
 				{Kind: store.JobBind, Account: acc, Dialog: jobDialog(acc, 3)},
 				{Kind: store.JobDrain, Account: acc},
@@ -133,7 +134,7 @@ func jobCases() []testCase {
 				if g.ID == 0 || g.Attempt != 1 {
 					t.Errorf("job %s: ID %d, Attempt %d; want a non-zero ID and attempt 1", w.Key(), g.ID, g.Attempt)
 				}
-				if g.Kind != w.Kind || g.Account != w.Account || g.Situation != w.Situation || g.Manager != w.Manager || g.Why != w.Why {
+				if g.Kind != w.Kind || g.Account != w.Account || g.Situation != w.Situation || g.First != w.First || g.Manager != w.Manager || g.Why != w.Why {
 					t.Errorf("job %s came back as %+v, want %+v", w.Key(), g, w)
 				}
 				gd, wd := g.Dialog, w.Dialog
@@ -153,6 +154,8 @@ func jobCases() []testCase {
 				{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, 1)},
 				{Kind: store.JobMove, Account: acc, Dialog: jobDialog(acc, 1)},
 				{Kind: store.JobDistribute, Account: acc, Dialog: jobDialog(acc+"-other", 1)},
+				{Kind: store.JobBind, Account: acc, Dialog: jobDialog(acc, 1), First: bd.DialogReceived},
+				{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, 1), Situation: bd.DialogReceived, First: bd.DialogReceived},
 			} {
 				good := store.Job{Kind: store.JobDrain, Account: acc}
 				isErr(t, s.Submit(ctx, good, bad), store.ErrInvalid, "Submit(%+v)", bad)
@@ -246,6 +249,55 @@ func jobCases() []testCase {
 			waitPending(t, s, acc, 0)
 			if got := keys(r.all()); len(got) != 1 || got[0] != reply.Key() {
 				t.Fatalf("ran %v, want the one reply job once", got)
+			}
+		}},
+		{"ReplyWithFirst", func(t *testing.T, s store.Store) {
+			// A job of two replies keeps those not claimed before: both,
+			// the second only, the first only (as its situation), or none.
+			acc := newAccount(t)
+			ctx := context.Background()
+			both := func(id int) store.Job {
+				return store.Job{Kind: store.JobReply, Account: acc, Dialog: jobDialog(acc, id), Situation: bd.ManagerAssigned, First: bd.DialogReceived, Manager: 42}
+			}
+			for _, c := range []struct {
+				dialog int
+				sit    bd.Situation
+			}{{2, bd.DialogReceived}, {3, bd.ManagerAssigned}, {4, bd.DialogReceived}, {4, bd.ManagerAssigned}} {
+				claimed, err := s.ClaimReply(ctx, acc, bd.DialogID(c.dialog), c.sit)
+				noErr(t, err, "ClaimReply")
+				if !claimed {
+					t.Fatalf("ClaimReply(%d, %s) of a fresh reply = false", c.dialog, c.sit)
+				}
+			}
+			noErr(t, s.Submit(ctx, both(1), both(2), both(3), both(4)), "Submit")
+			_, err := s.Enqueue(ctx, store.Waiting{Dialog: jobDialog(acc, 1), Reason: bd.AllManagersBusy, Since: at(0)}, both(1))
+			noErr(t, err, "Enqueue")
+			r := newRuns()
+			work(t, s, func(_ context.Context, j store.Job) error { r.note(j); return nil }, store.WorkOptions{Accounts: []bd.AccountID{acc}})
+			waitPending(t, s, acc, 0)
+			got := map[bd.DialogID][2]bd.Situation{}
+			for _, j := range r.all() {
+				if _, twice := got[j.Dialog.ID]; twice {
+					t.Errorf("dialog %d: a second reply job ran: %+v", j.Dialog.ID, j)
+				}
+				got[j.Dialog.ID] = [2]bd.Situation{j.First, j.Situation}
+			}
+			want := map[bd.DialogID][2]bd.Situation{
+				1: {bd.DialogReceived, bd.ManagerAssigned},
+				2: {"", bd.ManagerAssigned},
+				3: {"", bd.DialogReceived},
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("reply jobs ran as (first, situation) per dialog %v, want %v", got, want)
+			}
+			for _, id := range []bd.DialogID{1, 2, 3} {
+				for _, sit := range []bd.Situation{bd.DialogReceived, bd.ManagerAssigned} {
+					claimed, err := s.ClaimReply(ctx, acc, id, sit)
+					noErr(t, err, "ClaimReply")
+					if claimed {
+						t.Errorf("dialog %d: the %s reply was not claimed by its job", id, sit)
+					}
+				}
 			}
 		}},
 		{"UniqueWhilePending", func(t *testing.T, s store.Store) {

@@ -53,40 +53,67 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/internal/option"
 	"github.com/botdistributor/botdistributor/store"
 )
 
-// Options tune the suite for the store under test. The zero value runs the
-// full suite as [Run] does.
-type Options struct {
-	// Hammer is how many assignment attempts the invariant hammer races
-	// against the store; zero means 10,000. A store with slow writes (a SQL
-	// database) may lower it, to no less than 64 (one per goroutine).
-	Hammer int
+// Option tunes the suite for the store under test; pass options to [Run].
+// Run fails the test at once on an option's bad argument, naming the
+// option.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	hammer int
 }
 
 // DefaultHammer is the number of assignment attempts the invariant hammer
-// makes when Options.Hammer is zero.
+// makes unless [WithHammer] says otherwise.
 const DefaultHammer = 10_000
 
-// Run runs the whole conformance suite against the stores newStore returns,
-// with the default [Options]. newStore is called once per subtest and must
-// return a store that is empty, or at least has no data under the accounts
-// the subtest uses; it may register cleanup with t.Cleanup and should call
-// t.Fatal when it cannot build the store.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
-	t.Helper()
-	RunWith(t, newStore, Options{})
+// WithHammer sets how many assignment attempts the invariant hammer races
+// against the store. A store with slow writes (a SQL database) may lower
+// it, to no less than 64 (one per goroutine); fewer is refused. The default
+// (and 0) is [DefaultHammer].
+func WithHammer(n int) Option {
+	return optionFunc(func(c *config) error {
+		switch {
+		case n == 0:
+			n = DefaultHammer
+		case n < hammerGoroutines:
+			return fmt.Errorf("WithHammer: %d attempts, want at least %d", n, hammerGoroutines)
+		}
+		c.hammer = n
+		return nil
+	})
 }
 
-// RunWith is [Run] with options.
-func RunWith(t *testing.T, newStore func(t *testing.T) store.Store, opts Options) {
-	t.Helper()
-	if opts.Hammer == 0 {
-		opts.Hammer = DefaultHammer
+// newConfig applies opts and returns the refusals, joined and prefixed
+// with "storetest: ".
+func newConfig(opts []Option) (config, error) {
+	cfg := config{hammer: DefaultHammer}
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return config{}, fmt.Errorf("storetest: %w", err)
 	}
-	if opts.Hammer < hammerGoroutines {
-		t.Fatalf("storetest: Options.Hammer must be at least %d, got %d", hammerGoroutines, opts.Hammer)
+	return cfg, nil
+}
+
+// Run runs the whole conformance suite against the stores newStore
+// returns, tuned by opts (see [Option]; none runs the full suite). newStore
+// is called once per subtest and must return a store that is empty, or at
+// least has no data under the accounts the subtest uses; it may register
+// cleanup with t.Cleanup and should call t.Fatal when it cannot build the
+// store.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
+	t.Helper()
+	cfg, err := newConfig(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	groups := []struct {
 		name  string
@@ -98,7 +125,7 @@ func RunWith(t *testing.T, newStore func(t *testing.T) store.Store, opts Options
 		{"Close", closeCases()},
 		{"Move", moveCases()},
 		{"Loads", loadsBufferCases()},
-		{"Invariants", invariantCases(opts)},
+		{"Invariants", invariantCases(cfg)},
 		{"Queue", queueCases()},
 		{"Replies", replyCases()},
 		{"Events", eventCases()},

@@ -25,22 +25,46 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/internal/option"
 	"github.com/botdistributor/botdistributor/strategy"
 )
 
-// Option changes how [Run] checks a strategy.
-type Option func(*config)
+// Option changes how [Run] checks a strategy; pass options to Run. Run
+// fails the test at once on a nil Option.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
 	seeded bool
 }
 
-// Seeded declares that the strategy documents a seeded source of
+// WithSeeded declares that the strategy documents a seeded source of
 // randomness, so the same request may get different answers from one
 // instance. The Deterministic subtest then checks that two fresh instances
 // from newStrategy give the same sequence of answers, and Concurrent checks
-// only that every answer is among the candidates.
-func Seeded() Option { return func(c *config) { c.seeded = true } }
+// only that every answer is among the candidates. Without it, the strategy
+// must give one instance's same request the same answer.
+func WithSeeded() Option {
+	return optionFunc(func(c *config) error {
+		c.seeded = true
+		return nil
+	})
+}
+
+// newConfig applies opts and returns the refusals, joined and prefixed
+// with "strategytest: ".
+func newConfig(opts []Option) (config, error) {
+	var cfg config
+	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return config{}, fmt.Errorf("strategytest: %w", err)
+	}
+	return cfg, nil
+}
 
 // seed makes the generated requests the same on every run, so that a
 // failure can be reproduced.
@@ -64,16 +88,22 @@ const maxReports = 5
 //   - RequestNotModified: Pick writes nothing into the candidates' backing
 //     array, including its spare capacity.
 //   - Deterministic: the same request twice gets the same choice and reason
-//     (see [Seeded] for strategies with a seeded random source).
+//     (see [WithSeeded] for strategies with a seeded random source).
 //   - Concurrent: many goroutines calling Pick at once on shared requests
 //     get correct answers; run the tests with -race to catch data races.
+//   - Order: for a strategy that implements [strategy.Ordered] with a
+//     non-nil order (for others it checks nothing), the order is a strict total order over distinct
+//     managers, and Pick over the first k candidates in that order (plus
+//     the last manager's candidate) chooses as Pick over all of them, for
+//     k = 1, 2, 3, 8 — what the distributor relies on when it passes only
+//     the head of a large pool's index.
 //
 // Strategies are not required to watch ctx; the suite passes a live context.
 func Run(t *testing.T, newStrategy func(t *testing.T) strategy.Strategy, opts ...Option) {
 	t.Helper()
-	var cfg config
-	for _, o := range opts {
-		o(&cfg)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Run("ChoosesACandidate", func(t *testing.T) { testChoosesACandidate(t, newStrategy(t)) })
 	t.Run("NoCandidates", func(t *testing.T) { testNoCandidates(t, newStrategy(t)) })
@@ -86,6 +116,7 @@ func Run(t *testing.T, newStrategy func(t *testing.T) strategy.Strategy, opts ..
 		}
 	})
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStrategy(t), !cfg.seeded) })
+	t.Run("Order", func(t *testing.T) { testOrder(t, newStrategy(t)) })
 }
 
 // outcome is what one Pick returned, in a form that can be compared.
@@ -152,6 +183,54 @@ func testChoosesACandidate(t *testing.T, s strategy.Strategy) {
 	}
 	if chosen == 0 && reports == 0 {
 		t.Errorf("returned strategy.ErrNoCandidate for all %d requests with candidates; it never chooses anyone", n)
+	}
+}
+
+func testOrder(t *testing.T, s strategy.Strategy) {
+	o, ok := s.(strategy.Ordered)
+	if !ok || o.Order() == nil {
+		return // it follows no order: the distributor passes it every candidate
+	}
+	order := o.Order()
+	r := rand.New(rand.NewPCG(seed, 6))
+	reports := 0
+	report := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		if reports++; reports == maxReports {
+			t.Fatalf("stopping after %d failures", reports)
+		}
+	}
+	for i := range 1000 {
+		req := randomRequest(r)
+		cs := req.Candidates
+		for a := range cs {
+			for b := range cs {
+				ab, ba := order(cs[a], cs[b]), order(cs[b], cs[a])
+				switch {
+				case a == b && ab != 0:
+					report("request %d: order(x, x) = %d for %s, want 0", i, ab, candidate(cs[a]))
+				case a != b && (ab == 0 || ab > 0 == (ba > 0)):
+					report("request %d: order is not a strict total order: order(%s, %s) = %d, reversed %d", i, candidate(cs[a]), candidate(cs[b]), ab, ba)
+				}
+			}
+		}
+		all := pick(t.Context(), s, req)
+		sorted := slices.SortedFunc(slices.Values(cs), order)
+		for _, k := range []int{1, 2, 3, 8} {
+			head := slices.Clone(sorted[:min(k, len(sorted))])
+			if req.LastManager != 0 && !slices.ContainsFunc(head, func(c strategy.Candidate) bool { return c.Manager == req.LastManager }) {
+				if j := slices.IndexFunc(cs, func(c strategy.Candidate) bool { return c.Manager == req.LastManager }); j >= 0 {
+					head = append(head, cs[j])
+				}
+			}
+			slices.SortFunc(head, func(a, b strategy.Candidate) int { return int(a.Manager - b.Manager) })
+			sub := req
+			sub.Candidates = head
+			if got := pick(t.Context(), s, sub); !got.same(all) {
+				report("request %d: over the first %d candidates in the strategy's order Pick %v, over all of them %v\n%s", i, k, got, all, describe(req))
+			}
+		}
 	}
 }
 

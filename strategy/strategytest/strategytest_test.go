@@ -43,6 +43,21 @@ func (s *seededRandom) Pick(_ context.Context, req strategy.Request) (strategy.C
 	return strategy.Choice{Manager: req.Candidates[i].Manager, Reason: "random"}, nil
 }
 
+// orderedBy is an Ordered strategy made of a Pick and an order that may
+// not agree with each other.
+type orderedBy struct {
+	pick  strategy.Strategy
+	order func(a, b strategy.Candidate) int
+}
+
+func (s orderedBy) Pick(ctx context.Context, req strategy.Request) (strategy.Choice, error) {
+	return s.pick.Pick(ctx, req)
+}
+
+func (s orderedBy) Order() func(a, b strategy.Candidate) int { return s.order }
+
+func compareIDs(a, b strategy.Candidate) int { return int(a.Manager - b.Manager) }
+
 // broken holds strategies that each break one rule of the contract, and the
 // subtest that must catch it.
 var broken = map[string]struct {
@@ -132,6 +147,16 @@ var broken = map[string]struct {
 		},
 		"Deterministic",
 	},
+	"order disagrees with Pick": {
+		func() strategy.Strategy { return orderedBy{pick: strategy.NewLeastLoaded(), order: compareIDs} },
+		"Order",
+	},
+	"order not total": {
+		func() strategy.Strategy {
+			return orderedBy{pick: strategy.Func(first), order: func(a, b strategy.Candidate) int { return 0 }}
+		},
+		"Order",
+	},
 	"seeded without saying so": {
 		func() strategy.Strategy { return newSeededRandom() },
 		"Deterministic",
@@ -197,7 +222,7 @@ func TestRunPassesConformingStrategies(t *testing.T) {
 		strategytest.Run(t, func(*testing.T) strategy.Strategy { return strategy.NewLeastLoaded() })
 	})
 	t.Run("seeded", func(t *testing.T) {
-		strategytest.Run(t, func(*testing.T) strategy.Strategy { return newSeededRandom() }, strategytest.Seeded())
+		strategytest.Run(t, func(*testing.T) strategy.Strategy { return newSeededRandom() }, strategytest.WithSeeded())
 	})
 	t.Run("may refuse some requests", func(t *testing.T) {
 		strategytest.Run(t, func(*testing.T) strategy.Strategy {
@@ -224,6 +249,7 @@ func TestRunCallsNewStrategyPerSubtest(t *testing.T) {
 		t.Name() + "/RequestNotModified",
 		t.Name() + "/Deterministic",
 		t.Name() + "/Concurrent",
+		t.Name() + "/Order",
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("newStrategy called for %v, want %v", names, want)

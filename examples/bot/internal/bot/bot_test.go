@@ -33,8 +33,9 @@ func ctxFor(t *testing.T) context.Context {
 // it, from the SQLite file alone: same settings, same MG bot token, and
 // dialogs get distributed.
 func TestSupervisorRestoresAccountsAfterRestart(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testRestore(t, filepath.Join(t.TempDir(), "bot.db")) })
-	t.Run("postgres", func(t *testing.T) { testRestore(t, postgresDSN(t)) })
+	// Each has its own sandbox and database: they run side by side.
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); testRestore(t, filepath.Join(t.TempDir(), "bot.db")) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testRestore(t, postgresDSN(t)) })
 }
 
 // postgresEnv names the PostgreSQL database the tests may create schemas in.
@@ -69,6 +70,9 @@ func postgresDSN(t *testing.T) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// The schema is dropped when the test ends: a commit need not wait
+	// for the disk (only a crash of PostgreSQL itself could lose one).
+	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -2,12 +2,14 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/fleet"
 	"github.com/botdistributor/botdistributor/store"
 )
 
@@ -138,7 +140,7 @@ type Dashboard struct {
 	// Open is how many dialogs managers and bots hold, summed over the
 	// managers shown.
 	Open int
-	// DeadLetters counts the jobs given up (up to 100).
+	// DeadLetters counts the jobs given up (up to 1000).
 	DeadLetters int
 	Activity    Series
 	At          time.Time
@@ -146,20 +148,32 @@ type Dashboard struct {
 
 // Dashboard reads the account's state at a glance.
 func (s *Supervisor) Dashboard(ctx context.Context, id bd.AccountID) (Dashboard, error) {
-	dist, err := s.distributor(id)
+	st, err := s.fleet.Account(ctx, id)
 	if err != nil {
 		return Dashboard{}, err
+	}
+	return s.dashboard(ctx, st)
+}
+
+// dashboard reads the rest of the dashboard of an account the fleet
+// described (stream, queue length, dead letters).
+func (s *Supervisor) dashboard(ctx context.Context, st fleet.AccountState) (Dashboard, error) {
+	id := st.ID
+	dist, err := s.fleet.Distributor(id)
+	if err != nil {
+		return Dashboard{}, err
+	}
+	if st.Waiting < 0 {
+		return Dashboard{}, fmt.Errorf("bot: the store did not count the queue of %s", id)
 	}
 	now := s.now()
 	set, err := dist.Settings(ctx)
 	if err != nil {
 		return Dashboard{}, err
 	}
-	d := Dashboard{Account: id, Active: set.Active, At: now}
+	d := Dashboard{Account: id, Active: set.Active, Connected: st.Connected, Queue: st.Waiting, DeadLetters: max(st.Dead, 0), At: now}
 	var roster []bd.Manager
-	if a := s.account(id); a != nil {
-		st := a.stats()
-		d.Connected = st.Stream.Connects > st.Stream.Disconnects
+	if a, err := s.account(id); err == nil {
 		roster = a.roster.managers()
 	}
 	ids := make([]bd.ManagerID, 0, len(roster))
@@ -188,9 +202,6 @@ func (s *Supervisor) Dashboard(ctx context.Context, id bd.AccountID) (Dashboard,
 		}
 		return 0
 	})
-	if d.Queue, err = s.store.QueueLen(ctx, id); err != nil {
-		return Dashboard{}, err
-	}
 	if d.Waiting, err = s.store.Waiting(ctx, id, 50); err != nil {
 		return Dashboard{}, err
 	}
@@ -198,9 +209,6 @@ func (s *Supervisor) Dashboard(ctx context.Context, id bd.AccountID) (Dashboard,
 		if since := w.Since; !since.IsZero() && now.Sub(since) > d.LongestWait {
 			d.LongestWait = now.Sub(since)
 		}
-	}
-	if dead, err := s.store.DeadJobs(ctx, id, 100); err == nil {
-		d.DeadLetters = len(dead)
 	}
 	if s.opts.Activity != nil {
 		d.Activity = s.opts.Activity.Series(id)
@@ -232,28 +240,20 @@ type AccountState struct {
 	DeadLetters int
 }
 
-// States returns the state of every running account, for the gauges: the
-// queue length, stream and dead letters as fleet.Fleet.Accounts reports
-// them, the rest as the dashboard reads it.
+// States returns the state of every running account, for the gauges, as
+// its dashboard reads it.
 func (s *Supervisor) States(ctx context.Context) []AccountState {
 	var out []AccountState
 	for _, info := range s.Accounts(ctx) {
 		if !info.Running {
 			continue
 		}
-		d, err := s.Dashboard(ctx, info.ID)
+		d, err := s.dashboard(ctx, info)
 		if err != nil {
 			continue
 		}
-		st := AccountState{Account: d.Account, Queue: d.Queue, LongestWait: d.LongestWait, Open: d.Open,
-			Connected: info.Connected, Active: d.Active, DeadLetters: d.DeadLetters}
-		if info.Waiting >= 0 {
-			st.Queue = info.Waiting
-		}
-		if info.DeadLetters >= 0 {
-			st.DeadLetters = info.DeadLetters
-		}
-		out = append(out, st)
+		out = append(out, AccountState{Account: d.Account, Queue: d.Queue, LongestWait: d.LongestWait, Open: d.Open,
+			Connected: d.Connected, Active: d.Active, DeadLetters: d.DeadLetters})
 	}
 	return out
 }

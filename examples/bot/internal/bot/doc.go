@@ -13,11 +13,11 @@
 //   - an event stream, run by the process holding the account's lease:
 //     an mgsource.Source feeding the account's MG websocket events and
 //     re-reading users and open dialogs after every (re)connect, and
-//     beside it the poller of retailCRM's managers, within the CRM rate
-//     limit;
+//     beside it the poller of retailCRM's managers (the account's
+//     fleet.Parts.Poll), within the CRM rate limit;
 //   - a roster that joins MG users with retailCRM users (status, activity)
 //     between the Source and the distributor;
-//   - binding.RetailCRM, whose binds are the distributor's bind jobs:
+//   - retailcrm.Binder, whose binds are the distributor's bind jobs:
 //     retried with backoff while retailCRM is unavailable.
 //
 // [Supervisor.Connect] registers the module in an account, stores it and

@@ -39,8 +39,6 @@ type crmUser struct {
 // when an MG presence event and a CRM status change cross.
 type roster struct {
 	account bd.AccountID
-	// resynced is called after every resync the distributor accepted.
-	resynced func()
 
 	mu     sync.Mutex
 	mg     map[bd.ManagerID]bd.Manager // as MG reports them
@@ -49,46 +47,35 @@ type roster struct {
 	known  bool                        // retailCRM has answered once
 }
 
-func newRoster(account bd.AccountID, resynced func()) *roster {
+func newRoster(account bd.AccountID) *roster {
 	return &roster{
-		account:  account,
-		resynced: resynced,
-		mg:       make(map[bd.ManagerID]bd.Manager),
-		joined:   make(map[bd.ManagerID]bd.Manager),
-		crm:      make(map[bd.ManagerID]crmUser),
+		account: account,
+		mg:      make(map[bd.ManagerID]bd.Manager),
+		joined:  make(map[bd.ManagerID]bd.Manager),
+		crm:     make(map[bd.ManagerID]crmUser),
 	}
 }
 
 // target returns the Target the Source feeds: t (the distributor, as the
 // fleet gives it), with every manager joined with retailCRM on the way.
 func (r *roster) target(t mgsource.Target) mgsource.Target {
-	return rosterTarget{r: r, t: t}
+	return rosterTarget{r: r, Target: t}
 }
 
-// rosterTarget is a roster in front of one Target.
+// rosterTarget is a roster in front of one Target; resyncs pass through.
 type rosterTarget struct {
 	r *roster
-	t mgsource.Target
+	mgsource.Target
 }
 
 var _ mgsource.Target = rosterTarget{}
 
 func (rt rosterTarget) Handle(ctx context.Context, ev distributor.Event) error {
-	return rt.r.handle(ctx, rt.t, ev)
+	return rt.r.handle(ctx, rt.Target, ev)
 }
 
 func (rt rosterTarget) SetRoster(ctx context.Context, managers []bd.Manager) error {
-	return rt.r.setRoster(ctx, rt.t, managers)
-}
-
-func (rt rosterTarget) Resync(ctx context.Context, open []distributor.OpenDialog) error {
-	if err := rt.t.Resync(ctx, open); err != nil {
-		return err
-	}
-	if rt.r.resynced != nil {
-		rt.r.resynced()
-	}
-	return nil
+	return rt.r.setRoster(ctx, rt.Target, managers)
 }
 
 // join returns m (as MG reports it) joined with retailCRM. Call with r.mu held.

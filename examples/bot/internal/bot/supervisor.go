@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,9 +14,9 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/distributor"
-	"github.com/botdistributor/botdistributor/distributor/mgsource"
 	"github.com/botdistributor/botdistributor/fleet"
 	"github.com/botdistributor/botdistributor/mg"
+	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
 )
@@ -38,16 +36,17 @@ type Options struct {
 	// Strategies are the strategies settings may name; nil means the
 	// built-ins of strategy.NewRegistry.
 	Strategies *strategy.Registry
-	// CRM tunes the retailCRM clients (rate limiters, retries); nil means
+	// CRM tunes the retailCRM clients (rate limiters, retries); none means
 	// the defaults: 10 requests/s per key, shared in the process.
-	CRM *crm.Options
+	CRM []crm.Option
 	// MGRate and MGBurst limit each account's MessageGateway requests;
 	// 0 means mg.DefaultRate and mg.DefaultBurst.
 	MGRate  rate.Limit
 	MGBurst int
 	// RosterPoll is how often retailCRM's managers (statuses) are read,
-	// by the process running the account's event stream; 0 means 10s.
-	// Each read is one request per 100 managers.
+	// by the process running the account's event stream (fleet.WithPoll)
+	// and, with MG's users, by the others (fleet.WithRosterRefresh); 0
+	// means 10s. Each read is one request per 100 managers.
 	RosterPoll time.Duration
 	// Sweep is how often each account held runs its safety-net sweep;
 	// 0 means fleet.DefaultSweep (30s).
@@ -59,9 +58,9 @@ type Options struct {
 	// fleet.WithMember, fleet.WithLeaseTTL or fleet.WithRescan.
 	Fleet []fleet.Option
 	// Stream tunes the MG websocket (backoff, pings).
-	Stream mg.StreamOptions
-	// Started, when set, is called each time an account starts running,
-	// e.g. to make its metrics visible at zero.
+	Stream []mg.StreamOption
+	// Started, when set, is called each time an account starts running
+	// (fleet.Hooks.Built), e.g. to make its metrics visible at zero.
 	Started func(bd.AccountID)
 	// Activity, when set, is read by Dashboard for the last hour's counts;
 	// feed it by including its Hooks in Hooks.
@@ -92,20 +91,27 @@ type Supervisor struct {
 	strategies *strategy.Registry
 	log        *slog.Logger
 	fleet      *fleet.Fleet
-
-	done    chan struct{} // closed when Run returns
-	started atomic.Bool
-
-	mu       sync.Mutex
-	accounts map[bd.AccountID]*account   // built and not yet dropped
-	attempts map[bd.AccountID]bd.Account // the account of the last build begun
+	// check are the options of every account's distributor that settings
+	// are checked with (distributor.CheckSettings): its strategies and
+	// its replier, a reply.Template as fleet.MG gives it, whose
+	// reply.TextChecker judges the reply texts.
+	check []distributor.Option
 }
 
-// ErrStopped is returned by Connect when the Supervisor is not running.
-var ErrStopped = errors.New("bot: the supervisor is not running")
+// checkOnly is the Sender of the Supervisor's reply.Template for checking
+// settings: texts are checked without an account's MG client, and nothing
+// is ever sent through it.
+type checkOnly struct{}
+
+func (checkOnly) Send(context.Context, bd.AccountID, bd.ChatID, string) error {
+	return errors.New("bot: the settings check sends no reply")
+}
+
+// ErrStopped is returned by Connect once Run has returned.
+var ErrStopped = fleet.ErrStopped
 
 // ErrUnknownAccount is returned for an account that is not connected.
-var ErrUnknownAccount = errors.New("bot: unknown account")
+var ErrUnknownAccount = fleet.ErrUnknownAccount
 
 // New checks the options and returns a Supervisor; it starts nothing.
 func New(opts Options) (*Supervisor, error) {
@@ -130,14 +136,16 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.MGRate < 0 || opts.MGBurst < 0 {
 		return nil, fmt.Errorf("bot: MessageGateway rate %v and burst %d must not be negative", opts.MGRate, opts.MGBurst)
 	}
+	texts, err := reply.NewTemplate(checkOnly{})
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
 	s := &Supervisor{
 		opts:       opts,
 		store:      opts.Store,
 		strategies: opts.Strategies,
 		log:        opts.Logger,
-		done:       make(chan struct{}),
-		accounts:   make(map[bd.AccountID]*account),
-		attempts:   make(map[bd.AccountID]bd.Account),
+		check:      []distributor.Option{distributor.WithStrategies(opts.Strategies), distributor.WithReplier(texts)},
 	}
 	fopts := []fleet.Option{
 		fleet.WithBuild(s.build),
@@ -148,10 +156,11 @@ func New(opts Options) (*Supervisor, error) {
 		),
 		fleet.WithWork(store.WorkOptions{Workers: opts.Workers}),
 		fleet.WithLogger(opts.Logger),
-		fleet.WithHooks(fleet.Hooks{Holding: s.holding, Failed: s.failed}),
-		// A process that does not hold an account's stream reads its
-		// roster (retailCRM's statuses included) as often as the holder
-		// polls retailCRM.
+		fleet.WithHooks(fleet.Hooks{Built: opts.Started}),
+		// The holder of an account's stream polls retailCRM's managers; a
+		// process that does not hold it reads its roster (retailCRM's
+		// statuses included) as often.
+		fleet.WithPoll(opts.RosterPoll),
 		fleet.WithRosterRefresh(opts.RosterPoll),
 	}
 	if opts.Sweep > 0 {
@@ -175,10 +184,6 @@ func (s *Supervisor) now() time.Time { return s.opts.Now() }
 // waits for the work in flight, closes the distributors and returns
 // ctx.Err(). Run may be called once.
 func (s *Supervisor) Run(ctx context.Context) error {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("bot: Supervisor.Run called twice")
-	}
-	defer close(s.done)
 	s.log.Info("supervisor running", slog.String("member", s.fleet.Member()))
 	return s.fleet.Run(ctx)
 }
@@ -186,64 +191,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // Member returns the name this process holds accounts under among the
 // processes sharing the store.
 func (s *Supervisor) Member() string { return s.fleet.Member() }
-
-// holding is the fleet's Holding hook.
-func (s *Supervisor) holding(id bd.AccountID, holding bool) {
-	if holding {
-		s.log.Info("running the account's event stream", slog.String("account", string(id)))
-	} else {
-		s.log.Info("stopped the account's event stream", slog.String("account", string(id)))
-	}
-}
-
-// failed is the fleet's Failed hook: a stream that stopped is shown on
-// the account's page until it resyncs again.
-func (s *Supervisor) failed(id bd.AccountID, op string, err error) {
-	if a := s.account(id); a != nil && op == "stream" {
-		a.note(problemStream, err)
-	}
-}
-
-// attempted records the account a build begins with.
-func (s *Supervisor) attempted(acc bd.Account) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts[acc.ID] = acc
-}
-
-// put records an account built.
-func (s *Supervisor) put(a *account) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.accounts[a.acc.ID] = a
-}
-
-// drop forgets an account the fleet stopped, unless it was built again
-// meanwhile.
-func (s *Supervisor) drop(a *account) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.accounts[a.acc.ID] == a {
-		delete(s.accounts, a.acc.ID)
-	}
-	if last, ok := s.attempts[a.acc.ID]; ok && sameCredentials(last, a.acc) {
-		delete(s.attempts, a.acc.ID)
-	}
-}
-
-// account returns the account built, or nil.
-func (s *Supervisor) account(id bd.AccountID) *account {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.accounts[id]
-}
-
-// sameCredentials reports whether a and b reach retailCRM and MG alike:
-// the fleet builds an account anew when they differ.
-func sameCredentials(a, b bd.Account) bool {
-	return a.Domain == b.Domain && a.MGEndpoint == b.MGEndpoint &&
-		a.APIKey.Reveal() == b.APIKey.Reveal() && a.MGToken.Reveal() == b.MGToken.Reveal()
-}
 
 // AccountIDFor returns the account id the bot gives an account at domain
 // (a canonical address as crm.ParseDomain returns it): its host, with the
@@ -262,14 +209,18 @@ func AccountIDFor(domain string) bd.AccountID {
 //
 // Errors from retailCRM are crm errors (test them with errors.Is against
 // crm.ErrInvalidKey, crm.ErrMissingScopes, ...); none contains the key.
-// Connect returns ErrStopped when Run is not running.
+// Connect returns ErrStopped once Run has returned.
 func (s *Supervisor) Connect(ctx context.Context, domain string, key bd.Secret) (bd.AccountID, error) {
 	select {
-	case <-s.done:
+	case <-s.fleet.Done():
 		return "", ErrStopped
 	default:
 	}
-	conn, err := crm.Connect(ctx, domain, key, &crm.ConnectOptions{Module: s.opts.Module, Client: s.opts.CRM})
+	copts := make([]crm.ConnectOption, len(s.opts.CRM))
+	for i, o := range s.opts.CRM {
+		copts[i] = o
+	}
+	conn, err := crm.Connect(ctx, domain, key, s.opts.Module, copts...)
 	if err != nil {
 		return "", err
 	}
@@ -287,141 +238,39 @@ func (s *Supervisor) Connect(ctx context.Context, domain string, key bd.Secret) 
 	if err := s.store.SaveAccount(ctx, acc); err != nil {
 		return "", fmt.Errorf("bot: saving account %s: %w", id, err)
 	}
-	s.fleet.Rescan()
-	if err := s.awaitBuilt(ctx, acc); err != nil {
+	if err := s.fleet.Await(ctx, acc); err != nil {
 		return id, err
 	}
 	s.log.Info("account connected", slog.String("account", string(id)), slog.String("domain", conn.Domain))
 	return id, nil
 }
 
-// pollEvery is how often Connect and Ready look at the fleet while they wait.
-const pollEvery = 10 * time.Millisecond
-
-// awaitBuilt waits until the fleet has built acc as saved (with its
-// credentials), or failed to.
-func (s *Supervisor) awaitBuilt(ctx context.Context, acc bd.Account) error {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		last, begun := s.attempts[acc.ID]
-		s.mu.Unlock()
-		if begun && sameCredentials(last, acc) {
-			_, err := s.fleet.Distributor(acc.ID)
-			switch {
-			case err == nil:
-				return nil
-			case !errors.Is(err, fleet.ErrUnknownAccount): // built and failed; not still building
-				return fmt.Errorf("bot: account %s is connected but cannot start: %w", acc.ID, err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.done:
-			return ErrStopped
-		case <-t.C:
-		}
-	}
-}
-
-// distributor returns the account's distributor in this process.
-func (s *Supervisor) distributor(id bd.AccountID) (*distributor.Distributor, error) {
-	d, err := s.fleet.Distributor(id)
-	if errors.Is(err, fleet.ErrUnknownAccount) {
-		return nil, fmt.Errorf("%w %q", ErrUnknownAccount, id)
-	}
-	return d, err
-}
-
-// Ready waits until this process runs the account's event stream and has
-// done a resync (roster and open dialogs) since it connected, as
-// fleet.Accounts shows it, or ctx ends. With several processes, the
-// account's stream may run in another one: then Ready waits until ctx
-// ends or this process takes the account over.
+// Ready waits until this process runs the account's event stream and it
+// has resynced (roster and open dialogs) since it connected, or ctx ends
+// (fleet.Fleet.Ready). With several processes, the account's stream may
+// run in another one: then Ready waits until ctx ends or this process
+// takes the account over.
 func (s *Supervisor) Ready(ctx context.Context, id bd.AccountID) error {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		if _, err := s.distributor(id); err != nil && !errors.Is(err, ErrUnknownAccount) {
-			return err
-		}
-		for _, st := range s.fleet.Accounts(ctx) {
-			if st.ID == id && st.Holder && !st.LastResync.IsZero() {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return s.fleet.Ready(ctx, id)
 }
 
-// AccountInfo describes a connected account for display. It holds no secret.
-type AccountInfo struct {
-	ID         bd.AccountID
-	Domain     string
-	MGEndpoint string
-	// Running is false when the account could not start; Problems says why.
-	Running bool
-	// Problems are the last errors of the account's parts, e.g. a failed
-	// roster read; empty when all is well.
-	Problems []string
-	// Holder is true while this process runs the account's event stream
-	// (another process of the deployment does otherwise); Connected while
-	// that stream's websocket is up.
-	Holder, Connected bool
-	// LastEvent and LastResync are when this process last handed the
-	// distributor an event and a resync; zero if never.
-	LastEvent, LastResync time.Time
-	// Stream counts what the MG event stream did in this process.
-	Stream mgsource.Stats
-	// Waiting is the number of dialogs in the queue and DeadLetters the
-	// jobs given up (up to 1000); -1 when unknown.
-	Waiting, DeadLetters int
-}
+// AccountInfo describes a connected account for display: how it fares in
+// this process (running, problems, stream, queue). It holds no secret.
+type AccountInfo = fleet.AccountState
 
-// Accounts describes every connected account, ordered by id, as the
-// fleet hosts them (fleet.Fleet.Accounts).
+// Accounts describes every connected account, ordered by id.
 func (s *Supervisor) Accounts(ctx context.Context) []AccountInfo {
-	states := s.fleet.Accounts(ctx)
-	out := make([]AccountInfo, 0, len(states))
-	for _, st := range states {
-		info := AccountInfo{
-			ID: st.ID, Running: st.Running, Holder: st.Holder, Connected: st.Connected,
-			LastEvent: st.LastEvent, LastResync: st.LastResync, Waiting: st.Waiting, DeadLetters: st.Dead,
-		}
-		if a := s.account(st.ID); st.Running && a != nil {
-			info.Domain, info.MGEndpoint = a.acc.Domain, a.endpoint
-			info.Problems = a.problemList()
-			info.Stream = a.stats()
-		} else {
-			s.mu.Lock()
-			info.Domain = s.attempts[st.ID].Domain
-			s.mu.Unlock()
-			info.Problems = []string{"cannot start: " + st.Err}
-		}
-		out = append(out, info)
-	}
-	return out
+	return s.fleet.Accounts(ctx)
 }
 
 // Account describes one connected account.
 func (s *Supervisor) Account(ctx context.Context, id bd.AccountID) (AccountInfo, error) {
-	for _, a := range s.Accounts(ctx) {
-		if a.ID == id {
-			return a, nil
-		}
-	}
-	return AccountInfo{}, fmt.Errorf("%w %q", ErrUnknownAccount, id)
+	return s.fleet.Account(ctx, id)
 }
 
 // Settings returns the account's settings in force.
 func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings, error) {
-	d, err := s.distributor(id)
+	d, err := s.fleet.Distributor(id)
 	switch {
 	case err == nil:
 		return d.Settings(ctx)
@@ -435,12 +284,15 @@ func (s *Supervisor) Settings(ctx context.Context, id bd.AccountID) (bd.Settings
 	return acc.Settings, nil
 }
 
-// ValidateSettings checks settings as a whole, as SaveSettings does
-// (distributor.CheckSettings: every empty reply and every reply text that
-// cannot render named, an unknown strategy). It returns a
-// *bd.SettingsError naming every problem, or nil.
+// ValidateSettings checks settings as a whole, as SaveSettings and every
+// account's distributor do: distributor.CheckSettings with the
+// distributors' strategies and replier (a reply.Template, whose
+// reply.TextChecker names every reply text that cannot render), so
+// every empty reply, every text the replier refuses and an unknown
+// strategy are named. It returns a *bd.SettingsError naming every
+// problem, each by its field with a message to show beside it, or nil.
 func (s *Supervisor) ValidateSettings(set bd.Settings) error {
-	return distributor.CheckSettings(set, s.strategies)
+	return distributor.CheckSettings(set, s.check...)
 }
 
 // SaveSettings validates the settings as a whole (see ValidateSettings)
@@ -451,7 +303,7 @@ func (s *Supervisor) SaveSettings(ctx context.Context, id bd.AccountID, set bd.S
 	if err := s.ValidateSettings(set); err != nil {
 		return err
 	}
-	d, err := s.distributor(id)
+	d, err := s.fleet.Distributor(id)
 	switch {
 	case err == nil:
 		return d.SaveSettings(ctx, set)
@@ -480,16 +332,12 @@ type Choices struct {
 // read is left empty and explained in Problems.
 func (s *Supervisor) Choices(ctx context.Context, id bd.AccountID) (Choices, error) {
 	c := Choices{Strategies: s.strategies.Names()}
-	if _, err := s.distributor(id); err != nil {
+	rt, err := s.account(id)
+	if err != nil {
 		if errors.Is(err, ErrUnknownAccount) {
 			return c, err
 		}
 		c.Problems = append(c.Problems, err.Error())
-		return c, nil
-	}
-	rt := s.account(id)
-	if rt == nil {
-		c.Problems = append(c.Problems, "the account is being started again")
 		return c, nil
 	}
 	c.Managers = rt.roster.managers()
@@ -518,7 +366,7 @@ func (s *Supervisor) Choices(ctx context.Context, id bd.AccountID) (Choices, err
 
 // Recent returns the account's recent decisions, newest first.
 func (s *Supervisor) Recent(ctx context.Context, id bd.AccountID) ([]distributor.Trace, error) {
-	d, err := s.distributor(id)
+	d, err := s.fleet.Distributor(id)
 	if err != nil {
 		return nil, err
 	}
@@ -528,7 +376,7 @@ func (s *Supervisor) Recent(ctx context.Context, id bd.AccountID) ([]distributor
 // DeadLetters returns the account's jobs given up after their last retry,
 // newest first.
 func (s *Supervisor) DeadLetters(ctx context.Context, id bd.AccountID) ([]store.DeadJob, error) {
-	d, err := s.distributor(id)
+	d, err := s.fleet.Distributor(id)
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +386,7 @@ func (s *Supervisor) DeadLetters(ctx context.Context, id bd.AccountID) ([]store.
 // Decide returns what the account's distributor would do with a dialog now,
 // without acting.
 func (s *Supervisor) Decide(ctx context.Context, dialog bd.Dialog) (distributor.Trace, error) {
-	d, err := s.distributor(dialog.Account)
+	d, err := s.fleet.Distributor(dialog.Account)
 	if err != nil {
 		return distributor.Trace{}, err
 	}

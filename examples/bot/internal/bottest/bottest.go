@@ -5,6 +5,7 @@ package bottest
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -46,19 +47,16 @@ type Env struct {
 // NewEnv starts the sandbox; it is closed when the test ends.
 func NewEnv(t testing.TB) *Env {
 	t.Helper()
-	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: 7})
+	m, err := sandbox.NewMG(sandbox.WithSeed(7))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	c, err := sandbox.NewCRM(sandbox.CRMOptions{
-		MGEndpoint: m.URL(), MGToken: m.BotToken().Reveal(), RateLimit: -1,
-		Keys: map[string]sandbox.CRMKey{
-			FullKey:      sandbox.CRMFullAccess(),
-			LimitedKey:   {Scopes: []string{"integration_read", "integration_write", "reference_read"}, SiteAccess: "access_full"},
-			SelectiveKey: {Scopes: sandbox.CRMAllScopes(), SiteAccess: "access_selective", Sites: []string{"sandbox"}},
-		},
-	})
+	c, err := sandbox.NewCRM(sandbox.WithMGBot(m.URL(), m.BotToken().Reveal()), sandbox.WithRateLimit(-1), sandbox.WithKeys(map[string]sandbox.CRMKey{
+		FullKey:      sandbox.CRMFullAccess(),
+		LimitedKey:   {Scopes: []string{"integration_read", "integration_write", "reference_read"}, SiteAccess: "access_full"},
+		SelectiveKey: {Scopes: sandbox.CRMAllScopes(), SiteAccess: "access_selective", Sites: []string{"sandbox"}},
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +85,12 @@ func Options(st store.Store) bot.Options {
 	return bot.Options{
 		Store:      st,
 		Module:     crm.Module{BaseURL: "http://127.0.0.1:8080"},
-		CRM:        &crm.Options{Limiters: crm.NewLimiters(rate.Inf, 1)},
+		CRM:        []crm.Option{crm.WithLimiters(crm.NewLimiters(math.Inf(1), 1))},
 		MGRate:     rate.Inf,
 		MGBurst:    1,
 		RosterPoll: 50 * time.Millisecond,
 		Sweep:      100 * time.Millisecond,
-		Stream:     mg.StreamOptions{Backoff: mg.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}},
+		Stream:     []mg.StreamOption{mg.WithBackoff(mg.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond})},
 	}
 }
 

@@ -193,12 +193,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		Activity: opts.Activity,
 		// The sandbox has no rate limit in the demo; the clients' limits
 		// are raised to match, so binding keeps pace with the customers.
-		CRM:        &crm.Options{Limiters: crm.NewLimiters(1000, 100)},
+		CRM:        []crm.Option{crm.WithLimiters(crm.NewLimiters(1000, 100))},
 		MGRate:     1000,
 		MGBurst:    200,
 		RosterPoll: 300 * time.Millisecond,
 		Sweep:      200 * time.Millisecond,
-		Stream:     mg.StreamOptions{Backoff: mg.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}},
+		Stream:     []mg.StreamOption{mg.WithBackoff(mg.Backoff{Initial: 50 * time.Millisecond, Max: time.Second})},
 	})
 	if err != nil {
 		return Summary{}, err
@@ -304,11 +304,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 // managers (one busy in retailCRM, one offline at first), three channels,
 // a bot with the responsible role, and a few known customers.
 func newWorld(ctx context.Context, seed uint64) (*world, error) {
-	m, err := sandbox.NewMG(sandbox.MGOptions{Seed: seed, BotName: "Bot Distributor"})
+	m, err := sandbox.NewMG(sandbox.WithSeed(seed), sandbox.WithBotName("Bot Distributor"))
 	if err != nil {
 		return nil, err
 	}
-	c, err := sandbox.NewCRM(sandbox.CRMOptions{MGEndpoint: m.URL(), MGToken: m.BotToken().Reveal(), RateLimit: -1, Seed: seed})
+	c, err := sandbox.NewCRM(sandbox.WithMGBot(m.URL(), m.BotToken().Reveal()), sandbox.WithRateLimit(-1), sandbox.WithSeed(seed))
 	if err != nil {
 		m.Close()
 		return nil, err

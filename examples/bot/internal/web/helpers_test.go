@@ -40,6 +40,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the pages over backend(supervisor)
+// instead of the supervisor itself; nil means the supervisor.
+func newHarnessWith(t *testing.T, backend func(*bot.Supervisor) web.Backend) *harness {
+	t.Helper()
 	h := &harness{t: t, env: bottest.NewEnv(t), metrics: bot.NewMetrics()}
 	storage, err := bot.OpenStorage(context.Background(), "memory:")
 	if err != nil {
@@ -56,8 +63,12 @@ func newHarness(t *testing.T) *harness {
 	}
 	h.metrics.Watch(h.sup.States)
 	bottest.Start(t, h.sup)
+	var b web.Backend = h.sup
+	if backend != nil {
+		b = backend(h.sup)
+	}
 	s, err := web.New(web.Config{
-		Backend: h.sup, AdminUser: adminUser, AdminPassword: adminPassword,
+		Backend: b, AdminUser: adminUser, AdminPassword: adminPassword,
 		Metrics: h.metrics.Handler(),
 		Health: func(context.Context) error {
 			if p := h.health.Load(); p != nil {

@@ -2,8 +2,10 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -12,8 +14,11 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bottest"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/web"
+	"github.com/botdistributor/botdistributor/reply"
 	"github.com/botdistributor/botdistributor/sandbox"
 )
 
@@ -163,12 +168,12 @@ func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
 func TestConnectErrorsAreShownPlainly(t *testing.T) {
 	h := newHarness(t)
 	h.login()
-	notCRM, err := sandbox.NewCRM(sandbox.CRMOptions{NotRetailCRM: true})
+	notCRM, err := sandbox.NewCRM(sandbox.WithNotRetailCRM())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { notCRM.Close() })
-	closed, err := sandbox.NewCRM(sandbox.CRMOptions{})
+	closed, err := sandbox.NewCRM()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +302,96 @@ func TestSaveRefusedOnAnEmptyReply(t *testing.T) {
 	}
 	if r := h.get(r.location); !strings.Contains(r.body, "Settings saved.") || !strings.Contains(r.body, "Nobody is here, sorry.") {
 		t.Fatal("the page after saving does not show the saved settings")
+	}
+}
+
+// A reply text the replier's check refuses is named beside its field with
+// the check's own message, as it is, and nothing is saved: the built-in
+// template's placeholder check of the bot's distributors.
+func TestSaveShowsTheTextCheckBesideItsField(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	path := h.connect()
+	form := formFor(h.csrf(path), h.env.Settings())
+	form.Set("reply_dialog_received", "Hello, {client}!")
+	r := h.post(path+"/settings", form)
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422", r.status)
+	}
+	const msg = "unknown placeholder {client}: use {customer}, {customer_first_name}, {manager} or {manager_first_name}"
+	if field := between(r.body, `id="reply_dialog_received"`, "</div>"); !strings.Contains(field, `<span class="problem">`+msg+`</span>`) {
+		t.Errorf("the dialog_received field does not show %q:\n%s", msg, field)
+	}
+	if strings.Contains(r.body, "reply: text") {
+		t.Error("the page shows the reply package's prefix")
+	}
+}
+
+// todoReplier is a Replier whose reply.TextChecker refuses a text still
+// saying TODO.
+type todoReplier struct{}
+
+func (todoReplier) Reply(context.Context, reply.Request) error { return nil }
+
+func (todoReplier) CheckText(_ bd.Situation, text string) error {
+	if strings.Contains(text, "TODO") {
+		return errors.New("still says TODO: write the text the customer gets")
+	}
+	return nil
+}
+
+// checkedBackend is the supervisor checking settings with other
+// distributor options, e.g. another replier.
+type checkedBackend struct {
+	*bot.Supervisor
+	opts []distributor.Option
+}
+
+func (b checkedBackend) ValidateSettings(s bd.Settings) error {
+	return distributor.CheckSettings(s, b.opts...)
+}
+
+// A custom replier's text check is shown beside the text's field, in both
+// languages, and nothing is saved.
+func TestSaveShowsACustomTextCheckBesideItsField(t *testing.T) {
+	h := newHarnessWith(t, func(s *bot.Supervisor) web.Backend {
+		return checkedBackend{Supervisor: s, opts: []distributor.Option{distributor.WithReplier(todoReplier{})}}
+	})
+	h.login()
+	path := h.connect()
+	id := accountID(path)
+	before, err := h.sup.Settings(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const msg = "still says TODO: write the text the customer gets"
+	for _, lang := range []struct{ accept, label string }{
+		{"en", "Reply when no manager is online"},
+		{"ru-RU,ru;q=0.9", "Ответ, когда нет менеджеров на связи"},
+	} {
+		jar, _ := cookiejar.New(nil)
+		h.client = &http.Client{Jar: jar, Transport: langTransport{lang.accept},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		h.login()
+		form := formFor(h.csrf(path), h.env.Settings())
+		form.Set("reply_no_manager_online", "TODO")
+		r := h.post(path+"/settings", form)
+		if r.status != http.StatusUnprocessableEntity {
+			t.Fatalf("%s: status %d, want 422", lang.accept, r.status)
+		}
+		if field := between(r.body, `id="reply_no_manager_online"`, "</div>"); !strings.Contains(field, `<span class="problem">`+msg+`</span>`) {
+			t.Errorf("%s: the no_manager_online field does not show %q:\n%s", lang.accept, msg, field)
+		}
+		if problems := between(r.body, `id="problems"`, "</div>"); !strings.Contains(problems, lang.label) || !strings.Contains(problems, msg) {
+			t.Errorf("%s: the list of problems lacks %q or %q:\n%s", lang.accept, lang.label, msg, problems)
+		}
+	}
+	after, err := h.sup.Settings(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("a refused save changed the settings:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
 

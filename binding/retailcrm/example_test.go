@@ -1,4 +1,4 @@
-package binding_test
+package retailcrm_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/binding/retailcrm"
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/sandbox"
 	"github.com/botdistributor/botdistributor/store/memory"
@@ -15,7 +16,7 @@ import (
 // formatting), then by email (whatever its case), and created when nothing
 // matches.
 func Example_phoneOrEmail() {
-	account, err := sandbox.NewCRM(sandbox.CRMOptions{})
+	account, err := sandbox.NewCRM()
 	if err != nil {
 		panic(err)
 	}
@@ -23,11 +24,11 @@ func Example_phoneOrEmail() {
 	account.AddCustomer(sandbox.CRMCustomer{FirstName: "Anna", Phones: []string{"8 (916) 123-45-67"}})
 	account.AddCustomer(sandbox.CRMCustomer{FirstName: "Boris", Email: "Boris@Example.com"})
 
-	client, err := crm.New(account.URL(), sandbox.CRMDefaultKey, nil)
+	client, err := crm.New(account.URL(), sandbox.CRMDefaultKey)
 	if err != nil {
 		panic(err)
 	}
-	binder, err := binding.NewRetailCRM(client, memory.New(), &binding.RetailCRMOptions{Region: "RU"})
+	binder, err := retailcrm.New(client, memory.New(), retailcrm.WithRegion("RU"))
 	if err != nil {
 		panic(err)
 	}

@@ -1,9 +1,9 @@
-package binding_test
+package retailcrm_test
 
 import (
 	"testing"
 
-	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/binding/retailcrm"
 )
 
 func TestNormalizePhone(t *testing.T) {
@@ -18,13 +18,13 @@ func TestNormalizePhone(t *testing.T) {
 		{"+44 20 7946 0958", "RU", "+442079460958"},
 	}
 	for _, tc := range ok {
-		got, err := binding.NormalizePhone(tc.raw, tc.region)
+		got, err := retailcrm.NormalizePhone(tc.raw, tc.region)
 		if err != nil || got != tc.want {
 			t.Errorf("NormalizePhone(%q, %q) = %q, %v; want %q", tc.raw, tc.region, got, err, tc.want)
 		}
 	}
 	for _, raw := range []string{"", "   ", "12345", "abc", "+7 (916) 123-45-678"} {
-		if got, err := binding.NormalizePhone(raw, "RU"); err == nil {
+		if got, err := retailcrm.NormalizePhone(raw, "RU"); err == nil {
 			t.Errorf("NormalizePhone(%q) = %q, want an error", raw, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package binding
+package retailcrm
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func NormalizePhone(raw, region string) (string, error) {
 func parsePhone(raw, region string) (*phonenumbers.PhoneNumber, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
-		return nil, fmt.Errorf("binding: phone number is empty")
+		return nil, fmt.Errorf("retailcrm: phone number is empty")
 	}
 	region = strings.ToUpper(region)
 	if n, err := phonenumbers.Parse(s, region); err == nil && phonenumbers.IsValidNumber(n) {
@@ -38,7 +38,7 @@ func parsePhone(raw, region string) (*phonenumbers.PhoneNumber, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("binding: %q is not a valid phone number (region %s)", raw, region)
+	return nil, fmt.Errorf("retailcrm: %q is not a valid phone number (region %s)", raw, region)
 }
 
 // validRegion reports whether region is a region phonenumbers knows.

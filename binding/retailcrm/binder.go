@@ -1,4 +1,4 @@
-package binding
+package retailcrm
 
 import (
 	"context"
@@ -13,52 +13,36 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/botdistributor/botdistributor/binding"
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/store"
 )
 
-// CRM is the part of retailCRM the [RetailCRM] binder uses.
+// Client is the part of the retailCRM API a [Binder] uses.
 // *crm.Client implements it; its methods must be safe for concurrent use
 // and return errors for which crm.Temporary reports passing failures.
-type CRM interface {
+type Client interface {
 	FindCustomers(ctx context.Context, f crm.CustomerFilter) ([]crm.Customer, error)
 	CreateCustomer(ctx context.Context, c crm.NewCustomer) (int64, error)
 	LinkCustomer(ctx context.Context, id int64, site, mgCustomerID string) error
 }
 
-var _ CRM = (*crm.Client)(nil)
+var _ Client = (*crm.Client)(nil)
 
-// RetailCRMOptions tune [NewRetailCRM]. Nil means the defaults.
-type RetailCRMOptions struct {
-	// Region is the ISO 3166 region phone numbers without a "+" are read
-	// in, per account; "" means "RU".
-	Region string
-	// Site is the store (site) code of created customers; "" leaves the
-	// choice to retailCRM.
-	Site string
-	// Timeout bounds one bind (a few requests under the key's rate limit);
-	// 0 means 30 s. A bind cut by it fails with ErrUnavailable.
-	Timeout time.Duration
-	// Now stamps the stored bindings; nil means time.Now.
-	Now func() time.Time
-	// Logger receives one debug line per bind and a warning when a store
-	// write fails; nil means no logging. Phones and emails are not logged.
-	Logger *slog.Logger
-}
-
-// RetailCRM is the [Binder] of one retailCRM account. It tries, in order:
+// Binder is the [binding.Binder] of one retailCRM account. It tries, in
+// order:
 //
-//  1. [ByLink]: the store's binding record of the customer, then a
+//  1. [binding.ByLink]: the store's binding record of the customer, then a
 //     retailCRM customer whose mgCustomerId is the chat customer's id;
-//  2. [ByPhone]: the phone normalised to E.164 (see [NormalizePhone]) and
-//     searched with the customers "name" filter, which also matches phones
-//     (by the national number's digits; the matching rule is unverified), and
-//     kept only if one of the found customer's phones normalises to the
-//     same number;
-//  3. [ByEmail]: the email, searched with the "email" filter and compared
-//     case-insensitively;
-//  4. [Created], when the request allows it: a new customer with the
-//     chat customer's names, phone (E.164 when valid), email and
+//  2. [binding.ByPhone]: the phone normalised to E.164 (see
+//     [NormalizePhone]) and searched with the customers "name" filter,
+//     which also matches phones (by the national number's digits; the
+//     matching rule is unverified), and kept only if one of the found
+//     customer's phones normalises to the same number;
+//  3. [binding.ByEmail]: the email, searched with the "email" filter and
+//     compared case-insensitively;
+//  4. [binding.Created], when the request allows it: a new customer with
+//     the chat customer's names, phone (E.164 when valid), email and
 //     mgCustomerId.
 //
 // A customer found by phone or email is linked by setting its mgCustomerId
@@ -72,17 +56,18 @@ type RetailCRMOptions struct {
 // process share a single lookup (singleflight per account, customer and
 // Create flag), so they create at most one retailCRM customer; a bind that
 // comes later finds the store record, or the created customer by its
-// mgCustomerId. The shared lookup runs under its own Timeout and is not
+// mgCustomerId. The shared lookup runs under its own timeout (see [WithTimeout]) and is not
 // cut short when one caller's context ends; each caller still returns as
 // soon as its own context ends.
 //
-// Errors: ErrNoMatch (wrapped) when nothing matches and req.Create is
-// false; ErrUnavailable (wrapped, with the crm error) when retailCRM is
-// throttling, failing or unreachable; the crm error (e.g. crm.ErrInvalidKey,
-// crm.ErrAccessDenied) for anything that needs a person; an error naming
-// the problem for a request without account or customer id.
-type RetailCRM struct {
-	crm      CRM
+// Errors: [binding.ErrNoMatch] (wrapped) when nothing matches and
+// req.Create is false; [binding.ErrUnavailable] (wrapped, with the crm
+// error) when retailCRM is throttling, failing or unreachable; the crm
+// error (e.g. crm.ErrInvalidKey, crm.ErrAccessDenied) for anything that
+// needs a person; an error naming the problem for a request without
+// account or customer id.
+type Binder struct {
+	crm      Client
 	bindings store.Bindings
 	region   string
 	site     string
@@ -92,59 +77,52 @@ type RetailCRM struct {
 	group    singleflight.Group
 }
 
-var _ Binder = (*RetailCRM)(nil)
+var _ binding.Binder = (*Binder)(nil)
 
-// NewRetailCRM returns the binder of the account client talks to, keeping
-// bindings in bindings. It fails on a nil client or store and an unknown
-// region.
-func NewRetailCRM(client CRM, bindings store.Bindings, opts *RetailCRMOptions) (*RetailCRM, error) {
+// New returns the binder of the account client talks to, keeping bindings
+// in bindings, tuned by opts (see [Option]; none means the defaults). It
+// fails on a nil client or store and on an option's bad argument, naming
+// the option.
+func New(client Client, bindings store.Bindings, opts ...Option) (*Binder, error) {
 	if client == nil {
-		return nil, errors.New("binding: NewRetailCRM: the retailCRM client is nil")
+		return nil, errors.New("retailcrm: New: the retailCRM client is nil")
 	}
 	if bindings == nil {
-		return nil, errors.New("binding: NewRetailCRM: the bindings store is nil")
+		return nil, errors.New("retailcrm: New: the bindings store is nil")
 	}
-	var o RetailCRMOptions
-	if opts != nil {
-		o = *opts
+	cfg := config{
+		region:  DefaultRegion,
+		timeout: DefaultTimeout,
+		now:     time.Now,
+		logger:  slog.New(slog.DiscardHandler),
 	}
-	if o.Region == "" {
-		o.Region = "RU"
+	if err := applyAll("New", opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
+		return nil, err
 	}
-	if !validRegion(o.Region) {
-		return nil, fmt.Errorf("binding: NewRetailCRM: unknown phone region %q (want an ISO 3166 code such as \"RU\")", o.Region)
-	}
-	if o.Timeout < 0 {
-		return nil, fmt.Errorf("binding: NewRetailCRM: negative timeout %s", o.Timeout)
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &RetailCRM{
+	return &Binder{
 		crm:      client,
 		bindings: bindings,
-		region:   strings.ToUpper(o.Region),
-		site:     o.Site,
-		timeout:  o.Timeout,
-		now:      o.Now,
-		log:      o.Logger,
+		region:   cfg.region,
+		site:     cfg.site,
+		timeout:  cfg.timeout,
+		now:      cfg.now,
+		log:      cfg.logger,
 	}, nil
 }
 
 // Bind finds, links or creates the retailCRM customer of req.Customer; see
-// [RetailCRM] for the rules and errors.
-func (b *RetailCRM) Bind(ctx context.Context, req Request) (Result, error) {
+// [Binder] for the rules and errors.
+func (b *Binder) Bind(ctx context.Context, req binding.Request) (binding.Result, error) {
 	switch {
 	case req.Account == "":
-		return Result{}, errors.New("binding: request has no account")
+		return binding.Result{}, errors.New("binding: request has no account")
 	case req.Customer.ID <= 0:
-		return Result{}, fmt.Errorf("binding: request has no valid customer id (got %d)", req.Customer.ID)
+		return binding.Result{}, fmt.Errorf("binding: request has no valid customer id (got %d)", req.Customer.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		// Done already: no work is started (the select below could pick a
+		// result that arrived as fast as the cancellation).
+		return binding.Result{}, fmt.Errorf("binding: customer %d: %w", req.Customer.ID, err)
 	}
 	key := fmt.Sprintf("%s\x00%d\x00%t", req.Account, req.Customer.ID, req.Create)
 	ch := b.group.DoChan(key, func() (any, error) {
@@ -154,39 +132,39 @@ func (b *RetailCRM) Bind(ctx context.Context, req Request) (Result, error) {
 	})
 	select {
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("binding: customer %d: %w", req.Customer.ID, ctx.Err())
+		return binding.Result{}, fmt.Errorf("binding: customer %d: %w", req.Customer.ID, ctx.Err())
 	case r := <-ch:
 		if r.Err != nil {
-			return Result{}, r.Err
+			return binding.Result{}, r.Err
 		}
-		return r.Val.(Result), nil
+		return r.Val.(binding.Result), nil
 	}
 }
 
-func (b *RetailCRM) bind(ctx context.Context, req Request) (Result, error) {
+func (b *Binder) bind(ctx context.Context, req binding.Request) (binding.Result, error) {
 	c := req.Customer
 	mgID := strconv.FormatInt(int64(c.ID), 10)
-	fail := func(step string, err error) (Result, error) {
+	fail := func(step string, err error) (binding.Result, error) {
 		if crm.Temporary(err) || errors.Is(err, context.DeadlineExceeded) {
-			return Result{}, fmt.Errorf("binding: customer %d: %s: %w: %w", c.ID, step, ErrUnavailable, err)
+			return binding.Result{}, fmt.Errorf("binding: customer %d: %s: %w: %w", c.ID, step, binding.ErrUnavailable, err)
 		}
-		return Result{}, fmt.Errorf("binding: customer %d: %s: %w", c.ID, step, err)
+		return binding.Result{}, fmt.Errorf("binding: customer %d: %s: %w", c.ID, step, err)
 	}
 
 	// 1. Already linked: the store, then retailCRM's mgCustomerId.
 	rec, err := b.bindings.Binding(ctx, req.Account, c.ID)
 	switch {
 	case err == nil:
-		return b.done(req, Result{CRMCustomer: rec.CRMCustomer, Rule: ByLink}), nil
+		return b.done(req, binding.Result{CRMCustomer: rec.CRMCustomer, Rule: binding.ByLink}), nil
 	case !errors.Is(err, store.ErrNotFound):
-		return Result{}, fmt.Errorf("binding: customer %d: read stored binding: %w", c.ID, err)
+		return binding.Result{}, fmt.Errorf("binding: customer %d: read stored binding: %w", c.ID, err)
 	}
 	found, err := b.crm.FindCustomers(ctx, crm.CustomerFilter{MGCustomerID: mgID})
 	if err != nil {
 		return fail("search by link", err)
 	}
 	if cu, ok := lowest(found, func(cu crm.Customer) bool { return cu.MGCustomerID == mgID }); ok {
-		return b.save(ctx, req, Result{CRMCustomer: cu.ID, Rule: ByLink}), nil
+		return b.save(ctx, req, binding.Result{CRMCustomer: cu.ID, Rule: binding.ByLink}), nil
 	}
 
 	// 2. Phone.
@@ -198,7 +176,7 @@ func (b *RetailCRM) bind(ctx context.Context, req Request) (Result, error) {
 			return fail("search by phone", err)
 		}
 		if cu, ok := lowest(found, func(cu crm.Customer) bool { return b.hasPhone(cu, e164) }); ok {
-			return b.link(ctx, req, cu, ByPhone)
+			return b.link(ctx, req, cu, binding.ByPhone)
 		}
 	}
 
@@ -210,13 +188,13 @@ func (b *RetailCRM) bind(ctx context.Context, req Request) (Result, error) {
 			return fail("search by email", err)
 		}
 		if cu, ok := lowest(found, func(cu crm.Customer) bool { return strings.EqualFold(strings.TrimSpace(cu.Email), email) }); ok {
-			return b.link(ctx, req, cu, ByEmail)
+			return b.link(ctx, req, cu, binding.ByEmail)
 		}
 	}
 
 	// 4. Create.
 	if !req.Create {
-		return Result{}, fmt.Errorf("binding: customer %d: %w", c.ID, ErrNoMatch)
+		return binding.Result{}, fmt.Errorf("binding: customer %d: %w", c.ID, binding.ErrNoMatch)
 	}
 	phone := e164
 	if phone == "" {
@@ -236,33 +214,33 @@ func (b *RetailCRM) bind(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return fail("create", err)
 	}
-	return b.save(ctx, req, Result{CRMCustomer: id, Rule: Created}), nil
+	return b.save(ctx, req, binding.Result{CRMCustomer: id, Rule: binding.Created}), nil
 }
 
 // link sets mgCustomerId on a customer found by phone or email, unless it
 // is already linked to another chat customer, and saves the binding.
-func (b *RetailCRM) link(ctx context.Context, req Request, cu crm.Customer, rule Rule) (Result, error) {
+func (b *Binder) link(ctx context.Context, req binding.Request, cu crm.Customer, rule binding.Rule) (binding.Result, error) {
 	mgID := strconv.FormatInt(int64(req.Customer.ID), 10)
 	switch cu.MGCustomerID {
 	case mgID:
 	case "":
 		if err := b.crm.LinkCustomer(ctx, cu.ID, cu.Site, mgID); err != nil {
 			if crm.Temporary(err) || errors.Is(err, context.DeadlineExceeded) {
-				return Result{}, fmt.Errorf("binding: customer %d: link: %w: %w", req.Customer.ID, ErrUnavailable, err)
+				return binding.Result{}, fmt.Errorf("binding: customer %d: link: %w: %w", req.Customer.ID, binding.ErrUnavailable, err)
 			}
-			return Result{}, fmt.Errorf("binding: customer %d: link: %w", req.Customer.ID, err)
+			return binding.Result{}, fmt.Errorf("binding: customer %d: link: %w", req.Customer.ID, err)
 		}
 	default:
 		b.log.LogAttrs(ctx, slog.LevelInfo, "binding: crm customer already linked to another chat customer; keeping its link",
 			slog.String("account", string(req.Account)), slog.Int64("customer", int64(req.Customer.ID)),
 			slog.Int64("crm_customer", cu.ID))
 	}
-	return b.save(ctx, req, Result{CRMCustomer: cu.ID, Rule: rule}), nil
+	return b.save(ctx, req, binding.Result{CRMCustomer: cu.ID, Rule: rule}), nil
 }
 
 // save records the binding. retailCRM already holds the link (mgCustomerId),
 // which later binds find, so a failed store write is logged, not returned.
-func (b *RetailCRM) save(ctx context.Context, req Request, r Result) Result {
+func (b *Binder) save(ctx context.Context, req binding.Request, r binding.Result) binding.Result {
 	err := b.bindings.SaveBinding(ctx, store.Binding{
 		Account:     req.Account,
 		Customer:    req.Customer.ID,
@@ -278,7 +256,7 @@ func (b *RetailCRM) save(ctx context.Context, req Request, r Result) Result {
 	return b.done(req, r)
 }
 
-func (b *RetailCRM) done(req Request, r Result) Result {
+func (b *Binder) done(req binding.Request, r binding.Result) binding.Result {
 	b.log.LogAttrs(context.Background(), slog.LevelDebug, "binding: bound",
 		slog.String("account", string(req.Account)), slog.Int64("customer", int64(req.Customer.ID)),
 		slog.Int64("crm_customer", r.CRMCustomer), slog.String("rule", string(r.Rule)))
@@ -286,7 +264,7 @@ func (b *RetailCRM) done(req Request, r Result) Result {
 }
 
 // hasPhone reports whether one of the customer's phones normalises to e164.
-func (b *RetailCRM) hasPhone(cu crm.Customer, e164 string) bool {
+func (b *Binder) hasPhone(cu crm.Customer, e164 string) bool {
 	for _, p := range cu.Phones {
 		if n, err := NormalizePhone(p, b.region); err == nil && n == e164 {
 			return true

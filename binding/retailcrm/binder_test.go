@@ -1,20 +1,21 @@
-package binding_test
+package retailcrm_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/binding/retailcrm"
 	"github.com/botdistributor/botdistributor/crm"
 	"github.com/botdistributor/botdistributor/sandbox"
 	"github.com/botdistributor/botdistributor/store"
@@ -64,28 +65,28 @@ type env struct {
 	crm    *sandbox.CRM
 	client *crm.Client
 	store  *bindings
-	binder *binding.RetailCRM
+	binder *retailcrm.Binder
 }
 
 // setup starts a sandbox CRM without rate limit and a binder on it whose
 // client does not throttle itself and whose backoff returns at once.
 func setup(t *testing.T) env {
 	t.Helper()
-	s, err := sandbox.NewCRM(sandbox.CRMOptions{RateLimit: -1})
+	s, err := sandbox.NewCRM(sandbox.WithRateLimit(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	client, err := crm.New(s.URL(), sandbox.CRMDefaultKey, &crm.Options{
-		Limiters:    crm.NewLimiters(rate.Inf, 1),
-		MaxAttempts: 3,
-		Sleep:       func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-	})
+	client, err := crm.New(s.URL(), sandbox.CRMDefaultKey,
+		crm.WithLimiters(crm.NewLimiters(math.Inf(1), 1)),
+		crm.WithMaxAttempts(3),
+		crm.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := newBindings()
-	b, err := binding.NewRetailCRM(client, st, &binding.RetailCRMOptions{Region: "RU"})
+	b, err := retailcrm.New(client, st, retailcrm.WithRegion("RU"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,13 +248,10 @@ func TestBindInvalidRequests(t *testing.T) {
 			t.Errorf("request %+v accepted", req)
 		}
 	}
-	if _, err := binding.NewRetailCRM(e.client, e.store, &binding.RetailCRMOptions{Region: "XX"}); err == nil {
-		t.Error("unknown region accepted")
-	}
-	if _, err := binding.NewRetailCRM(nil, e.store, nil); err == nil {
+	if _, err := retailcrm.New(nil, e.store); err == nil {
 		t.Error("nil client accepted")
 	}
-	if _, err := binding.NewRetailCRM(e.client, nil, nil); err == nil {
+	if _, err := retailcrm.New(e.client, nil); err == nil {
 		t.Error("nil store accepted")
 	}
 }
@@ -284,7 +282,7 @@ func TestBindUnavailable(t *testing.T) {
 func TestBindTimeoutIsUnavailable(t *testing.T) {
 	e := setup(t)
 	e.crm.SetFaults(sandbox.CRMFaults{Latency: time.Minute})
-	b, err := binding.NewRetailCRM(e.client, e.store, &binding.RetailCRMOptions{Timeout: 50 * time.Millisecond})
+	b, err := retailcrm.New(e.client, e.store, retailcrm.WithTimeout(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,9 +364,12 @@ func TestConcurrentBindsCreateOneCustomer(t *testing.T) {
 
 // TestBurstWithinRateLimit binds 200 distinct customers at once against
 // the sandbox's real limit (10 requests/s per key) with the client's
-// default limiter: one request each (a lookup by link), about 20 s.
+// default limiter: one request each (a lookup by link), about 20 s of
+// retailCRM time. The client's limiter and backoff and the sandbox's limit
+// run on one virtual clock, so the test takes as long as the requests.
 func TestBurstWithinRateLimit(t *testing.T) {
-	s, err := sandbox.NewCRM(sandbox.CRMOptions{})
+	clock := newSimClock()
+	s, err := sandbox.NewCRM(sandbox.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,19 +381,24 @@ func TestBurstWithinRateLimit(t *testing.T) {
 	}
 	// A private registry with the default settings, so no other test
 	// shares the bucket.
-	client, err := crm.New(s.URL(), sandbox.CRMDefaultKey, &crm.Options{Limiters: crm.NewLimiters(crm.DefaultRate, 1)})
+	client, err := crm.New(s.URL(), sandbox.CRMDefaultKey,
+		crm.WithLimiters(crm.NewLimiters(crm.DefaultRate, 1)),
+		crm.WithClock(clock.Now),
+		crm.WithSleep(clock.Sleep),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := binding.NewRetailCRM(client, newBindings(), &binding.RetailCRMOptions{Timeout: 2 * time.Minute})
+	b, err := retailcrm.New(client, newBindings(), retailcrm.WithTimeout(2*time.Minute), retailcrm.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := clock.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for id, want := range ids {
 		wg.Add(1)
-		go func() {
+		clock.Go(func() {
 			defer wg.Done()
 			res, err := b.Bind(context.Background(), binding.Request{Account: account, Customer: bd.Customer{ID: id}})
 			switch {
@@ -401,7 +407,7 @@ func TestBurstWithinRateLimit(t *testing.T) {
 			case res != (binding.Result{CRMCustomer: want, Rule: binding.ByLink}):
 				errs <- fmt.Errorf("customer %d: %+v", id, res)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -412,5 +418,56 @@ func TestBurstWithinRateLimit(t *testing.T) {
 	if requests != n+throttled {
 		t.Fatalf("%d requests for %d binds and %d throttled answers", requests, n, throttled)
 	}
-	t.Logf("%d binds: %d requests, %d answered 503 (each retried)", n, requests, throttled)
+	// The client's limiter spaced the requests: burst 1, then one per 100 ms.
+	elapsed := clock.Now().Sub(start)
+	if want := time.Duration(n-1) * time.Second / time.Duration(crm.DefaultRate); elapsed < want {
+		t.Fatalf("%d binds took %s of retailCRM time, want at least %s", n, elapsed, want)
+	}
+	t.Logf("%d binds: %d requests, %d answered 503 (each retried), %s of retailCRM time", n, requests, throttled, elapsed)
+}
+
+func TestBadOptionIsRefused(t *testing.T) {
+	e := setup(t)
+	for _, tt := range []struct {
+		name string
+		opt  retailcrm.Option
+		want string
+	}{
+		{"unknown region", retailcrm.WithRegion("XX"), `retailcrm: New: WithRegion: unknown phone region "XX"`},
+		{"negative timeout", retailcrm.WithTimeout(-time.Second), "retailcrm: New: WithTimeout: negative duration -1s"},
+		{"nil option", nil, "retailcrm: New: nil option"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := retailcrm.New(e.client, e.store, tt.opt); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("New: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		opt  retailcrm.PendingOption
+		want string
+	}{
+		{"negative first backoff", retailcrm.WithBackoff(-time.Second, 0), "retailcrm: NewPending: WithBackoff: negative first wait -1s"},
+		{"negative max backoff", retailcrm.WithBackoff(0, -time.Second), "retailcrm: NewPending: WithBackoff: negative max wait -1s"},
+		{"nil option", nil, "retailcrm: NewPending: nil option"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := retailcrm.NewPending(e.binder, tt.opt); err == nil || err.Error() != tt.want {
+				t.Errorf("NewPending: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := retailcrm.NewPending(nil); err == nil {
+		t.Error("nil binder accepted")
+	}
+	// Nil and zero arguments mean the defaults.
+	if _, err := retailcrm.New(e.client, e.store, retailcrm.WithRegion(""), retailcrm.WithTimeout(0),
+		retailcrm.WithClock(nil), retailcrm.WithLogger(nil)); err != nil {
+		t.Errorf("New with default arguments: %v", err)
+	}
+	if _, err := retailcrm.NewPending(e.binder, retailcrm.WithBackoff(0, 0), retailcrm.WithOnDone(nil),
+		retailcrm.WithClock(nil), retailcrm.WithLogger(nil)); err != nil {
+		t.Errorf("NewPending with default arguments: %v", err)
+	}
 }

@@ -1,4 +1,4 @@
-package binding
+package retailcrm
 
 import (
 	"context"
@@ -9,48 +9,30 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/binding"
 )
-
-// PendingOptions tune [NewPending]. Nil means the defaults.
-type PendingOptions struct {
-	// Backoff is the wait before the first retry of a kept bind; it
-	// doubles after each failed retry up to MaxBackoff. 0 means 5 s.
-	Backoff time.Duration
-	// MaxBackoff caps the wait between retries; 0 means 5 min.
-	MaxBackoff time.Duration
-	// Now is the clock deciding when a retry is due; nil means time.Now.
-	Now func() time.Time
-	// OnDone, when set, is called from Run after a kept bind ends: with the
-	// result when it succeeded, or with the error when it failed for a
-	// reason retrying cannot fix (ErrNoMatch, a wrong key, ...). It must
-	// not call back into the Pending's Run.
-	OnDone func(req Request, res Result, err error)
-	// Logger receives retries at debug level and permanent failures at
-	// warning level; nil means no logging.
-	Logger *slog.Logger
-}
 
 // Pending keeps binds that failed because retailCRM was unavailable and
 // retries them with backoff, so that no binding is lost while the dialog
 // is distributed without it.
 //
-// Pending is itself a [Binder]: Bind calls the wrapped binder and, when that
-// fails with [ErrUnavailable], keeps the request and returns the error
-// unchanged, so the caller goes on without the binding. [Pending.Run]
-// retries kept requests until they succeed or fail for another reason.
-// Requests are kept in memory, one per (account, customer): a later request
-// for the same customer replaces the kept one (Create is kept if either
-// asked for it). [Pending.Requests] and [Pending.Keep] let a caller save
+// Pending is itself a [binding.Binder], and wraps any: Bind calls the
+// wrapped binder and, when that fails with [binding.ErrUnavailable], keeps
+// the request and returns the error unchanged, so the caller goes on
+// without the binding. [Pending.Run] retries kept requests until they
+// succeed or fail for another reason. Requests are kept in memory, one per
+// (account, customer): a later request for the same customer replaces the
+// kept one (Create is kept if either asked for it). [Pending.Requests] and [Pending.Keep] let a caller save
 // and restore them across restarts.
 //
 // All methods are safe for concurrent use; Run may be running at most once
 // at a time.
 type Pending struct {
-	binder     Binder
+	binder     binding.Binder
 	backoff    time.Duration
 	maxBackoff time.Duration
 	now        func() time.Time
-	onDone     func(Request, Result, error)
+	onDone     func(binding.Request, binding.Result, error)
 	log        *slog.Logger
 	wake       chan struct{}
 
@@ -65,69 +47,63 @@ type pendingKey struct {
 }
 
 type pendingItem struct {
-	req      Request
+	req      binding.Request
 	due      time.Time
 	wait     time.Duration
 	attempts int
 }
 
-var _ Binder = (*Pending)(nil)
+var _ binding.Binder = (*Pending)(nil)
 
-// NewPending wraps binder with a retry queue. It panics on a nil binder,
-// a programming error.
-func NewPending(binder Binder, opts *PendingOptions) *Pending {
+// NewPending wraps binder with a retry queue tuned by opts (see
+// [PendingOption]; none means the defaults). It fails on a nil binder and on
+// an option's bad argument, naming the option.
+func NewPending(binder binding.Binder, opts ...PendingOption) (*Pending, error) {
 	if binder == nil {
-		panic("binding: NewPending: nil binder")
+		return nil, errors.New("retailcrm: NewPending: nil binder")
 	}
-	var o PendingOptions
-	if opts != nil {
-		o = *opts
+	cfg := pendingConfig{
+		backoff:    DefaultPendingBackoff,
+		maxBackoff: DefaultPendingMaxBackoff,
+		now:        time.Now,
+		logger:     slog.New(slog.DiscardHandler),
 	}
-	if o.Backoff <= 0 {
-		o.Backoff = 5 * time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Minute
-	}
-	o.MaxBackoff = max(o.MaxBackoff, o.Backoff)
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	if err := applyAll("NewPending", opts, func(o PendingOption) error { return o.applyPending(&cfg) }); err != nil {
+		return nil, err
 	}
 	return &Pending{
 		binder:     binder,
-		backoff:    o.Backoff,
-		maxBackoff: o.MaxBackoff,
-		now:        o.Now,
-		onDone:     o.OnDone,
-		log:        o.Logger,
+		backoff:    cfg.backoff,
+		maxBackoff: cfg.maxBackoff,
+		now:        cfg.now,
+		onDone:     cfg.onDone,
+		log:        cfg.logger,
 		wake:       make(chan struct{}, 1),
 		items:      make(map[pendingKey]*pendingItem),
-	}
+	}, nil
 }
 
 // Bind binds through the wrapped binder. When that fails with
-// [ErrUnavailable] the request is kept for [Pending.Run] to retry, and the
-// error is returned as is. A success drops a kept request of the customer.
-func (p *Pending) Bind(ctx context.Context, req Request) (Result, error) {
+// [binding.ErrUnavailable] the request is kept for [Pending.Run] to retry,
+// and the error is returned as is. A success drops a kept request of the
+// customer.
+func (p *Pending) Bind(ctx context.Context, req binding.Request) (binding.Result, error) {
 	res, err := p.binder.Bind(ctx, req)
 	switch {
 	case err == nil:
 		p.mu.Lock()
 		delete(p.items, pendingKey{req.Account, req.Customer.ID})
 		p.mu.Unlock()
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, binding.ErrUnavailable):
 		p.Keep(req)
 	}
 	return res, err
 }
 
 // Keep adds req to the requests to retry; its first retry is due after
-// Backoff. A request already kept for the customer is replaced by req,
+// the first wait of [WithBackoff]. A request already kept for the customer is replaced by req,
 // keeping its schedule and Create if either asked for it.
-func (p *Pending) Keep(req Request) {
+func (p *Pending) Keep(req binding.Request) {
 	k := pendingKey{req.Account, req.Customer.ID}
 	p.mu.Lock()
 	if it, ok := p.items[k]; ok {
@@ -151,14 +127,14 @@ func (p *Pending) Len() int {
 }
 
 // Requests returns the kept requests, ordered by account and customer id.
-func (p *Pending) Requests() []Request {
+func (p *Pending) Requests() []binding.Request {
 	p.mu.Lock()
-	out := make([]Request, 0, len(p.items))
+	out := make([]binding.Request, 0, len(p.items))
 	for _, it := range p.items {
 		out = append(out, it.req)
 	}
 	p.mu.Unlock()
-	slices.SortFunc(out, func(a, b Request) int {
+	slices.SortFunc(out, func(a, b binding.Request) int {
 		switch {
 		case a.Account != b.Account:
 			if a.Account < b.Account {
@@ -177,15 +153,15 @@ func (p *Pending) Requests() []Request {
 
 // Run retries kept requests as they fall due, until ctx ends; then it
 // returns ctx.Err(), keeping the requests not yet bound. A request that
-// fails with [ErrUnavailable] again is retried after twice the previous
-// wait (capped at MaxBackoff); one that succeeds or fails otherwise is
-// dropped and reported to OnDone. Run returns an error at once if another
+// fails with [binding.ErrUnavailable] again is retried after twice the
+// previous wait (capped at the ceiling of [WithBackoff]); one that succeeds or fails
+// otherwise is dropped and reported to OnDone. Run returns an error at once if another
 // Run is in progress.
 func (p *Pending) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.running {
 		p.mu.Unlock()
-		return errors.New("binding: Pending.Run is already running")
+		return errors.New("retailcrm: Pending.Run is already running")
 	}
 	p.running = true
 	p.mu.Unlock()
@@ -258,7 +234,7 @@ func (p *Pending) retry(ctx context.Context, it pendingItem) {
 		p.mu.Unlock()
 		return // bound meanwhile through Bind
 	}
-	if err != nil && errors.Is(err, ErrUnavailable) {
+	if err != nil && errors.Is(err, binding.ErrUnavailable) {
 		cur.attempts++
 		cur.wait = min(2*cur.wait, p.maxBackoff)
 		cur.due = p.now().Add(cur.wait)
