@@ -105,6 +105,8 @@ type DialogStatus struct {
 	// LatestID is the latest dialog of the chat; it equals ID when the
 	// dialog is the latest.
 	LatestID bd.DialogID
+	// Responsible is who holds the dialog in MG; zero for nobody.
+	Responsible bd.Responsible
 }
 
 // Latest reports whether the dialog is the latest of its chat.
@@ -155,6 +157,7 @@ func (c *Client) DialogStatus(ctx context.Context, dialog bd.DialogID) (DialogSt
 		return st, nil
 	}
 	st.Found, st.Chat, st.Active, st.LatestID = true, d.ChatID, d.IsActive, dialog
+	st.Responsible = d.Responsible.Who()
 	if st.Chat == 0 {
 		return st, nil // nothing to compare with; MG always sends chat_id
 	}
@@ -192,4 +195,25 @@ func (c *Client) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd
 		return false, err
 	}
 	return st.Open(), nil
+}
+
+// DialogResponsible reads who holds the dialog in MG (GET /dialogs?id=,
+// one request): zero for nobody, and for a dialog MG does not list. Use it
+// to learn whether an assignment that failed with [ErrAmbiguous] was
+// applied. It has the signature of mgsource's ResponsibleReader; account
+// is ignored as in [Client.Assign].
+func (c *Client) DialogResponsible(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error) {
+	if dialog <= 0 {
+		return bd.Responsible{}, fmt.Errorf("mg: dialog responsible: dialog id must be positive, got %d", dialog)
+	}
+	ds, err := c.Dialogs(ctx, DialogsFilter{ID: int64(dialog), IncludeMassCommunication: true})
+	if err != nil {
+		return bd.Responsible{}, err
+	}
+	for _, d := range ds {
+		if d.ID == dialog {
+			return d.Responsible.Who(), nil
+		}
+	}
+	return bd.Responsible{}, nil
 }

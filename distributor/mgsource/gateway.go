@@ -28,7 +28,23 @@ type DialogChecker interface {
 	DialogOpen(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bool, error)
 }
 
+// ResponsibleReader is implemented by an [Assigner] that can read who
+// holds a dialog in MG (*mg.Client does, with GET /dialogs?id=); zero for
+// nobody. It is safe for concurrent use and may block on I/O.
+type ResponsibleReader interface {
+	DialogResponsible(ctx context.Context, account bd.AccountID, dialog bd.DialogID) (bd.Responsible, error)
+}
+
 // Gateway adapts an MG client to distributor.Gateway.
+//
+// When an assignment's outcome is unknown — it failed with a server error
+// (5xx) or without an answer (a network error, a timeout), possibly after
+// the client's own retries, so MG may have applied one of its attempts —
+// and MG implements [ResponsibleReader], Gateway reads who holds the
+// dialog: when it is to, MG applied the assignment and Assign returns nil,
+// so that the dialog is not queued and then given to someone else while
+// MG has it with to. Otherwise, or when the read fails, the error is
+// returned (with the read's failure joined).
 //
 // When MG refuses an assignment — any 4xx answer but 429, a not-found
 // included — Gateway asks MG for the dialog's state (when MG implements
@@ -40,8 +56,7 @@ type DialogChecker interface {
 // the distributor puts the dialog back in the queue. When the state cannot
 // be read, the refusal is returned unchanged too (with the reason joined):
 // keeping a dialog by mistake only delays it, dropping one loses it.
-// Throttling (429), server errors and network errors are returned as they
-// are, without a state check.
+// Throttling (429) is returned as it is, without a state check.
 //
 // An Assigner that is not a DialogChecker is judged by MG's error classes
 // (not found, dialog not the latest, dialog closed), the old way.
@@ -56,6 +71,9 @@ func (g Gateway) Assign(ctx context.Context, account bd.AccountID, dialog bd.Dia
 	err := g.MG.Assign(ctx, account, dialog, to)
 	if err == nil {
 		return nil
+	}
+	if r, ok := g.MG.(ResponsibleReader); ok && unknownOutcome(err) {
+		return applied(ctx, r, account, dialog, to, err)
 	}
 	c, ok := g.MG.(DialogChecker)
 	if !ok {
@@ -77,6 +95,19 @@ func (g Gateway) Assign(ctx context.Context, account bd.AccountID, dialog bd.Dia
 	return err
 }
 
+// applied learns from MG whether an assignment whose call failed with err
+// (its outcome unknown) was applied: nil when MG has the dialog with to.
+func applied(ctx context.Context, r ResponsibleReader, account bd.AccountID, dialog bd.DialogID, to bd.Responsible, err error) error {
+	now, rerr := r.DialogResponsible(ctx, account, dialog)
+	switch {
+	case rerr != nil:
+		return errors.Join(err, fmt.Errorf("mgsource: reading who holds dialog %d after the failed assignment: %w", dialog, rerr))
+	case now == to:
+		return nil
+	}
+	return err
+}
+
 // DialogOpen reports whether the dialog can still be assigned: it exists,
 // is open and is the latest dialog of its chat. It asks the wrapped MG
 // client, and fails with an error wrapping errors.ErrUnsupported when that
@@ -87,6 +118,20 @@ func (g Gateway) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd
 		return false, fmt.Errorf("mgsource: %T cannot read dialog state: %w", g.MG, errors.ErrUnsupported)
 	}
 	return c.DialogOpen(ctx, account, dialog)
+}
+
+// unknownOutcome reports whether MG may have applied the call that failed
+// with err: it was not answered with a 4xx status (a refusal or
+// throttling, which MG answers without applying the call).
+func unknownOutcome(err error) bool {
+	switch {
+	case errors.Is(err, mg.ErrAmbiguous):
+		return true
+	case errors.Is(err, mg.ErrNotFound), errors.Is(err, mg.ErrDialogNotLatest), errors.Is(err, mg.ErrDialogClosed):
+		return false
+	}
+	var e *mg.APIError
+	return !errors.As(err, &e) || e.Status >= 500
 }
 
 // refusal reports whether err is MG refusing the call: a 4xx answer other

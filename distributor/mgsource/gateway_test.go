@@ -194,3 +194,91 @@ func TestGatewayAgainstSandbox(t *testing.T) {
 		t.Fatalf("responsible = %v", r)
 	}
 }
+
+// holding is an Assigner whose calls fail with an unknown outcome and
+// that can read who holds the dialog.
+type holding struct {
+	assign error
+	holder bd.Responsible
+	read   error
+	reads  int
+}
+
+func (h *holding) Assign(context.Context, bd.AccountID, bd.DialogID, bd.Responsible) error {
+	return h.assign
+}
+
+func (h *holding) DialogResponsible(context.Context, bd.AccountID, bd.DialogID) (bd.Responsible, error) {
+	h.reads++
+	return h.holder, h.read
+}
+
+func TestGatewayLearnsWhetherAnUnknownOutcomeApplied(t *testing.T) {
+	ambiguous := fmt.Errorf("%w: %w", mg.ErrAmbiguous, apiErr(502, "bad gateway"))
+	down := errors.New("connection refused")
+	to := bd.ManagerOf(2)
+	tests := []struct {
+		name   string
+		assign error
+		holder bd.Responsible
+		read   error
+		reads  int
+		fails  bool
+	}{
+		{"applied", ambiguous, to, nil, 1, false},
+		{"not applied", ambiguous, bd.Responsible{}, nil, 1, true},
+		{"held by another", ambiguous, bd.ManagerOf(3), nil, 1, true},
+		{"held by a bot", ambiguous, bd.BotOf(2), nil, 1, true},
+		{"holder unreadable", ambiguous, to, down, 1, true},
+		{"server error after retries", apiErr(502, "bad gateway"), to, nil, 1, false},
+		{"server error, not applied", apiErr(500, "internal server error"), bd.Responsible{}, nil, 1, true},
+		{"no answer", fmt.Errorf("mg: PATCH /dialogs/1/assign: %w", io.ErrUnexpectedEOF), to, nil, 1, false},
+		{"refused", apiErr(400, "user is not active"), to, nil, 0, true},
+		{"rate limited", apiErr(429, "too many requests"), to, nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &holding{assign: tt.assign, holder: tt.holder, read: tt.read}
+			err := mgsource.Gateway{MG: h}.Assign(context.Background(), "a", 1, to)
+			if (err != nil) != tt.fails {
+				t.Fatalf("Assign = %v, want failure %v", err, tt.fails)
+			}
+			if h.reads != tt.reads {
+				t.Fatalf("holder read %d times, want %d", h.reads, tt.reads)
+			}
+			if err != nil && !errors.Is(err, tt.assign) {
+				t.Fatalf("MG's error is lost: %v", err)
+			}
+			if tt.read != nil && !errors.Is(err, tt.read) {
+				t.Fatalf("the read's failure is lost: %v", err)
+			}
+		})
+	}
+}
+
+// MG assigns the dialog and its answer is lost: the gateway finds the
+// dialog with the manager and reports the assignment done.
+func TestGatewayAppliedAssignmentAgainstSandbox(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dropped=%v", drop), func(t *testing.T) {
+			m := newMG(t)
+			c := newClient(t, m)
+			ctx := testCtx(t)
+			ch := channel(t, m, "telegram", "TG")
+			ann := m.AddManager(sandbox.MGUser{FirstName: "Ann", Online: true})
+			cu := customer(t, m, ch, "c", "hi")
+			// Every attempt of the client's (retries included) is applied
+			// and its answer lost.
+			if err := m.SetFaults(sandbox.MGFaults{ErrAfterApplyNext: 10, DropAfterApply: drop,
+				Match: func(method, path string) bool { return method == "PATCH" }}); err != nil {
+				t.Fatal(err)
+			}
+			if err := (mgsource.Gateway{MG: c}).Assign(ctx, "shop", cu.Dialog, bd.ManagerOf(ann)); err != nil {
+				t.Fatalf("Assign = %v; MG applied it", err)
+			}
+			if r, _ := m.Responsible(cu.Dialog); r != bd.ManagerOf(ann) {
+				t.Fatalf("responsible = %v", r)
+			}
+		})
+	}
+}
