@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +59,53 @@ type ChannelRule struct {
 	// Bot receives every dialog of a ToBot rule; it must have MG's
 	// "responsible" role.
 	Bot BotID `json:"bot,omitempty"`
+	// Steps, when set, make a ToManagers rule escalate: a dialog is offered
+	// to the first step's managers; when it has waited the step's Wait it
+	// moves to the next step, and so on; the last step holds it until
+	// someone takes it. Capacity, availability and working hours apply at
+	// every step. A rule with steps takes no Managers of its own.
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one stage of an escalating channel rule.
+type Step struct {
+	// Group names the managers of the step, one of Settings.Groups; empty
+	// means every manager of the distribution.
+	Group string `json:"group,omitempty"`
+	// Wait is how long a dialog stays at this step while nobody of it can
+	// take it; required (positive) for every step but the last, whose wait
+	// never ends.
+	Wait time.Duration `json:"wait,omitempty"`
+}
+
+// StepAt returns the index of the step a dialog that has waited waited is
+// at: the first step whose waits, added up, exceed waited; the last step
+// when they never do. It is 0 for a rule without steps.
+func (r ChannelRule) StepAt(waited time.Duration) int {
+	var sum time.Duration
+	for i, st := range r.Steps {
+		if i == len(r.Steps)-1 {
+			return i
+		}
+		sum += st.Wait
+		if waited < sum {
+			return i
+		}
+	}
+	return 0
+}
+
+// StepEnds returns how long after the start of a dialog's wait step i
+// ends; false for the last step, which never ends.
+func (r ChannelRule) StepEnds(i int) (time.Duration, bool) {
+	if i < 0 || i >= len(r.Steps)-1 {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, st := range r.Steps[:i+1] {
+		sum += st.Wait
+	}
+	return sum, true
 }
 
 // Span is a time range within one day, in minutes after midnight: [Start, End).
@@ -234,6 +282,61 @@ type Settings struct {
 	// DefaultRule applies to channels without a rule of their own. The zero
 	// value means managers.
 	DefaultRule ChannelRule `json:"default_rule"`
+	// Groups are named groups of managers of the distribution, which the
+	// steps of channel rules draw from (e.g. "sales": [7, 9]).
+	Groups map[string][]ManagerID `json:"groups,omitempty"`
+	// PersonalManager sends the dialog of a customer whose retailCRM card
+	// names a manager to that manager when they may take it; otherwise the
+	// dialog waits for them at most PersonalWait and then follows the
+	// channel's rule.
+	PersonalManager bool `json:"personal_manager,omitempty"`
+	// PersonalWait is the longest a dialog waits for its personal manager;
+	// zero means DefaultPersonalWait.
+	PersonalWait time.Duration `json:"personal_wait,omitempty"`
+	// PrioritySegments and PriorityTags put the customers in one of these
+	// retailCRM segments (by code) or with one of these tags ahead of the
+	// others in the queue (oldest first within each group; returning
+	// customers ahead of new ones within each, with ReturningFirst).
+	PrioritySegments []string `json:"priority_segments,omitempty"`
+	PriorityTags     []string `json:"priority_tags,omitempty"`
+	// WaitAlert, when positive, raises an alert when the longest wait of
+	// the account's queue exceeds it: once per breach, in the log, the
+	// metrics and, when AlertWebhook is set, as a signed POST to it.
+	WaitAlert time.Duration `json:"wait_alert,omitempty"`
+	// AlertWebhook is the http(s) URL an alert is posted to.
+	AlertWebhook string `json:"alert_webhook,omitempty"`
+	// AlertSecret signs the webhook's body (HMAC-SHA256, hex, in the
+	// X-Botdistributor-Signature header); required with AlertWebhook.
+	AlertSecret string `json:"alert_secret,omitempty"`
+}
+
+// DefaultPersonalWait is how long a dialog waits for its personal manager
+// when Settings.PersonalWait is zero.
+const DefaultPersonalWait = 2 * time.Minute
+
+// PersonalWaitOrDefault returns PersonalWait, or DefaultPersonalWait when it is zero.
+func (s *Settings) PersonalWaitOrDefault() time.Duration {
+	if s.PersonalWait > 0 {
+		return s.PersonalWait
+	}
+	return DefaultPersonalWait
+}
+
+// Priority returns the queue priority of a customer in the given retailCRM
+// segments and with the given tags: 1 when one of them is among
+// PrioritySegments or PriorityTags, else 0.
+func (s *Settings) Priority(segments, tags []string) int {
+	for _, x := range segments {
+		if slices.Contains(s.PrioritySegments, x) {
+			return 1
+		}
+	}
+	for _, x := range tags {
+		if slices.Contains(s.PriorityTags, x) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // UnmarshalJSON implements json.Unmarshaler. Settings stored before the
@@ -418,6 +521,21 @@ func (s *Settings) ValidateWith(checkText func(sit Situation, text string) error
 					add(field+".managers", "manager %d is not in the distribution", m)
 				}
 			}
+			if len(r.Steps) > 0 && len(r.Managers) > 0 {
+				add(field+".managers", "a rule with steps takes its managers from the steps' groups")
+			}
+			for i, st := range r.Steps {
+				sf := fmt.Sprintf("%s.steps.%d", field, i)
+				if _, ok := s.Groups[st.Group]; st.Group != "" && !ok {
+					add(sf+".group", "unknown group %q", st.Group)
+				}
+				switch {
+				case st.Wait < 0:
+					add(sf+".wait", "must not be negative, got %s", st.Wait)
+				case st.Wait == 0 && i < len(r.Steps)-1:
+					add(sf+".wait", "every step but the last needs a wait")
+				}
+			}
 		case ToBot:
 			if r.Bot <= 0 {
 				add(field+".bot", "a bot rule needs a bot")
@@ -425,8 +543,49 @@ func (s *Settings) ValidateWith(checkText func(sit Situation, text string) error
 			if len(r.Managers) > 0 {
 				add(field+".managers", "a bot rule takes no managers")
 			}
+			if len(r.Steps) > 0 {
+				add(field+".steps", "a bot rule takes no steps")
+			}
 		default:
 			add(field+".target", "unknown target %q (want %q or %q)", r.Target, ToManagers, ToBot)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(s.Groups)) {
+		field := "groups." + g
+		if strings.TrimSpace(g) == "" || strings.ContainsAny(g, ".\n") {
+			add(field, "a group needs a name without dots or line breaks")
+		}
+		if len(s.Groups[g]) == 0 {
+			add(field, "group %q has no managers", g)
+		}
+		for _, m := range s.Groups[g] {
+			if !seen[m] {
+				add(field, "manager %d is not in the distribution", m)
+			}
+		}
+	}
+	if s.PersonalWait < 0 {
+		add("personal_wait", "must not be negative, got %s", s.PersonalWait)
+	}
+	for _, x := range s.PrioritySegments {
+		if strings.TrimSpace(x) == "" {
+			add("priority_segments", "a segment code is empty")
+		}
+	}
+	for _, x := range s.PriorityTags {
+		if strings.TrimSpace(x) == "" {
+			add("priority_tags", "a tag is empty")
+		}
+	}
+	if s.WaitAlert < 0 {
+		add("wait_alert", "must not be negative, got %s", s.WaitAlert)
+	}
+	if s.AlertWebhook != "" {
+		if u, err := url.Parse(s.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("alert_webhook", "must be an http or https URL, got %q", s.AlertWebhook)
+		}
+		if s.AlertSecret == "" {
+			add("alert_secret", "a webhook needs a secret to sign its body")
 		}
 	}
 	checkRule("default_rule", s.DefaultRule)
@@ -463,11 +622,22 @@ func (s Settings) Clone() Settings {
 		ch := make(map[ChannelID]ChannelRule, len(s.Channels))
 		for k, r := range s.Channels {
 			r.Managers = slices.Clone(r.Managers)
+			r.Steps = slices.Clone(r.Steps)
 			ch[k] = r
 		}
 		s.Channels = ch
 	}
 	s.DefaultRule.Managers = slices.Clone(s.DefaultRule.Managers)
+	s.DefaultRule.Steps = slices.Clone(s.DefaultRule.Steps)
+	if s.Groups != nil {
+		g := make(map[string][]ManagerID, len(s.Groups))
+		for k, v := range s.Groups {
+			g[k] = slices.Clone(v)
+		}
+		s.Groups = g
+	}
+	s.PrioritySegments = slices.Clone(s.PrioritySegments)
+	s.PriorityTags = slices.Clone(s.PriorityTags)
 	return s
 }
 

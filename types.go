@@ -185,3 +185,19 @@ func joinName(first, last string) string {
 	}
 	return first + " " + last
 }
+
+// CustomerProfile is what retailCRM knows about a customer that routing
+// uses: the customer's personal manager (retailCRM's customer.managerId,
+// as the MG user id of that CRM user), the segments the customer is in
+// (their codes) and the customer's tags.
+type CustomerProfile struct {
+	// CRMCustomer is the retailCRM customer id the profile was read from.
+	CRMCustomer int64 `json:"crm_customer"`
+	// Manager is the personal manager; zero for none, or for a CRM user
+	// with no MG user.
+	Manager  ManagerID `json:"manager,omitempty"`
+	Segments []string  `json:"segments,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
+	// ReadAt is when the profile was read from retailCRM.
+	ReadAt time.Time `json:"read_at"`
+}

@@ -55,3 +55,24 @@ type Result struct {
 type Binder interface {
 	Bind(ctx context.Context, req Request) (Result, error)
 }
+
+// ProfileRequest asks for what retailCRM knows about a chat customer.
+type ProfileRequest struct {
+	Account  bd.AccountID
+	Customer bd.Customer
+	// CRMCustomer is the retailCRM customer the chat customer is bound to,
+	// when known; zero lets the Profiler find it as a Binder would,
+	// without creating one.
+	CRMCustomer int64
+}
+
+// Profiler reads a chat customer's profile from retailCRM: the personal
+// manager, segments and tags routing uses (see bd.CustomerProfile).
+//
+// Profile is safe for concurrent use and may block on I/O. It returns an
+// error wrapping ErrNoMatch when no retailCRM customer matches, and one
+// wrapping ErrUnavailable when retailCRM is down, unreachable, throttling
+// or too slow.
+type Profiler interface {
+	Profile(ctx context.Context, req ProfileRequest) (bd.CustomerProfile, error)
+}

@@ -93,6 +93,23 @@ type Trace struct {
 	// Rule is the channel rule that applied; Pool names where it came from.
 	Rule bd.ChannelRule
 	Pool string
+	// Step is the index of the rule's step the dialog is at, for a rule
+	// with steps (see bd.ChannelRule.Steps); StepGroup names its group
+	// ("" for everyone in the distribution) and NextStepIn how long until
+	// the dialog moves to the next step (0 at the last step).
+	Step       int
+	StepGroup  string
+	NextStepIn time.Duration
+	// Personal is the customer's personal manager from retailCRM, when
+	// Settings.PersonalManager is on and the card names one. PersonalWait
+	// is how much longer the dialog waits for them when they cannot take
+	// it now (0 once the wait is over: the channel's rule applies).
+	// Profile says how the customer's retailCRM card was read: "cached",
+	// "read", "timed out" (routed by the rule, the read goes on in the
+	// background), "failed", "none" (not bound to a retailCRM customer).
+	Personal     bd.ManagerID
+	PersonalWait time.Duration
+	Profile      string
 	// Removed lists the managers who could not take the dialog, by manager id.
 	Removed []Removal
 	// LastManager is the returning customer's last manager, or zero.

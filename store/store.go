@@ -205,6 +205,11 @@ type Binding struct {
 	// Rule tells how the link was found: "linked", "phone", "email", "created".
 	Rule string
 	At   time.Time
+	// Profile is the customer's retailCRM profile as last read (routing's
+	// cache of it); its ReadAt is zero when it was never read. A binding
+	// saved by the binder keeps the profile stored before, unless its
+	// CRMCustomer changed.
+	Profile bd.CustomerProfile
 }
 
 // Bindings keeps customer bindings.

@@ -25,8 +25,11 @@ func wantBinding(t *testing.T, s store.Store, want store.Binding) {
 	if !got.At.Equal(want.At) {
 		t.Fatalf("Binding(%d).At = %v, want %v", want.Customer, got.At, want.At)
 	}
-	got.At = want.At
-	if got != want {
+	if !got.Profile.ReadAt.Equal(want.Profile.ReadAt) {
+		t.Fatalf("Binding(%d).Profile.ReadAt = %v, want %v", want.Customer, got.Profile.ReadAt, want.Profile.ReadAt)
+	}
+	got.At, got.Profile.ReadAt = want.At, want.Profile.ReadAt
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Binding(%d) = %+v, want %+v", want.Customer, got, want)
 	}
 }
