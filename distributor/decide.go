@@ -84,7 +84,7 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		if err != nil || decided {
 			return v, err
 		}
-		if slices.Contains(snap.settings.Managers, m) {
+		if slices.Contains(snap.settings.Managers, m) && !slices.Contains(tr.left, m) {
 			// The wait for the personal manager is over: the rule's
 			// steps count from its end.
 			waited -= snap.settings.PersonalWaitOrDefault()

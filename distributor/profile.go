@@ -81,6 +81,14 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 		tr.Profile = profileNone
 		return
 	}
+	if tr.DryRun {
+		// A dry run stores nothing: it reads the card and forgets it.
+		rctx, cancel := context.WithTimeout(ctx, d.cfg.profile.timeout)
+		defer cancel()
+		p, err := d.cfg.profiler.Profile(rctx, binding.ProfileRequest{Account: dl.Account, Customer: dl.Customer, CRMCustomer: crm})
+		tr.profile, tr.Profile = p, profileOutcome(rctx, err)
+		return
+	}
 	key := strconv.FormatInt(int64(dl.Customer.ID), 10)
 	ch := d.profiles.group.DoChan(key, func() (any, error) {
 		var p bd.CustomerProfile
@@ -103,19 +111,27 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 	defer timer.Stop()
 	select {
 	case r := <-ch:
-		switch {
-		case r.Err == nil:
-			tr.profile, tr.Profile = r.Val.(bd.CustomerProfile), profileRead
-		case errors.Is(r.Err, binding.ErrNoMatch):
-			tr.Profile = profileNone
-		default:
-			tr.Profile = profileFailed
+		if tr.Profile = profileOutcome(ctx, r.Err); r.Err == nil {
+			tr.profile = r.Val.(bd.CustomerProfile)
 		}
 	case <-timer.C:
 		tr.Profile = profileTimedOut
 	case <-ctx.Done():
 		tr.Profile = profileTimedOut
 	}
+}
+
+// profileOutcome says how a read that ended with err went.
+func profileOutcome(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return profileRead
+	case errors.Is(err, binding.ErrNoMatch):
+		return profileNone
+	case ctx.Err() != nil:
+		return profileTimedOut
+	}
+	return profileFailed
 }
 
 // fetchProfile reads the customer's profile from retailCRM and keeps it
@@ -188,6 +204,9 @@ func (d *Distributor) decidePersonal(ctx context.Context, snap *snapshot, dl bd.
 	case !slices.Contains(snap.settings.Managers, m):
 		why = &Removal{Manager: m, Filter: FilterChannel, Detail: "the personal manager is not in the distribution"}
 		left = 0 // nobody to wait for
+	case slices.Contains(tr.left, m):
+		why = &Removal{Manager: m, Filter: FilterLeft, Detail: "the dialog left its personal manager"}
+		left = 0
 	case !in:
 		for _, r := range p.removed {
 			if r.Manager == m {

@@ -165,6 +165,9 @@ type Trace struct {
 	// retailCRM profile, when read.
 	pool    *pool
 	profile bd.CustomerProfile
+	// left are the managers a dialog being moved left: a personal manager
+	// among them is not waited for.
+	left []bd.ManagerID
 	// waiting is the account's queue length when waitingRead: read with
 	// the loads, where the store can.
 	waiting     int
