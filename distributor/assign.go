@@ -303,6 +303,14 @@ func (d *Distributor) finish(ctx context.Context, a *account, snap *snapshot, dl
 		return d.refused(ctx, a, snap, dl, tr, mgPause(wait))
 	}
 	if err := d.gateway.Assign(ctx, a.id, dl.ID, tr.Responsible); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrDialogGone) {
+			// Cut short (the job's deadline, a stop): MG may have taken
+			// the assignment. The reservation stays, so that nobody else
+			// gets the dialog meanwhile, and the job's retry finishes it
+			// (MG is told again). The error must not read as a context
+			// error, so that the attempt counts and the retry knows.
+			return fmt.Errorf("distributor: assigning dialog %d to %s was cut short and MG may have taken it; the retry finishes it: %v", dl.ID, tr.Responsible, err)
+		}
 		return d.refused(ctx, a, snap, dl, tr, err)
 	}
 	if m, ok := tr.Responsible.Manager(); ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
@@ -98,7 +99,11 @@ func (g Gateway) Assign(ctx context.Context, account bd.AccountID, dialog bd.Dia
 // applied learns from MG whether an assignment whose call failed with err
 // (its outcome unknown) was applied: nil when MG has the dialog with to.
 func applied(ctx context.Context, r ResponsibleReader, account bd.AccountID, dialog bd.DialogID, to bd.Responsible, err error) error {
-	now, rerr := r.DialogResponsible(ctx, account, dialog)
+	// Asked even when ctx ended (a deadline that cut the call short):
+	// what MG did decides what the distributor may do next.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateReadTimeout)
+	defer cancel()
+	now, rerr := r.DialogResponsible(rctx, account, dialog)
 	switch {
 	case rerr != nil:
 		return errors.Join(err, fmt.Errorf("mgsource: reading who holds dialog %d after the failed assignment: %w", dialog, rerr))
@@ -119,6 +124,10 @@ func (g Gateway) DialogOpen(ctx context.Context, account bd.AccountID, dialog bd
 	}
 	return c.DialogOpen(ctx, account, dialog)
 }
+
+// stateReadTimeout bounds the read of who holds a dialog after an
+// assignment whose outcome is unknown.
+const stateReadTimeout = 10 * time.Second
 
 // unknownOutcome reports whether MG may have applied the call that failed
 // with err: it was not answered with a 4xx status (a refusal or

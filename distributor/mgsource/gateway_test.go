@@ -208,9 +208,23 @@ func (h *holding) Assign(context.Context, bd.AccountID, bd.DialogID, bd.Responsi
 	return h.assign
 }
 
-func (h *holding) DialogResponsible(context.Context, bd.AccountID, bd.DialogID) (bd.Responsible, error) {
+func (h *holding) DialogResponsible(ctx context.Context, _ bd.AccountID, _ bd.DialogID) (bd.Responsible, error) {
 	h.reads++
+	if err := ctx.Err(); err != nil {
+		return bd.Responsible{}, err
+	}
 	return h.holder, h.read
+}
+
+// A call cut short by its caller's deadline is still checked: what MG did
+// decides what happens next.
+func TestGatewayChecksAfterTheCallersDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h := &holding{assign: fmt.Errorf("mg: PATCH /dialogs/1/assign: %w", context.Canceled), holder: bd.ManagerOf(2)}
+	if err := (mgsource.Gateway{MG: h}).Assign(ctx, "a", 1, bd.ManagerOf(2)); err != nil {
+		t.Fatalf("Assign = %v; MG holds the dialog for the manager", err)
+	}
 }
 
 func TestGatewayLearnsWhetherAnUnknownOutcomeApplied(t *testing.T) {
