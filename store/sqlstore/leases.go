@@ -150,12 +150,22 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRound) (store.LeaseState
 	return st, nil
 }
 
+// lapsedJobGrace is how long after its attempt began a job of a lapsed
+// member is given back (see forgetLapsed): longer than a job's MG round
+// trips take on a loaded machine.
+const lapsedJobGrace = 3 * time.Second
+
 // forgetLapsed deletes the members whose TTL lapsed and, on PostgreSQL,
 // gives the jobs their workers were running (store.WorkOptions.Member) back
-// to every worker at once: their process died, and River's own rescue of
-// stuck jobs would wait for them 20 to 50 s more. A member that lapsed
-// while still alive (cut off from the database) may finish such a job a
-// second time; every job is idempotent.
+// to every worker: their process died, and River's own rescue of stuck
+// jobs would wait for them 20 to 50 s more. A job is given back
+// lapsedJobGrace after its attempt began, at once when that is past: a
+// member that lapsed while alive (cut off from the database, or too
+// loaded to renew in time) may still be running it, and the second run,
+// which counts as a retry, should find the first one's effects done (a
+// reply a retry checks for before sending it again) rather than race it.
+// River ignores the first run's outcome once the job is no longer
+// running; every job is idempotent.
 func (s *Store) forgetLapsed(ctx context.Context, q querier, nowArg any) error {
 	rows, err := q.QueryContext(ctx, `DELETE FROM bd_lease_members WHERE expires < $1 RETURNING member`, nowArg)
 	if err != nil {
@@ -175,8 +185,9 @@ func (s *Store) forgetLapsed(ctx context.Context, q querier, nowArg any) error {
 		return err
 	}
 	for _, m := range lapsed {
-		if _, err := q.ExecContext(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
-			WHERE state = 'running' AND attempted_by[array_upper(attempted_by, 1)] = $1`, memberClientID(m)); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE river_job SET state = 'available',
+				scheduled_at = greatest(now(), coalesce(attempted_at, now()) + make_interval(secs => $2))
+			WHERE state = 'running' AND attempted_by[array_upper(attempted_by, 1)] = $1`, memberClientID(m), lapsedJobGrace.Seconds()); err != nil {
 			return err
 		}
 	}
