@@ -84,6 +84,9 @@ type formState struct {
 	// which AlertSecretSet says exists.
 	AlertSecret    string
 	AlertSecretSet bool
+	// Edited is set when an edit button changed the form: nothing is
+	// saved yet.
+	Edited bool
 }
 
 // stateFromSettings shows settings in the form.
@@ -582,6 +585,7 @@ func parseClock(s string) (int, error) {
 // JavaScript. It reports whether op was understood.
 func (f *formState) edit(op string) bool {
 	verb, rest, _ := strings.Cut(op, ":")
+	f.Edited = true
 	if verb == "group_add" {
 		f.Groups = append(f.Groups, groupState{Managers: map[bd.ManagerID]bool{}})
 		return true
