@@ -47,8 +47,7 @@ func values(f formState) url.Values {
 	for d, spans := range f.Days {
 		v.Set("day_"+strconv.Itoa(d), spans)
 	}
-	for c, cs := range f.Channels {
-		prefix := "channel_" + strconv.FormatInt(int64(c), 10) + "_"
+	rule := func(prefix string, cs channelState) {
 		v.Set(prefix+"target", cs.Target)
 		v.Set(prefix+"bot", cs.Bot)
 		for m, on := range cs.Managers {
@@ -56,7 +55,33 @@ func values(f formState) url.Values {
 				v.Add(prefix+"manager", m.String())
 			}
 		}
+		for i, st := range cs.Steps {
+			v.Set(stepField(prefix, i, "group"), st.Group)
+			v.Set(stepField(prefix, i, "wait"), st.Wait)
+			v.Set(stepField(prefix, i, "unit"), st.Unit)
+		}
 	}
+	for c, cs := range f.Channels {
+		rule("channel_"+strconv.FormatInt(int64(c), 10)+"_", cs)
+	}
+	rule("default_rule_", f.DefaultRule)
+	// The page always shows an empty row for a new group.
+	for i, g := range append(f.Groups, groupState{}) {
+		v.Set(groupField(i, "name"), g.Name)
+		v.Set(groupField(i, "was"), g.Was)
+		for m, on := range g.Managers {
+			if on {
+				v.Add(groupField(i, "manager"), m.String())
+			}
+		}
+	}
+	set("personal_manager", f.PersonalManager)
+	v.Set("personal_wait", f.PersonalWait)
+	v.Set("priority_segments", f.PrioritySegments)
+	v.Set("priority_tags", f.PriorityTags)
+	v.Set("wait_alert", f.WaitAlert)
+	v.Set("alert_webhook", f.AlertWebhook)
+	v.Set("alert_secret", f.AlertSecret) // never filled from settings
 	return v
 }
 
@@ -89,8 +114,17 @@ func TestFormRoundTrip(t *testing.T) {
 			12: {Target: bd.ToBot, Bot: 5},
 			13: {Target: bd.ToManagers},
 		},
-		DefaultRule: bd.ChannelRule{Target: bd.ToManagers, Managers: []bd.ManagerID{7}},
+		DefaultRule:      bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Group: "sales", Wait: 90 * time.Second}, {Group: "support", Wait: 5 * time.Minute}, {}}},
+		Groups:           map[string][]bd.ManagerID{"sales": {3, 9}, "support": {7}},
+		PersonalManager:  true,
+		PersonalWait:     3 * time.Minute,
+		PrioritySegments: []string{"vip", "wholesale"},
+		PriorityTags:     []string{"urgent"},
+		WaitAlert:        10 * time.Minute,
+		AlertWebhook:     "https://hooks.example.com/bd",
+		AlertSecret:      "s3cret",
 	}
+	in.Channels[14] = bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Group: "support", Wait: time.Minute}, {}}}
 	got, problems := stateFromForm(values(stateFromSettings(in))).settings(bot.LangEnglish, in)
 	if len(problems) > 0 {
 		t.Fatalf("problems: %v", problems)
@@ -106,7 +140,7 @@ func TestFormRoundTrip(t *testing.T) {
 	cs.Target = targetDefault
 	f.Channels[12] = cs
 	got, _ = stateFromForm(values(f)).settings(bot.LangEnglish, in)
-	if _, ok := got.Channels[12]; ok || len(got.Channels) != 2 {
+	if _, ok := got.Channels[12]; ok || len(got.Channels) != 3 {
 		t.Fatalf("channels after choosing the default rule: %v", got.Channels)
 	}
 }
