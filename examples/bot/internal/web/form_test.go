@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
 )
 
@@ -166,6 +168,268 @@ func TestParseSpans(t *testing.T) {
 		}
 		if !tc.bad && !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("parseSpans(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// baseSettings are valid settings of three managers, the base a form is
+// applied to.
+func baseSettings() bd.Settings {
+	s := bot.DefaultSettings(bot.LangEnglish)
+	s.Managers = []bd.ManagerID{3, 7, 9}
+	return s
+}
+
+// problemOf returns the message of the first problem of field, or "".
+func problemOf(ps []bd.Problem, field string) string {
+	for _, p := range ps {
+		if p.Field == field {
+			return p.Message
+		}
+	}
+	return ""
+}
+
+// Steps are read in order, each wait in its unit; a wait that is not a
+// number is named beside its step; a bot rule drops the steps shown
+// beside it.
+func TestFormEscalationSteps(t *testing.T) {
+	base := baseSettings()
+	base.Groups = map[string][]bd.ManagerID{"sales": {3}, "support": {7, 9}}
+	for _, tc := range []struct {
+		name    string
+		steps   []stepState
+		want    []bd.Step
+		field   string // of the expected problem
+		problem string
+	}{
+		{name: "seconds then everyone", steps: []stepState{{Group: "sales", Wait: "60", Unit: unitSeconds}, {Unit: unitMinutes}},
+			want: []bd.Step{{Group: "sales", Wait: time.Minute}, {}}},
+		{name: "fractions of minutes", steps: []stepState{{Group: "support", Wait: "1.5", Unit: unitMinutes}, {Group: "sales", Wait: " 2 ", Unit: unitMinutes}, {Unit: unitSeconds}},
+			want: []bd.Step{{Group: "support", Wait: 90 * time.Second}, {Group: "sales", Wait: 2 * time.Minute}, {}}},
+		{name: "not a number", steps: []stepState{{Group: "sales", Wait: "soon", Unit: unitMinutes}, {}},
+			field: "default_rule.steps.0.wait", problem: `"soon" is not a number`},
+		{name: "negative", steps: []stepState{{Wait: "1"}, {Group: "sales", Wait: "-5", Unit: unitSeconds}},
+			field: "default_rule.steps.1.wait", problem: `"-5" is not a number`},
+		{name: "unknown unit", steps: []stepState{{Group: "sales", Wait: "1", Unit: "h"}, {}},
+			field: "default_rule.steps.0.wait", problem: `unknown choice "h"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := stateFromSettings(base)
+			f.DefaultRule = channelState{Target: string(bd.ToManagers), Steps: tc.steps}
+			got, ps := stateFromForm(values(f)).settings(bot.LangEnglish, base)
+			if tc.problem != "" {
+				if msg := problemOf(ps, tc.field); msg != tc.problem {
+					t.Fatalf("problem of %s = %q, want %q (all: %v)", tc.field, msg, tc.problem, ps)
+				}
+				return
+			}
+			if len(ps) > 0 {
+				t.Fatalf("problems: %v", ps)
+			}
+			if !reflect.DeepEqual(got.DefaultRule.Steps, tc.want) {
+				t.Fatalf("steps = %+v, want %+v", got.DefaultRule.Steps, tc.want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("the settings read do not validate: %v", err)
+			}
+		})
+	}
+
+	// A bot takes every dialog: steps shown beside the bot are dropped.
+	f := stateFromSettings(base)
+	f.Channels[5] = channelState{Target: string(bd.ToBot), Bot: "11", Steps: []stepState{{Group: "sales", Wait: "1", Unit: unitMinutes}}}
+	got, ps := stateFromForm(values(f)).settings(bot.LangEnglish, base)
+	if len(ps) > 0 || !reflect.DeepEqual(got.Channels[5], bd.ChannelRule{Target: bd.ToBot, Bot: 11}) {
+		t.Fatalf("bot rule with steps: %+v, problems %v", got.Channels[5], ps)
+	}
+}
+
+// Groups: the empty row is no group; a group without a name or with the
+// name of another is refused beside it; renaming a group renames it in
+// the steps that name it.
+func TestFormGroups(t *testing.T) {
+	base := baseSettings()
+	base.Groups = map[string][]bd.ManagerID{"sales": {3}}
+	base.Channels = map[bd.ChannelID]bd.ChannelRule{5: {Target: bd.ToManagers, Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {}}}}
+	base.DefaultRule = bd.ChannelRule{Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {}}}
+
+	f := stateFromSettings(base)
+	if len(f.Groups) != 1 || f.Groups[0].Name != "sales" || f.Groups[0].Was != "sales" || !f.Groups[0].Managers[3] {
+		t.Fatalf("groups shown: %+v", f.Groups)
+	}
+	f.Groups[0].Name = "  Sales team "
+	f.Groups = append(f.Groups, groupState{Name: "support", Managers: map[bd.ManagerID]bool{7: true, 9: true}})
+	got, ps := stateFromForm(values(f)).settings(bot.LangEnglish, base)
+	if len(ps) > 0 {
+		t.Fatalf("problems: %v", ps)
+	}
+	want := map[string][]bd.ManagerID{"Sales team": {3}, "support": {7, 9}}
+	if !reflect.DeepEqual(got.Groups, want) {
+		t.Fatalf("groups = %v, want %v", got.Groups, want)
+	}
+	if g := got.Channels[5].Steps[0].Group; g != "Sales team" {
+		t.Errorf("the channel's step names group %q after the rename", g)
+	}
+	if g := got.DefaultRule.Steps[0].Group; g != "Sales team" {
+		t.Errorf("the default rule's step names group %q after the rename", g)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("the settings read do not validate: %v", err)
+	}
+
+	// Nothing named, and a name taken twice.
+	f = stateFromSettings(base)
+	f.Groups = append(f.Groups, groupState{Managers: map[bd.ManagerID]bool{7: true}}, groupState{Name: "sales", Managers: map[bd.ManagerID]bool{9: true}})
+	_, ps = stateFromForm(values(f)).settings(bot.LangRussian, base)
+	if msg := problemOf(ps, "groups."); msg != "укажите название группы" {
+		t.Errorf("a group without a name: %q (all: %v)", msg, ps)
+	}
+	if msg := problemOf(ps, "groups.sales"); msg != "две группы называются «sales»" {
+		t.Errorf("a name taken twice: %q (all: %v)", msg, ps)
+	}
+
+	// A group with no manager ticked is kept for the validation to name.
+	f = stateFromSettings(base)
+	f.Groups = append(f.Groups, groupState{Name: "empty", Managers: map[bd.ManagerID]bool{}})
+	got, _ = stateFromForm(values(f)).settings(bot.LangEnglish, base)
+	var se *bd.SettingsError
+	if err := got.Validate(); !errors.As(err, &se) || problemOf(se.Problems, "groups.empty") == "" {
+		t.Fatalf("an empty group validates: %v", err)
+	}
+
+	// Removing every group leaves none; a form without the groups
+	// (another client) keeps them.
+	f = stateFromSettings(base)
+	f.Groups = nil
+	v := values(f)
+	got, _ = stateFromForm(v).settings(bot.LangEnglish, base)
+	if got.Groups != nil {
+		t.Fatalf("groups after removing them all: %v", got.Groups)
+	}
+	v.Del("group_0_name")
+	v.Del("group_0_was")
+	got, _ = stateFromForm(v).settings(bot.LangEnglish, base)
+	if !reflect.DeepEqual(got.Groups, base.Groups) {
+		t.Fatalf("groups after a form without them: %v", got.Groups)
+	}
+}
+
+// The personal manager, the queue priority and the wait alert: numbers
+// are checked, lists lose empty items and repeats, and the alert's secret
+// is never shown and stays when the field is left empty.
+func TestFormCRMRoutingAndAlert(t *testing.T) {
+	base := baseSettings()
+	base.AlertWebhook, base.AlertSecret = "https://hooks.example.com/a", "old secret"
+
+	f := stateFromSettings(base)
+	if f.AlertSecret != "" || !f.AlertSecretSet {
+		t.Fatalf("the form holds the secret %q (set: %v)", f.AlertSecret, f.AlertSecretSet)
+	}
+	f.PersonalManager, f.PersonalWait = true, "0.5"
+	f.PrioritySegments, f.PriorityTags = "vip, , wholesale,vip", " "
+	f.WaitAlert = "15"
+	got, ps := stateFromForm(values(f)).settings(bot.LangEnglish, base)
+	if len(ps) > 0 {
+		t.Fatalf("problems: %v", ps)
+	}
+	if !got.PersonalManager || got.PersonalWait != 30*time.Second || got.WaitAlert != 15*time.Minute ||
+		!reflect.DeepEqual(got.PrioritySegments, []string{"vip", "wholesale"}) || got.PriorityTags != nil {
+		t.Fatalf("read %+v", got)
+	}
+	if got.AlertSecret != "old secret" {
+		t.Fatalf("the secret left empty became %q", got.AlertSecret)
+	}
+
+	f.AlertSecret = "new secret"
+	if got, _ = stateFromForm(values(f)).settings(bot.LangEnglish, base); got.AlertSecret != "new secret" {
+		t.Fatalf("a typed secret became %q", got.AlertSecret)
+	}
+	f.AlertSecret, f.AlertWebhook = "", ""
+	if got, _ = stateFromForm(values(f)).settings(bot.LangEnglish, base); got.AlertSecret != "" || got.AlertWebhook != "" {
+		t.Fatalf("without a webhook the secret stays: %q", got.AlertSecret)
+	}
+
+	f = stateFromSettings(base)
+	f.PersonalWait, f.WaitAlert = "two", "-1"
+	_, ps = stateFromForm(values(f)).settings(bot.LangRussian, base)
+	if msg := problemOf(ps, "personal_wait"); msg != `"two" — не число минут` {
+		t.Errorf("personal wait: %q", msg)
+	}
+	if msg := problemOf(ps, "wait_alert"); msg != `"-1" — не число минут` {
+		t.Errorf("wait alert: %q", msg)
+	}
+}
+
+// The edit buttons add, move and remove steps and groups without saving;
+// an edit the form does not know is refused.
+func TestFormEditButtons(t *testing.T) {
+	f := stateFromSettings(baseSettings())
+	f.Channels[5] = channelState{Target: targetDefault}
+	for _, op := range []string{"step_add:default_rule_", "step_add:default_rule_", "step_add:channel_5_", "group_add"} {
+		if !f.edit(op) {
+			t.Fatalf("edit %q refused", op)
+		}
+	}
+	if len(f.DefaultRule.Steps) != 2 || len(f.Channels[5].Steps) != 1 || len(f.Groups) != 1 || !f.Edited {
+		t.Fatalf("after adding: %+v", f)
+	}
+	if f.Channels[5].Target != string(bd.ToManagers) {
+		t.Errorf("a channel on the default rule got a step but targets %q", f.Channels[5].Target)
+	}
+	f.DefaultRule.Steps[0].Group, f.DefaultRule.Steps[1].Group = "a", "b"
+	if !f.edit("step_down:default_rule_:0") || f.DefaultRule.Steps[0].Group != "b" {
+		t.Fatalf("moving down: %+v", f.DefaultRule.Steps)
+	}
+	if !f.edit("step_up:default_rule_:1") || f.DefaultRule.Steps[0].Group != "a" {
+		t.Fatalf("moving up: %+v", f.DefaultRule.Steps)
+	}
+	if !f.edit("step_remove:default_rule_:0") || len(f.DefaultRule.Steps) != 1 || f.DefaultRule.Steps[0].Group != "b" {
+		t.Fatalf("removing: %+v", f.DefaultRule.Steps)
+	}
+	if !f.edit("group_remove:0") || len(f.Groups) != 0 {
+		t.Fatalf("removing a group: %+v", f.Groups)
+	}
+	for _, op := range []string{"step_up:default_rule_:0", "step_down:default_rule_:0", "step_remove:default_rule_:3", "step_add:channel_x_", "step_add:shifts_", "group_remove:2", "format"} {
+		if f.edit(op) {
+			t.Errorf("edit %q accepted", op)
+		}
+	}
+}
+
+// The decision trace in plain words: the personal manager being waited
+// for, then the first step's group; the step a dialog is at.
+func TestTraceNotes(t *testing.T) {
+	name := func(m bd.ManagerID) string { return map[bd.ManagerID]string{7: "Anna", 9: "Boris"}[m] }
+	rule := bd.ChannelRule{Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {Group: "support", Wait: time.Minute}, {}}}
+	waiting := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Personal: 7, PersonalWait: 2 * time.Minute,
+		Step: 1, StepGroup: "support", NextStepIn: time.Minute, Profile: "cached"}
+	for _, tc := range []struct {
+		l    lang
+		t    distributor.Trace
+		want []string
+	}{
+		{bot.LangEnglish, waiting, []string{
+			"Personal manager Anna cannot take it now; waiting up to 2 min more for them, then the group “sales”.",
+			"Step 2 of 3 (support), next step in 1 min.",
+			"The customer's retailCRM card: taken from the cache."}},
+		{bot.LangRussian, waiting, []string{
+			"Персональный менеджер — Anna, но сейчас не может взять диалог; ждём ещё до 2 мин, затем — группа «sales».",
+			"Шаг 2 из 3 (support), следующий шаг через 1 мин.",
+			"Карточка клиента в retailCRM: взята из кэша."}},
+		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(9), Rule: rule, Personal: 7, Step: 2}, []string{
+			"The wait for the personal manager Anna is over; the channel's rule applies.",
+			"Step 3 of 3 (everyone), the last one."}},
+		{bot.LangRussian, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(7), Personal: 7, Profile: "timed out"}, []string{
+			"Anna — персональный менеджер клиента в retailCRM.",
+			"Карточка клиента в retailCRM не успела прочитаться: диалог направлен по правилу канала, карточка дочитывается."}},
+		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeQueued, Personal: 9, PersonalWait: 45 * time.Second, Priority: 1}, []string{
+			"Personal manager Boris cannot take it now; waiting up to 45 s more for them, then the channel's rule.",
+			"Priority customer (segment or tag): ahead in the queue."}},
+		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(9)}, nil},
+	} {
+		if got := traceNotes(tc.l, tc.t, name); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s notes:\n got %q\nwant %q", tc.l, got, tc.want)
 		}
 	}
 }
