@@ -433,3 +433,31 @@ func TestTraceNotes(t *testing.T) {
 		}
 	}
 }
+
+// The strategy select names each built-in strategy in the page's
+// language, strict order included; an unknown one shows its name.
+func TestStrategyLabels(t *testing.T) {
+	f := stateFromSettings(baseSettings())
+	f.Strategy = "strict_order"
+	c := bot.Choices{Strategies: []string{"least_loaded", "round_robin", "strict_order", "my_own"}}
+	for _, tc := range []struct {
+		l    lang
+		want map[string]string
+	}{
+		{bot.LangEnglish, map[string]string{"strict_order": "strict order: the first available manager in the list", "least_loaded": "least loaded: fewest open dialogs", "my_own": "my_own"}},
+		{bot.LangRussian, map[string]string{"strict_order": "строгий порядок: первый доступный менеджер по списку", "round_robin": "по кругу: дольше всех без нового диалога", "my_own": "my_own"}},
+	} {
+		got := map[string]string{}
+		for _, o := range newSettingsView(tc.l, f, c, nil).Strategies {
+			got[o.Value] = o.Label
+			if o.Selected != (o.Value == "strict_order") {
+				t.Errorf("%s: %q selected: %v", tc.l, o.Value, o.Selected)
+			}
+		}
+		for name, label := range tc.want {
+			if got[name] != label {
+				t.Errorf("%s: %s is labelled %q, want %q", tc.l, name, got[name], label)
+			}
+		}
+	}
+}
