@@ -287,7 +287,12 @@ func readRule(v url.Values, prefix string) channelState {
 			cs.Managers[bd.ManagerID(m)] = true
 		}
 	}
-	for i := 0; v.Has(stepField(prefix, i, "group")); i++ {
+	// A step is there when any of its fields is (a select with nothing
+	// selected is not submitted).
+	has := func(i int) bool {
+		return v.Has(stepField(prefix, i, "group")) || v.Has(stepField(prefix, i, "wait")) || v.Has(stepField(prefix, i, "unit"))
+	}
+	for i := 0; has(i); i++ {
 		cs.Steps = append(cs.Steps, stepState{
 			Group: v.Get(stepField(prefix, i, "group")),
 			Wait:  strings.TrimSpace(v.Get(stepField(prefix, i, "wait"))),
