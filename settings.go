@@ -322,6 +322,12 @@ func (s *Settings) PersonalWaitOrDefault() time.Duration {
 	return DefaultPersonalWait
 }
 
+// UsesProfiles reports whether routing needs customers' retailCRM
+// profiles: a personal manager or priority segments or tags are set.
+func (s *Settings) UsesProfiles() bool {
+	return s.PersonalManager || len(s.PrioritySegments) > 0 || len(s.PriorityTags) > 0
+}
+
 // Priority returns the queue priority of a customer in the given retailCRM
 // segments and with the given tags: 1 when one of them is among
 // PrioritySegments or PriorityTags, else 0.

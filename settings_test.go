@@ -327,3 +327,116 @@ func TestValidateWithReplacesTheTextCheck(t *testing.T) {
 		}
 	}
 }
+
+func routingSettings() bd.Settings {
+	s := validSettings()
+	s.Groups = map[string][]bd.ManagerID{"sales": {1, 2}, "support": {3}}
+	s.DefaultRule = bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {Group: "support", Wait: 2 * time.Minute}, {}}}
+	s.PersonalManager, s.PersonalWait = true, 90*time.Second
+	s.PrioritySegments, s.PriorityTags = []string{"vip"}, []string{"gold"}
+	s.WaitAlert, s.AlertWebhook, s.AlertSecret = 5*time.Minute, "https://hooks.example/wait", "s3cret"
+	return s
+}
+
+func TestValidateEscalationAndPriority(t *testing.T) {
+	s := routingSettings()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("valid routing settings refused: %v", err)
+	}
+	s.Groups["ghosts"] = []bd.ManagerID{42}
+	s.Groups["empty"] = nil
+	s.Groups["a.b"] = []bd.ManagerID{1}
+	s.DefaultRule.Steps[0].Wait = 0
+	s.DefaultRule.Steps[1].Group = "nobody"
+	s.DefaultRule.Steps[2].Wait = -time.Second
+	s.Channels[8] = bd.ChannelRule{Target: bd.ToManagers, Managers: []bd.ManagerID{1}, Steps: []bd.Step{{}}}
+	s.Channels[7] = bd.ChannelRule{Target: bd.ToBot, Bot: 9, Steps: []bd.Step{{}}}
+	s.PersonalWait = -time.Minute
+	s.PrioritySegments = append(s.PrioritySegments, " ")
+	s.PriorityTags = append(s.PriorityTags, "")
+	s.WaitAlert = -time.Second
+	s.AlertWebhook, s.AlertSecret = "ftp://hooks.example", ""
+	err := s.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil")
+	}
+	for _, want := range []string{
+		"groups.ghosts: manager 42 is not in the distribution",
+		`groups.empty: group "empty" has no managers`,
+		"groups.a.b: a group needs a name without dots or line breaks",
+		"default_rule.steps.0.wait: every step but the last needs a wait",
+		`default_rule.steps.1.group: unknown group "nobody"`,
+		"default_rule.steps.2.wait: must not be negative",
+		"channels.8.managers: a rule with steps takes its managers from the steps' groups",
+		"channels.7.steps: a bot rule takes no steps",
+		"personal_wait: must not be negative",
+		"priority_segments: a segment code is empty",
+		"priority_tags: a tag is empty",
+		"wait_alert: must not be negative",
+		`alert_webhook: must be an http or https URL, got "ftp://hooks.example"`,
+		"alert_secret: a webhook needs a secret to sign its body",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %q, want it to contain %q", err, want)
+		}
+	}
+}
+
+func TestEscalationStepAt(t *testing.T) {
+	r := routingSettings().DefaultRule
+	for _, tc := range []struct {
+		waited time.Duration
+		step   int
+		ends   time.Duration
+		more   bool
+	}{
+		{0, 0, time.Minute, true},
+		{59 * time.Second, 0, time.Minute, true},
+		{time.Minute, 1, 3 * time.Minute, true},
+		{3*time.Minute - 1, 1, 3 * time.Minute, true},
+		{3 * time.Minute, 2, 0, false},
+		{24 * time.Hour, 2, 0, false},
+		{-time.Second, 0, time.Minute, true},
+	} {
+		step := r.StepAt(tc.waited)
+		ends, more := r.StepEnds(step)
+		if step != tc.step || ends != tc.ends || more != tc.more {
+			t.Errorf("after %s: step %d ending at %s (%v), want %d ending at %s (%v)", tc.waited, step, ends, more, tc.step, tc.ends, tc.more)
+		}
+	}
+	if got := (bd.ChannelRule{}).StepAt(time.Hour); got != 0 {
+		t.Errorf("a rule without steps is at step %d, want 0", got)
+	}
+}
+
+func TestPriorityBySegmentOrTag(t *testing.T) {
+	s := routingSettings()
+	for _, tc := range []struct {
+		segments, tags []string
+		want           int
+	}{
+		{nil, nil, 0},
+		{[]string{"wholesale"}, []string{"silver"}, 0},
+		{[]string{"wholesale", "vip"}, nil, 1},
+		{nil, []string{"gold"}, 1},
+	} {
+		if got := s.Priority(tc.segments, tc.tags); got != tc.want {
+			t.Errorf("Priority(%v, %v) = %d, want %d", tc.segments, tc.tags, got, tc.want)
+		}
+	}
+}
+
+func TestRoutingSettingsCloneIsDeep(t *testing.T) {
+	s := routingSettings()
+	c := s.Clone()
+	if !reflect.DeepEqual(c, s) {
+		t.Fatalf("Clone() = %+v, want %+v", c, s)
+	}
+	c.Groups["sales"][0] = 9
+	c.DefaultRule.Steps[0].Group = "support"
+	c.PrioritySegments[0] = "x"
+	c.PriorityTags[0] = "y"
+	if want := routingSettings(); !reflect.DeepEqual(s, want) {
+		t.Fatalf("changing the clone must not change the original: got %+v, want %+v", s, want)
+	}
+}

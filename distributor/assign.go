@@ -223,7 +223,7 @@ func (d *Distributor) reserve(ctx context.Context, snap *snapshot, dl bd.Dialog,
 		switch {
 		case err == nil:
 			tr.Responsible = to
-			if p := snap.poolFor(dl.Channel); p != nil && p.index != nil {
+			if p := tr.pool; p != nil && p.index != nil {
 				p.index.assigned(m, tr.At)
 			}
 			snap.released(from) // a moved dialog
@@ -418,8 +418,11 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 // enqueue puts the dialog in the queue, storing with it the replies it
 // causes and a drain (a slot may have freed since the decision).
 func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace) error {
+	// Priority customers (by retailCRM segment or tag) come first, then,
+	// within each group, returning ones.
+	tr.Priority *= 2
 	if snap.settings.ReturningFirst && tr.LastManager != 0 {
-		tr.Priority = 1
+		tr.Priority++
 	}
 	then := d.receivedJobs(snap, dl, nil)
 	then = d.waitReplyJob(snap, dl, tr.Situation, then)
@@ -435,6 +438,7 @@ func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, d
 	}
 	tr.Outcome = OutcomeQueued
 	d.remember(a, *tr)
+	d.wakeWhenDue(a, tr)
 	if added && d.cfg.hooks.Queued != nil {
 		d.cfg.hooks.Queued(a.id, tr.Situation)
 	}

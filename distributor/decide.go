@@ -74,8 +74,31 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		tr.Responsible = bd.BotOf(tr.Rule.Bot)
 		return toBot, nil
 	}
-	p := snap.poolFor(dialog.Channel)
+	waited := waitedOf(dialog, at)
+	if d.cfg.profiler != nil && snap.settings.UsesProfiles() {
+		d.readProfile(ctx, snap, dialog, tr)
+		tr.Priority = snap.settings.Priority(tr.profile.Segments, tr.profile.Tags)
+	}
+	if m := tr.profile.Manager; m != 0 && snap.settings.PersonalManager {
+		v, decided, err := d.decidePersonal(ctx, snap, dialog, m, at, waited, tr)
+		if err != nil || decided {
+			return v, err
+		}
+		if slices.Contains(snap.settings.Managers, m) && !slices.Contains(tr.left, m) {
+			// The wait for the personal manager is over: the rule's
+			// steps count from its end.
+			waited -= snap.settings.PersonalWaitOrDefault()
+		}
+	}
+	p, step := snap.poolAt(dialog.Channel, waited)
+	tr.pool = p
 	tr.Pool = p.name
+	if steps := tr.Rule.Steps; len(steps) > 0 {
+		tr.Step, tr.StepGroup = step, steps[step].Group
+		if end, ok := tr.Rule.StepEnds(step); ok {
+			tr.NextStepIn = end - waited
+		}
+	}
 	tr.Removed = slices.Clip(p.removed)
 	if !snap.settings.Hours.Open(at) {
 		for _, m := range p.ids {
@@ -105,7 +128,7 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	}
 	*buf = loads
 	if p.index != nil {
-		p.index.fill(p.ids, p.caps, loads)
+		p.index.fill(p.ids, p.caps, p.ranks, loads)
 	}
 	if tr.buf == nil {
 		tr.buf = candidateBuffers.Get().(*[]strategy.Candidate)
@@ -126,7 +149,7 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 			continue
 		}
 		c := &cands[n]
-		c.Manager, c.Open, c.Capacity, c.LastAssignedAt = ids[i], l.Open, caps[i], l.LastAssignedAt
+		c.Manager, c.Open, c.Capacity, c.LastAssignedAt, c.Rank = ids[i], l.Open, caps[i], l.LastAssignedAt, p.ranks[i]
 		n++
 	}
 	cands = cands[:n]
@@ -140,6 +163,14 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		return wait, nil
 	}
 	return d.pick(ctx, snap, dialog, tr)
+}
+
+// waitedOf returns how long the dialog has waited at at: since it opened.
+func waitedOf(dialog bd.Dialog, at time.Time) time.Duration {
+	if dialog.OpenedAt.IsZero() || dialog.OpenedAt.After(at) {
+		return 0
+	}
+	return at.Sub(dialog.OpenedAt)
 }
 
 // decideOnIndex decides over the head of the pool's index (see index): the
@@ -184,7 +215,8 @@ func (d *Distributor) decideOnIndex(ctx context.Context, snap *snapshot, p *pool
 		}
 		cands := (*tr.buf)[:0]
 		for i, m := range ids {
-			c := strategy.Candidate{Manager: m, Open: loads[i].Open, Capacity: p.caps[p.pos[m]], LastAssignedAt: loads[i].LastAssignedAt}
+			at := p.pos[m]
+			c := strategy.Candidate{Manager: m, Open: loads[i].Open, Capacity: p.caps[at], LastAssignedAt: loads[i].LastAssignedAt, Rank: p.ranks[at]}
 			cands = append(cands, c)
 		}
 		p.index.update(cands)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,8 @@ type Distributor struct {
 	loadMu sync.Mutex // serialises loading the account from the store
 	acct   atomic.Pointer[account]
 	locks  dialogLocks
+	// profiles dedupes reads of customers' retailCRM profiles.
+	profiles profiles
 	// reserving counts the reservations in progress per manager
 	// (reserve), when the store is contended.
 	reserving reservations
@@ -143,6 +146,7 @@ type account struct {
 	// nanoseconds of real time: no drain runs before it.
 	drainPausedUntil atomic.Int64
 	parked           parkedState // dialogs parked while the account was not active
+	stepWake         stepWake    // the next end of a waiting dialog's step or personal wait
 	presence         presence
 
 	recentMu sync.Mutex
@@ -157,9 +161,17 @@ type snapshot struct {
 	strategy     strategy.Strategy
 	strategyName string
 	roster       map[bd.ManagerID]bd.Manager
-	byChannel    map[bd.ChannelID]*pool
-	fallback     *pool // the default rule's pool; nil for a bot rule
-	pools        int
+	// byChannel and fallback hold the pools of the channels' rules and of
+	// the default rule: one pool, or one per step of a rule with steps;
+	// none for a bot rule.
+	byChannel map[bd.ChannelID][]*pool
+	fallback  []*pool
+	// everyone is the pool of every manager of the distribution: a step
+	// without a group draws from it, and the personal manager is looked
+	// up in it.
+	everyone *pool
+	// all holds every distinct pool once.
+	all []*pool
 }
 
 // pool is the managers a channel rule draws from who are present and
@@ -168,6 +180,7 @@ type pool struct {
 	name    string
 	ids     []bd.ManagerID // sorted
 	caps    []int          // capacity of ids[i]
+	ranks   []int          // place of ids[i] in the admin's order (Settings.Managers)
 	timed   []int          // indexes into ids of managers with a shift or leave
 	removed []Removal      // not in channel, unknown, inactive, offline, status
 	// index holds the managers with room in the strategy's order, for a
@@ -176,11 +189,27 @@ type pool struct {
 	pos   map[bd.ManagerID]int // manager → position in ids, with index
 }
 
-func (s *snapshot) poolFor(c bd.ChannelID) *pool {
-	if p, ok := s.byChannel[c]; ok {
-		return p
+// poolsOf returns the pools of channel c's rule; nil for a bot rule.
+func (s *snapshot) poolsOf(c bd.ChannelID) []*pool {
+	if ps, ok := s.byChannel[c]; ok {
+		return ps
 	}
 	return s.fallback
+}
+
+// poolAt returns the pool a dialog of channel c draws from once it has
+// waited waited (for a rule with steps, the pool of the step it is at),
+// and the step's index; nil for a bot rule.
+func (s *snapshot) poolAt(c bd.ChannelID, waited time.Duration) (*pool, int) {
+	ps := s.poolsOf(c)
+	switch len(ps) {
+	case 0:
+		return nil, 0
+	case 1:
+		return ps[0], 0
+	}
+	i := s.settings.RuleFor(c).StepAt(waited)
+	return ps[i], i
 }
 
 // Account returns the id of the account the distributor serves.
@@ -248,31 +277,59 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 		strategy:     strat,
 		strategyName: name,
 		roster:       roster,
-		byChannel:    make(map[bd.ChannelID]*pool, len(s.Channels)),
+		byChannel:    make(map[bd.ChannelID][]*pool, len(s.Channels)),
 	}
 	inDist := slices.Clone(s.Managers)
 	slices.Sort(inDist)
+	rank := make(map[bd.ManagerID]int, len(s.Managers))
+	for i, m := range s.Managers {
+		rank[m] = i
+	}
 	var order func(a, b strategy.Candidate) int
 	if o, ok := strat.(strategy.Ordered); ok {
 		order = o.Order()
 	}
-	if s.DefaultRule.Target != bd.ToBot {
-		snap.fallback = makePool("default rule", s.DefaultRule, inDist, &snap.settings, roster, order)
-		snap.pools++
+	newPool := func(name string, r bd.ChannelRule) *pool {
+		p := makePool(name, r, inDist, rank, &snap.settings, roster, order)
+		snap.all = append(snap.all, p)
+		return p
 	}
-	for c, r := range s.Channels {
-		if r.Target == bd.ToBot {
-			continue
+	snap.everyone = newPool("everyone in the distribution", bd.ChannelRule{Target: bd.ToManagers})
+	groups := make(map[string]*pool)
+	rulePools := func(name string, r bd.ChannelRule) []*pool {
+		switch {
+		case r.Target == bd.ToBot:
+			return nil
+		case len(r.Steps) == 0 && len(r.Managers) == 0:
+			return []*pool{snap.everyone}
+		case len(r.Steps) == 0:
+			return []*pool{newPool(name, r)}
 		}
-		snap.byChannel[c] = makePool(fmt.Sprintf("channel %d", c), r, inDist, &snap.settings, roster, order)
-		snap.pools++
+		ps := make([]*pool, len(r.Steps))
+		for i, st := range r.Steps {
+			if st.Group == "" {
+				ps[i] = snap.everyone
+				continue
+			}
+			if groups[st.Group] == nil {
+				groups[st.Group] = newPool("group "+st.Group, bd.ChannelRule{Target: bd.ToManagers, Managers: s.Groups[st.Group]})
+			}
+			ps[i] = groups[st.Group]
+		}
+		return ps
+	}
+	snap.fallback = rulePools("default rule", s.DefaultRule)
+	for _, c := range slices.Sorted(maps.Keys(s.Channels)) {
+		if ps := rulePools(fmt.Sprintf("channel %d", c), s.Channels[c]); ps != nil {
+			snap.byChannel[c] = ps
+		}
 	}
 	return snap, nil
 }
 
 // makePool makes the pool of a channel rule; with a strategy order, a large
 // pool gets an index (see index).
-func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settings, roster map[bd.ManagerID]bd.Manager, order func(a, b strategy.Candidate) int) *pool {
+func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, rank map[bd.ManagerID]int, s *bd.Settings, roster map[bd.ManagerID]bd.Manager, order func(a, b strategy.Candidate) int) *pool {
 	p := &pool{name: name}
 	members := inDist
 	if len(r.Managers) > 0 {
@@ -301,6 +358,7 @@ func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, s *bd.Settin
 			}
 			p.ids = append(p.ids, m)
 			p.caps = append(p.caps, s.CapacityOf(m))
+			p.ranks = append(p.ranks, rank[m])
 		}
 	}
 	slices.SortFunc(p.removed, func(a, b Removal) int { return int(a.Manager - b.Manager) })

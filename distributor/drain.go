@@ -153,7 +153,13 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) (paused bool, e
 			if sem.Acquire(ctx, 1) != nil {
 				break // stopped
 			}
-			p := snap.poolFor(w.Dialog.Channel)
+			// Dialogs of a pool with no free slot are skipped; not so while
+			// personal managers route, as whose turn it is depends on
+			// each dialog's customer.
+			var p *pool
+			if !snap.settings.PersonalManager {
+				p, _ = snap.poolAt(w.Dialog.Channel, waitedOf(w.Dialog, d.cfg.now()))
+			}
 			mu.Lock()
 			skip := p != nil && full[p] || refused[w.Dialog.ID]
 			mu.Unlock()
@@ -186,7 +192,7 @@ func (d *Distributor) drainOnce(ctx context.Context, a *account) (paused bool, e
 			return true, failed
 		case progressed:
 			limit = drainBatch
-		case len(ws) < limit || len(full) >= snap.pools:
+		case len(ws) < limit || len(full) >= len(snap.all):
 			return false, failed
 		default:
 			limit *= 4
@@ -226,6 +232,9 @@ const (
 // harmless).
 func (d *Distributor) beginWaiting(ctx context.Context, a *account, snap *snapshot, w store.Waiting, recover bool) (rest func() (waitingResult, error), res waitingResult, err error) {
 	dl := w.Dialog
+	if dl.OpenedAt.IsZero() {
+		dl.OpenedAt = w.Since
+	}
 	lk := d.locks.lock(dl.ID)
 	tr := &Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), FromQueue: true, greet: fresh(w)}
 	end := func() {
@@ -248,6 +257,9 @@ func (d *Distributor) beginWaiting(ctx context.Context, a *account, snap *snapsh
 	}
 	v, err := d.decide(ctx, snap, dl, tr.At, tr)
 	if err != nil || v == wait {
+		if v == wait {
+			d.wakeWhenDue(a, tr)
+		}
 		end()
 		return nil, stillWaits, err
 	}

@@ -64,11 +64,11 @@ func (x *index) fresh() bool {
 }
 
 // fill sets every manager of the pool from a read of all their loads.
-func (x *index) fill(ids []bd.ManagerID, caps []int, loads []store.Load) {
+func (x *index) fill(ids []bd.ManagerID, caps, ranks []int, loads []store.Load) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for i := range loads {
-		x.set(strategy.Candidate{Manager: ids[i], Open: loads[i].Open, Capacity: caps[i], LastAssignedAt: loads[i].LastAssignedAt})
+		x.set(strategy.Candidate{Manager: ids[i], Open: loads[i].Open, Capacity: caps[i], LastAssignedAt: loads[i].LastAssignedAt, Rank: ranks[i]})
 	}
 	x.filled = time.Now()
 }
@@ -139,10 +139,7 @@ func (s *snapshot) released(r bd.Responsible) {
 	if !ok {
 		return
 	}
-	if s.fallback != nil && s.fallback.index != nil {
-		s.fallback.index.released(m)
-	}
-	for _, p := range s.byChannel {
+	for _, p := range s.all {
 		if p.index != nil {
 			p.index.released(m)
 		}

@@ -29,6 +29,8 @@ type config struct {
 	strategies *strategy.Registry
 	replier    reply.Replier
 	binder     binding.Binder
+	profiler   binding.Profiler
+	profile    profileConfig
 	logger     *slog.Logger
 	now        func() time.Time
 	hooks      Hooks
@@ -49,6 +51,7 @@ func newConfig(opts []Option) (config, error) {
 		sweep:      30 * time.Second,
 		keepEvents: 24 * time.Hour,
 		recent:     100,
+		profile:    profileConfig{timeout: DefaultProfileTimeout, maxAge: DefaultProfileMaxAge},
 	}
 	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
 		return config{}, fmt.Errorf("distributor: %w", err)
@@ -105,6 +108,34 @@ func WithBinder(b binding.Binder) Option {
 			return errors.New("WithBinder: nil binder")
 		}
 		c.binder = b
+		return nil
+	})
+}
+
+// WithProfiler sets where customers' retailCRM profiles (personal
+// manager, segments, tags) are read from, for the settings that route by
+// them (Settings.PersonalManager, PrioritySegments, PriorityTags). Without
+// one those settings have no effect. Profiles are kept with the customers'
+// bindings in the store (when it keeps bindings) and read again once older
+// than maxAge; a read that takes longer than timeout does not hold the
+// dialog: it is routed without the profile, and the read goes on in the
+// background for the next decisions. Zero durations mean
+// DefaultProfileTimeout and DefaultProfileMaxAge.
+func WithProfiler(p binding.Profiler, timeout, maxAge time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		switch {
+		case p == nil:
+			return errors.New("WithProfiler: nil profiler")
+		case timeout < 0 || maxAge < 0:
+			return fmt.Errorf("WithProfiler: durations must not be negative, got timeout %s, max age %s", timeout, maxAge)
+		}
+		c.profiler = p
+		if timeout > 0 {
+			c.profile.timeout = timeout
+		}
+		if maxAge > 0 {
+			c.profile.maxAge = maxAge
+		}
 		return nil
 	})
 }

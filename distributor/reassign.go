@@ -271,7 +271,7 @@ func (d *Distributor) move(ctx context.Context, a *account, dl bd.Dialog, from b
 	}
 	snap := a.snap.Load()
 	left := append(a.presence.left(dl.ID), from)
-	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), Reassigned: from, Why: why}
+	tr := Trace{Account: a.id, Dialog: dl.ID, Channel: dl.Channel, At: d.cfg.now(), Reassigned: from, Why: why, left: left}
 	defer tr.release()
 	v, err := d.decide(ctx, snap, dl, tr.At, &tr)
 	if err != nil {

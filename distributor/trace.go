@@ -44,6 +44,22 @@ type Removal struct {
 	Open, Capacity int
 }
 
+// groupName names a step's group in a trace: "" is everyone.
+func groupName(g string) string {
+	if g == "" {
+		return "everyone in the distribution"
+	}
+	return "group " + g
+}
+
+// thenWho names who a dialog goes to once its personal wait is over.
+func (t Trace) thenWho() string {
+	if len(t.Rule.Steps) > 0 {
+		return groupName(t.Rule.Steps[0].Group)
+	}
+	return "the channel's rule"
+}
+
 // String explains the removal, e.g. "at_capacity (5 of 5 open)".
 func (r Removal) String() string {
 	if r.Filter == FilterCapacity && r.Detail == "" {
@@ -145,6 +161,13 @@ type Trace struct {
 	Situation bd.Situation
 
 	buf *[]strategy.Candidate // the pooled buffer Candidates lives in
+	// pool is the pool the decision drew from; profile the customer's
+	// retailCRM profile, when read.
+	pool    *pool
+	profile bd.CustomerProfile
+	// left are the managers a dialog being moved left: a personal manager
+	// among them is not waited for.
+	left []bd.ManagerID
 	// waiting is the account's queue length when waitingRead: read with
 	// the loads, where the store can.
 	waiting     int
@@ -229,6 +252,25 @@ func (t Trace) String() string {
 	}
 	if t.Outcome == OutcomeQueued && t.Priority != 0 {
 		fmt.Fprintf(&b, "\n  queue priority %d", t.Priority)
+	}
+	if t.Personal != 0 {
+		switch {
+		case t.Choice.Manager == t.Personal:
+			fmt.Fprintf(&b, "\n  personal manager %d in retailCRM takes it", t.Personal)
+		case t.PersonalWait > 0:
+			fmt.Fprintf(&b, "\n  personal manager %d cannot take it now; waiting up to %s more for them, then %s", t.Personal, t.PersonalWait, t.thenWho())
+		default:
+			fmt.Fprintf(&b, "\n  personal manager %d cannot take it; the channel's rule applies", t.Personal)
+		}
+	}
+	if t.Profile != "" {
+		fmt.Fprintf(&b, "\n  retailCRM profile: %s", t.Profile)
+	}
+	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 {
+		fmt.Fprintf(&b, "\n  step %d of %d (%s)", t.Step+1, n, groupName(t.StepGroup))
+		if t.NextStepIn > 0 {
+			fmt.Fprintf(&b, ", next step (%s) in %s", groupName(t.Rule.Steps[t.Step+1].Group), t.NextStepIn)
+		}
 	}
 	if t.Pool != "" {
 		fmt.Fprintf(&b, "\n  managers from: %s", t.Pool)

@@ -193,6 +193,6 @@ func ExampleRegistry() {
 	fmt.Println(c.Manager, c.Reason)
 	// Output:
 	// strategy: register "round_robin": the name is already registered
-	// [even_first least_loaded round_robin sticky_least_loaded sticky_round_robin]
+	// [even_first least_loaded round_robin sticky_least_loaded sticky_round_robin strict_order]
 	// 4 even ids first
 }

@@ -18,6 +18,8 @@ const (
 	NameStickyRoundRobin = "sticky_round_robin"
 	// NameStickyLeastLoaded is [Sticky] in front of [LeastLoaded].
 	NameStickyLeastLoaded = "sticky_least_loaded"
+	// NameStrictOrder is [StrictOrder].
+	NameStrictOrder = "strict_order"
 )
 
 // Registry maps names to strategies, so that settings can choose a strategy
@@ -34,7 +36,7 @@ type Registry struct {
 
 // NewRegistry returns a registry holding the built-in strategies under
 // [NameRoundRobin], [NameLeastLoaded], [NameStickyRoundRobin] and
-// [NameStickyLeastLoaded].
+// [NameStickyLeastLoaded], and [NameStrictOrder].
 func NewRegistry() *Registry {
 	rr, ll := NewRoundRobin(), NewLeastLoaded()
 	return &Registry{m: map[string]Strategy{
@@ -42,6 +44,7 @@ func NewRegistry() *Registry {
 		NameLeastLoaded:       ll,
 		NameStickyRoundRobin:  &Sticky{next: rr},
 		NameStickyLeastLoaded: &Sticky{next: ll},
+		NameStrictOrder:       NewStrictOrder(),
 	}}
 }
 

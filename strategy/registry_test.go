@@ -13,23 +13,26 @@ import (
 
 func TestNewRegistryBuiltins(t *testing.T) {
 	r := strategy.NewRegistry()
-	want := []string{"least_loaded", "round_robin", "sticky_least_loaded", "sticky_round_robin"}
+	want := []string{"least_loaded", "round_robin", "sticky_least_loaded", "sticky_round_robin", "strict_order"}
 	if got := r.Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names = %v, want %v", got, want)
 	}
-	if got := []string{strategy.NameLeastLoaded, strategy.NameRoundRobin, strategy.NameStickyLeastLoaded, strategy.NameStickyRoundRobin}; !slices.Equal(got, want) {
+	if got := []string{strategy.NameLeastLoaded, strategy.NameRoundRobin, strategy.NameStickyLeastLoaded, strategy.NameStickyRoundRobin, strategy.NameStrictOrder}; !slices.Equal(got, want) {
 		t.Fatalf("name constants = %v, want %v", got, want)
 	}
 
 	// Who each built-in picks from one request tells them apart: 1 was
-	// never assigned, 2 holds the fewest dialogs, 3 is the last manager.
+	// never assigned, 2 holds the fewest dialogs, 3 is the last manager
+	// and first in the admin's order.
 	req := request(cand(1, 4, never), cand(2, 1, at(5)), cand(3, 3, at(1)))
+	req.Candidates[0].Rank, req.Candidates[1].Rank, req.Candidates[2].Rank = 1, 2, 0
 	req.LastManager = 3
 	wantPick := map[string]string{
 		strategy.NameRoundRobin:        "1 longest since last assignment (never)",
 		strategy.NameLeastLoaded:       "2 fewest open dialogs (1)",
 		strategy.NameStickyRoundRobin:  "3 returning customer's last manager",
 		strategy.NameStickyLeastLoaded: "3 returning customer's last manager",
+		strategy.NameStrictOrder:       "3 first in the set order (place 1)",
 	}
 	for name, want := range wantPick {
 		s, ok := r.Lookup(name)
@@ -84,7 +87,7 @@ func TestRegistryRegister(t *testing.T) {
 	if c, _ := s.Pick(t.Context(), request(cand(1, 0, never))); c.Reason != "first" {
 		t.Errorf("Lookup returned a different strategy: it picked %+v", c)
 	}
-	want := []string{"first_one", "least_loaded", "round_robin", "sticky_least_loaded", "sticky_round_robin"}
+	want := []string{"first_one", "least_loaded", "round_robin", "sticky_least_loaded", "sticky_round_robin", "strict_order"}
 	if got := r.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names = %v, want %v", got, want)
 	}
@@ -167,7 +170,7 @@ func TestRegistryHammer(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if n := len(r.Names()); n != 4+per {
-		t.Errorf("%d names registered, want %d", n, 4+per)
+	if n := len(r.Names()); n != 5+per {
+		t.Errorf("%d names registered, want %d", n, 5+per)
 	}
 }

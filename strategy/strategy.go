@@ -41,6 +41,9 @@ type Candidate struct {
 	Capacity int
 	// LastAssignedAt is when the manager last received a dialog; zero if never.
 	LastAssignedAt time.Time
+	// Rank is the manager's place in the order the account's admin set
+	// (Settings.Managers): 0 for the first. [StrictOrder] follows it.
+	Rank int
 }
 
 // Request is what a strategy chooses over. Its slices belong to the caller

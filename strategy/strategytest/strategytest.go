@@ -393,7 +393,8 @@ func randomRequest(r *rand.Rand) strategy.Request {
 	id := bd.ManagerID(1 + r.IntN(5))
 	for i := range cs {
 		capacity := 1 + r.IntN(8)
-		c := strategy.Candidate{Manager: id, Open: r.IntN(capacity), Capacity: capacity}
+		// Ranks are places in the admin's order; equal ones occur.
+		c := strategy.Candidate{Manager: id, Open: r.IntN(capacity), Capacity: capacity, Rank: r.IntN(n)}
 		if r.IntN(10) >= 3 {
 			c.LastAssignedAt = base.Add(time.Duration(r.IntN(20)) * time.Minute)
 		}

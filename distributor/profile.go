@@ -1,0 +1,263 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/binding"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/strategy"
+)
+
+const (
+	// DefaultProfileTimeout is how long a decision waits for a customer's
+	// retailCRM profile before it routes without it (see WithProfiler).
+	DefaultProfileTimeout = 2 * time.Second
+	// DefaultProfileMaxAge is how long a profile kept in the store is used
+	// before it is read again.
+	DefaultProfileMaxAge = time.Hour
+	// profileReadLimit bounds a read that goes on in the background.
+	profileReadLimit = 30 * time.Second
+)
+
+// profileConfig is how profiles are read.
+type profileConfig struct {
+	timeout, maxAge time.Duration
+}
+
+// profiles reads customers' profiles once each at a time and remembers,
+// for maxAge, the customers retailCRM has no card for.
+type profiles struct {
+	group singleflight.Group
+	mu    sync.Mutex
+	none  map[bd.CustomerID]time.Time // no card, as of then
+}
+
+// The ways a profile was found, as Trace.Profile says them.
+const (
+	profileCached   = "cached"
+	profileRead     = "read"
+	profileTimedOut = "timed out"
+	profileFailed   = "failed"
+	profileNone     = "none"
+)
+
+// readProfile sets tr.profile and tr.Profile for the dialog's customer: the
+// profile kept in the store when it is fresh, else one read from retailCRM
+// within the timeout. A read that times out goes on in the background
+// and keeps its result for the next decisions; this decision goes on
+// without it. A failure is logged, never the decision's error: routing
+// without the CRM beats not routing.
+func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dialog, tr *Trace) {
+	if dl.Customer.ID == 0 {
+		tr.Profile = profileNone
+		return
+	}
+	now := d.cfg.now()
+	var crm int64
+	if bs, ok := d.store.(store.Bindings); ok {
+		b, err := bs.Binding(ctx, dl.Account, dl.Customer.ID)
+		switch {
+		case err == nil:
+			crm = b.CRMCustomer
+			if !b.Profile.ReadAt.IsZero() && now.Sub(b.Profile.ReadAt) < d.cfg.profile.maxAge {
+				tr.profile, tr.Profile = b.Profile, profileCached
+				return
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			d.fail(dl.Account, "profile", fmt.Errorf("binding of customer %d: %w", dl.Customer.ID, err))
+		}
+	}
+	if d.profiles.noCard(dl.Customer.ID, now, d.cfg.profile.maxAge) {
+		tr.Profile = profileNone
+		return
+	}
+	if tr.DryRun {
+		// A dry run stores nothing: it reads the card and forgets it.
+		rctx, cancel := context.WithTimeout(ctx, d.cfg.profile.timeout)
+		defer cancel()
+		p, err := d.cfg.profiler.Profile(rctx, binding.ProfileRequest{Account: dl.Account, Customer: dl.Customer, CRMCustomer: crm})
+		tr.profile, tr.Profile = p, profileOutcome(rctx, err)
+		return
+	}
+	key := strconv.FormatInt(int64(dl.Customer.ID), 10)
+	ch := d.profiles.group.DoChan(key, func() (any, error) {
+		var p bd.CustomerProfile
+		var err error
+		// The read is not the decision's: it goes on after the decision
+		// stopped waiting for it, until the distributor closes.
+		done := make(chan struct{})
+		if !d.goBackground(func(base context.Context) {
+			defer close(done)
+			rctx, cancel := context.WithTimeout(base, profileReadLimit)
+			defer cancel()
+			p, err = d.fetchProfile(rctx, dl, crm)
+		}) {
+			return nil, ErrClosed
+		}
+		<-done
+		return p, err
+	})
+	timer := time.NewTimer(d.cfg.profile.timeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if tr.Profile = profileOutcome(ctx, r.Err); r.Err == nil {
+			tr.profile = r.Val.(bd.CustomerProfile)
+		}
+	case <-timer.C:
+		tr.Profile = profileTimedOut
+	case <-ctx.Done():
+		tr.Profile = profileTimedOut
+	}
+}
+
+// profileOutcome says how a read that ended with err went.
+func profileOutcome(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return profileRead
+	case errors.Is(err, binding.ErrNoMatch):
+		return profileNone
+	case ctx.Err() != nil:
+		return profileTimedOut
+	}
+	return profileFailed
+}
+
+// fetchProfile reads the customer's profile from retailCRM and keeps it
+// with the customer's binding; a customer with no card is remembered.
+func (d *Distributor) fetchProfile(ctx context.Context, dl bd.Dialog, crm int64) (bd.CustomerProfile, error) {
+	p, err := d.cfg.profiler.Profile(ctx, binding.ProfileRequest{Account: dl.Account, Customer: dl.Customer, CRMCustomer: crm})
+	if errors.Is(err, binding.ErrNoMatch) {
+		d.profiles.noteNoCard(dl.Customer.ID, d.cfg.now())
+		return p, err
+	}
+	if err != nil {
+		d.fail(dl.Account, "profile", fmt.Errorf("profile of customer %d: %w", dl.Customer.ID, err))
+		return p, err
+	}
+	if p.ReadAt.IsZero() {
+		p.ReadAt = d.cfg.now()
+	}
+	if bs, ok := d.store.(store.Bindings); ok && p.CRMCustomer > 0 {
+		b := store.Binding{Account: dl.Account, Customer: dl.Customer.ID, CRMCustomer: p.CRMCustomer, Rule: string(binding.ByLink), At: p.ReadAt, Profile: p}
+		if old, err := bs.Binding(ctx, dl.Account, dl.Customer.ID); err == nil && old.CRMCustomer == p.CRMCustomer {
+			b.Rule, b.At = old.Rule, old.At
+		}
+		if err := bs.SaveBinding(ctx, b); err != nil {
+			d.fail(dl.Account, "profile", fmt.Errorf("keep the profile of customer %d: %w", dl.Customer.ID, err))
+		}
+	}
+	d.cfg.logger.Debug("distributor: customer profile read", slog.String("account", string(dl.Account)),
+		slog.Int64("customer", int64(dl.Customer.ID)), slog.Int64("manager", int64(p.Manager)))
+	return p, nil
+}
+
+// noCard reports whether retailCRM was found to have no card for the
+// customer less than maxAge before now.
+func (ps *profiles) noCard(c bd.CustomerID, now time.Time, maxAge time.Duration) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	at, ok := ps.none[c]
+	if ok && now.Sub(at) >= maxAge {
+		delete(ps.none, c)
+		return false
+	}
+	return ok
+}
+
+// noteNoCard remembers that retailCRM has no card for the customer,
+// forgetting the oldest entries beyond a bound.
+func (ps *profiles) noteNoCard(c bd.CustomerID, now time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.none == nil {
+		ps.none = make(map[bd.CustomerID]time.Time)
+	}
+	if len(ps.none) >= 100_000 {
+		clear(ps.none)
+	}
+	ps.none[c] = now
+}
+
+// decidePersonal decides for a dialog whose customer's personal manager is
+// m: m takes it when they may (decided, pickManager); otherwise the dialog
+// waits for them (decided, wait) until the personal wait is over, when
+// decided is false and the channel's rule applies.
+func (d *Distributor) decidePersonal(ctx context.Context, snap *snapshot, dl bd.Dialog, m bd.ManagerID, at time.Time, waited time.Duration, tr *Trace) (v verdict, decided bool, err error) {
+	tr.Personal = m
+	left := snap.settings.PersonalWaitOrDefault() - waited
+	p := snap.everyone
+	i, in := slices.BinarySearch(p.ids, m)
+	var why *Removal
+	switch {
+	case !slices.Contains(snap.settings.Managers, m):
+		why = &Removal{Manager: m, Filter: FilterChannel, Detail: "the personal manager is not in the distribution"}
+		left = 0 // nobody to wait for
+	case slices.Contains(tr.left, m):
+		why = &Removal{Manager: m, Filter: FilterLeft, Detail: "the dialog left its personal manager"}
+		left = 0
+	case !in:
+		for _, r := range p.removed {
+			if r.Manager == m {
+				why = &r
+				break
+			}
+		}
+		if why == nil {
+			why = &Removal{Manager: m, Filter: FilterRoster, Detail: "not in the roster"}
+		}
+	case !snap.settings.Hours.Open(at):
+		why = &Removal{Manager: m, Filter: FilterHours, Detail: "the account is closed now"}
+	default:
+		if shift, ok := snap.settings.Shifts[m]; ok && !shift.Open(at) {
+			why = &Removal{Manager: m, Filter: FilterHours, Detail: "outside their shift"}
+		}
+		for _, r := range snap.settings.Leave[m] {
+			if r.Contains(at, snap.settings.Hours.Location()) {
+				why = &Removal{Manager: m, Filter: FilterLeave, Detail: fmt.Sprintf("on leave %s to %s", r.From, r.To)}
+			}
+		}
+	}
+	if why == nil {
+		var one [1]store.Load
+		loads, err := d.readLoads(ctx, dl, []bd.ManagerID{m}, one[:0], tr)
+		if err != nil {
+			return 0, false, err
+		}
+		l := loads[0]
+		if l.Open < p.caps[i] {
+			tr.Pool = "personal manager"
+			tr.pool = p
+			tr.Candidates = []strategy.Candidate{{Manager: m, Open: l.Open, Capacity: p.caps[i], LastAssignedAt: l.LastAssignedAt, Rank: p.ranks[i]}}
+			tr.Choice = strategy.Choice{Manager: m, Reason: "the customer's personal manager in retailCRM"}
+			return pickManager, true, nil
+		}
+		why = &Removal{Manager: m, Filter: FilterCapacity, Open: l.Open, Capacity: p.caps[i]}
+	}
+	tr.Removed = append(tr.Removed, *why)
+	if left <= 0 {
+		return 0, false, nil
+	}
+	tr.PersonalWait = left
+	tr.Pool = "personal manager"
+	switch why.Filter {
+	case FilterHours, FilterLeave:
+		tr.Situation = bd.OutsideWorkingHours
+	case FilterOffline, FilterStatus, FilterRoster, FilterInactive:
+		tr.Situation = bd.NoManagerOnline
+	default:
+		tr.Situation = bd.AllManagersBusy
+	}
+	return wait, true, nil
+}
