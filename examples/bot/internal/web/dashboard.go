@@ -87,6 +87,16 @@ func humanDuration(l lang, d time.Duration) string {
 	return fmt.Sprintf("%d %s %d %s", int(d.Hours()), hour, int(d.Minutes())%60, min)
 }
 
+// humanWait is humanDuration to the second below an hour ("1 min 30 s"),
+// for waits a decision still counts down.
+func humanWait(l lang, d time.Duration) string {
+	d = max(d, 0).Round(time.Second)
+	if d < time.Minute || d >= time.Hour || d%time.Minute == 0 {
+		return humanDuration(l, d)
+	}
+	return humanDuration(l, d.Truncate(time.Minute)) + " " + humanDuration(l, d%time.Minute)
+}
+
 func newDashboardView(l lang, d bot.Dashboard) dashboardView {
 	v := dashboardView{Account: d.Account, Active: d.Active, Connected: d.Connected, Queue: d.Queue,
 		LongestWait: humanDuration(l, d.LongestWait), Updated: d.At.Format("15:04:05")}
@@ -299,28 +309,30 @@ func traceNotes(l lang, t distributor.Trace, name func(bd.ManagerID) string) []s
 	var notes []string
 	if t.Personal != 0 {
 		who := name(t.Personal)
+		took := t.Choice.Manager == t.Personal ||
+			(t.Responsible == bd.ManagerOf(t.Personal) && (t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeReassigned))
 		switch {
-		case t.Responsible == bd.ManagerOf(t.Personal) && (t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeReassigned):
+		case took:
 			notes = append(notes, T(l, "trace.personalTook", who))
 		case t.PersonalWait > 0:
 			then := T(l, "trace.thenRule")
 			if len(t.Rule.Steps) > 0 {
 				then = stepGroupName(l, t.Rule.Steps[0].Group, "trace.thenGroup", "trace.thenEveryone")
 			}
-			notes = append(notes, T(l, "trace.personalWaiting", who, humanDuration(l, t.PersonalWait.Round(time.Second)), then))
-		case t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeQueued:
-			notes = append(notes, T(l, "trace.personalOver", who))
+			notes = append(notes, T(l, "trace.personalWaiting", who, humanWait(l, t.PersonalWait), then))
 		default:
-			notes = append(notes, T(l, "trace.personal", who))
+			notes = append(notes, T(l, "trace.personalOver", who))
 		}
 	}
-	if n := len(t.Rule.Steps); n > 0 && t.Step >= 0 && t.Step < n {
+	// While the dialog waits for its personal manager, the steps have not
+	// begun.
+	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 && t.Step >= 0 && t.Step < n {
 		group := t.StepGroup
 		if group == "" {
 			group = T(l, "trace.everyone")
 		}
 		if t.Step < n-1 {
-			notes = append(notes, T(l, "trace.step", t.Step+1, n, group, humanDuration(l, max(t.NextStepIn, 0).Round(time.Second))))
+			notes = append(notes, T(l, "trace.step", t.Step+1, n, group, humanWait(l, t.NextStepIn)))
 		} else {
 			notes = append(notes, T(l, "trace.stepLast", t.Step+1, n, group))
 		}

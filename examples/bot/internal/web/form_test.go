@@ -404,6 +404,7 @@ func TestTraceNotes(t *testing.T) {
 	rule := bd.ChannelRule{Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {Group: "support", Wait: time.Minute}, {}}}
 	waiting := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Personal: 7, PersonalWait: 2 * time.Minute,
 		Step: 1, StepGroup: "support", NextStepIn: time.Minute, Profile: "cached"}
+	stepping := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Step: 1, StepGroup: "support", NextStepIn: time.Minute, Profile: "cached"}
 	for _, tc := range []struct {
 		l    lang
 		t    distributor.Trace
@@ -411,15 +412,21 @@ func TestTraceNotes(t *testing.T) {
 	}{
 		{bot.LangEnglish, waiting, []string{
 			"Personal manager Anna cannot take it now; waiting up to 2 min more for them, then the group “sales”.",
-			"Step 2 of 3 (support), next step in 1 min.",
 			"The customer's retailCRM card: taken from the cache."}},
 		{bot.LangRussian, waiting, []string{
 			"Персональный менеджер — Anna, но сейчас не может взять диалог; ждём ещё до 2 мин, затем — группа «sales».",
+			"Карточка клиента в retailCRM: взята из кэша."}},
+		{bot.LangEnglish, stepping, []string{
+			"Step 2 of 3 (support), next step in 1 min.",
+			"The customer's retailCRM card: taken from the cache."}},
+		{bot.LangRussian, stepping, []string{
 			"Шаг 2 из 3 (support), следующий шаг через 1 мин.",
 			"Карточка клиента в retailCRM: взята из кэша."}},
 		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(9), Rule: rule, Personal: 7, Step: 2}, []string{
-			"The wait for the personal manager Anna is over; the channel's rule applies.",
+			"Personal manager Anna cannot take it; the channel's rule applies.",
 			"Step 3 of 3 (everyone), the last one."}},
+		{bot.LangRussian, distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: bd.ChannelRule{Steps: []bd.Step{{Wait: time.Minute}, {Group: "sales"}}}, Personal: 7, PersonalWait: 90 * time.Second}, []string{
+			"Персональный менеджер — Anna, но сейчас не может взять диалог; ждём ещё до 1 мин 30 с, затем — все менеджеры в распределении."}},
 		{bot.LangRussian, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(7), Personal: 7, Profile: "timed out"}, []string{
 			"Anna — персональный менеджер клиента в retailCRM.",
 			"Карточка клиента в retailCRM не успела прочитаться: диалог направлен по правилу канала, карточка дочитывается."}},
