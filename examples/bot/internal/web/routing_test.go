@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/examples/bot/internal/bottest"
+	"github.com/botdistributor/botdistributor/sandbox"
 )
 
 // The escalation editor through the page, in Russian: a refused save names
@@ -149,5 +152,45 @@ func TestSettingsEscalationThroughThePage(t *testing.T) {
 	form.Set("edit", "step_remove:nowhere:0")
 	if r := h.post(path+"/settings", form); r.status != http.StatusBadRequest {
 		t.Fatalf("an unknown edit: %d", r.status)
+	}
+}
+
+// A dialog assigned at the first step of a channel's escalation: the
+// decisions page says which step, of how many, and for which group, in
+// English and in Russian.
+func TestDecisionsShowTheEscalationStep(t *testing.T) {
+	h := newHarness(t)
+	h.login()
+	path := h.connect()
+	id := accountID(path)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := h.env.Settings()
+	s.Groups = map[string][]bd.ManagerID{"Sales": {h.env.Anna}}
+	s.Channels[h.env.Shop] = bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Group: "Sales", Wait: 10 * time.Minute}, {}}}
+	if err := h.sup.SaveSettings(ctx, id, s); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := h.env.MG.CustomerWrites(ctx, sandbox.MGCustomerMessage{Channel: h.env.Shop, CustomerExternalID: "c1", FirstName: "Ivan", Text: "Hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.env.MG.Await(ctx, func() bool { r, _ := h.env.MG.Responsible(msg.Dialog); return !r.IsZero() }); err != nil {
+		t.Fatal(err)
+	}
+	dialog := fmt.Sprintf(`data-dialog="%d"`, msg.Dialog)
+	var trace string
+	bottest.Eventually(t, 10*time.Second, "the decision on the page", func() bool {
+		trace = between(h.get(path+"/decisions").body, dialog, "</article>")
+		return strings.Contains(trace, "assigned to")
+	})
+	if !strings.Contains(trace, "Step 1 of 2 (Sales), next step in ") {
+		t.Fatalf("the decision does not name the step:\n%s", trace)
+	}
+	if r := h.get("/lang?to=ru&back=/"); r.status != http.StatusSeeOther {
+		t.Fatalf("switching to Russian: %d", r.status)
+	}
+	if trace = between(h.get(path+"/decisions").body, dialog, "</article>"); !strings.Contains(trace, "Шаг 1 из 2 (Sales), следующий шаг через ") {
+		t.Fatalf("the Russian decision does not name the step:\n%s", trace)
 	}
 }
