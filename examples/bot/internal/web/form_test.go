@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -465,6 +466,30 @@ func TestStrategyLabels(t *testing.T) {
 			if got[name] != label {
 				t.Errorf("%s: %s is labelled %q, want %q", tc.l, name, got[name], label)
 			}
+		}
+	}
+}
+
+// A secret typed into a form that comes back (refused, or changed by an
+// edit button) is not written into the page: the page asks for it again.
+func TestTypedSecretIsNotShown(t *testing.T) {
+	p, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := stateFromSettings(baseSettings())
+	f.AlertWebhook, f.AlertSecret = "https://hooks.example.com/a", "typed-secret-42"
+	for _, l := range []lang{bot.LangEnglish, bot.LangRussian} {
+		var b strings.Builder
+		pg := page{Lang: l, Data: accountData{Settings: newSettingsView(l, f, bot.Choices{}, nil)}}
+		if err := p.execute(&b, "account", "", pg); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), "typed-secret-42") {
+			t.Fatalf("%s: the page shows the typed secret", l)
+		}
+		if want := T(l, "alert.secretRetype"); !strings.Contains(b.String(), want) {
+			t.Fatalf("%s: the page does not ask for the secret again (%q)", l, want)
 		}
 	}
 }
