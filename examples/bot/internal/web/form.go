@@ -234,9 +234,6 @@ func stateFromForm(v url.Values) formState {
 		}
 		f.Groups = append(f.Groups, g)
 	}
-	if f.Groups == nil && v.Has(groupField(0, "name")) {
-		f.Groups = []groupState{}
-	}
 	for _, s := range v["manager"] {
 		if id, err := strconv.ParseInt(s, 10, 64); err == nil && id > 0 {
 			f.Managers[bd.ManagerID(id)] = true
@@ -303,9 +300,13 @@ func readRule(v url.Values, prefix string) channelState {
 }
 
 // settings applies the form to base (the settings in force), keeping what
-// the form does not show (shifts, leave, the default rule, ...). The
-// problems are what the form itself gets wrong (a number that is not one,
-// a span that does not parse); the settings' own validation comes after.
+// the form does not show (shifts, leave, ...). A form without the default
+// rule's fields or the groups' (another client's) keeps those too; the
+// page always sends both. The alert's secret stays as stored unless a new
+// one is typed, and goes when the webhook does. The problems are what the
+// form itself gets wrong (a number that is not one, a span that does not
+// parse, a group without a name); the settings' own validation comes
+// after.
 func (f formState) settings(l lang, base bd.Settings) (bd.Settings, []bd.Problem) {
 	s := base.Clone()
 	s.Active = f.Active
