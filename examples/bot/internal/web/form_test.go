@@ -493,3 +493,29 @@ func TestTypedSecretIsNotShown(t *testing.T) {
 		}
 	}
 }
+
+// The library's messages about groups, steps and the alert read in
+// Russian, with the manager's name in place of their id; a message the
+// page does not know stays as the library wrote it.
+func TestLibraryMessagesInRussian(t *testing.T) {
+	name := func(m bd.ManagerID) string { return map[bd.ManagerID]string{7: "Анна Смирнова"}[m] }
+	for msg, want := range map[string]string{
+		"manager 7 is not in the distribution":                        "Анна Смирнова не участвует в распределении: отметьте этого менеджера в списке выше",
+		`unknown group "Отдел продаж"`:                                "группы «Отдел продаж» нет",
+		"every step but the last needs a wait":                        "укажите, сколько длится этот шаг: время не нужно только последнему шагу",
+		`must be an http or https URL, got "ftp://x"`:                 "«ftp://x» — не адрес http или https",
+		"a rule with steps takes its managers from the steps' groups": "правило с шагами берёт менеджеров из групп шагов: снимите отметки с менеджеров или удалите шаги",
+		"must not be negative, got -1s":                               "не может быть отрицательным",
+		"something new":                                               "something new",
+	} {
+		if got := translateMessage(bot.LangRussian, msg, name); got != want {
+			t.Errorf("%q reads %q, want %q", msg, got, want)
+		}
+	}
+	// Every pattern's key has a text of its own in both languages.
+	for _, lm := range libraryMessages {
+		if _, ok := russian[lm.key]; !ok {
+			t.Errorf("%s has no Russian text", lm.key)
+		}
+	}
+}
