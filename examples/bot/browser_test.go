@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -402,5 +403,86 @@ func TestBrowserRussian(t *testing.T) {
 	}
 	if after.Replies[bd.OutsideWorkingHours] != before.Replies[bd.OutsideWorkingHours] || after.Active {
 		t.Fatal("the refused save changed the settings")
+	}
+}
+
+// Escalation steps in a real browser: create a group of Anna, build a
+// default rule of two steps (the group for 60 s, then everyone) with the
+// page's buttons, save, and find the rule stored and shown after a reload.
+func TestBrowserEscalationSteps(t *testing.T) {
+	b := startBrowser(t, "en")
+	id := b.loginAndConnect("escalation-1-connected.png")
+	anna := fmt.Sprintf("#manager_%d", b.env.Anna)
+	annaInGroup := fmt.Sprintf("#group_0_manager_%d", b.env.Anna)
+	err := chromedp.Do(b.tab,
+		chromedp.Click(css(anna)),
+		chromedp.SendKeys(css("#group_0_name"), "Sales"),
+		chromedp.Click(css(annaInGroup)),
+		chromedp.Click(css("#default_rule_add_step")),
+		chromedp.WaitVisible(css("#default_rule_step_0_row")),
+		chromedp.Click(css("#default_rule_add_step")),
+		chromedp.WaitVisible(css("#default_rule_step_1_row")),
+		b.shoot("escalation-2-two-steps.png"),
+	)
+	if err != nil {
+		t.Fatalf("adding two steps: %v", err)
+	}
+	// Adding steps saved nothing and kept what was typed.
+	if e := b.text("#edited"); !strings.Contains(e, "not saved yet") {
+		t.Fatalf("after adding steps the page says %q", e)
+	}
+	if v, err := chromedp.Run(b.tab, chromedp.Value(css("#group_0_name"))); err != nil || v != "Sales" {
+		t.Fatalf("the group's name reads %q after adding steps (%v)", v, err)
+	}
+	if s, err := b.a.sup.Settings(b.ctx, id); err != nil || s.Groups != nil || len(s.DefaultRule.Steps) != 0 {
+		t.Fatalf("adding steps changed the stored settings: %+v (%v)", s, err)
+	}
+
+	err = chromedp.Do(b.tab,
+		chromedp.SetValue(css("#default_rule_step_0_group"), "Sales"),
+		chromedp.SendKeys(css("#default_rule_step_0_wait"), "60"),
+		chromedp.SetValue(css("#default_rule_step_0_unit"), "s"),
+		chromedp.Click(css("#save")),
+		chromedp.WaitVisible(css("#flash")),
+	)
+	if err != nil {
+		t.Fatalf("saving the steps: %v", err)
+	}
+	if flash := b.text("#flash"); !strings.Contains(flash, "Settings saved") {
+		problems, _ := chromedp.Run(b.tab, chromedp.Text(css("body")))
+		t.Fatalf("after saving, the page says %q\n%s", flash, problems)
+	}
+	got, err := b.a.sup.Settings(b.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string][]bd.ManagerID{"Sales": {b.env.Anna}}; !reflect.DeepEqual(got.Groups, want) {
+		t.Errorf("stored groups %v, want %v", got.Groups, want)
+	}
+	if want := []bd.Step{{Group: "Sales", Wait: time.Minute}, {}}; !reflect.DeepEqual(got.DefaultRule.Steps, want) {
+		t.Errorf("stored steps %+v, want %+v", got.DefaultRule.Steps, want)
+	}
+
+	err = chromedp.Do(b.tab,
+		chromedp.Reload(),
+		chromedp.WaitVisible(css("#default_rule_step_1_row")),
+		b.shoot("escalation-3-saved.png"),
+	)
+	if err != nil {
+		t.Fatalf("reloading: %v", err)
+	}
+	for sel, want := range map[string]string{
+		"#group_0_name":              "Sales",
+		"#default_rule_step_0_group": "Sales",
+		"#default_rule_step_0_wait":  "1",
+		"#default_rule_step_0_unit":  "min",
+		"#default_rule_step_1_group": "",
+	} {
+		if v, err := chromedp.Run(b.tab, chromedp.Value(css(sel))); err != nil || v != want {
+			t.Errorf("after the reload %s reads %q (%v), want %q", sel, v, err, want)
+		}
+	}
+	if ok, err := chromedp.Run(b.tab, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).checked`, annaInGroup))); err != nil || !ok {
+		t.Errorf("after the reload Anna is not ticked in the group (%v)", err)
 	}
 }

@@ -87,6 +87,16 @@ func humanDuration(l lang, d time.Duration) string {
 	return fmt.Sprintf("%d %s %d %s", int(d.Hours()), hour, int(d.Minutes())%60, min)
 }
 
+// humanWait is humanDuration to the second below an hour ("1 min 30 s"),
+// for waits a decision still counts down.
+func humanWait(l lang, d time.Duration) string {
+	d = max(d, 0).Round(time.Second)
+	if d < time.Minute || d >= time.Hour || d%time.Minute == 0 {
+		return humanDuration(l, d)
+	}
+	return humanDuration(l, d.Truncate(time.Minute)) + " " + humanDuration(l, d%time.Minute)
+}
+
 func newDashboardView(l lang, d bot.Dashboard) dashboardView {
 	v := dashboardView{Account: d.Account, Active: d.Active, Connected: d.Connected, Queue: d.Queue,
 		LongestWait: humanDuration(l, d.LongestWait), Updated: d.At.Format("15:04:05")}
@@ -170,8 +180,11 @@ type decisionsData struct {
 type traceView struct {
 	Dialog                  bd.DialogID
 	Headline, At, Link, Raw string
-	Removed                 []string
-	Chosen                  string
+	// Notes say in plain words how the CRM's data and the rule's steps
+	// shaped the decision: the personal manager, the step, the card.
+	Notes   []string
+	Removed []string
+	Chosen  string
 }
 
 type deadView struct {
@@ -261,6 +274,7 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request, ss session) {
 			outcome = string(t.Outcome)
 		}
 		tv.Headline = T(l, "dec.headline", t.Dialog, outcome)
+		tv.Notes = traceNotes(l, t, name)
 		for _, rm := range t.Removed {
 			tv.Removed = append(tv.Removed, name(rm.Manager)+": "+T(l, "filter."+string(rm.Filter)))
 		}
@@ -285,6 +299,62 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request, ss session) {
 	}
 	p.Data = data
 	s.render(w, http.StatusOK, "decisions", p)
+}
+
+// traceNotes explains the parts of a decision that come from routing by
+// the CRM: the personal manager and how long the dialog still waits for
+// them, the escalation step the dialog is at, how the customer's card was
+// read, and the queue priority.
+func traceNotes(l lang, t distributor.Trace, name func(bd.ManagerID) string) []string {
+	var notes []string
+	if t.Personal != 0 {
+		who := name(t.Personal)
+		took := t.Choice.Manager == t.Personal ||
+			(t.Responsible == bd.ManagerOf(t.Personal) && (t.Outcome == distributor.OutcomeAssigned || t.Outcome == distributor.OutcomeReassigned))
+		switch {
+		case took:
+			notes = append(notes, T(l, "trace.personalTook", who))
+		case t.PersonalWait > 0:
+			then := T(l, "trace.thenRule")
+			if len(t.Rule.Steps) > 0 {
+				then = stepGroupName(l, t.Rule.Steps[0].Group, "trace.thenGroup", "trace.thenEveryone")
+			}
+			notes = append(notes, T(l, "trace.personalWaiting", who, humanWait(l, t.PersonalWait), then))
+		default:
+			notes = append(notes, T(l, "trace.personalOver", who))
+		}
+	}
+	// While the dialog waits for its personal manager, the steps have not
+	// begun.
+	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 && t.Step >= 0 && t.Step < n {
+		group := t.StepGroup
+		if group == "" {
+			group = T(l, "trace.everyone")
+		}
+		if t.Step < n-1 {
+			notes = append(notes, T(l, "trace.step", t.Step+1, n, group, humanWait(l, t.NextStepIn)))
+		} else {
+			notes = append(notes, T(l, "trace.stepLast", t.Step+1, n, group))
+		}
+	}
+	if t.Profile != "" {
+		if _, ok := english["trace.profile."+t.Profile]; ok {
+			notes = append(notes, T(l, "trace.profile."+t.Profile))
+		}
+	}
+	if t.Outcome == distributor.OutcomeQueued && t.Priority > 0 {
+		notes = append(notes, T(l, "trace.priority"))
+	}
+	return notes
+}
+
+// stepGroupName names a step's group for a sentence: group by key, or
+// everyone by everyoneKey when the step has no group.
+func stepGroupName(l lang, group, key, everyoneKey string) string {
+	if group == "" {
+		return T(l, everyoneKey)
+	}
+	return T(l, key, group)
 }
 
 // involves reports whether manager m took part in the trace: chosen,

@@ -12,7 +12,8 @@
 //	GET  /                             connected accounts and the Connect form
 //	POST /connect                      connect an account (domain + API key)
 //	GET  /accounts/{id}                an account and its Settings block
-//	POST /accounts/{id}/settings       save settings (refused as a whole when anything is wrong)
+//	POST /accounts/{id}/settings       save settings (refused as a whole when anything is wrong);
+//	                                   with "edit" (add, move, remove a step or a group), show the changed form unsaved
 //	GET  /accounts/{id}/decisions      recent decisions in words, filterable by dialog and manager
 //	GET  /accounts/{id}/dashboard      the account at a glance (its /live part refreshes it)
 //	GET  /lang?to=ru&back=/path        switch the language

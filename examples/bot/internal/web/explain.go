@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/botdistributor/botdistributor/crm"
@@ -57,9 +58,29 @@ func fieldLabel(l lang, field string) string {
 			return T(l, "field.replies."+rest)
 		}
 		return T(l, "field.replies")
-	case "capacity", "channels":
+	case "capacity":
 		id, _, _ := strings.Cut(rest, ".")
 		return T(l, "field."+head, id)
+	case "groups":
+		if rest == "" {
+			return T(l, "field.groupsNew")
+		}
+		return T(l, "field.groups", rest)
+	case "channels", "default_rule":
+		label := T(l, "field.default_rule")
+		if head == "channels" {
+			var id string
+			id, rest, _ = strings.Cut(rest, ".")
+			label = T(l, "field.channels", id)
+		}
+		// A step's field: "<rule>.steps.<index>[.group|.wait]".
+		if idx, ok := strings.CutPrefix(rest, "steps."); ok {
+			idx, _, _ = strings.Cut(idx, ".")
+			if i, err := strconv.Atoi(idx); err == nil {
+				return T(l, "field.step", label, i+1)
+			}
+		}
+		return label
 	}
 	if _, ok := english["field."+head]; ok {
 		return T(l, "field."+head)

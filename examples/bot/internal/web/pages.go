@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -237,6 +238,17 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, ss session
 	}
 	l := langOf(r)
 	form := stateFromForm(r.PostForm)
+	form.AlertSecretSet = base.AlertSecret != ""
+	if op := r.PostForm.Get("edit"); op != "" {
+		// An edit button (add, remove or move a step, a group): show the
+		// form changed, save nothing yet.
+		if !form.edit(op) {
+			http.Error(w, "Unknown edit of the settings form.", http.StatusBadRequest)
+			return
+		}
+		s.renderSettings(w, r, ss, info, base.Active, form, nil, http.StatusOK, "")
+		return
+	}
 	set, problems := form.settings(l, base)
 	// Everything wrong is named at once: the form's own problems and the
 	// settings' validation as a whole.
@@ -279,29 +291,65 @@ func (s *Server) renderSettings(w http.ResponseWriter, r *http.Request, ss sessi
 // The settings form as the template shows it.
 type (
 	settingsView struct {
-		Active                 bool
-		Managers               []managerRow
-		DefaultCapacity        string
-		DefaultCapacityProblem string
-		Strategies             []option
-		Availability           []option
-		Reassign               []option
-		ReassignAfter          string
-		PresenceGrace          string
-		AutoBind, AutoCreate   bool
-		Sticky                 bool
-		Replies                []replyRow
-		Placeholders           []placeholder
-		Sample                 replytext.Values
-		HoursOn                bool
-		TimeZone               string
-		TimeZoneProblem        string
-		Days                   []dayRow
-		Holidays               string
-		HolidaysProblem        string
-		Channels               []channelRow
-		Problems               []problemView
-		ChoiceProblems         []string
+		Active                  bool
+		Managers                []managerRow
+		DefaultCapacity         string
+		DefaultCapacityProblem  string
+		Strategies              []option
+		Availability            []option
+		Reassign                []option
+		ReassignAfter           string
+		PresenceGrace           string
+		AutoBind, AutoCreate    bool
+		Sticky                  bool
+		Replies                 []replyRow
+		Placeholders            []placeholder
+		Sample                  replytext.Values
+		HoursOn                 bool
+		TimeZone                string
+		TimeZoneProblem         string
+		Days                    []dayRow
+		Holidays                string
+		HolidaysProblem         string
+		Channels                []channelRow
+		DefaultRule             channelRow
+		Groups                  []groupRow
+		GroupsProblem           string
+		PersonalManager         bool
+		PersonalWait            string
+		PersonalWaitProblem     string
+		PrioritySegments        string
+		PrioritySegmentsProblem string
+		PriorityTags            string
+		PriorityTagsProblem     string
+		WaitAlert               string
+		WaitAlertProblem        string
+		AlertWebhook            string
+		AlertWebhookProblem     string
+		AlertSecretProblem      string
+		// AlertSecretSet: a secret is stored (the page never shows it);
+		// AlertSecretTyped: one was typed and must be typed again, as the
+		// page does not send a typed secret back either.
+		AlertSecretSet, AlertSecretTyped bool
+		Edited                           bool
+		Problems                         []problemView
+		ChoiceProblems                   []string
+	}
+	groupRow struct {
+		Index     int
+		Name, Was string
+		Managers  []checkRow
+		Problem   string
+	}
+	stepRow struct {
+		Index            int
+		Number           int // Index+1, as people count
+		Prefix           string
+		Groups           []option
+		Wait             string
+		Units            []option
+		Problem          string
+		Up, Down, Remove string // the edit buttons' values; "" when there is no such move
 	}
 	problemView struct {
 		Field, Label, Message string
@@ -338,9 +386,12 @@ type (
 		ID       bd.ChannelID
 		Name     string
 		Kind     string
+		Prefix   string // of the rule's form fields
 		Targets  []option
 		Managers []checkRow
 		Bots     []option
+		Steps    []stepRow
+		AddStep  string // the edit button's value
 		Problem  string
 	}
 )
@@ -361,32 +412,100 @@ func sampleNames(l lang) replytext.Values {
 
 // translateProblem gives a problem's field label and message in l; the
 // library's messages are English, and the common ones are translated.
-func translateProblem(l lang, p bd.Problem) problemView {
+func translateProblem(l lang, p bd.Problem, name func(bd.ManagerID) string) problemView {
 	msg := p.Message
 	if m, ok := catalogues[l]["msg."+msg]; ok {
 		msg = m
+	} else {
+		msg = translateMessage(l, msg, name)
 	}
 	return problemView{Field: p.Field, Label: fieldLabel(l, p.Field), Message: msg}
+}
+
+// libraryMessages match the library's messages that carry a value (a
+// group's name, a manager's id) to catalogue keys; the value, unquoted, is
+// the key's argument.
+var libraryMessages = []struct {
+	re  *regexp.Regexp
+	key string
+}{
+	{regexp.MustCompile(`^every step but the last needs a wait$`), "msg.stepNeedsWait"},
+	{regexp.MustCompile(`^unknown group (".*")$`), "msg.unknownGroup"},
+	{regexp.MustCompile(`^must not be negative, got .*$`), "msg.negative"},
+	{regexp.MustCompile(`^a group needs a name without dots or line breaks$`), "msg.groupBadName"},
+	{regexp.MustCompile(`^group ".*" has no managers$`), "msg.groupEmpty"},
+	{regexp.MustCompile(`^manager (\d+) is not in the distribution$`), "msg.notInDistribution"},
+	{regexp.MustCompile(`^a rule with steps takes its managers from the steps' groups$`), "msg.stepsAndManagers"},
+	{regexp.MustCompile(`^a bot rule takes no steps$`), "msg.botNoSteps"},
+	{regexp.MustCompile(`^a bot rule needs a bot$`), "msg.chooseBot"},
+	{regexp.MustCompile(`^a segment code is empty$`), "msg.segmentEmpty"},
+	{regexp.MustCompile(`^a tag is empty$`), "msg.tagEmpty"},
+	{regexp.MustCompile(`^must be an http or https URL, got (".*")$`), "msg.badURL"},
+	{regexp.MustCompile(`^a webhook needs a secret to sign its body$`), "msg.needSecret"},
+}
+
+// translateMessage gives a library message in l when libraryMessages
+// knows it, else as it is (English).
+func translateMessage(l lang, msg string, name func(bd.ManagerID) string) string {
+	for _, lm := range libraryMessages {
+		m := lm.re.FindStringSubmatch(msg)
+		if m == nil {
+			continue
+		}
+		var args []any
+		for _, a := range m[1:] {
+			if id, err := strconv.ParseInt(a, 10, 64); err == nil {
+				args = append(args, name(bd.ManagerID(id)))
+			} else if u, err := strconv.Unquote(a); err == nil {
+				args = append(args, u)
+			} else {
+				args = append(args, a)
+			}
+		}
+		return T(l, lm.key, args...)
+	}
+	return msg
 }
 
 func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) *settingsView {
 	byField := make(map[string]string, len(problems))
 	v := &settingsView{
-		Active:          f.Active,
-		DefaultCapacity: f.DefaultCapacity,
-		ReassignAfter:   f.ReassignAfter,
-		PresenceGrace:   f.PresenceGrace,
-		AutoBind:        f.AutoBind,
-		AutoCreate:      f.AutoCreate,
-		Sticky:          f.Sticky,
-		HoursOn:         f.HoursOn,
-		TimeZone:        f.TimeZone,
-		Holidays:        f.Holidays,
-		ChoiceProblems:  c.Problems,
-		Sample:          sampleNames(l),
+		Active:           f.Active,
+		DefaultCapacity:  f.DefaultCapacity,
+		ReassignAfter:    f.ReassignAfter,
+		PresenceGrace:    f.PresenceGrace,
+		AutoBind:         f.AutoBind,
+		AutoCreate:       f.AutoCreate,
+		Sticky:           f.Sticky,
+		HoursOn:          f.HoursOn,
+		TimeZone:         f.TimeZone,
+		Holidays:         f.Holidays,
+		ChoiceProblems:   c.Problems,
+		Sample:           sampleNames(l),
+		PersonalManager:  f.PersonalManager,
+		PersonalWait:     f.PersonalWait,
+		PrioritySegments: f.PrioritySegments,
+		PriorityTags:     f.PriorityTags,
+		WaitAlert:        f.WaitAlert,
+		AlertWebhook:     f.AlertWebhook,
+		AlertSecretSet:   f.AlertSecretSet,
+		AlertSecretTyped: f.AlertSecret != "",
+		Edited:           f.Edited,
+	}
+	names := make(map[bd.ManagerID]string)
+	nameOf := func(id bd.ManagerID) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		return T(l, "manager.name", id)
+	}
+	for _, m := range c.Managers {
+		if n := m.Name(); n != "" {
+			names[m.ID] = n
+		}
 	}
 	for _, p := range problems {
-		pv := translateProblem(l, p)
+		pv := translateProblem(l, p, nameOf)
 		v.Problems = append(v.Problems, pv)
 		if byField[p.Field] == "" {
 			byField[p.Field] = pv.Message
@@ -395,6 +514,12 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 	v.DefaultCapacityProblem = byField["default_capacity"]
 	v.TimeZoneProblem = byField["hours.time_zone"]
 	v.HolidaysProblem = byField["hours.holidays"]
+	v.PersonalWaitProblem = byField["personal_wait"]
+	v.PrioritySegmentsProblem = byField["priority_segments"]
+	v.PriorityTagsProblem = byField["priority_tags"]
+	v.WaitAlertProblem = byField["wait_alert"]
+	v.AlertWebhookProblem = byField["alert_webhook"]
+	v.AlertSecretProblem = byField["alert_secret"]
 	problemUnder := func(prefix string) string {
 		if m, ok := byField[prefix]; ok {
 			return m
@@ -408,7 +533,6 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 	}
 
 	// Managers: the roster, plus anyone the settings name who is not in it.
-	names := make(map[bd.ManagerID]string)
 	rows := make(map[bd.ManagerID]*managerRow)
 	for _, m := range c.Managers {
 		name := m.Name()
@@ -438,8 +562,11 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 	}
 	for _, name := range strategies {
 		label := name
-		if name == "" {
+		switch _, known := english["strategy."+name]; {
+		case name == "":
 			label = T(l, "opt.defaultStrategy")
+		case known:
+			label = T(l, "strategy."+name)
 		}
 		v.Strategies = append(v.Strategies, option{Value: name, Label: label, Selected: name == f.Strategy})
 	}
@@ -488,22 +615,40 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 		}
 	}
 	managerIDs := slices.Sorted(maps.Keys(rows))
-	for _, id := range slices.Sorted(maps.Keys(chans)) {
-		ch := chans[id]
-		cs, ok := f.Channels[id]
-		if !ok {
-			cs = channelState{Target: targetDefault}
-		}
-		prefix := "channel_" + strconv.FormatInt(int64(id), 10) + "_"
-		row := channelRow{ID: id, Name: cmp.Or(ch.Name, T(l, "chan.name", id)), Kind: T(l, "chan.kind", ch.Type, id),
-			Problem: problemUnder(fmt.Sprintf("channels.%d", id))}
-		row.Targets = options(l, cs.Target, [][2]string{
-			{targetDefault, "opt.targetDefault"},
-			{string(bd.ToManagers), "opt.targetManagers"},
-			{string(bd.ToBot), "opt.targetBot"},
-		})
+
+	// Groups: each with the known managers to pick from, and an empty
+	// row to add one.
+	var groupNames []string
+	for i, g := range f.Groups {
+		row := groupRow{Index: i, Name: g.Name, Was: g.Was, Problem: byField["groups."+g.Name]}
 		for _, m := range managerIDs {
-			row.Managers = append(row.Managers, checkRow{Name: prefix + "manager", Value: m.String(), Label: names[m], Checked: cs.Managers[m]})
+			row.Managers = append(row.Managers, checkRow{Name: groupField(i, "manager"), Value: m.String(), Label: names[m], Checked: g.Managers[m]})
+		}
+		v.Groups = append(v.Groups, row)
+		if g.Name != "" && !slices.Contains(groupNames, g.Name) {
+			groupNames = append(groupNames, g.Name)
+		}
+	}
+	if n := len(f.Groups); n == 0 || f.Groups[n-1].Name != "" || len(f.Groups[n-1].Managers) > 0 {
+		row := groupRow{Index: n}
+		for _, m := range managerIDs {
+			row.Managers = append(row.Managers, checkRow{Name: groupField(n, "manager"), Value: m.String(), Label: names[m]})
+		}
+		v.Groups = append(v.Groups, row)
+	}
+	v.GroupsProblem = byField["groups"]
+
+	// rule shows a rule: its target, managers, bot and steps.
+	rule := func(row channelRow, field string, cs channelState) channelRow {
+		row.Problem = ""
+		for _, sub := range []string{"", ".target", ".managers", ".bot", ".steps"} {
+			if m := byField[field+sub]; m != "" {
+				row.Problem = m
+				break
+			}
+		}
+		for _, m := range managerIDs {
+			row.Managers = append(row.Managers, checkRow{Name: row.Prefix + "manager", Value: m.String(), Label: names[m], Checked: cs.Managers[m]})
 		}
 		row.Bots = append(row.Bots, option{Value: "", Label: T(l, "chan.chooseBot"), Selected: cs.Bot == ""})
 		seen := false
@@ -515,6 +660,52 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 		if cs.Bot != "" && !seen {
 			row.Bots = append(row.Bots, option{Value: cs.Bot, Label: T(l, "chan.botUnknown", cs.Bot), Selected: true})
 		}
+		row.AddStep = "step_add:" + row.Prefix
+		for i, st := range cs.Steps {
+			sr := stepRow{Index: i, Number: i + 1, Prefix: stepField(row.Prefix, i, ""), Wait: st.Wait,
+				Remove:  fmt.Sprintf("step_remove:%s:%d", row.Prefix, i),
+				Problem: problemUnder(fmt.Sprintf("%s.steps.%d", field, i))}
+			if i > 0 {
+				sr.Up = fmt.Sprintf("step_up:%s:%d", row.Prefix, i)
+			}
+			if i < len(cs.Steps)-1 {
+				sr.Down = fmt.Sprintf("step_down:%s:%d", row.Prefix, i)
+			}
+			sr.Groups = append(sr.Groups, option{Value: "", Label: T(l, "step.everyone"), Selected: st.Group == ""})
+			for _, g := range groupNames {
+				sr.Groups = append(sr.Groups, option{Value: g, Label: g, Selected: g == st.Group})
+			}
+			if st.Group != "" && !slices.Contains(groupNames, st.Group) {
+				sr.Groups = append(sr.Groups, option{Value: st.Group, Label: T(l, "opt.unknown", st.Group), Selected: true})
+			}
+			sr.Units = options(l, cmp.Or(st.Unit, unitMinutes), [][2]string{{unitMinutes, "unit.min"}, {unitSeconds, "unit.s"}})
+			row.Steps = append(row.Steps, sr)
+		}
+		return row
+	}
+	defaultRule := f.DefaultRule
+	if defaultRule.Target == "" {
+		defaultRule.Target = string(bd.ToManagers)
+	}
+	v.DefaultRule = rule(channelRow{Name: T(l, "field.default_rule"), Prefix: defaultRulePrefix}, "default_rule", defaultRule)
+	v.DefaultRule.Targets = options(l, defaultRule.Target, [][2]string{
+		{string(bd.ToManagers), "opt.targetManagers"},
+		{string(bd.ToBot), "opt.targetBot"},
+	})
+
+	for _, id := range slices.Sorted(maps.Keys(chans)) {
+		ch := chans[id]
+		cs, ok := f.Channels[id]
+		if !ok {
+			cs = channelState{Target: targetDefault}
+		}
+		row := channelRow{ID: id, Name: cmp.Or(ch.Name, T(l, "chan.name", id)), Kind: T(l, "chan.kind", ch.Type, id), Prefix: channelPrefix(id)}
+		row = rule(row, fmt.Sprintf("channels.%d", id), cs)
+		row.Targets = options(l, cs.Target, [][2]string{
+			{targetDefault, "opt.targetDefault"},
+			{string(bd.ToManagers), "opt.targetManagers"},
+			{string(bd.ToBot), "opt.targetBot"},
+		})
 		v.Channels = append(v.Channels, row)
 	}
 	return v

@@ -33,6 +33,14 @@ var funcs = template.FuncMap{
 	"pathEscape": func(v any) string {
 		return url.PathEscape(fmt.Sprint(v))
 	},
+	"ruleArgs": func(p page, r channelRow) ruleArgs { return ruleArgs{P: p, R: r} },
+}
+
+// ruleArgs is the argument of the "rule" template: the page, for its
+// texts, and the rule's row.
+type ruleArgs struct {
+	P page
+	R channelRow
 }
 
 func parsePages() (*pages, error) {
