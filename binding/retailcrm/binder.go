@@ -239,4 +239,3 @@ func (b *Binder) done(req binding.Request, r binding.Result) binding.Result {
 		slog.Int64("crm_customer", r.CRMCustomer), slog.String("rule", string(r.Rule)))
 	return r
 }
-
