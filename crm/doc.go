@@ -1,7 +1,9 @@
 // Package crm is a thin, context-aware and rate-limited wrapper around the
 // retailCRM API v5 client github.com/retailcrm/api-client-go/v2 (v2.1.3),
 // shared by account registration ([Connect]), the manager roster
-// ([Client.Roster], [JoinRoster]) and customer binding (package binding).
+// ([Client.Roster], [JoinRoster]), customer binding and customer profiles
+// (package binding/retailcrm: [Client.FindCustomers],
+// [Client.CustomerCard], [Client.User]).
 //
 // # Contexts
 //

@@ -71,3 +71,33 @@ func (c *Client) Managers(ctx context.Context) ([]User, error) {
 	}
 	return out, nil
 }
+
+// User reads one retailCRM user (GET /api/v5/users/{id}), active or not.
+// It returns an error wrapping [ErrNotFound] when there is no such user.
+func (c *Client) User(ctx context.Context, id int) (User, error) {
+	op := "user get"
+	if id <= 0 {
+		return User{}, &Error{Op: op, Kind: ErrRejected, Detail: fmt.Sprintf("user id must be positive, got %d", id)}
+	}
+	resp, err := call(ctx, c, op, func(api *retailcrm.Client) (retailcrm.UserResponse, int, error) {
+		return api.User(id)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	if !resp.Success || resp.User == nil {
+		return User{}, &Error{Op: op, Kind: ErrBadResponse, Detail: `the answer has no "success": true and user`}
+	}
+	u := resp.User
+	return User{
+		ID:        u.ID,
+		FirstName: u.FirstName,
+		LastName:  u.LastName,
+		Email:     u.Email,
+		Active:    u.Active,
+		Online:    u.Online,
+		IsManager: u.IsManager,
+		Status:    u.Status,
+		MGUserID:  int64(u.MGUserID),
+	}, nil
+}

@@ -64,10 +64,12 @@ type crmConfig struct {
 	MGToken       string
 	RateLimit     float64
 	SlidingWindow bool
-	NotRetailCRM  bool
-	Sites         []CRMSite
-	Seed          uint64
-	Now           func() time.Time
+	// ThrottleStatus answers a request above RateLimit.
+	ThrottleStatus int
+	NotRetailCRM   bool
+	Sites          []CRMSite
+	Seed           uint64
+	Now            func() time.Time
 }
 
 // CRMUser is a retailCRM user (a manager) in the sandbox.
@@ -97,6 +99,22 @@ type CRMCustomer struct {
 	Phones       []string
 	Site         string
 	MGCustomerID string
+	// ManagerID is the customer's personal manager (managerId), a
+	// retailCRM user id; 0 for none.
+	ManagerID int
+	// Segments are the codes of the segments the customer is in, in the
+	// order the API lists them.
+	Segments []string
+	// Tags are the customer's tag names, in the order the API lists them.
+	Tags []string
+}
+
+// clone returns cu with slices of its own.
+func (cu CRMCustomer) clone() CRMCustomer {
+	cu.Phones = slices.Clone(cu.Phones)
+	cu.Segments = slices.Clone(cu.Segments)
+	cu.Tags = slices.Clone(cu.Tags)
+	return cu
 }
 
 // CRMModule is an integration module as last registered.
@@ -128,8 +146,12 @@ type CRMFaults struct {
 }
 
 // CRM is a fake retailCRM account serving an API v5 subset on 127.0.0.1:
-// credentials, integration module edit, users, customers (list with
-// filters, create, edit) and the sites reference. POST bodies are read as
+// credentials, integration module edit, users (list and one), customers
+// (list with filters, one by id or externalId, create, edit) and the sites
+// reference. A customer may have a personal manager (managerId), segments
+// and tags ([CRM.SetCustomerManager], [CRM.SetCustomerSegments],
+// [CRM.SetCustomerTags]); a user may have an MG user id (mgUserId). Every
+// API request counts against its key's rate limit (see [WithRateLimit]). POST bodies are read as
 // api-client-go sends them: form-encoded, one field holding a JSON
 // document.
 //
@@ -162,6 +184,9 @@ type CRM struct {
 	now        func() time.Time
 	sites      []CRMSite
 	editsCount int
+	// segmentIDs numbers segment codes in the order they first appear, as
+	// the ids of the segment objects the API lists.
+	segmentIDs map[string]int
 }
 
 // NewCRM starts a fake retailCRM account on 127.0.0.1 with a free port,
@@ -171,10 +196,11 @@ type CRM struct {
 // option.
 func NewCRM(options ...CRMOption) (*CRM, error) {
 	cfg := crmConfig{
-		RateLimit:  10,
-		MGEndpoint: "http://127.0.0.1:1",
-		MGToken:    "sandbox-mg-bot-token",
-		Now:        time.Now,
+		RateLimit:      10,
+		ThrottleStatus: http.StatusServiceUnavailable,
+		MGEndpoint:     "http://127.0.0.1:1",
+		MGToken:        "sandbox-mg-bot-token",
+		Now:            time.Now,
 	}
 	if err := applyAll("crm", options, func(o CRMOption) error { return o.applyCRM(&cfg) }); err != nil {
 		return nil, err
@@ -212,6 +238,8 @@ func NewCRM(options ...CRMOption) (*CRM, error) {
 		now:       opts.Now,
 		sites:     sites,
 		notCRM:    opts.NotRetailCRM,
+
+		segmentIDs: make(map[string]int),
 	}
 	c.mux = c.routes()
 	c.srv = &http.Server{Handler: http.HandlerFunc(c.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
@@ -303,9 +331,18 @@ func (c *CRM) insertCustomer(cu CRMCustomer) int64 {
 	if cu.Site == "" {
 		cu.Site = c.defaultSite()
 	}
-	cu.Phones = slices.Clone(cu.Phones)
-	c.customers[cu.ID] = cu
+	c.customers[cu.ID] = cu.clone()
+	c.numberSegments(cu.Segments)
 	return cu.ID
+}
+
+// numberSegments gives new segment codes their ids; the caller holds c.mu.
+func (c *CRM) numberSegments(codes []string) {
+	for _, code := range codes {
+		if _, ok := c.segmentIDs[code]; !ok {
+			c.segmentIDs[code] = len(c.segmentIDs) + 1
+		}
+	}
 }
 
 func (c *CRM) defaultSite() string {
@@ -323,8 +360,7 @@ func (c *CRM) Customers() []CRMCustomer {
 	defer c.mu.Unlock()
 	out := make([]CRMCustomer, 0, len(c.customers))
 	for _, cu := range c.customers {
-		cu.Phones = slices.Clone(cu.Phones)
-		out = append(out, cu)
+		out = append(out, cu.clone())
 	}
 	slices.SortFunc(out, func(a, b CRMCustomer) int { return cmp.Compare(a.ID, b.ID) })
 	return out
@@ -335,8 +371,38 @@ func (c *CRM) Customer(id int64) (CRMCustomer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cu, ok := c.customers[id]
-	cu.Phones = slices.Clone(cu.Phones)
-	return cu, ok
+	return cu.clone(), ok
+}
+
+// SetCustomerManager makes the user with id user the customer's personal
+// manager (managerId); 0 removes it. The user need not exist, as a
+// deleted user's id may stay on a customer.
+func (c *CRM) SetCustomerManager(customer int64, user int) error {
+	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.ManagerID = user })
+}
+
+// SetCustomerSegments replaces the codes of the segments the customer is
+// in; none leaves it in no segment.
+func (c *CRM) SetCustomerSegments(customer int64, codes ...string) error {
+	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.Segments = slices.Clone(codes) })
+}
+
+// SetCustomerTags replaces the customer's tags; none removes them all.
+func (c *CRM) SetCustomerTags(customer int64, tags ...string) error {
+	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.Tags = slices.Clone(tags) })
+}
+
+func (c *CRM) updateCustomer(id int64, f func(*CRMCustomer)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cu, ok := c.customers[id]
+	if !ok {
+		return fmt.Errorf("sandbox: crm: no customer %d", id)
+	}
+	f(&cu)
+	c.customers[id] = cu
+	c.numberSegments(cu.Segments)
+	return nil
 }
 
 // Created returns how many customers were created through the API.

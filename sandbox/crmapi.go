@@ -20,6 +20,7 @@ func (c *CRM) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v5/users", c.api("user_read", c.crmUsers))
 	mux.HandleFunc("GET /api/v5/users/{id}", c.api("user_read", c.crmUser))
 	mux.HandleFunc("GET /api/v5/customers", c.api("customer_read", c.crmCustomers))
+	mux.HandleFunc("GET /api/v5/customers/{id}", c.api("customer_read", c.crmCustomer))
 	mux.HandleFunc("POST /api/v5/customers/create", c.api("customer_write", c.crmCustomerCreate))
 	mux.HandleFunc("POST /api/v5/customers/{id}/edit", c.api("customer_write", c.crmCustomerEdit))
 	mux.HandleFunc("GET /api/v5/reference/sites", c.api("reference_read", c.crmSites))
@@ -80,7 +81,7 @@ func (c *CRM) api(scope string, h crmHandler) http.HandlerFunc {
 		if !c.allow(key) {
 			c.throttled[key]++
 			c.mu.Unlock()
-			crmFail(w, http.StatusServiceUnavailable, "Service temporarily unavailable: too many requests.", nil)
+			crmFail(w, c.opts.ThrottleStatus, "Service temporarily unavailable: too many requests.", nil)
 			return
 		}
 		if c.faults.ErrorRatio > 0 && c.rnd.Float64() < c.faults.ErrorRatio {
@@ -282,6 +283,72 @@ func (c *CRM) crmUser(w http.ResponseWriter, r *http.Request, _ CRMKey) {
 	crmJSON(w, http.StatusOK, map[string]any{"success": true, "user": crmUserJSON(u)})
 }
 
+// customerJSON is a customer as the API lists it. Segments are segment
+// objects and tags tag objects, as the API reference describes them
+// (unverified against a live account).
+func (c *CRM) customerJSON(cu CRMCustomer) map[string]any {
+	out := crmCustomerJSON(cu)
+	if cu.ManagerID != 0 {
+		out["managerId"] = cu.ManagerID
+	}
+	c.mu.Lock()
+	segments := make([]map[string]any, 0, len(cu.Segments))
+	for _, code := range cu.Segments {
+		segments = append(segments, map[string]any{
+			"id": c.segmentIDs[code], "code": code, "name": code, "isDynamic": false, "active": true,
+		})
+	}
+	c.mu.Unlock()
+	out["segments"] = segments
+	tags := make([]map[string]any, 0, len(cu.Tags))
+	for _, t := range cu.Tags {
+		tags = append(tags, map[string]any{"name": t, "color": "grey", "attached": true})
+	}
+	out["tags"] = tags
+	return out
+}
+
+// crmCustomer answers GET /customers/{id} with by=id or by=externalId (the
+// default, as in retailCRM) and an optional site; a selective key sees
+// only the customers of its stores.
+func (c *CRM) crmCustomer(w http.ResponseWriter, r *http.Request, k CRMKey) {
+	q := r.URL.Query()
+	by := q.Get("by")
+	if by == "" {
+		by = "externalId"
+	}
+	ref := r.PathValue("id")
+	var (
+		cu    CRMCustomer
+		found bool
+	)
+	switch by {
+	case "id":
+		if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+			cu, found = c.Customer(id)
+		}
+	case "externalId":
+		for _, x := range c.Customers() {
+			if x.ExternalID == ref && (q.Get("site") == "" || x.Site == q.Get("site")) {
+				cu, found = x, true
+				break
+			}
+		}
+	default:
+		crmFail(w, http.StatusBadRequest, "Value of 'by' must be 'id' or 'externalId'", nil)
+		return
+	}
+	if !found || (q.Get("site") != "" && q.Get("site") != cu.Site) {
+		crmFail(w, http.StatusNotFound, "Not found", nil)
+		return
+	}
+	if !k.siteAllowed(cu.Site) {
+		crmFail(w, http.StatusForbidden, "Access denied.", nil)
+		return
+	}
+	crmJSON(w, http.StatusOK, map[string]any{"success": true, "customer": c.customerJSON(cu)})
+}
+
 func crmCustomerJSON(cu CRMCustomer) map[string]any {
 	phones := make([]map[string]string, 0, len(cu.Phones))
 	for _, p := range cu.Phones {
@@ -344,7 +411,7 @@ func (c *CRM) crmCustomers(w http.ResponseWriter, r *http.Request, k CRMKey) {
 		}
 		return true
 	}
-	crmList(w, "customers", c.Customers(), match, crmCustomerJSON, limit, page)
+	crmList(w, "customers", c.Customers(), match, c.customerJSON, limit, page)
 }
 
 // crmCustomerWire is a customer as api-client-go marshals it. Phones and

@@ -15,6 +15,21 @@
 // The CRM's integration module edit then hands out the fake MG's endpoint
 // and bot token, as a real account hands out its MG's.
 //
+// # The fake retailCRM
+//
+// API v5: GET /api/credentials, integration module get and edit, GET
+// /users and /users/{id} (with mgUserId), GET /customers (filters
+// mgCustomerId, name, email), GET /customers/{id} (by=id or externalId),
+// POST /customers/create and /customers/{id}/edit, and the sites
+// reference. A customer's card carries its personal manager (managerId),
+// its segments as segment objects with a code, and its tags as tag objects
+// with a name; tests set them with SetCustomerManager, SetCustomerSegments
+// and SetCustomerTags. Each key may make 10 requests a second (a token
+// bucket, or a sliding window with [WithSlidingWindow]); above it the
+// answer is 503, retailCRM's documented one, or 429 with
+// [WithThrottleStatus]. [CRM.Requests] and [CRM.Throttled] count them.
+// [CRM.SetFaults] injects 5xx answers, latency and an unreachable host.
+//
 // # The fake MG
 //
 // Bot API: GET /bots, /channels, /users, /customers, /chats, /dialogs,

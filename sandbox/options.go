@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -177,6 +178,24 @@ func WithRateLimit(perSecond float64) CRMOption {
 			perSecond = 10
 		}
 		c.RateLimit = perSecond
+		return nil
+	})
+}
+
+// WithThrottleStatus sets the HTTP status of a request above the rate
+// limit: 503, retailCRM's documented answer and the default (also for 0),
+// or 429, which newer retailCRM clients treat the same way. Any other
+// status is refused.
+func WithThrottleStatus(status int) CRMOption {
+	return crmOptionFunc(func(c *crmConfig) error {
+		switch status {
+		case 0:
+			status = http.StatusServiceUnavailable
+		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		default:
+			return fmt.Errorf("WithThrottleStatus: status %d (want 503 or 429)", status)
+		}
+		c.ThrottleStatus = status
 		return nil
 	})
 }

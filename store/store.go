@@ -217,6 +217,13 @@ type Bindings interface {
 	// Binding returns the customer's binding, or ErrNotFound.
 	Binding(ctx context.Context, account bd.AccountID, customer bd.CustomerID) (Binding, error)
 	// SaveBinding stores b, replacing an earlier binding of the same customer.
+	// A b.Profile with a zero ReadAt carries no profile: the profile stored
+	// before is kept when the earlier binding has the same CRMCustomer, and
+	// dropped (a zero Profile) when the CRMCustomer changed, since it
+	// described another retailCRM customer. A b.Profile with a non-zero
+	// ReadAt replaces the stored one. The keep-or-drop decision and the
+	// write are one atomic step. Profile slices are stored in their order;
+	// empty ones read back as nil.
 	SaveBinding(ctx context.Context, b Binding) error
 }
 

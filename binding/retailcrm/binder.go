@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,47 +158,25 @@ func (b *Binder) bind(ctx context.Context, req binding.Request) (binding.Result,
 	case !errors.Is(err, store.ErrNotFound):
 		return binding.Result{}, fmt.Errorf("binding: customer %d: read stored binding: %w", c.ID, err)
 	}
-	found, err := b.crm.FindCustomers(ctx, crm.CustomerFilter{MGCustomerID: mgID})
-	if err != nil {
-		return fail("search by link", err)
-	}
-	if cu, ok := lowest(found, func(cu crm.Customer) bool { return cu.MGCustomerID == mgID }); ok {
-		return b.save(ctx, req, binding.Result{CRMCustomer: cu.ID, Rule: binding.ByLink}), nil
-	}
-
-	// 2. Phone.
-	var e164 string
-	if num, err := parsePhone(c.Phone, b.region); err == nil {
-		e164 = phonenumbers.Format(num, phonenumbers.E164)
-		found, err := b.crm.FindCustomers(ctx, crm.CustomerFilter{Name: phonenumbers.GetNationalSignificantNumber(num)})
-		if err != nil {
-			return fail("search by phone", err)
-		}
-		if cu, ok := lowest(found, func(cu crm.Customer) bool { return b.hasPhone(cu, e164) }); ok {
-			return b.link(ctx, req, cu, binding.ByPhone)
-		}
-	}
-
-	// 3. Email.
-	email := strings.TrimSpace(c.Email)
-	if plausibleEmail(email) {
-		found, err := b.crm.FindCustomers(ctx, crm.CustomerFilter{Email: email})
-		if err != nil {
-			return fail("search by email", err)
-		}
-		if cu, ok := lowest(found, func(cu crm.Customer) bool { return strings.EqualFold(strings.TrimSpace(cu.Email), email) }); ok {
-			return b.link(ctx, req, cu, binding.ByEmail)
-		}
+	m, step, err := find(ctx, b.crm, b.region, c)
+	switch {
+	case err != nil:
+		return fail(step, err)
+	case m.rule == binding.ByLink:
+		return b.save(ctx, req, binding.Result{CRMCustomer: m.customer.ID, Rule: binding.ByLink}), nil
+	case m.rule != "":
+		return b.link(ctx, req, m.customer, m.rule)
 	}
 
 	// 4. Create.
 	if !req.Create {
 		return binding.Result{}, fmt.Errorf("binding: customer %d: %w", c.ID, binding.ErrNoMatch)
 	}
-	phone := e164
-	if phone == "" {
-		phone = strings.TrimSpace(c.Phone)
+	phone := strings.TrimSpace(c.Phone)
+	if num, err := parsePhone(c.Phone, b.region); err == nil {
+		phone = phonenumbers.Format(num, phonenumbers.E164)
 	}
+	email := strings.TrimSpace(c.Email)
 	if !plausibleEmail(email) {
 		email = ""
 	}
@@ -261,37 +238,4 @@ func (b *Binder) done(req binding.Request, r binding.Result) binding.Result {
 		slog.String("account", string(req.Account)), slog.Int64("customer", int64(req.Customer.ID)),
 		slog.Int64("crm_customer", r.CRMCustomer), slog.String("rule", string(r.Rule)))
 	return r
-}
-
-// hasPhone reports whether one of the customer's phones normalises to e164.
-func (b *Binder) hasPhone(cu crm.Customer, e164 string) bool {
-	for _, p := range cu.Phones {
-		if n, err := NormalizePhone(p, b.region); err == nil && n == e164 {
-			return true
-		}
-	}
-	return false
-}
-
-// lowest returns the customer with the lowest id among those that ok accepts.
-func lowest(cs []crm.Customer, ok func(crm.Customer) bool) (crm.Customer, bool) {
-	cs = slices.DeleteFunc(slices.Clone(cs), func(c crm.Customer) bool { return !ok(c) })
-	if len(cs) == 0 {
-		return crm.Customer{}, false
-	}
-	return slices.MinFunc(cs, func(a, b crm.Customer) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	}), true
-}
-
-// plausibleEmail is a light check: something@something, no spaces.
-func plausibleEmail(s string) bool {
-	at := strings.IndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n")
 }

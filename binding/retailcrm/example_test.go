@@ -2,6 +2,7 @@ package retailcrm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -49,4 +50,46 @@ func Example_phoneOrEmail() {
 	// chat customer 102 -> crm customer 2 (email)
 	// chat customer 103 -> crm customer 3 (created)
 	// chat customer 101 -> crm customer 1 (linked)
+}
+
+// A profile tells routing the customer's personal manager (as an MG user
+// id), segments and tags. The retailCRM customer is found as a binder
+// finds it when the binding is not known yet.
+func ExampleProfiler() {
+	account, err := sandbox.NewCRM()
+	if err != nil {
+		panic(err)
+	}
+	defer account.Close()
+	manager := account.AddUser(sandbox.CRMUser{FirstName: "Mia", Active: true, IsManager: true, MGUserID: 501})
+	account.AddCustomer(sandbox.CRMCustomer{
+		FirstName: "Anna", Phones: []string{"8 (916) 123-45-67"},
+		ManagerID: manager, Segments: []string{"vip"}, Tags: []string{"wholesale"},
+	})
+
+	client, err := crm.New(account.URL(), sandbox.CRMDefaultKey)
+	if err != nil {
+		panic(err)
+	}
+	profiler, err := retailcrm.NewProfiler(client, retailcrm.WithRegion("RU"))
+	if err != nil {
+		panic(err)
+	}
+	p, err := profiler.Profile(context.Background(), binding.ProfileRequest{
+		Account:  "shop",
+		Customer: bd.Customer{ID: 101, Phone: "+7 916 123 45 67"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("crm customer %d, personal manager %d, segments %v, tags %v\n", p.CRMCustomer, p.Manager, p.Segments, p.Tags)
+
+	_, err = profiler.Profile(context.Background(), binding.ProfileRequest{
+		Account:  "shop",
+		Customer: bd.Customer{ID: 102, Phone: "+7 903 000 11 22"},
+	})
+	fmt.Println(errors.Is(err, binding.ErrNoMatch))
+	// Output:
+	// crm customer 1, personal manager 501, segments [vip], tags [wholesale]
+	// true
 }

@@ -25,11 +25,26 @@ type PendingOption interface {
 	applyPending(*pendingConfig) error
 }
 
-// CommonOption configures a [Binder] and a [Pending] alike: it is both an
-// [Option] and a [PendingOption].
+// ProfilerOption configures a [Profiler]; pass options to [NewProfiler].
+// Each option checks its own argument, and NewProfiler returns the error of
+// every option that refused one.
+type ProfilerOption interface {
+	applyProfiler(*profilerConfig) error
+}
+
+// LookupOption configures how a [Binder] and a [Profiler] alike look
+// customers up: it is both an [Option] and a [ProfilerOption].
+type LookupOption interface {
+	Option
+	ProfilerOption
+}
+
+// CommonOption configures a [Binder], a [Pending] and a [Profiler] alike:
+// it is an [Option], a [PendingOption] and a [ProfilerOption].
 type CommonOption interface {
 	Option
 	PendingOption
+	ProfilerOption
 }
 
 // Defaults of the options.
@@ -37,8 +52,13 @@ const (
 	// DefaultRegion is the region of phone numbers without a "+", unless
 	// [WithRegion] says otherwise.
 	DefaultRegion = "RU"
-	// DefaultTimeout bounds one bind, unless [WithTimeout] says otherwise.
+	// DefaultTimeout bounds one bind or one profile read, unless
+	// [WithTimeout] says otherwise.
 	DefaultTimeout = 30 * time.Second
+	// DefaultManagerCacheAge is how long a [Profiler] keeps what it learnt
+	// of a retailCRM user's MG user id, unless [WithManagerCacheAge] says
+	// otherwise.
+	DefaultManagerCacheAge = 10 * time.Minute
 	// DefaultPendingBackoff is the wait before the first retry of a kept
 	// bind, unless [WithBackoff] says otherwise.
 	DefaultPendingBackoff = 5 * time.Second
@@ -53,6 +73,14 @@ type config struct {
 	timeout time.Duration
 	now     func() time.Time
 	logger  *slog.Logger
+}
+
+type profilerConfig struct {
+	region     string
+	timeout    time.Duration
+	managerAge time.Duration
+	now        func() time.Time
+	logger     *slog.Logger
 }
 
 type pendingConfig struct {
@@ -71,29 +99,54 @@ type pendingOptionFunc func(*pendingConfig) error
 
 func (f pendingOptionFunc) applyPending(c *pendingConfig) error { return f(c) }
 
+type profilerOptionFunc func(*profilerConfig) error
+
+func (f profilerOptionFunc) applyProfiler(c *profilerConfig) error { return f(c) }
+
+type lookupOption struct {
+	binder   optionFunc
+	profiler profilerOptionFunc
+}
+
+func (o lookupOption) apply(c *config) error { return o.binder(c) }
+
+func (o lookupOption) applyProfiler(c *profilerConfig) error { return o.profiler(c) }
+
 type commonOption struct {
-	binder  optionFunc
-	pending pendingOptionFunc
+	binder   optionFunc
+	pending  pendingOptionFunc
+	profiler profilerOptionFunc
 }
 
 func (o commonOption) apply(c *config) error { return o.binder(c) }
 
 func (o commonOption) applyPending(c *pendingConfig) error { return o.pending(c) }
 
+func (o commonOption) applyProfiler(c *profilerConfig) error { return o.profiler(c) }
+
 // WithRegion sets the ISO 3166 region phone numbers without a "+" are read
 // in, per account. The default (and "") is [DefaultRegion]; an unknown
 // region is refused.
-func WithRegion(region string) Option {
-	return optionFunc(func(c *config) error {
+func WithRegion(region string) LookupOption {
+	check := func() (string, error) {
 		if region == "" {
 			region = DefaultRegion
 		}
 		if !validRegion(region) {
-			return fmt.Errorf("WithRegion: unknown phone region %q (want an ISO 3166 code such as \"RU\")", region)
+			return "", fmt.Errorf("WithRegion: unknown phone region %q (want an ISO 3166 code such as \"RU\")", region)
 		}
-		c.region = strings.ToUpper(region)
-		return nil
-	})
+		return strings.ToUpper(region), nil
+	}
+	return lookupOption{
+		binder: func(c *config) (err error) {
+			c.region, err = check()
+			return err
+		},
+		profiler: func(c *profilerConfig) (err error) {
+			c.region, err = check()
+			return err
+		},
+	}
 }
 
 // WithSite sets the store (site) code of created customers. The default
@@ -105,18 +158,45 @@ func WithSite(site string) Option {
 	})
 }
 
-// WithTimeout bounds one bind (a few requests under the key's rate limit);
-// a bind cut by it fails with [binding.ErrUnavailable]. The default (and 0)
-// is [DefaultTimeout]; a negative d is refused.
-func WithTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) error {
+// WithTimeout bounds one bind or one profile read (a few requests under
+// the key's rate limit); one cut by it fails with [binding.ErrUnavailable].
+// The default (and 0) is [DefaultTimeout]; a negative d is refused.
+func WithTimeout(d time.Duration) LookupOption {
+	check := func() (time.Duration, error) {
 		switch {
 		case d < 0:
-			return fmt.Errorf("WithTimeout: negative duration %v", d)
+			return 0, fmt.Errorf("WithTimeout: negative duration %v", d)
 		case d == 0:
-			d = DefaultTimeout
+			return DefaultTimeout, nil
 		}
-		c.timeout = d
+		return d, nil
+	}
+	return lookupOption{
+		binder: func(c *config) (err error) {
+			c.timeout, err = check()
+			return err
+		},
+		profiler: func(c *profilerConfig) (err error) {
+			c.timeout, err = check()
+			return err
+		},
+	}
+}
+
+// WithManagerCacheAge sets how long a [Profiler] keeps a retailCRM user's
+// MG user id (or that the user has none) before asking retailCRM again: a
+// manager given chat access, or another MG account, shows within that
+// time. The default (and 0) is [DefaultManagerCacheAge]; a negative d is
+// refused.
+func WithManagerCacheAge(d time.Duration) ProfilerOption {
+	return profilerOptionFunc(func(c *profilerConfig) error {
+		switch {
+		case d < 0:
+			return fmt.Errorf("WithManagerCacheAge: negative duration %v", d)
+		case d == 0:
+			d = DefaultManagerCacheAge
+		}
+		c.managerAge = d
 		return nil
 	})
 }
@@ -150,29 +230,33 @@ func WithOnDone(f func(req binding.Request, res binding.Result, err error)) Pend
 }
 
 // WithClock sets the clock: a [Binder] stamps the stored bindings with it,
-// a [Pending] decides with it when a retry is due. The default (and nil)
-// is time.Now.
+// a [Pending] decides with it when a retry is due, a [Profiler] stamps
+// profiles (ReadAt) and ages its cache with it. The default (and nil) is
+// time.Now.
 func WithClock(now func() time.Time) CommonOption {
 	if now == nil {
 		now = time.Now
 	}
 	return commonOption{
-		binder:  func(c *config) error { c.now = now; return nil },
-		pending: func(c *pendingConfig) error { c.now = now; return nil },
+		binder:   func(c *config) error { c.now = now; return nil },
+		pending:  func(c *pendingConfig) error { c.now = now; return nil },
+		profiler: func(c *profilerConfig) error { c.now = now; return nil },
 	}
 }
 
 // WithLogger sets the logger. A [Binder] logs one debug line per bind and
 // a warning when a store write fails, never phones or emails; a [Pending]
-// logs retries at debug level and permanent failures at warning level. The
-// default (and nil) is no logging.
+// logs retries at debug level and permanent failures at warning level; a
+// [Profiler] logs one debug line per profile read, never segments or tags.
+// The default (and nil) is no logging.
 func WithLogger(l *slog.Logger) CommonOption {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
 	return commonOption{
-		binder:  func(c *config) error { c.logger = l; return nil },
-		pending: func(c *pendingConfig) error { c.logger = l; return nil },
+		binder:   func(c *config) error { c.logger = l; return nil },
+		pending:  func(c *pendingConfig) error { c.logger = l; return nil },
+		profiler: func(c *profilerConfig) error { c.logger = l; return nil },
 	}
 }
 

@@ -32,11 +32,14 @@ func (s *Store) Binding(_ context.Context, acc bd.AccountID, c bd.CustomerID) (s
 	if !ok {
 		return store.Binding{}, errNoBinding
 	}
+	b.Profile = cloneProfile(b.Profile)
 	return b, nil
 }
 
 // SaveBinding implements [store.Bindings]; an empty account or a
 // non-positive customer or retailCRM customer id fail with [store.ErrInvalid].
+// A binding whose Profile.ReadAt is zero keeps the profile stored before when
+// its CRMCustomer is unchanged, and has none when it changed.
 func (s *Store) SaveBinding(_ context.Context, b store.Binding) error {
 	if err := checkCustomer("save binding", b.Account, b.Customer); err != nil {
 		return err
@@ -44,11 +47,34 @@ func (s *Store) SaveBinding(_ context.Context, b store.Binding) error {
 	if b.CRMCustomer <= 0 {
 		return invalid("save binding", "retailCRM customer id must be positive, got %d", b.CRMCustomer)
 	}
+	// The caller keeps its slices: the store holds copies of its own.
+	b.Profile = cloneProfile(b.Profile)
 	sh := s.shardFor(b.Account)
 	sh.mu.Lock()
+	if b.Profile.ReadAt.IsZero() {
+		b.Profile = bd.CustomerProfile{}
+		if old, ok := sh.bindings[b.Customer]; ok && old.CRMCustomer == b.CRMCustomer {
+			b.Profile = old.Profile
+		}
+	}
 	sh.bindings[b.Customer] = b
 	sh.mu.Unlock()
 	return nil
+}
+
+// cloneProfile returns p with slices of its own; empty slices become nil,
+// as the SQL store returns them.
+func cloneProfile(p bd.CustomerProfile) bd.CustomerProfile {
+	p.Segments = cloneStrings(p.Segments)
+	p.Tags = cloneStrings(p.Tags)
+	return p
+}
+
+func cloneStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
 }
 
 func checkCustomer(op string, acc bd.AccountID, c bd.CustomerID) error {

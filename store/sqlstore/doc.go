@@ -81,6 +81,15 @@
 // [ErrSchemaTooNew], as after every upgrade). SQLite's version 5 changes
 // nothing: a SQLite writer never waits on another's row locks.
 //
+// Version 6 adds the column profile to bd_bindings: the customer's
+// retailCRM profile ([store.Binding].Profile) as a JSON document of
+// bd.CustomerProfile, NULL when none was read. SaveBinding decides
+// whether to keep the stored profile (a zero Profile.ReadAt with the same
+// CRMCustomer) or drop it (another CRMCustomer) inside its one upsert
+// statement. A process of version 5 still running saves bindings without
+// touching the column, so a profile it should have dropped lives on until
+// the next read replaces it; upgrade processes together when that matters.
+//
 // # The invariants and how they hold
 //
 // A dialog's responsible is a row whose primary key is (account, dialog): a

@@ -15,6 +15,10 @@ func bindingCases() []testCase {
 	return []testCase{
 		{"RoundTrip", testBindingRoundTrip},
 		{"Invalid", testBindingInvalid},
+		{"ProfileRoundTrip", testBindingProfileRoundTrip},
+		{"ProfileKeptWithoutRead", testBindingProfileKept},
+		{"ProfileDroppedOnCRMCustomerChange", testBindingProfileDropped},
+		{"ProfileNotShared", testBindingProfileNotShared},
 	}
 }
 
@@ -25,7 +29,7 @@ func wantBinding(t *testing.T, s store.Store, want store.Binding) {
 	if !got.At.Equal(want.At) {
 		t.Fatalf("Binding(%d).At = %v, want %v", want.Customer, got.At, want.At)
 	}
-	if !got.Profile.ReadAt.Equal(want.Profile.ReadAt) {
+	if got.Profile.ReadAt.IsZero() != want.Profile.ReadAt.IsZero() || !got.Profile.ReadAt.Equal(want.Profile.ReadAt) {
 		t.Fatalf("Binding(%d).Profile.ReadAt = %v, want %v", want.Customer, got.Profile.ReadAt, want.Profile.ReadAt)
 	}
 	got.At, got.Profile.ReadAt = want.At, want.Profile.ReadAt
@@ -53,6 +57,132 @@ func testBindingRoundTrip(t *testing.T, s store.Store) {
 	wantBinding(t, s, other)
 	_, err = s.Binding(ctx, a1, 8)
 	isErr(t, err, store.ErrNotFound, "Binding of another customer")
+}
+
+// profile returns a profile of CRM customer crm read at at(d), with
+// segments and tags out of alphabetical order, so that a store that sorts
+// them fails.
+func profile(crm int64, d time.Duration) bd.CustomerProfile {
+	return bd.CustomerProfile{
+		CRMCustomer: crm,
+		Manager:     bd.ManagerID(4_000_000_007),
+		Segments:    []string{"vip", "b2b", "loyal-2025"},
+		Tags:        []string{"Опт", "returns", "Early bird"},
+		ReadAt:      at(d),
+	}
+}
+
+func testBindingProfileRoundTrip(t *testing.T, s store.Store) {
+	acc := newAccount(t)
+	ctx := t.Context()
+	b := store.Binding{Account: acc, Customer: 21, CRMCustomer: 9_000_000_001, Rule: "phone", At: at(0),
+		Profile: profile(9_000_000_001, time.Minute)}
+	noErr(t, s.SaveBinding(ctx, b), "SaveBinding with a profile")
+	wantBinding(t, s, b)
+
+	// A profile read anew replaces the stored one, also with fewer fields.
+	b.Profile = bd.CustomerProfile{CRMCustomer: 9_000_000_001, Tags: []string{"z", "a"}, ReadAt: at(2 * time.Minute)}
+	noErr(t, s.SaveBinding(ctx, b), "SaveBinding with a profile read anew")
+	wantBinding(t, s, b)
+
+	// A profile with nothing in it but the time it was read is a profile:
+	// the customer has no personal manager, segment or tag.
+	b.Profile = bd.CustomerProfile{CRMCustomer: 9_000_000_001, ReadAt: at(3 * time.Minute)}
+	noErr(t, s.SaveBinding(ctx, b), "SaveBinding with an empty profile")
+	wantBinding(t, s, b)
+
+	// Empty slices read back as nil.
+	b.Profile = bd.CustomerProfile{CRMCustomer: 9_000_000_001, Segments: []string{}, Tags: []string{}, ReadAt: at(4 * time.Minute)}
+	noErr(t, s.SaveBinding(ctx, b), "SaveBinding with empty segments and tags")
+	got, err := s.Binding(ctx, acc, 21)
+	noErr(t, err, "Binding(21)")
+	if got.Profile.Segments != nil || got.Profile.Tags != nil {
+		t.Fatalf("Binding(21).Profile segments %#v, tags %#v after saving empty ones, want nil and nil",
+			got.Profile.Segments, got.Profile.Tags)
+	}
+
+	// A binding saved without a profile has none.
+	plain := store.Binding{Account: acc, Customer: 22, CRMCustomer: 5, Rule: "created", At: at(0)}
+	noErr(t, s.SaveBinding(ctx, plain), "SaveBinding without a profile")
+	wantBinding(t, s, plain)
+}
+
+func testBindingProfileKept(t *testing.T, s store.Store) {
+	acc := newAccount(t)
+	ctx := t.Context()
+	withProfile := store.Binding{Account: acc, Customer: 31, CRMCustomer: 77, Rule: "phone", At: at(0),
+		Profile: profile(77, time.Second)}
+	noErr(t, s.SaveBinding(ctx, withProfile), "SaveBinding with a profile")
+
+	// The binder saves the same link again, knowing nothing of profiles.
+	again := store.Binding{Account: acc, Customer: 31, CRMCustomer: 77, Rule: "linked", At: at(time.Hour)}
+	noErr(t, s.SaveBinding(ctx, again), "SaveBinding of the same CRM customer without a profile")
+	want := again
+	want.Profile = withProfile.Profile
+	wantBinding(t, s, want)
+
+	// Fields of a profile whose ReadAt is zero are not a profile either.
+	partial := again
+	partial.At = at(2 * time.Hour)
+	partial.Profile = bd.CustomerProfile{CRMCustomer: 77, Tags: []string{"stray"}}
+	noErr(t, s.SaveBinding(ctx, partial), "SaveBinding with a profile never read")
+	want = partial
+	want.Profile = withProfile.Profile
+	wantBinding(t, s, want)
+
+	// A customer never profiled stays so when bound again.
+	bare := store.Binding{Account: acc, Customer: 32, CRMCustomer: 78, Rule: "email", At: at(0)}
+	noErr(t, s.SaveBinding(ctx, bare), "SaveBinding without a profile")
+	bare.At = at(time.Minute)
+	noErr(t, s.SaveBinding(ctx, bare), "SaveBinding again without a profile")
+	wantBinding(t, s, bare)
+}
+
+func testBindingProfileDropped(t *testing.T, s store.Store) {
+	acc, other := newAccount(t), newAccount(t)
+	ctx := t.Context()
+	first := store.Binding{Account: acc, Customer: 41, CRMCustomer: 100, Rule: "phone", At: at(0),
+		Profile: profile(100, time.Second)}
+	noErr(t, s.SaveBinding(ctx, first), "SaveBinding with a profile")
+	// The same customer id in another account is another customer.
+	elsewhere := store.Binding{Account: other, Customer: 41, CRMCustomer: 100, Rule: "phone", At: at(0),
+		Profile: profile(100, 2*time.Second)}
+	noErr(t, s.SaveBinding(ctx, elsewhere), "SaveBinding in another account")
+
+	// Bound to another CRM customer (customers merged in retailCRM, say):
+	// the profile described the old one and goes.
+	moved := store.Binding{Account: acc, Customer: 41, CRMCustomer: 101, Rule: "linked", At: at(time.Minute)}
+	noErr(t, s.SaveBinding(ctx, moved), "SaveBinding to another CRM customer without a profile")
+	wantBinding(t, s, moved)
+	wantBinding(t, s, elsewhere)
+
+	// Back to the first CRM customer: the dropped profile does not return.
+	back := store.Binding{Account: acc, Customer: 41, CRMCustomer: 100, Rule: "linked", At: at(2 * time.Minute)}
+	noErr(t, s.SaveBinding(ctx, back), "SaveBinding back to the first CRM customer")
+	wantBinding(t, s, back)
+
+	// Another CRM customer with its profile read: the new profile is kept.
+	fresh := store.Binding{Account: acc, Customer: 41, CRMCustomer: 102, Rule: "linked", At: at(3 * time.Minute),
+		Profile: profile(102, 3*time.Minute)}
+	noErr(t, s.SaveBinding(ctx, fresh), "SaveBinding to another CRM customer with its profile")
+	wantBinding(t, s, fresh)
+}
+
+func testBindingProfileNotShared(t *testing.T, s store.Store) {
+	acc := newAccount(t)
+	ctx := t.Context()
+	b := store.Binding{Account: acc, Customer: 51, CRMCustomer: 9, Rule: "phone", At: at(0), Profile: profile(9, time.Second)}
+	noErr(t, s.SaveBinding(ctx, b), "SaveBinding")
+	want := b
+	want.Profile = profile(9, time.Second)
+	// The caller's slices stay the caller's after the save...
+	b.Profile.Segments[0], b.Profile.Tags[0] = "changed", "changed"
+	wantBinding(t, s, want)
+	// ...and the slices read are the reader's.
+	got, err := s.Binding(ctx, acc, 51)
+	noErr(t, err, "Binding(51)")
+	got.Profile.Segments[1], got.Profile.Tags[1] = "changed", "changed"
+	wantBinding(t, s, want)
 }
 
 func testBindingInvalid(t *testing.T, s store.Store) {

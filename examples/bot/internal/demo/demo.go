@@ -302,7 +302,8 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 // newWorld starts the sandbox MG and retailCRM and fills them: six
 // managers (one busy in retailCRM, one offline at first), three channels,
-// a bot with the responsible role, and a few known customers.
+// a bot with the responsible role, and a few known customers, two of them
+// with a personal manager, a segment and tags.
 func newWorld(ctx context.Context, seed uint64) (*world, error) {
 	m, err := sandbox.NewMG(sandbox.WithSeed(seed), sandbox.WithBotName("Bot Distributor"))
 	if err != nil {
@@ -325,8 +326,20 @@ func newWorld(ctx context.Context, seed uint64) (*world, error) {
 		p.id = m.AddManager(sandbox.MGUser{FirstName: p.first, LastName: p.last, Online: p.online})
 		p.crmID = c.AddUser(sandbox.CRMUser{FirstName: p.first, LastName: p.last, Active: true, IsManager: true, Status: p.status, MGUserID: int64(p.id)})
 	}
-	for i, name := range []string{"Olga", "Pavel", "Rita"} {
-		c.AddCustomer(sandbox.CRMCustomer{FirstName: name, Phones: []string{fmt.Sprintf("8 (916) 000-00-%02d", i+1)}})
+	// Known customers: Olga has Anna as her personal manager and is a
+	// "vip"; Pavel has Boris and is a wholesale buyer; Rita has none.
+	for i, cu := range []struct {
+		name     string
+		manager  int
+		segments []string
+		tags     []string
+	}{
+		{"Olga", w.people[0].crmID, []string{"vip"}, []string{"loyal", "returns"}},
+		{"Pavel", w.people[1].crmID, []string{"b2b"}, []string{"wholesale"}},
+		{"Rita", 0, nil, nil},
+	} {
+		c.AddCustomer(sandbox.CRMCustomer{FirstName: cu.name, Phones: []string{fmt.Sprintf("8 (916) 000-00-%02d", i+1)},
+			ManagerID: cu.manager, Segments: cu.segments, Tags: cu.tags})
 	}
 	for _, ch := range []struct {
 		typ, name string
