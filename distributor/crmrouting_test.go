@@ -2,6 +2,7 @@ package distributor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/binding"
 	"github.com/botdistributor/botdistributor/distributor"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/strategy"
 )
 
@@ -294,6 +296,57 @@ func TestPersonalManagerThenEscalation(t *testing.T) {
 	wantResponsible(t, f, 3, bd.ManagerOf(2), "support's step")
 }
 
+// bind records that the customer is bound to retailCRM customer
+// 900000+id, as the profiler's cards say.
+func (f *fixture) bind(t *testing.T, c bd.CustomerID) {
+	t.Helper()
+	if err := f.st.SaveBinding(context.Background(), store.Binding{Account: acct, Customer: c, CRMCustomer: 900_000 + int64(c), Rule: "phone", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bound customer's profile is kept with the binding: another process
+// routes by it without reading retailCRM again.
+func TestPersonalManagerProfileKeptWithTheBinding(t *testing.T) {
+	f, p := personal(t, settingsFor(managerIDs(3), 5))
+	c := dialog(1, 1).Customer
+	p.set(c.ID, bd.CustomerProfile{Manager: 2, Segments: []string{"vip"}})
+	f.bind(t, c.ID)
+	f.openNow(t, 1)
+	wantResponsible(t, f, 1, bd.ManagerOf(2), "the personal manager")
+	b, err := f.st.Binding(context.Background(), acct, c.ID)
+	if err != nil || b.Profile.Manager != 2 || b.Rule != "phone" || b.Profile.ReadAt.IsZero() {
+		t.Fatalf("binding %+v, %v: want the profile kept with the binder's binding", b, err)
+	}
+
+	other := newProfiler() // another process's: it knows no card
+	d, err := distributor.New(acct, f.st, f.gw, distributor.WithProfiler(other, 0, 0), distributor.WithClock(f.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.SetRoster(context.Background(), onlineManagers(managerIDs(3))); err != nil {
+		t.Fatal(err)
+	}
+	dl := dialog(2, 1)
+	dl.Customer, dl.OpenedAt = c, f.clock.Now()
+	tr, err := d.Decide(context.Background(), dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Profile != "cached" || tr.Choice.Manager != 2 || other.readsOf(c.ID) != 0 {
+		t.Fatalf("the other process: profile %q, choice %d, %d reads of retailCRM; want the stored profile\n%s", tr.Profile, tr.Choice.Manager, other.readsOf(c.ID), tr)
+	}
+	// A customer bound to no card of theirs: the store keeps no binding
+	// of the profile's own (the binder decides what is linked).
+	u := dialog(3, 1)
+	p.set(u.Customer.ID, bd.CustomerProfile{Manager: 1})
+	f.openNow(t, 3)
+	if _, err := f.st.Binding(context.Background(), acct, u.Customer.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("binding of an unbound customer: %v, want none", err)
+	}
+}
+
 func TestPersonalManagerProfileReadOnce(t *testing.T) {
 	f, p := personal(t, settingsFor(managerIDs(3), 5))
 	c := dialog(1, 1).Customer
@@ -332,6 +385,7 @@ func TestPersonalManagerSlowCRMDoesNotHoldTheDialog(t *testing.T) {
 	p.set(c.ID, bd.CustomerProfile{Manager: 3})
 	p.block = make(chan struct{})
 	f := newFixture(t, s, onlineManagers(managerIDs(3)), distributor.WithProfiler(p, 20*time.Millisecond, 0))
+	f.bind(t, c.ID)
 	f.openNow(t, 1)
 	r := f.responsible(t, 1)
 	if r.IsZero() {

@@ -34,13 +34,22 @@ type profileConfig struct {
 	timeout, maxAge time.Duration
 }
 
-// profiles reads customers' profiles once each at a time and remembers,
-// for maxAge, the customers retailCRM has no card for.
+// profiles reads customers' profiles once each at a time. It remembers,
+// for maxAge, the customers retailCRM has no card for, and the profiles of
+// customers with no binding in the store yet (the store keeps a profile
+// with the customer's binding only: a binding of the profile's own would
+// tell the binder the customer is linked in retailCRM when they may not
+// be).
 type profiles struct {
 	group singleflight.Group
 	mu    sync.Mutex
 	none  map[bd.CustomerID]time.Time // no card, as of then
+	read  map[bd.CustomerID]bd.CustomerProfile
 }
+
+// maxRemembered bounds each of the profiles' maps; past it, one starts
+// over.
+const maxRemembered = 100_000
 
 // The ways a profile was found, as Trace.Profile says them.
 const (
@@ -79,6 +88,10 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 	}
 	if d.profiles.noCard(dl.Customer.ID, now, d.cfg.profile.maxAge) {
 		tr.Profile = profileNone
+		return
+	}
+	if p, ok := d.profiles.remembered(dl.Customer.ID, now, d.cfg.profile.maxAge); ok {
+		tr.profile, tr.Profile = p, profileCached
 		return
 	}
 	if tr.DryRun {
@@ -149,13 +162,15 @@ func (d *Distributor) fetchProfile(ctx context.Context, dl bd.Dialog, crm int64)
 	if p.ReadAt.IsZero() {
 		p.ReadAt = d.cfg.now()
 	}
-	if bs, ok := d.store.(store.Bindings); ok && p.CRMCustomer > 0 {
-		b := store.Binding{Account: dl.Account, Customer: dl.Customer.ID, CRMCustomer: p.CRMCustomer, Rule: string(binding.ByLink), At: p.ReadAt, Profile: p}
-		if old, err := bs.Binding(ctx, dl.Account, dl.Customer.ID); err == nil && old.CRMCustomer == p.CRMCustomer {
-			b.Rule, b.At = old.Rule, old.At
-		}
-		if err := bs.SaveBinding(ctx, b); err != nil {
-			d.fail(dl.Account, "profile", fmt.Errorf("keep the profile of customer %d: %w", dl.Customer.ID, err))
+	d.profiles.remember(dl.Customer.ID, p)
+	if bs, ok := d.store.(store.Bindings); ok {
+		// Kept with the customer's binding, for every process, when the
+		// customer is bound to the card it was read from.
+		if b, err := bs.Binding(ctx, dl.Account, dl.Customer.ID); err == nil && b.CRMCustomer == p.CRMCustomer {
+			b.Profile = p
+			if err := bs.SaveBinding(ctx, b); err != nil {
+				d.fail(dl.Account, "profile", fmt.Errorf("keep the profile of customer %d: %w", dl.Customer.ID, err))
+			}
 		}
 	}
 	d.cfg.logger.Debug("distributor: customer profile read", slog.String("account", string(dl.Account)),
@@ -176,6 +191,29 @@ func (ps *profiles) noCard(c bd.CustomerID, now time.Time, maxAge time.Duration)
 	return ok
 }
 
+// remembered returns the profile read for the customer less than maxAge
+// before now, when the store could not keep it.
+func (ps *profiles) remembered(c bd.CustomerID, now time.Time, maxAge time.Duration) (bd.CustomerProfile, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p, ok := ps.read[c]
+	if ok && now.Sub(p.ReadAt) >= maxAge {
+		delete(ps.read, c)
+		return bd.CustomerProfile{}, false
+	}
+	return p, ok
+}
+
+// remember keeps a profile read for the customer.
+func (ps *profiles) remember(c bd.CustomerID, p bd.CustomerProfile) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.read == nil || len(ps.read) >= maxRemembered {
+		ps.read = make(map[bd.CustomerID]bd.CustomerProfile)
+	}
+	ps.read[c] = p
+}
+
 // noteNoCard remembers that retailCRM has no card for the customer,
 // forgetting the oldest entries beyond a bound.
 func (ps *profiles) noteNoCard(c bd.CustomerID, now time.Time) {
@@ -184,7 +222,7 @@ func (ps *profiles) noteNoCard(c bd.CustomerID, now time.Time) {
 	if ps.none == nil {
 		ps.none = make(map[bd.CustomerID]time.Time)
 	}
-	if len(ps.none) >= 100_000 {
+	if len(ps.none) >= maxRemembered {
 		clear(ps.none)
 	}
 	ps.none[c] = now

@@ -84,9 +84,14 @@ func (s *Supervisor) clients(a *account, acc bd.Account, c *mg.Client, log *slog
 	if err != nil {
 		return nil, nil, fmt.Errorf("customer binding: %w", err)
 	}
+	profiler, err := retailcrm.NewProfiler(cc, retailcrm.WithRegion(s.opts.PhoneRegion), retailcrm.WithTimeout(10*time.Second), retailcrm.WithLogger(log))
+	if err != nil {
+		return nil, nil, fmt.Errorf("customer profiles: %w", err)
+	}
 	a.mg, a.crm = c, cc
-	// A bind that fails is a job retried with backoff.
-	return []distributor.Option{distributor.WithBinder(binder), distributor.WithLogger(log)}, nil, nil
+	// A bind that fails is a job retried with backoff. Profiles (personal
+	// manager, segments, tags) are read only for settings that use them.
+	return []distributor.Option{distributor.WithBinder(binder), distributor.WithProfiler(profiler, 0, 0), distributor.WithLogger(log)}, nil, nil
 }
 
 // account returns what the build kept of the account; errors as
