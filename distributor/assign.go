@@ -405,7 +405,7 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 		a.pauseDrain(retry)
 	}
 	then = append(then, drainJob(a.id, retry))
-	_, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Since: dl.OpenedAt}, then...)
+	_, err := d.store.Enqueue(ctx, store.Waiting{Dialog: dl, Reason: bd.AllManagersBusy, Priority: queuePriority(snap, tr), Since: dl.OpenedAt}, then...)
 	if errors.Is(err, store.ErrClosed) {
 		return nil
 	}
@@ -423,15 +423,22 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 	return nil
 }
 
+// queuePriority is a waiting dialog's place among the queue's groups:
+// priority customers (by retailCRM segment or tag, tr.Priority from the
+// decision) first, then, within each group, returning customers (with
+// Settings.ReturningFirst).
+func queuePriority(snap *snapshot, tr *Trace) int {
+	p := 2 * snap.settings.Priority(tr.profile.Segments, tr.profile.Tags)
+	if snap.settings.ReturningFirst && tr.LastManager != 0 {
+		p++
+	}
+	return p
+}
+
 // enqueue puts the dialog in the queue, storing with it the replies it
 // causes and a drain (a slot may have freed since the decision).
 func (d *Distributor) enqueue(ctx context.Context, a *account, snap *snapshot, dl bd.Dialog, tr *Trace) error {
-	// Priority customers (by retailCRM segment or tag) come first, then,
-	// within each group, returning ones.
-	tr.Priority *= 2
-	if snap.settings.ReturningFirst && tr.LastManager != 0 {
-		tr.Priority++
-	}
+	tr.Priority = queuePriority(snap, tr)
 	then := d.receivedJobs(snap, dl, nil)
 	then = d.waitReplyJob(snap, dl, tr.Situation, then)
 	then = append(then, drainJob(a.id, 0))

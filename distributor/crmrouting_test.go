@@ -441,7 +441,7 @@ func TestPriorityCustomersWaitAhead(t *testing.T) {
 			f.open(t, back) // returning
 			f.clock.Add(time.Second)
 			f.openNow(t, 4) // a priority customer, last to come
-			if tr := f.traceOf(t, 4); tr.Priority != 2 {
+			if tr := f.traceOf(t, 4); tr.Priority != 2 || !tr.PriorityCustomer {
 				t.Fatalf("priority %d, want 2\n%s", tr.Priority, tr)
 			}
 			holder := bd.DialogID(5)

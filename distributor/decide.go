@@ -77,7 +77,7 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	waited := waitedOf(dialog, at)
 	if d.cfg.profiler != nil && snap.settings.UsesProfiles() {
 		d.readProfile(ctx, snap, dialog, tr)
-		tr.Priority = snap.settings.Priority(tr.profile.Segments, tr.profile.Tags)
+		tr.PriorityCustomer = snap.settings.Priority(tr.profile.Segments, tr.profile.Tags) > 0
 	}
 	if m := tr.profile.Manager; m != 0 && snap.settings.PersonalManager {
 		v, decided, err := d.decidePersonal(ctx, snap, dialog, m, at, waited, tr)

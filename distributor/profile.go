@@ -279,6 +279,9 @@ func (d *Distributor) decidePersonal(ctx context.Context, snap *snapshot, dl bd.
 			tr.pool = p
 			tr.Candidates = []strategy.Candidate{{Manager: m, Open: l.Open, Capacity: p.caps[i], LastAssignedAt: l.LastAssignedAt, Rank: p.ranks[i]}}
 			tr.Choice = strategy.Choice{Manager: m, Reason: "the customer's personal manager in retailCRM"}
+			// Should they fill up before the reservation, the dialog
+			// waits for them what is left of the wait.
+			tr.PersonalWait = max(left, 0)
 			return pickManager, true, nil
 		}
 		why = &Removal{Manager: m, Filter: FilterCapacity, Open: l.Open, Capacity: p.caps[i]}

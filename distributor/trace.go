@@ -130,8 +130,13 @@ type Trace struct {
 	Removed []Removal
 	// LastManager is the returning customer's last manager, or zero.
 	LastManager bd.ManagerID
-	// Priority is the queue priority of a queued dialog.
+	// Priority is the queue priority of a queued dialog: 2 for a priority
+	// customer (Settings.PrioritySegments, PriorityTags), plus 1 for a
+	// returning one with Settings.ReturningFirst; higher waits ahead.
 	Priority int
+	// PriorityCustomer is set when the customer's retailCRM profile puts
+	// them in a priority segment or gives them a priority tag.
+	PriorityCustomer bool
 	// Candidates are the managers the strategy chose among. Traces from
 	// Decide hold them all; recorded traces (Recent, Hooks.Decision) keep
 	// at most the first 16 by manager id and the chosen one. A pool of 64

@@ -342,7 +342,7 @@ func traceNotes(l lang, t distributor.Trace, name func(bd.ManagerID) string) []s
 			notes = append(notes, T(l, "trace.profile."+t.Profile))
 		}
 	}
-	if t.Outcome == distributor.OutcomeQueued && t.Priority > 0 {
+	if t.PriorityCustomer {
 		notes = append(notes, T(l, "trace.priority"))
 	}
 	return notes

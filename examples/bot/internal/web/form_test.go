@@ -431,9 +431,11 @@ func TestTraceNotes(t *testing.T) {
 		{bot.LangRussian, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(7), Personal: 7, Profile: "timed out"}, []string{
 			"Anna — персональный менеджер клиента в retailCRM.",
 			"Карточка клиента в retailCRM не успела прочитаться: диалог направлен по правилу канала, карточка дочитывается."}},
-		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeQueued, Personal: 9, PersonalWait: 45 * time.Second, Priority: 1}, []string{
+		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeQueued, Personal: 9, PersonalWait: 45 * time.Second, Priority: 2, PriorityCustomer: true}, []string{
 			"Personal manager Boris cannot take it now; waiting up to 45 s more for them, then the channel's rule.",
-			"Priority customer (segment or tag): ahead in the queue."}},
+			"Priority customer (segment or tag): waits ahead in the queue."}},
+		// A returning customer waits ahead too, but is no priority customer.
+		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeQueued, Priority: 1, LastManager: 9}, nil},
 		{bot.LangEnglish, distributor.Trace{Outcome: distributor.OutcomeAssigned, Responsible: bd.ManagerOf(9)}, nil},
 	} {
 		if got := traceNotes(tc.l, tc.t, name); !reflect.DeepEqual(got, tc.want) {

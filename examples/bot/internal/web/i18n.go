@@ -388,7 +388,7 @@ var english = map[string]string{
 	"trace.profile.timed out":      "The customer's retailCRM card did not arrive in time: routed by the channel's rule, the card is still being read.",
 	"trace.profile.failed":         "The customer's retailCRM card could not be read: routed by the channel's rule.",
 	"trace.profile.none":           "The customer is not linked to a retailCRM customer.",
-	"trace.priority":               "Priority customer (segment or tag): ahead in the queue.",
+	"trace.priority":               "Priority customer (segment or tag): waits ahead in the queue.",
 }
 
 var russian = map[string]string{
