@@ -194,8 +194,15 @@ func TestWaitAlertWebhookHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	w := newWebhook(t, srv.URL, alert.WithBackoff(time.Hour, time.Hour))
-	if err := w.Send(ctx, sample()); err == nil || !errors.Is(err, context.Canceled) {
-		t.Fatalf("Send with a canceled context: %v, want context.Canceled", err)
+	done := make(chan error, 1)
+	go func() { done <- w.Send(ctx, sample()) }()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send with a canceled context: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second): // a guard: the backoff is an hour
+		t.Fatal("Send waited out its backoff on a canceled context")
 	}
 }
 

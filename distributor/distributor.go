@@ -54,6 +54,7 @@ type Distributor struct {
 	// (reserve), when the store is contended.
 	reserving reservations
 	contended bool
+	alerts    waitAlerts // see checkWait
 
 	// base is canceled by Close; every goroutine the distributor starts
 	// derives its context from it and is counted in background. closeMu
@@ -576,14 +577,16 @@ func (d *Distributor) Run(ctx context.Context) error {
 
 // Sweep does the account's time-driven work once: it reassigns the dialogs
 // of managers unavailable longer than the presence grace and of dialogs
-// nobody answered in time, and drains the account's queue. Errors are
-// logged and reported to Hooks.Failed.
+// nobody answered in time, drains the account's queue and raises a wait
+// alert when the queue's longest wait passed bd.Settings.WaitAlert. Errors
+// are logged and reported to Hooks.Failed.
 func (d *Distributor) Sweep(ctx context.Context) {
 	a, err := d.account(ctx)
 	if err != nil {
 		d.fail(d.id, "sweep", err)
 		return
 	}
+	defer d.checkWait(ctx, a) // after the drain: the wait alert (alert.go)
 	if !a.snap.Load().active() {
 		return
 	}

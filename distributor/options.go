@@ -245,4 +245,7 @@ type Hooks struct {
 	// Dead is called when a job failed its last attempt and became a dead
 	// letter (see [Distributor.DeadLetters]).
 	Dead func(account bd.AccountID, job store.Job, err error)
+	// WaitAlert is called when the longest wait of the account's queue
+	// passed bd.Settings.WaitAlert: once per breach, seen by a sweep.
+	WaitAlert func(account bd.AccountID, a WaitAlert)
 }
