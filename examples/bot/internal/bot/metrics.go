@@ -24,6 +24,7 @@ import (
 //	botdistributor_errors_total{account,op}                failed operations ("gateway.assign", "job reply", ...)
 //	botdistributor_dead_letters_total{account,kind}        jobs given up after their last retry, by kind ("reply", ...)
 //	botdistributor_assign_wait_seconds{account}            time from a dialog's opening to its assignment
+//	botdistributor_wait_alerts_total{account}              wait alerts: the queue's longest wait passed the account's bound
 //
 // plus the Go runtime and process collectors. It is safe for concurrent use.
 type Metrics struct {
@@ -34,6 +35,7 @@ type Metrics struct {
 	replies    *prometheus.CounterVec
 	errors     *prometheus.CounterVec
 	dead       *prometheus.CounterVec
+	alerts     *prometheus.CounterVec
 	wait       *prometheus.HistogramVec
 }
 
@@ -65,13 +67,17 @@ func NewMetrics() *Metrics {
 			Namespace: "botdistributor", Name: "dead_letters_total",
 			Help: "Jobs given up after their last retry (listed on the decisions page), by kind.",
 		}, []string{"account", "kind"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "botdistributor", Name: "wait_alerts_total",
+			Help: "Wait alerts raised: the longest wait of the queue passed the account's bound (once per breach).",
+		}, []string{"account"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "botdistributor", Name: "assign_wait_seconds",
 			Help:    "Time from a dialog's opening to its assignment.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"account"}),
 	}
-	m.reg.MustRegister(m.assigned, m.queued, m.reassigned, m.replies, m.errors, m.dead, m.wait,
+	m.reg.MustRegister(m.assigned, m.queued, m.reassigned, m.replies, m.errors, m.dead, m.alerts, m.wait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -168,6 +174,9 @@ func (m *Metrics) Hooks() distributor.Hooks {
 		Dead: func(account bd.AccountID, j store.Job, _ error) {
 			m.dead.WithLabelValues(string(account), string(j.Kind)).Inc()
 		},
+		WaitAlert: func(account bd.AccountID, _ distributor.WaitAlert) {
+			m.alerts.WithLabelValues(string(account)).Inc()
+		},
 	}
 }
 
@@ -177,6 +186,7 @@ func (m *Metrics) Hooks() distributor.Hooks {
 func (m *Metrics) Touch(account bd.AccountID) {
 	a := string(account)
 	m.reassigned.WithLabelValues(a)
+	m.alerts.WithLabelValues(a)
 	m.wait.WithLabelValues(a)
 	for _, kind := range []string{"manager", "bot"} {
 		m.assigned.WithLabelValues(a, kind, "false")
@@ -188,7 +198,7 @@ func (m *Metrics) Touch(account bd.AccountID) {
 	for _, s := range bd.Situations() {
 		m.replies.WithLabelValues(a, string(s))
 	}
-	for _, op := range []string{"gateway.assign", "job distribute", "job reply", "job bind", "job move"} {
+	for _, op := range []string{"gateway.assign", "job distribute", "job reply", "job bind", "job move", "alert webhook"} {
 		m.errors.WithLabelValues(a, op)
 	}
 	for _, k := range []store.JobKind{store.JobDistribute, store.JobReply, store.JobBind, store.JobMove, store.JobDrain} {
@@ -207,6 +217,7 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		replied    []func(bd.AccountID, bd.Situation)
 		failed     []func(bd.AccountID, string, error)
 		dead       []func(bd.AccountID, store.Job, error)
+		waitAlert  []func(bd.AccountID, distributor.WaitAlert)
 	)
 	for _, h := range hs {
 		if h.Decision != nil {
@@ -229,6 +240,9 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		}
 		if h.Dead != nil {
 			dead = append(dead, h.Dead)
+		}
+		if h.WaitAlert != nil {
+			waitAlert = append(waitAlert, h.WaitAlert)
 		}
 	}
 	var out distributor.Hooks
@@ -278,6 +292,13 @@ func CombineHooks(hs ...distributor.Hooks) distributor.Hooks {
 		out.Dead = func(a bd.AccountID, j store.Job, err error) {
 			for _, f := range dead {
 				f(a, j, err)
+			}
+		}
+	}
+	if len(waitAlert) > 0 {
+		out.WaitAlert = func(a bd.AccountID, w distributor.WaitAlert) {
+			for _, f := range waitAlert {
+				f(a, w)
 			}
 		}
 	}
