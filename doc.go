@@ -91,6 +91,14 @@ options: the strategy registry, and the replier, whose reply.TextChecker,
 when it has one, judges every reply text (the template replier checks its
 placeholders).
 
+# Wait alerts
+
+[Settings].WaitAlert bounds how long the account's customers should wait in
+the queue. The distributor's periodic sweep raises one alert per breach of
+that bound: a log warning, the distributor.Hooks.WaitAlert hook and, with
+[Settings].AlertWebhook, a JSON POST signed with [Settings].AlertSecret
+(package alert, whose Verify checks the signature on the receiving side).
+
 # Concurrency
 
 Everything here is safe for concurrent use. Settings values are plain data:

@@ -80,4 +80,27 @@
 // (Trace.Passed) and the strategy asked again, and waited for only when
 // nobody else is left. [Distributor.Decide] returns the same decision as a
 // [Trace] without acting.
+//
+// # Wait alerts
+//
+// With bd.Settings.WaitAlert positive, every [Distributor.Sweep] (so every
+// WithSweep interval under [Distributor.Run], or package fleet's sweep)
+// compares the longest wait of the account's queue — the wait of the dialog
+// open longest (store.Waiting.Since), wherever the queue's priorities put
+// it — with that bound, on the distributor's clock ([WithClock]). When it
+// first passes the bound the distributor raises a [WaitAlert] once: a
+// warning in the log, [Hooks].WaitAlert, and, with bd.Settings.AlertWebhook
+// set, a signed POST of package alert's JSON body to it. No further alert
+// follows while the breach lasts; a new one comes only after the longest
+// wait fell back to the bound or below (or the queue emptied, or the
+// account was switched off) and passed it again. The breach is remembered
+// in the process: a restarted process alerts again for a breach still
+// going on, and two processes sweeping one account (not so under package
+// fleet, where one process holds the account) alert each.
+//
+// The post runs in a goroutine of the distributor's, never delaying the
+// sweep; it is retried on network errors, 429 and 5xx for up to a minute,
+// and [Distributor.Close] waits for it, cutting it short after a few
+// seconds. A failed post is logged and reported to Hooks.Failed as "alert
+// webhook"; the alert is not sent again.
 package distributor
