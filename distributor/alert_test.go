@@ -293,3 +293,51 @@ func TestWaitAlertWebhookFailureReported(t *testing.T) {
 		t.Errorf("failure %q does not name the webhook", fails[0])
 	}
 }
+
+// A webhook that does not answer delays neither the sweep nor the next
+// ones; Close waits for the post in flight.
+func TestWaitAlertWebhookDoesNotBlockSweep(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	answered := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+		answered <- struct{}{}
+	}))
+	defer srv.Close()
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before srv.Close, also when the test fails
+	f, l := newAlertFixture(t, time.Minute, func(s *bd.Settings) { s.AlertWebhook, s.AlertSecret = srv.URL, "s3cret" })
+	f.open(t, dialog(1, 1))
+	f.clock.Add(2 * time.Minute)
+	swept := make(chan struct{})
+	go func() {
+		for range 3 {
+			f.d.Sweep(context.Background())
+		}
+		close(swept)
+	}()
+	const guard = 10 * time.Second // only a guard against a hang
+	for _, c := range []struct {
+		ch   <-chan struct{}
+		what string
+	}{{swept, "the sweeps waited for the webhook"}, {entered, "the webhook was never called"}} {
+		select {
+		case <-c.ch:
+		case <-time.After(guard):
+			t.Fatal(c.what)
+		}
+	}
+	unblock()
+	if err := f.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-answered:
+	default:
+		t.Fatal("Close returned before the post in flight ended")
+	}
+	if len(l.got()) != 1 || len(l.failures()) != 0 {
+		t.Fatalf("alerts %+v, failures %v; want one alert, no failure", l.got(), l.failures())
+	}
+}
