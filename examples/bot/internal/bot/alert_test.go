@@ -7,6 +7,8 @@ import (
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/examples/bot/internal/bot"
+	"github.com/botdistributor/botdistributor/examples/bot/internal/bottest"
+	"github.com/botdistributor/botdistributor/store"
 )
 
 // waitAlerts returns botdistributor_wait_alerts_total of each account.
@@ -57,5 +59,41 @@ func TestWaitAlertMetrics(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Errorf("the other hook saw %d alerts, want 3", len(seen))
+	}
+}
+
+// The longest wait (the dashboard's and the gauge's) is the oldest
+// dialog's, also when the queue's priorities put it past the dialogs the
+// dashboard lists.
+func TestWaitAlertLongestWaitBehindPriorities(t *testing.T) {
+	ctx := ctxFor(t)
+	storage := mustStorage(t)
+	sup, err := bot.New(bottest.Options(storage.Store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bottest.Start(t, sup)
+	env := bottest.NewEnv(t)
+	id := env.Connect(t, sup) // not active: its queue waits untouched
+	now := time.Now()
+	for i := range 60 {
+		w := store.Waiting{Reason: bd.NoManagerOnline, Priority: 1, Since: now.Add(-time.Minute)}
+		if i == 59 { // the oldest, last in queue order
+			w.Priority, w.Since = 0, now.Add(-3*time.Hour)
+		}
+		w.Dialog = bd.Dialog{Account: id, ID: bd.DialogID(100 + i), Chat: bd.ChatID(200 + i), Channel: env.Shop, OpenedAt: w.Since}
+		if _, err := storage.Store.Enqueue(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := sup.Dashboard(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Queue != 60 || len(d.Waiting) >= 60 {
+		t.Fatalf("queue %d, listed %d: want 60 with fewer listed", d.Queue, len(d.Waiting))
+	}
+	if d.LongestWait < 3*time.Hour {
+		t.Fatalf("longest wait %s, want at least 3h (dialog 159's)", d.LongestWait)
 	}
 }

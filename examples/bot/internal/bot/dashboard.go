@@ -135,7 +135,9 @@ type Dashboard struct {
 	// Waiting is the queue, oldest first (at most 50); Queue its length.
 	Waiting []store.Waiting
 	Queue   int
-	// LongestWait is how long the oldest waiting dialog has waited.
+	// LongestWait is how long the oldest waiting dialog has waited, read
+	// from the whole queue (the oldest may wait behind dialogs of higher
+	// priority).
 	LongestWait time.Duration
 	// Open is how many dialogs managers and bots hold, summed over the
 	// managers shown.
@@ -205,7 +207,13 @@ func (s *Supervisor) dashboard(ctx context.Context, st fleet.AccountState) (Dash
 	if d.Waiting, err = s.store.Waiting(ctx, id, 50); err != nil {
 		return Dashboard{}, err
 	}
-	for _, w := range d.Waiting {
+	all := d.Waiting
+	if d.Queue > len(all) { // priorities may put the oldest further back
+		if all, err = s.store.Waiting(ctx, id, 1<<30); err != nil {
+			return Dashboard{}, err
+		}
+	}
+	for _, w := range all {
 		if since := w.Since; !since.IsZero() && now.Sub(since) > d.LongestWait {
 			d.LongestWait = now.Sub(since)
 		}
