@@ -74,8 +74,8 @@ func newAlertFixture(t *testing.T, bound time.Duration, edit func(*bd.Settings),
 	return f, l
 }
 
-// sweep runs n sweeps and waits for their work.
-func (f *fixture) sweep(t *testing.T, n int) {
+// sweeps runs n sweeps and waits for their work.
+func (f *fixture) sweeps(t *testing.T, n int) {
 	t.Helper()
 	for range n {
 		f.d.Sweep(context.Background())
@@ -92,22 +92,22 @@ func TestWaitAlertOncePerBreach(t *testing.T) {
 	if n := f.queueLen(t); n != 1 {
 		t.Fatalf("queue length %d, want 1", n)
 	}
-	f.sweep(t, 3)
+	f.sweeps(t, 3)
 	f.clock.Set(d1.OpenedAt.Add(5 * time.Minute)) // at the bound, not over it
-	f.sweep(t, 3)
+	f.sweeps(t, 3)
 	if got := l.got(); len(got) != 0 {
 		t.Fatalf("alerts %+v before the wait passed the bound", got)
 	}
 
 	f.clock.Add(time.Second)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	want := distributor.WaitAlert{Dialog: 1, Waited: 5*time.Minute + time.Second, Threshold: 5 * time.Minute, At: f.clock.Now()}
 	if got := l.got(); len(got) != 1 || got[0] != want {
 		t.Fatalf("alerts %+v, want one: %+v", got, want)
 	}
 	for range 20 { // the breach lasts: no new alert
 		f.clock.Add(time.Minute)
-		f.sweep(t, 1)
+		f.sweeps(t, 1)
 	}
 	if got := l.got(); len(got) != 1 {
 		t.Fatalf("%d alerts during one breach, want 1: %+v", len(got), got)
@@ -127,15 +127,15 @@ func TestWaitAlertOncePerBreach(t *testing.T) {
 	d2.OpenedAt = f.clock.Now()
 	f.open(t, d2)
 	f.clock.Add(time.Minute)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	f.close(t, 1)
-	f.sweep(t, 3)
+	f.sweeps(t, 3)
 	if got := l.got(); len(got) != 1 {
 		t.Fatalf("alerts %+v after the breach ended, want still 1", got)
 	}
 	// A new breach: one new alert, of the dialog now waiting longest.
 	f.clock.Add(4*time.Minute + time.Second)
-	f.sweep(t, 5)
+	f.sweeps(t, 5)
 	got := l.got()
 	if len(got) != 2 || got[1].Dialog != 2 || got[1].Waited != 5*time.Minute+time.Second {
 		t.Fatalf("alerts %+v, want a second one for dialog 2 after 5m1s", got)
@@ -143,13 +143,13 @@ func TestWaitAlertOncePerBreach(t *testing.T) {
 
 	// The queue empties, then a breach again.
 	f.close(t, 2)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	d3 := dialog(3, 1)
 	d3.OpenedAt = f.clock.Now()
 	f.open(t, d3)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	f.clock.Add(6 * time.Minute)
-	f.sweep(t, 3)
+	f.sweeps(t, 3)
 	if got := l.got(); len(got) != 3 || got[2].Dialog != 3 {
 		t.Fatalf("alerts %+v, want a third one for dialog 3", got)
 	}
@@ -174,7 +174,7 @@ func TestWaitAlertOldestWhateverItsPriority(t *testing.T) {
 		t.Fatalf("queue head %+v (%v), want the urgent dialog first", ws, err)
 	}
 	f.clock.Set(t0.Add(6 * time.Minute))
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	got := l.got()
 	if len(got) != 1 || got[0].Dialog != old.ID || got[0].Waited != 6*time.Minute {
 		t.Fatalf("alerts %+v, want one for dialog %d after 6m", got, old.ID)
@@ -194,7 +194,7 @@ func TestWaitAlertOffWhenZero(t *testing.T) {
 	f.open(t, dialog(1, 1))
 	for range 10 {
 		f.clock.Add(time.Hour)
-		f.sweep(t, 1)
+		f.sweeps(t, 1)
 	}
 	if err := f.d.Close(); err != nil { // waits for any post
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestWaitAlertInactiveAccountEndsBreach(t *testing.T) {
 	f, l := newAlertFixture(t, time.Minute, nil)
 	f.open(t, dialog(1, 1))
 	f.clock.Add(2 * time.Minute)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	ctx := context.Background()
 	s, err := f.d.Settings(ctx)
 	if err != nil {
@@ -220,7 +220,7 @@ func TestWaitAlertInactiveAccountEndsBreach(t *testing.T) {
 	if err := f.d.SaveSettings(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	f.sweep(t, 2)
+	f.sweeps(t, 2)
 	if got := l.got(); len(got) != 1 {
 		t.Fatalf("alerts %+v while switched off, want the first one only", got)
 	}
@@ -228,7 +228,7 @@ func TestWaitAlertInactiveAccountEndsBreach(t *testing.T) {
 	if err := f.d.SaveSettings(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	f.sweep(t, 2)
+	f.sweeps(t, 2)
 	if got := l.got(); len(got) != 2 {
 		t.Fatalf("alerts %+v, want a second one once switched on again", got)
 	}
@@ -252,7 +252,7 @@ func TestWaitAlertWebhook(t *testing.T) {
 	d1.OpenedAt = t0
 	f.open(t, d1)
 	f.clock.Set(t0.Add(7*time.Minute + 500*time.Millisecond))
-	f.sweep(t, 3)
+	f.sweeps(t, 3)
 	if err := f.d.Close(); err != nil { // waits for the post
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestWaitAlertWebhookFailureReported(t *testing.T) {
 	f, l := newAlertFixture(t, time.Minute, func(s *bd.Settings) { s.AlertWebhook, s.AlertSecret = srv.URL, "s3cret" })
 	f.open(t, dialog(1, 1))
 	f.clock.Add(2 * time.Minute)
-	f.sweep(t, 1)
+	f.sweeps(t, 1)
 	if err := f.d.Close(); err != nil {
 		t.Fatal(err)
 	}
