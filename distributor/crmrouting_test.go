@@ -453,3 +453,27 @@ func TestPriorityCustomersWaitAhead(t *testing.T) {
 		})
 	}
 }
+
+// With as many reads under way as retailCRM serves in a second, a new
+// customer's dialog does not wait for its card at all.
+func TestPersonalManagerBusyCRMSkipsTheWait(t *testing.T) {
+	s := settingsFor(managerIDs(3), 50)
+	s.PersonalManager = true
+	p := newProfiler()
+	p.block = make(chan struct{})
+	f := newFixture(t, s, onlineManagers(managerIDs(3)), distributor.WithProfiler(p, 20*time.Millisecond, 0))
+	for id := 1; id <= 11; id++ {
+		f.openNow(t, id)
+		want := "timed out"
+		if id == 11 {
+			want = "skipped"
+		}
+		if tr := f.traceOf(t, bd.DialogID(id)); tr.Profile != want || tr.Outcome != distributor.OutcomeAssigned {
+			t.Fatalf("dialog %d: profile %q, outcome %s; want %q, assigned\n%s", id, tr.Profile, tr.Outcome, want, tr)
+		}
+	}
+	p.mu.Lock()
+	close(p.block)
+	p.block = nil
+	p.mu.Unlock()
+}

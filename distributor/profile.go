@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -45,6 +46,8 @@ type profiles struct {
 	mu    sync.Mutex
 	none  map[bd.CustomerID]time.Time // no card, as of then
 	read  map[bd.CustomerID]bd.CustomerProfile
+	// reading counts the reads under way.
+	reading atomic.Int64
 }
 
 // maxRemembered bounds each of the profiles' maps; past it, one starts
@@ -58,6 +61,16 @@ const (
 	profileTimedOut = "timed out"
 	profileFailed   = "failed"
 	profileNone     = "none"
+	profileSkipped  = "skipped"
+)
+
+const (
+	// profileWaiters is how many reads may be under way for a decision to
+	// still wait for its own: about what retailCRM serves in a second.
+	profileWaiters = 10
+	// profileBacklog bounds the reads under way; past it a decision
+	// starts none.
+	profileBacklog = 200
 )
 
 // readProfile sets tr.profile and tr.Profile for the dialog's customer: the
@@ -102,6 +115,15 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 		tr.profile, tr.Profile = p, profileOutcome(rctx, err)
 		return
 	}
+	// Reads beyond what retailCRM serves at once (10 requests a second
+	// per key) queue behind its limit: a decision then goes on at once
+	// rather than hold a worker for the whole bound, and past a backlog
+	// no read is started at all.
+	reading := d.profiles.reading.Load()
+	if reading >= profileBacklog {
+		tr.Profile = profileSkipped
+		return
+	}
 	key := strconv.FormatInt(int64(dl.Customer.ID), 10)
 	ch := d.profiles.group.DoChan(key, func() (any, error) {
 		var p bd.CustomerProfile
@@ -109,17 +131,24 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 		// The read is not the decision's: it goes on after the decision
 		// stopped waiting for it, until the distributor closes.
 		done := make(chan struct{})
+		d.profiles.reading.Add(1)
 		if !d.goBackground(func(base context.Context) {
 			defer close(done)
+			defer d.profiles.reading.Add(-1)
 			rctx, cancel := context.WithTimeout(base, profileReadLimit)
 			defer cancel()
 			p, err = d.fetchProfile(rctx, dl, crm)
 		}) {
+			d.profiles.reading.Add(-1)
 			return nil, ErrClosed
 		}
 		<-done
 		return p, err
 	})
+	if reading >= profileWaiters {
+		tr.Profile = profileSkipped
+		return
+	}
 	timer := time.NewTimer(d.cfg.profile.timeout)
 	defer timer.Stop()
 	select {

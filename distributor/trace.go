@@ -122,7 +122,9 @@ type Trace struct {
 	// it now (0 once the wait is over: the channel's rule applies).
 	// Profile says how the customer's retailCRM card was read: "cached",
 	// "read", "timed out" (routed by the rule, the read goes on in the
-	// background), "failed", "none" (not bound to a retailCRM customer).
+	// background), "skipped" (retailCRM busy with other reads: routed by
+	// the rule at once, the card read in the background while the backlog
+	// allows), "failed", "none" (no retailCRM customer matches).
 	Personal     bd.ManagerID
 	PersonalWait time.Duration
 	Profile      string

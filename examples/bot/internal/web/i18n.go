@@ -387,7 +387,8 @@ var english = map[string]string{
 	"trace.profile.read":           "The customer's retailCRM card: read.",
 	"trace.profile.timed out":      "The customer's retailCRM card did not arrive in time: routed by the channel's rule, the card is still being read.",
 	"trace.profile.failed":         "The customer's retailCRM card could not be read: routed by the channel's rule.",
-	"trace.profile.none":           "The customer is not linked to a retailCRM customer.",
+	"trace.profile.none":           "No retailCRM customer matches this customer.",
+	"trace.profile.skipped":        "retailCRM is busy with other customers' cards: routed by the channel's rule at once, the card is read in the background.",
 	"trace.priority":               "Priority customer (segment or tag): waits ahead in the queue.",
 }
 
@@ -693,6 +694,7 @@ var russian = map[string]string{
 	"trace.profile.read":           "Карточка клиента в retailCRM: прочитана.",
 	"trace.profile.timed out":      "Карточка клиента в retailCRM не успела прочитаться: диалог направлен по правилу канала, карточка дочитывается.",
 	"trace.profile.failed":         "Карточку клиента в retailCRM прочитать не удалось: диалог направлен по правилу канала.",
-	"trace.profile.none":           "Клиент не связан с клиентом в retailCRM.",
+	"trace.profile.none":           "В retailCRM не нашлось карточки этого клиента.",
+	"trace.profile.skipped":        "retailCRM занята карточками других клиентов: диалог сразу направлен по правилу канала, карточка читается в фоне.",
 	"trace.priority":               "Приоритетный клиент (сегмент или тег): обслуживается в очереди раньше.",
 }
