@@ -185,7 +185,9 @@ func (d *Distributor) fetchProfile(ctx context.Context, dl bd.Dialog, crm int64)
 		return p, err
 	}
 	if err != nil {
-		d.fail(dl.Account, "profile", fmt.Errorf("profile of customer %d: %w", dl.Customer.ID, err))
+		if ctx.Err() == nil { // not the distributor closing
+			d.fail(dl.Account, "profile", fmt.Errorf("profile of customer %d: %w", dl.Customer.ID, err))
+		}
 		return p, err
 	}
 	if p.ReadAt.IsZero() {

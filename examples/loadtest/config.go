@@ -86,6 +86,13 @@ type Config struct {
 	ErrApplied float64
 	// Latency delays every Bot API request during the load.
 	Latency time.Duration
+	// Routing routes with retailCRM's knowledge: every third customer has
+	// a personal manager (waited for 1 s), every fifth is a priority
+	// customer, and the default rule offers a dialog to the first half of
+	// the managers for 1 s before everyone. The cards come from a fake
+	// retailCRM that serves 10 reads a second per account, as the real
+	// one does per key, each after -latency.
+	Routing bool
 	// PGKill is how many times the distributors' PostgreSQL connections are
 	// terminated (pg_terminate_backend) during the load.
 	PGKill int
@@ -269,6 +276,9 @@ func (c *Config) mode() string {
 	}
 	if c.Latency > 0 {
 		fs = append(fs, "latency="+c.Latency.String())
+	}
+	if c.Routing {
+		fs = append(fs, "routing")
 	}
 	if c.PGKill > 0 {
 		fs = append(fs, fmt.Sprintf("pg-kill=%d", c.PGKill))

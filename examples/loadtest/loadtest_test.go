@@ -635,3 +635,22 @@ func TestPostgresKillWorker(t *testing.T) {
 	t.Logf("after the kill: %d stranded (%d before the final resync), %d replies lost, %d jobs pending",
 		r.Stranded, r.StrandedBeforeResync, r.RepliesLost, r.JobsPending)
 }
+
+// Routing with retailCRM cards and escalation steps under MG's latency:
+// every dialog is assigned (the first step's group holds fewer slots than
+// there are dialogs, so some move on to everyone), within the invariants.
+func TestMemoryRoutingWithCardsAndSteps(t *testing.T) {
+	cfg := small(t)
+	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 10, 30, 100
+	cfg.Latency = 20 * time.Millisecond
+	cfg.Routing = true
+	rep := run(t, cfg)
+	checkInvariants(t, rep.Result)
+	checkReplies(t, rep.Result)
+	if rep.Assigned != cfg.Dialogs {
+		t.Errorf("%d assigned, want all %d", rep.Assigned, cfg.Dialogs)
+	}
+	if !strings.Contains(rep.Mode, "routing") {
+		t.Errorf("mode = %q", rep.Mode)
+	}
+}

@@ -66,6 +66,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Err429, "err429", 0, "share of Bot API requests answered 429 during the load")
 	fs.Float64Var(&cfg.ErrApplied, "err-applied", 0, "share of Bot API requests served and then answered 502 during the load (the answer lost)")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "added latency of every Bot API request during the load")
+	fs.BoolVar(&cfg.Routing, "routing", false, "route with retailCRM cards (personal managers, priority customers; read at 10/s per account) and escalation steps")
 	fs.IntVar(&cfg.PGKill, "pg-kill", 0, "times the distributors' PostgreSQL connections are terminated during the load")
 	fs.DurationVar(&cfg.PGOutage, "pg-outage", 0, "terminate the distributors' PostgreSQL connections every 50-100 ms for this long in the middle of the load")
 	fs.IntVar(&cfg.KillWorker, "kill-worker", 0, "times a worker process (-processes) is killed with SIGKILL during the load and started again")

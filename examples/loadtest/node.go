@@ -53,6 +53,10 @@ type nodeSpec struct {
 	// CPUProfile, when set, is where a worker process writes its CPU
 	// profile (its process id is appended).
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// Routing gives the distributors the fake retailCRM's cards, each
+	// read after CRMLatency (see Config.Routing).
+	Routing    bool          `json:"routing,omitempty"`
+	CRMLatency time.Duration `json:"crm_latency,omitempty"`
 }
 
 // assignment is one dialog given to a manager or a bot, as a distributor
@@ -419,18 +423,27 @@ func memberName(i, fleets int) string {
 // happen.
 func startLocal(ctx context.Context, spec nodeSpec, st store.Store, logger *slog.Logger, onStream func(streamEvent)) (*localNode, error) {
 	n := &localNode{spec: spec, rec: &recorder{onStream: onStream}, live: map[*liveStream]struct{}{}}
+	var cards *cardReader
+	if spec.Routing {
+		cards = newCardReader(st, spec.CRMLatency)
+	}
 	for i := range spec.Fleets {
 		member := memberName(i, spec.Fleets)
+		dopts := []distributor.Option{
+			distributor.WithHooks(n.rec.hooks(member)),
+			distributor.WithRecentTraces(0),
+			distributor.WithLogger(logger),
+		}
+		if cards != nil {
+			dopts = append(dopts, distributor.WithProfiler(cards, 0, 0))
+		}
 		opts := []fleet.Option{
 			fleet.WithMember(member),
 			fleet.WithBuild(n.build(member, logger)),
 			fleet.WithSweep(spec.Sweep),
 			fleet.WithLogger(logger),
 			fleet.WithHooks(n.rec.fleetHooks(member)),
-			fleet.WithDistributor(
-				distributor.WithHooks(n.rec.hooks(member)),
-				distributor.WithRecentTraces(0),
-				distributor.WithLogger(logger)),
+			fleet.WithDistributor(dopts...),
 		}
 		if spec.Workers > 0 {
 			opts = append(opts, fleet.WithWork(store.WorkOptions{Workers: spec.Workers}))

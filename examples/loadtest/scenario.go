@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,15 @@ func settingsFor(managers []bd.ManagerID, capacity int) bd.Settings {
 			bd.OutsideWorkingHours: "We are closed now.",
 		},
 	}
+}
+
+// routeWithCards makes settings route as Config.Routing says.
+func routeWithCards(s *bd.Settings) {
+	half := s.Managers[:max(1, len(s.Managers)/2)]
+	s.Groups = map[string][]bd.ManagerID{"first": slices.Clone(half)}
+	s.DefaultRule.Steps = []bd.Step{{Group: "first", Wait: time.Second}, {}}
+	s.PersonalManager, s.PersonalWait = true, time.Second
+	s.PrioritySegments = []string{"vip"}
 }
 
 // scenario is one run against one store.
@@ -155,6 +165,9 @@ func runScenario(ctx context.Context, cfg *Config, kind string, processes, perPr
 	defer func() { err = errors.Join(err, s.be.close()) }()
 	for _, a := range s.accounts {
 		settings := settingsFor(a.managers, cfg.Capacity)
+		if cfg.Routing {
+			routeWithCards(&settings)
+		}
 		if err := settings.Validate(); err != nil {
 			return Result{}, err
 		}
@@ -197,6 +210,7 @@ func (s *scenario) startNodes(ctx context.Context) error {
 	s.spec = nodeSpec{
 		Accounts: s.accountIDs(), Fleets: s.perProc, Sweep: s.cfg.Sweep, DSN: s.be.nodeDSN,
 		Workers: s.cfg.Workers, LeaseTTL: s.cfg.LeaseTTL, Settle: s.cfg.Settle, CPUProfile: s.cfg.CPUProfile,
+		Routing: s.cfg.Routing, CRMLatency: s.cfg.Latency,
 	}
 	if s.processes == 1 {
 		pid := os.Getpid()
