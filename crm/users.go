@@ -52,17 +52,7 @@ func (c *Client) Managers(ctx context.Context) ([]User, error) {
 			return nil, &Error{Op: op, Kind: ErrBadResponse, Detail: `the answer has no "success": true`}
 		}
 		for _, u := range resp.Users {
-			out = append(out, User{
-				ID:        u.ID,
-				FirstName: u.FirstName,
-				LastName:  u.LastName,
-				Email:     u.Email,
-				Active:    u.Active,
-				Online:    u.Online,
-				IsManager: u.IsManager,
-				Status:    u.Status,
-				MGUserID:  int64(u.MGUserID),
-			})
+			out = append(out, userOf(u))
 		}
 		p := resp.Pagination
 		if p == nil || p.CurrentPage >= p.TotalPageCount || len(resp.Users) == 0 {
@@ -88,7 +78,11 @@ func (c *Client) User(ctx context.Context, id int) (User, error) {
 	if !resp.Success || resp.User == nil {
 		return User{}, &Error{Op: op, Kind: ErrBadResponse, Detail: `the answer has no "success": true and user`}
 	}
-	u := resp.User
+	return userOf(*resp.User), nil
+}
+
+// userOf converts the API client's user.
+func userOf(u retailcrm.User) User {
 	return User{
 		ID:        u.ID,
 		FirstName: u.FirstName,
@@ -99,5 +93,5 @@ func (c *Client) User(ctx context.Context, id int) (User, error) {
 		IsManager: u.IsManager,
 		Status:    u.Status,
 		MGUserID:  int64(u.MGUserID),
-	}, nil
+	}
 }
