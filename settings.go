@@ -72,6 +72,10 @@ type Step struct {
 	// Group names the managers of the step, one of Settings.Groups; empty
 	// means every manager of the distribution.
 	Group string `json:"group,omitempty"`
+	// Bot, when set, hands the dialog to this bot (which must have MG's
+	// "responsible" role) instead of a group. A bot takes every dialog, so
+	// a bot step is the last one.
+	Bot BotID `json:"bot,omitempty"`
 	// Wait is how long a dialog stays at this step while nobody of it can
 	// take it; required (positive) for every step but the last, whose wait
 	// never ends.
@@ -534,6 +538,14 @@ func (s *Settings) ValidateWith(checkText func(sit Situation, text string) error
 				sf := fmt.Sprintf("%s.steps.%d", field, i)
 				if _, ok := s.Groups[st.Group]; st.Group != "" && !ok {
 					add(sf+".group", "unknown group %q", st.Group)
+				}
+				switch {
+				case st.Bot < 0:
+					add(sf+".bot", "bot id must be positive, got %d", st.Bot)
+				case st.Bot > 0 && st.Group != "":
+					add(sf+".bot", "a step goes to a group or to a bot, not both")
+				case st.Bot > 0 && i < len(r.Steps)-1:
+					add(sf+".bot", "a bot step must be the last: the bot takes every dialog")
 				}
 				switch {
 				case st.Wait < 0:

@@ -351,6 +351,7 @@ func TestValidateEscalationAndPriority(t *testing.T) {
 	s.DefaultRule.Steps[2].Wait = -time.Second
 	s.Channels[8] = bd.ChannelRule{Target: bd.ToManagers, Managers: []bd.ManagerID{1}, Steps: []bd.Step{{}}}
 	s.Channels[7] = bd.ChannelRule{Target: bd.ToBot, Bot: 9, Steps: []bd.Step{{}}}
+	s.Channels[12] = bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Bot: 5, Wait: time.Second}, {Group: "sales", Bot: 6}, {Bot: -1}}}
 	s.PersonalWait = -time.Minute
 	s.PrioritySegments = append(s.PrioritySegments, " ")
 	s.PriorityTags = append(s.PriorityTags, "")
@@ -369,6 +370,9 @@ func TestValidateEscalationAndPriority(t *testing.T) {
 		"default_rule.steps.2.wait: must not be negative",
 		"channels.8.managers: a rule with steps takes its managers from the steps' groups",
 		"channels.7.steps: a bot rule takes no steps",
+		"channels.12.steps.0.bot: a bot step must be the last: the bot takes every dialog",
+		"channels.12.steps.1.bot: a step goes to a group or to a bot, not both",
+		"channels.12.steps.2.bot: bot id must be positive, got -1",
 		"personal_wait: must not be negative",
 		"priority_segments: a segment code is empty",
 		"priority_tags: a tag is empty",

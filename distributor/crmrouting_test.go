@@ -477,3 +477,25 @@ func TestPersonalManagerBusyCRMSkipsTheWait(t *testing.T) {
 	p.block = nil
 	p.mu.Unlock()
 }
+
+// A bot as the last step: the dialog goes to the bot when the managers'
+// steps are over.
+func TestEscalationToABot(t *testing.T) {
+	s := settingsFor(managerIDs(2), 1)
+	s.Groups = map[string][]bd.ManagerID{"sales": {1}}
+	s.DefaultRule.Steps = []bd.Step{{Group: "sales", Wait: 30 * time.Second}, {Bot: 77}}
+	f := newFixture(t, s, onlineManagers(managerIDs(2)))
+	f.openNow(t, 1)
+	wantResponsible(t, f, 1, bd.ManagerOf(1), "sales has room")
+	f.openNow(t, 2)
+	wantResponsible(t, f, 2, bd.Responsible{}, "waits for sales; manager 2 is in no step")
+	f.clock.Add(31 * time.Second)
+	f.sweep(t)
+	wantResponsible(t, f, 2, bd.BotOf(77), "the bot's step")
+	if n := f.queueLen(t); n != 0 {
+		t.Fatalf("%d dialogs wait, want none", n)
+	}
+	if got := f.gw.Responsible(2); got != bd.BotOf(77) {
+		t.Fatalf("MG has dialog 2 with %v, want the bot", got)
+	}
+}

@@ -91,14 +91,18 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 		}
 	}
 	p, step := snap.poolAt(dialog.Channel, waited)
-	tr.pool = p
-	tr.Pool = p.name
 	if steps := tr.Rule.Steps; len(steps) > 0 {
 		tr.Step, tr.StepGroup = step, steps[step].Group
 		if end, ok := tr.Rule.StepEnds(step); ok {
 			tr.NextStepIn = end - waited
 		}
+		if b := steps[step].Bot; b != 0 {
+			tr.Responsible = bd.BotOf(b)
+			return toBot, nil
+		}
 	}
+	tr.pool = p
+	tr.Pool = p.name
 	tr.Removed = slices.Clip(p.removed)
 	if !snap.settings.Hours.Open(at) {
 		for _, m := range p.ids {

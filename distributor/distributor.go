@@ -308,7 +308,10 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 		}
 		ps := make([]*pool, len(r.Steps))
 		for i, st := range r.Steps {
-			if st.Group == "" {
+			switch {
+			case st.Bot != 0:
+				continue // no pool: the bot takes the dialog
+			case st.Group == "":
 				ps[i] = snap.everyone
 				continue
 			}

@@ -52,10 +52,18 @@ func groupName(g string) string {
 	return "group " + g
 }
 
+// stepName names a step's managers or bot in a trace.
+func stepName(st bd.Step) string {
+	if st.Bot != 0 {
+		return fmt.Sprintf("bot %d", st.Bot)
+	}
+	return groupName(st.Group)
+}
+
 // thenWho names who a dialog goes to once its personal wait is over.
 func (t Trace) thenWho() string {
 	if len(t.Rule.Steps) > 0 {
-		return groupName(t.Rule.Steps[0].Group)
+		return stepName(t.Rule.Steps[0])
 	}
 	return "the channel's rule"
 }
@@ -273,10 +281,10 @@ func (t Trace) String() string {
 	if t.Profile != "" {
 		fmt.Fprintf(&b, "\n  retailCRM profile: %s", t.Profile)
 	}
-	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 {
-		fmt.Fprintf(&b, "\n  step %d of %d (%s)", t.Step+1, n, groupName(t.StepGroup))
+	if n := len(t.Rule.Steps); n > 0 && t.Step < n && t.PersonalWait == 0 {
+		fmt.Fprintf(&b, "\n  step %d of %d (%s)", t.Step+1, n, stepName(t.Rule.Steps[t.Step]))
 		if t.NextStepIn > 0 {
-			fmt.Fprintf(&b, ", next step (%s) in %s", groupName(t.Rule.Steps[t.Step+1].Group), t.NextStepIn)
+			fmt.Fprintf(&b, ", next step (%s) in %s", stepName(t.Rule.Steps[t.Step+1]), t.NextStepIn)
 		}
 	}
 	if t.Pool != "" {
