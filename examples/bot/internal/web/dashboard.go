@@ -328,7 +328,10 @@ func traceNotes(l lang, t distributor.Trace, name func(bd.ManagerID) string) []s
 	// begun.
 	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 && t.Step >= 0 && t.Step < n {
 		group := t.StepGroup
-		if group == "" {
+		switch b := t.Rule.Steps[t.Step].Bot; {
+		case b != 0:
+			group = T(l, "chan.botName", strconv.FormatInt(int64(b), 10))
+		case group == "":
 			group = T(l, "trace.everyone")
 		}
 		if t.Step < n-1 {

@@ -29,11 +29,29 @@ type channelState struct {
 }
 
 // stepState is one escalation step as the form holds it: a group ("" for
-// everyone in the distribution) and a wait in Unit.
+// everyone in the distribution, botStepPrefix and an id for a bot) and a
+// wait in Unit.
 type stepState struct {
 	Group string
 	Wait  string
 	Unit  string // unitSeconds or unitMinutes
+}
+
+// botStepPrefix marks a bot in a step's group select: "bot:7".
+const botStepPrefix = "bot:"
+
+// stepBot reads the bot of a step's group select value; ok is false when
+// the value names no bot.
+func stepBot(group string) (bd.BotID, bool) {
+	rest, ok := strings.CutPrefix(group, botStepPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, false
+	}
+	return bd.BotID(id), true
 }
 
 // The units of a step's wait.
@@ -169,6 +187,9 @@ func ruleState(r bd.ChannelRule) channelState {
 	}
 	for _, st := range r.Steps {
 		ss := stepState{Group: st.Group, Unit: unitMinutes}
+		if st.Bot != 0 {
+			ss.Group = botStepPrefix + strconv.FormatInt(int64(st.Bot), 10)
+		}
 		switch {
 		case st.Wait == 0:
 		case st.Wait%time.Minute == 0:
@@ -417,12 +438,18 @@ func (f formState) settings(l lang, base bd.Settings) (bd.Settings, []bd.Problem
 			}
 		}
 	}
+	groupNamed := make(map[string]bool, len(s.Groups))
+	for g := range s.Groups {
+		groupNamed[g] = true
+	}
 	steps := func(field string, cs channelState) []bd.Step {
 		var out []bd.Step
 		for i, st := range cs.Steps {
 			step := bd.Step{Group: st.Group}
 			if to, ok := renamed[st.Group]; ok {
 				step.Group = to
+			} else if b, ok := stepBot(st.Group); ok && !groupNamed[st.Group] {
+				step = bd.Step{Bot: b}
 			}
 			if st.Wait != "" {
 				n, err := strconv.ParseFloat(st.Wait, 64)

@@ -214,6 +214,8 @@ func TestFormEscalationSteps(t *testing.T) {
 			field: "default_rule.steps.1.wait", problem: `"-5" is not a number`},
 		{name: "unknown unit", steps: []stepState{{Group: "sales", Wait: "1", Unit: "h"}, {}},
 			field: "default_rule.steps.0.wait", problem: `unknown choice "h"`},
+		{name: "a bot last", steps: []stepState{{Group: "sales", Wait: "30", Unit: unitSeconds}, {Group: "bot:11"}},
+			want: []bd.Step{{Group: "sales", Wait: 30 * time.Second}, {Bot: 11}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := stateFromSettings(base)
@@ -235,6 +237,13 @@ func TestFormEscalationSteps(t *testing.T) {
 				t.Fatalf("the settings read do not validate: %v", err)
 			}
 		})
+	}
+
+	// A bot step comes back as the bot in the step's select.
+	withBot := base
+	withBot.DefaultRule = bd.ChannelRule{Target: bd.ToManagers, Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {Bot: 11}}}
+	if st := stateFromSettings(withBot).DefaultRule.Steps; len(st) != 2 || st[1].Group != "bot:11" {
+		t.Fatalf("bot step shown as %+v", st)
 	}
 
 	// A bot takes every dialog: steps shown beside the bot are dropped.

@@ -675,7 +675,16 @@ func newSettingsView(l lang, f formState, c bot.Choices, problems []bd.Problem) 
 			for _, g := range groupNames {
 				sr.Groups = append(sr.Groups, option{Value: g, Label: g, Selected: g == st.Group})
 			}
-			if st.Group != "" && !slices.Contains(groupNames, st.Group) {
+			// A bot can take the last step (the bot takes every dialog).
+			botSeen := false
+			for _, b := range c.Bots {
+				val := botStepPrefix + strconv.FormatInt(int64(b.ID), 10)
+				botSeen = botSeen || val == st.Group
+				sr.Groups = append(sr.Groups, option{Value: val, Label: T(l, "step.bot", cmp.Or(b.Name, T(l, "chan.botName", strconv.FormatInt(int64(b.ID), 10)))), Selected: val == st.Group})
+			}
+			if _, bot := stepBot(st.Group); bot && !botSeen && !slices.Contains(groupNames, st.Group) {
+				sr.Groups = append(sr.Groups, option{Value: st.Group, Label: T(l, "chan.botUnknown", strings.TrimPrefix(st.Group, botStepPrefix)), Selected: true})
+			} else if st.Group != "" && !bot && !slices.Contains(groupNames, st.Group) {
 				sr.Groups = append(sr.Groups, option{Value: st.Group, Label: T(l, "opt.unknown", st.Group), Selected: true})
 			}
 			sr.Units = options(l, cmp.Or(st.Unit, unitMinutes), [][2]string{{unitMinutes, "unit.min"}, {unitSeconds, "unit.s"}})
