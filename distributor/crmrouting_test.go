@@ -499,3 +499,34 @@ func TestEscalationToABot(t *testing.T) {
 		t.Fatalf("MG has dialog 2 with %v, want the bot", got)
 	}
 }
+
+// A changed card (retailCRM's customer history says so) is read again at
+// the next decision: the personal manager moved from 2 to 3.
+func TestPersonalManagerCardChanged(t *testing.T) {
+	for _, bound := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bound=%v", bound), func(t *testing.T) {
+			f, p := personal(t, settingsFor(managerIDs(3), 5))
+			c := dialog(1, 1).Customer
+			p.set(c.ID, bd.CustomerProfile{Manager: 2})
+			if bound {
+				f.bind(t, c.ID)
+			}
+			f.openNow(t, 1)
+			wantResponsible(t, f, 1, bd.ManagerOf(2), "the personal manager")
+			p.set(c.ID, bd.CustomerProfile{Manager: 3})
+			if err := f.d.CardChanged(context.Background(), 900_000+int64(c.ID)); err != nil {
+				t.Fatal(err)
+			}
+			dl := dialog(2, 1)
+			dl.Customer, dl.OpenedAt = c, f.clock.Now()
+			f.open(t, dl)
+			wantResponsible(t, f, 2, bd.ManagerOf(3), "the new personal manager")
+			if n := p.readsOf(c.ID); n != 2 {
+				t.Fatalf("card read %d times, want 2", n)
+			}
+			if err := f.d.CardChanged(context.Background(), 0); !errors.Is(err, distributor.ErrBadEvent) {
+				t.Fatalf("CardChanged(0) = %v, want ErrBadEvent", err)
+			}
+		})
+	}
+}

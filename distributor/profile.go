@@ -333,3 +333,32 @@ func (d *Distributor) decidePersonal(ctx context.Context, snap *snapshot, dl bd.
 	}
 	return wait, true, nil
 }
+
+// CardChanged tells the distributor that a retailCRM customer's card
+// changed (its personal manager, segments or tags, as retailCRM's customer
+// history reports): the profiles read from it are dropped, here and in
+// the store (when it is a store.ProfileForgetter), so that the next
+// decision for its customers reads the card again.
+func (d *Distributor) CardChanged(ctx context.Context, crmCustomer int64) error {
+	if crmCustomer <= 0 {
+		return fmt.Errorf("%w: card changed: retailCRM customer id must be positive, got %d", ErrBadEvent, crmCustomer)
+	}
+	d.profiles.forget(crmCustomer)
+	if f, ok := d.store.(store.ProfileForgetter); ok {
+		if err := f.ForgetProfiles(ctx, d.id, crmCustomer); err != nil {
+			return fmt.Errorf("distributor: forget the profiles of retailCRM customer %d: %w", crmCustomer, err)
+		}
+	}
+	return nil
+}
+
+// forget drops the profiles read from the retailCRM customer's card.
+func (ps *profiles) forget(crmCustomer int64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for c, p := range ps.read {
+		if p.CRMCustomer == crmCustomer {
+			delete(ps.read, c)
+		}
+	}
+}

@@ -227,6 +227,17 @@ type Bindings interface {
 	SaveBinding(ctx context.Context, b Binding) error
 }
 
+// ProfileForgetter is implemented by a store that keeps profiles with
+// bindings (Binding.Profile) and can drop them: when a retailCRM card
+// changes (its personal manager, segments or tags), every binding to that
+// retailCRM customer loses its profile, so that the next decision reads
+// the card again.
+type ProfileForgetter interface {
+	// ForgetProfiles drops the profiles of the account's bindings to the
+	// retailCRM customer; none bound to it is no error.
+	ForgetProfiles(ctx context.Context, account bd.AccountID, crmCustomer int64) error
+}
+
 // Accounts keeps connected accounts and their settings.
 type Accounts interface {
 	// SaveAccount creates or replaces the account.

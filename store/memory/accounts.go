@@ -62,6 +62,27 @@ func (s *Store) SaveBinding(_ context.Context, b store.Binding) error {
 	return nil
 }
 
+// ForgetProfiles implements [store.ProfileForgetter]; an empty account or a
+// non-positive retailCRM customer id fail with [store.ErrInvalid].
+func (s *Store) ForgetProfiles(_ context.Context, acc bd.AccountID, crmCustomer int64) error {
+	if err := checkAccount("forget profiles", acc); err != nil {
+		return err
+	}
+	if crmCustomer <= 0 {
+		return invalid("forget profiles", "retailCRM customer id must be positive, got %d", crmCustomer)
+	}
+	sh := s.shardFor(acc)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for c, b := range sh.bindings {
+		if b.Account == acc && b.CRMCustomer == crmCustomer {
+			b.Profile = bd.CustomerProfile{}
+			sh.bindings[c] = b
+		}
+	}
+	return nil
+}
+
 // cloneProfile returns p with slices of its own; empty slices become nil,
 // as the SQL store returns them.
 func cloneProfile(p bd.CustomerProfile) bd.CustomerProfile {

@@ -85,3 +85,19 @@ func (s *Store) SaveBinding(ctx context.Context, b store.Binding) error {
 	})
 	return wrap(err, "save the binding of customer %d", b.Customer)
 }
+
+// ForgetProfiles implements [store.ProfileForgetter].
+func (s *Store) ForgetProfiles(ctx context.Context, account bd.AccountID, crmCustomer int64) error {
+	switch {
+	case account == "":
+		return invalid("forget profiles: account is empty")
+	case crmCustomer <= 0:
+		return invalid("forget profiles: CRM customer id must be positive, got %d", crmCustomer)
+	}
+	err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE bd_bindings SET profile = NULL
+			WHERE account = $1 AND crm_customer = $2 AND profile IS NOT NULL`, string(account), crmCustomer)
+		return err
+	})
+	return wrap(err, "forget the profiles of CRM customer %d", crmCustomer)
+}

@@ -19,6 +19,7 @@ func bindingCases() []testCase {
 		{"ProfileKeptWithoutRead", testBindingProfileKept},
 		{"ProfileDroppedOnCRMCustomerChange", testBindingProfileDropped},
 		{"ProfileNotShared", testBindingProfileNotShared},
+		{"ForgetProfiles", testBindingForgetProfiles},
 	}
 }
 
@@ -488,4 +489,38 @@ func testAccountNotFound(t *testing.T, s store.Store) {
 func testAccountInvalid(t *testing.T, s store.Store) {
 	a := fullAccount("")
 	isErr(t, s.SaveAccount(t.Context(), a), store.ErrInvalid, "SaveAccount with an empty id")
+}
+
+// A changed retailCRM card drops the profiles of every binding to it in
+// the account, and only those, for stores that keep profiles and can drop
+// them (store.ProfileForgetter).
+func testBindingForgetProfiles(t *testing.T, s store.Store) {
+	f, ok := s.(store.ProfileForgetter)
+	if !ok {
+		t.Skip("the store cannot drop profiles (store.ProfileForgetter)")
+	}
+	acc, other := newAccount(t), newAccount(t)
+	ctx := t.Context()
+	changed := []store.Binding{
+		{Account: acc, Customer: 61, CRMCustomer: 300, Rule: "phone", At: at(0), Profile: profile(300, time.Second)},
+		{Account: acc, Customer: 62, CRMCustomer: 300, Rule: "email", At: at(0), Profile: profile(300, time.Second)},
+	}
+	kept := []store.Binding{
+		{Account: acc, Customer: 63, CRMCustomer: 301, Rule: "phone", At: at(0), Profile: profile(301, time.Second)},
+		{Account: other, Customer: 61, CRMCustomer: 300, Rule: "phone", At: at(0), Profile: profile(300, time.Second)},
+	}
+	for _, b := range append(slices.Clone(changed), kept...) {
+		noErr(t, s.SaveBinding(ctx, b), "SaveBinding")
+	}
+	noErr(t, f.ForgetProfiles(ctx, acc, 300), "ForgetProfiles")
+	for _, b := range changed {
+		b.Profile = bd.CustomerProfile{}
+		wantBinding(t, s, b)
+	}
+	for _, b := range kept {
+		wantBinding(t, s, b)
+	}
+	noErr(t, f.ForgetProfiles(ctx, acc, 999), "ForgetProfiles of a CRM customer nobody is bound to")
+	isErr(t, f.ForgetProfiles(ctx, "", 300), store.ErrInvalid, "ForgetProfiles without an account")
+	isErr(t, f.ForgetProfiles(ctx, acc, 0), store.ErrInvalid, "ForgetProfiles of CRM customer 0")
 }
