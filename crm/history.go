@@ -20,7 +20,8 @@ type CustomerChange struct {
 	// ID is the history record's id; ids grow with time.
 	ID int
 	// Customer is the retailCRM id of the customer whose card changed
-	// (the record's customer.id); 0 when the record names none.
+	// (the record's customer.id, a number or a string of digits); 0 when
+	// the record names none.
 	Customer int64
 	// Field is the history field name as retailCRM sends it, e.g.
 	// "manager", "first_name" (see [ProfileField]).
@@ -181,14 +182,14 @@ type historyRecord struct {
 	CreatedAt string `json:"createdAt"`
 	Field     string `json:"field"`
 	Customer  *struct {
-		ID int64 `json:"id"`
+		ID flexString `json:"id"`
 	} `json:"customer"`
 }
 
 func (r historyRecord) change() CustomerChange {
 	ch := CustomerChange{ID: r.ID, Field: r.Field, At: parseHistoryTime(r.CreatedAt)}
 	if r.Customer != nil {
-		ch.Customer = r.Customer.ID
+		ch.Customer, _ = strconv.ParseInt(string(r.Customer.ID), 10, 64)
 	}
 	return ch
 }
