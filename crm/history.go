@@ -89,7 +89,8 @@ const historyStartMargin = 24 * time.Hour
 // mgCustomerId); only a record's id, createdAt, field and customer.id are
 // read. Errors are [*Error] values, as for the other methods ([Temporary]
 // tells the ones worth retrying); a negative since is rejected before any
-// request.
+// request. A call that fails returns no changes and since as last, even
+// when some pages were read: call again with the same since.
 func (c *Client) CustomerChanges(ctx context.Context, since int) (changes []CustomerChange, last int, err error) {
 	if since < 0 {
 		return nil, 0, &Error{Op: "customers history", Kind: ErrRejected, Detail: fmt.Sprintf("since must not be negative, got %d", since)}
@@ -119,10 +120,11 @@ func (c *Client) CustomerChanges(ctx context.Context, since int) (changes []Cust
 
 // historyStart returns the highest history record id of the last day, 0
 // when there is none: the first page says how many pages there are, and
-// the last page holds the newest records.
+// the last page holds the newest records (retailCRM lists the history
+// oldest first). The date is written in the process's local time zone.
 func (c *Client) historyStart(ctx context.Context) (int, error) {
 	q := url.Values{}
-	q.Set("filter[startDate]", c.now().Add(-historyStartMargin).Format(historyTimeLayout))
+	q.Set("filter[startDate]", c.now().Add(-historyStartMargin).Local().Format(historyTimeLayout))
 	resp, err := c.historyPage(ctx, q, 1)
 	if err != nil {
 		return 0, err
