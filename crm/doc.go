@@ -3,7 +3,9 @@
 // shared by account registration ([Connect]), the manager roster
 // ([Client.Roster], [JoinRoster]), customer binding and customer profiles
 // (package binding/retailcrm: [Client.FindCustomers],
-// [Client.CustomerCard], [Client.User]).
+// [Client.CustomerCard], [Client.User]) and the feed of customer card
+// changes that tells when a customer's profile is out of date
+// ([Client.CustomerChanges], [ProfileField]).
 //
 // # Contexts
 //
@@ -41,6 +43,7 @@
 // marked "unverified" where they are relied upon: the scope names
 // customer_write and user_read, the HTTP status of a wrong-key answer (403 in
 // the client's own fixtures), that the customers "name" filter also matches
-// phone numbers by their digits, and that editing a customer with
-// mgCustomerId links it to a chat customer.
+// phone numbers by their digits, that editing a customer with
+// mgCustomerId links it to a chat customer, and the customers history
+// field names of the segments and the tags ("segments", "tags").
 package crm

@@ -119,8 +119,9 @@ func WithBackoff(first, ceiling time.Duration) Option {
 	})
 }
 
-// WithClock sets the clock used by the rate limiter. The default (and nil)
-// is time.Now.
+// WithClock sets the clock used by the rate limiter and for the start date
+// of [Client.CustomerChanges]'s first call. The default (and nil) is
+// time.Now.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) error {
 		if now == nil {

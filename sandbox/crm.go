@@ -150,7 +150,9 @@ type CRMFaults struct {
 // (list with filters, one by id or externalId, create, edit) and the sites
 // reference. A customer may have a personal manager (managerId), segments
 // and tags ([CRM.SetCustomerManager], [CRM.SetCustomerSegments],
-// [CRM.SetCustomerTags]); a user may have an MG user id (mgUserId). Every
+// [CRM.SetCustomerTags]), and their changes and customers' creation are
+// kept in the customers history ([CRM.CustomerHistory], GET
+// /customers/history); a user may have an MG user id (mgUserId). Every
 // API request counts against its key's rate limit (see [WithRateLimit]). POST bodies are read as
 // api-client-go sends them: form-encoded, one field holding a JSON
 // document.
@@ -187,6 +189,8 @@ type CRM struct {
 	// segmentIDs numbers segment codes in the order they first appear, as
 	// the ids of the segment objects the API lists.
 	segmentIDs map[string]int
+	// history is the customers' history, oldest first.
+	history []CRMCustomerChange
 }
 
 // NewCRM starts a fake retailCRM account on 127.0.0.1 with a free port,
@@ -333,6 +337,7 @@ func (c *CRM) insertCustomer(cu CRMCustomer) int64 {
 	}
 	c.customers[cu.ID] = cu.clone()
 	c.numberSegments(cu.Segments)
+	c.record(cu, "id", true, nil, cu.ID)
 	return cu.ID
 }
 
@@ -376,32 +381,61 @@ func (c *CRM) Customer(id int64) (CRMCustomer, bool) {
 
 // SetCustomerManager makes the user with id user the customer's personal
 // manager (managerId); 0 removes it. The user need not exist, as a
-// deleted user's id may stay on a customer.
+// deleted user's id may stay on a customer. A change adds a history
+// record of field "manager".
 func (c *CRM) SetCustomerManager(customer int64, user int) error {
-	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.ManagerID = user })
+	return c.updateCustomer(customer, func(cu *CRMCustomer) (string, any, any) {
+		old := cu.ManagerID
+		if old == user {
+			return "", nil, nil
+		}
+		cu.ManagerID = user
+		return crmHistoryManager, crmManagerValue(old), crmManagerValue(user)
+	})
 }
 
 // SetCustomerSegments replaces the codes of the segments the customer is
-// in; none leaves it in no segment.
+// in; none leaves it in no segment. A change adds a history record of
+// field "segments".
 func (c *CRM) SetCustomerSegments(customer int64, codes ...string) error {
-	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.Segments = slices.Clone(codes) })
+	return c.updateCustomer(customer, func(cu *CRMCustomer) (string, any, any) {
+		old := cu.Segments
+		if slices.Equal(old, codes) {
+			return "", nil, nil
+		}
+		cu.Segments = slices.Clone(codes)
+		return crmHistorySegments, crmNonNil(old), crmNonNil(slices.Clone(codes))
+	})
 }
 
-// SetCustomerTags replaces the customer's tags; none removes them all.
+// SetCustomerTags replaces the customer's tags; none removes them all. A
+// change adds a history record of field "tags".
 func (c *CRM) SetCustomerTags(customer int64, tags ...string) error {
-	return c.updateCustomer(customer, func(cu *CRMCustomer) { cu.Tags = slices.Clone(tags) })
+	return c.updateCustomer(customer, func(cu *CRMCustomer) (string, any, any) {
+		old := cu.Tags
+		if slices.Equal(old, tags) {
+			return "", nil, nil
+		}
+		cu.Tags = slices.Clone(tags)
+		return crmHistoryTags, crmNonNil(old), crmNonNil(slices.Clone(tags))
+	})
 }
 
-func (c *CRM) updateCustomer(id int64, f func(*CRMCustomer)) error {
+// updateCustomer applies f to a customer; f returns the history field it
+// changed with the old and the new value, or "" when it changed nothing.
+func (c *CRM) updateCustomer(id int64, f func(*CRMCustomer) (field string, was, now any)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cu, ok := c.customers[id]
 	if !ok {
 		return fmt.Errorf("sandbox: crm: no customer %d", id)
 	}
-	f(&cu)
+	field, was, now := f(&cu)
 	c.customers[id] = cu
 	c.numberSegments(cu.Segments)
+	if field != "" {
+		c.record(cu, field, false, was, now)
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ func (c *CRM) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v5/users/{id}", c.api("user_read", c.crmUser))
 	mux.HandleFunc("GET /api/v5/customers", c.api("customer_read", c.crmCustomers))
 	mux.HandleFunc("GET /api/v5/customers/{id}", c.api("customer_read", c.crmCustomer))
+	mux.HandleFunc("GET /api/v5/customers/history", c.api("customer_read", c.crmCustomerHistory))
 	mux.HandleFunc("POST /api/v5/customers/create", c.api("customer_write", c.crmCustomerCreate))
 	mux.HandleFunc("POST /api/v5/customers/{id}/edit", c.api("customer_write", c.crmCustomerEdit))
 	mux.HandleFunc("GET /api/v5/reference/sites", c.api("reference_read", c.crmSites))
