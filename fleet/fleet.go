@@ -833,6 +833,13 @@ func (t target) SetRoster(ctx context.Context, managers []bd.Manager) error {
 	return err
 }
 
+// CardChanged passes a changed retailCRM card on to the account's
+// distributor (see distributor.Distributor.CardChanged), for a poll that
+// follows retailCRM's customer history.
+func (t target) CardChanged(ctx context.Context, crmCustomer int64) error {
+	return t.h.d.CardChanged(ctx, crmCustomer)
+}
+
 func (t target) Resync(ctx context.Context, open []distributor.OpenDialog) error {
 	err := t.h.d.Resync(ctx, open)
 	if err == nil {

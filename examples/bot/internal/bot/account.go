@@ -20,6 +20,7 @@ import (
 // keeps it as the account's Parts.Value.
 type account struct {
 	roster *roster
+	cards  cards
 	// Set by the build (fleet.WithExtra), before the fleet uses it.
 	mg  *mg.Client
 	crm *crm.Client
@@ -53,7 +54,15 @@ func (s *Supervisor) build(ctx context.Context, acc bd.Account) (fleet.Parts, er
 		if err != nil {
 			return fmt.Errorf("retailCRM managers: %w", err)
 		}
-		return a.roster.setCRM(ctx, t, users)
+		if err := a.roster.setCRM(ctx, t, users); err != nil {
+			return err
+		}
+		// Changed cards (personal manager, segments, tags) are read
+		// again, for the settings that route by them.
+		if acc, err := s.store.Account(ctx, acc.ID); err == nil && acc.Settings.UsesProfiles() {
+			return a.cards.poll(ctx, a.crm, t, time.Now(), s.opts.CardPoll)
+		}
+		return nil
 	}
 	// Where another process runs the stream, nothing polls retailCRM here:
 	// the roster this process's decisions use is read on demand,

@@ -48,6 +48,11 @@ type Options struct {
 	// and, with MG's users, by the others (fleet.WithRosterRefresh); 0
 	// means 10s. Each read is one request per 100 managers.
 	RosterPoll time.Duration
+	// CardPoll is how often the process running an account's stream reads
+	// retailCRM's customer history for changed cards (personal manager,
+	// segments, tags), for accounts whose settings route by them, at
+	// RosterPoll's pace at most often; 0 means 30s.
+	CardPoll time.Duration
 	// Sweep is how often each account held runs its safety-net sweep;
 	// 0 means fleet.DefaultSweep (30s).
 	Sweep time.Duration
@@ -132,6 +137,9 @@ func New(opts Options) (*Supervisor, error) {
 	}
 	if opts.RosterPoll <= 0 {
 		opts.RosterPoll = 10 * time.Second
+	}
+	if opts.CardPoll <= 0 {
+		opts.CardPoll = 30 * time.Second
 	}
 	if opts.MGRate < 0 || opts.MGBurst < 0 {
 		return nil, fmt.Errorf("bot: MessageGateway rate %v and burst %d must not be negative", opts.MGRate, opts.MGBurst)

@@ -35,9 +35,10 @@ const (
 type Env struct {
 	MG  *sandbox.MG
 	CRM *sandbox.CRM
-	// Anna and Boris are the managers' MG user ids; BorisCRM is Boris's
-	// retailCRM user id (for SetStatus).
+	// Anna and Boris are the managers' MG user ids; AnnaCRM and BorisCRM
+	// their retailCRM user ids (for SetStatus, SetCustomerManager).
 	Anna, Boris bd.ManagerID
+	AnnaCRM     int
 	BorisCRM    int
 	// Shop and Support are channels; Bot is the responsible bot.
 	Shop, Support bd.ChannelID
@@ -64,7 +65,7 @@ func NewEnv(t testing.TB) *Env {
 	e := &Env{MG: m, CRM: c}
 	e.Anna = m.AddManager(sandbox.MGUser{FirstName: "Anna", LastName: "Smirnova", Online: true})
 	e.Boris = m.AddManager(sandbox.MGUser{FirstName: "Boris", LastName: "Ivanov", Online: true})
-	c.AddUser(sandbox.CRMUser{FirstName: "Anna", LastName: "Smirnova", Active: true, IsManager: true, Status: "free", MGUserID: int64(e.Anna)})
+	e.AnnaCRM = c.AddUser(sandbox.CRMUser{FirstName: "Anna", LastName: "Smirnova", Active: true, IsManager: true, Status: "free", MGUserID: int64(e.Anna)})
 	e.BorisCRM = c.AddUser(sandbox.CRMUser{FirstName: "Boris", LastName: "Ivanov", Active: true, IsManager: true, Status: "busy", MGUserID: int64(e.Boris)})
 	ctx := context.Background()
 	if e.Shop, err = m.AddChannel(ctx, "telegram", "Shop"); err != nil {
@@ -89,6 +90,7 @@ func Options(st store.Store) bot.Options {
 		MGRate:     rate.Inf,
 		MGBurst:    1,
 		RosterPoll: 50 * time.Millisecond,
+		CardPoll:   50 * time.Millisecond,
 		Sweep:      100 * time.Millisecond,
 		Stream:     []mg.StreamOption{mg.WithBackoff(mg.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond})},
 	}
