@@ -1659,3 +1659,79 @@ func TestInterruptedReplyIsRetriedAsARetry(t *testing.T) {
 func sorted[T cmp.Ordered](s []T) []T {
 	return slices.Sorted(slices.Values(s))
 }
+
+// ctxStore is a memory store whose reads of a responsible fail once the
+// caller stopped, as a database's do.
+type ctxStore struct{ *memory.Store }
+
+func (s ctxStore) Responsible(ctx context.Context, acc bd.AccountID, dl bd.DialogID) (bd.Responsible, error) {
+	if err := ctx.Err(); err != nil {
+		return bd.Responsible{}, err
+	}
+	return s.Store.Responsible(ctx, acc, dl)
+}
+
+// greetThenStop sends the greeting and then waits for the stop, as a
+// process stopped between a job's two replies.
+type greetThenStop struct {
+	mu       sync.Mutex
+	greeted  chan struct{}
+	attempts map[bd.Situation][]int
+}
+
+func (r *greetThenStop) Reply(ctx context.Context, req reply.Request) error {
+	r.mu.Lock()
+	first := len(r.attempts) == 0
+	r.attempts[req.Situation] = append(r.attempts[req.Situation], req.Attempt)
+	r.mu.Unlock()
+	if first && req.Situation == bd.DialogReceived {
+		close(r.greeted)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// A stop between the greeting and the reply after it: the retry is told
+// it is one, so that the greeting is looked for before it is sent again.
+func TestStopBetweenTwoRepliesIsRetriedAsARetry(t *testing.T) {
+	ids := managerIDs(1)
+	st := ctxStore{memory.New()}
+	ctx := context.Background()
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	rep := &greetThenStop{greeted: make(chan struct{}), attempts: map[bd.Situation][]int{}}
+	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	<-rep.greeted
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.SetRoster(ctx, onlineManagers(ids)); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if got := rep.attempts[bd.DialogReceived]; len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("greeting attempts %v, want [1 2]: the second run must know it is a retry", got)
+	}
+	if got := rep.attempts[bd.ManagerAssigned]; len(got) != 1 || got[0] != 2 {
+		t.Fatalf("manager assigned attempts %v, want [2]", got)
+	}
+}

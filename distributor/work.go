@@ -113,12 +113,20 @@ func retryAfter(err error) (time.Duration, bool) {
 // second fail, the retry looks whether the first landed before sending it
 // again, as for any reply.
 func (d *Distributor) sendReply(ctx context.Context, a *account, j store.Job) error {
-	if j.First != "" {
-		if err := d.sendOne(ctx, a, j, j.First); err != nil {
-			return err
-		}
+	if j.First == "" {
+		return d.sendOne(ctx, a, j, j.Situation)
 	}
-	return d.sendOne(ctx, a, j, j.Situation)
+	if err := d.sendOne(ctx, a, j, j.First); err != nil {
+		return err
+	}
+	err := d.sendOne(ctx, a, j, j.Situation)
+	if err != nil && ctx.Err() != nil {
+		// Stopped after the first reply went out: the attempt must count
+		// (an error that does not read as a context error), so that the
+		// retry is told and looks before sending the first one again.
+		return fmt.Errorf("%s reply to dialog %d sent, then %s interrupted: %v", j.First, j.Dialog.ID, j.Situation, err)
+	}
+	return err
 }
 
 // sendOne sends the reply of situation sit, of job j.
