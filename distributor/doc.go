@@ -81,6 +81,25 @@
 // nobody else is left. [Distributor.Decide] returns the same decision as a
 // [Trace] without acting.
 //
+// # Routing with what retailCRM knows
+//
+// A channel rule with steps (bd.ChannelRule.Steps) offers a dialog to one
+// group of managers (bd.Settings.Groups), or to everyone, for the step's
+// wait, then to the next step's, and so on; a bot may take the last step.
+// The step follows from how long the dialog has waited, so every decision
+// (a new dialog, the drain, a reassignment) draws from the right group;
+// the distributor sets a timer for the next step's end and drains then
+// (the sweep is the safety net). With bd.Settings.PersonalManager, the
+// customer's personal manager from retailCRM takes the dialog when they
+// may, or the dialog waits for them (PersonalWait) before the rule's
+// steps begin; bd.Settings.PrioritySegments and PriorityTags put customers
+// ahead in the queue. The customer's card comes from a [binding.Profiler]
+// ([WithProfiler]) within a bound, is kept with the customer's binding,
+// and is read again when it ages or changes ([Distributor.CardChanged]).
+// The strategy named "strict_order" takes managers in the order the admin
+// listed them. Traces say which step a dialog is at, whom it waits for
+// and how the card was read.
+//
 // # Wait alerts
 //
 // With bd.Settings.WaitAlert positive, every [Distributor.Sweep] (so every
