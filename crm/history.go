@@ -79,9 +79,10 @@ const historyStartMargin = 24 * time.Hour
 // The first call only finds where to start: with since 0 it does not read
 // the history from its beginning but asks for the records of the last day
 // (filter[startDate]), reads only the last page of them and returns the
-// highest record id as last, with no changes; last is 0 when the account
-// has no records in that day, and the next call with 0 looks again.
-// Changes made before the first call are therefore never returned.
+// highest record id as last, with no changes; when that day has none, the
+// newest record of the whole history (its first and last pages) is the
+// start, and last is 0 only for an empty history (the next call with 0
+// looks again). Changes made before the first call are never returned.
 //
 // The records are decoded here rather than by the underlying client's
 // CustomersHistory, whose customer type fails a whole page on card values
@@ -118,13 +119,26 @@ func (c *Client) CustomerChanges(ctx context.Context, since int) (changes []Cust
 	return changes, last, nil
 }
 
-// historyStart returns the highest history record id of the last day, 0
-// when there is none: the first page says how many pages there are, and
-// the last page holds the newest records (retailCRM lists the history
-// oldest first). The date is written in the process's local time zone.
+// historyStart returns the highest history record id: of the last day,
+// or, when that has none, of the whole history (0 when it is empty). The
+// first page says how many pages there are, and the last page holds the
+// newest records (retailCRM lists the history oldest first). The date is
+// written in the process's local time zone.
 func (c *Client) historyStart(ctx context.Context) (int, error) {
 	q := url.Values{}
 	q.Set("filter[startDate]", c.now().Add(-historyStartMargin).Local().Format(historyTimeLayout))
+	last, err := c.newestRecord(ctx, q)
+	if err != nil || last > 0 {
+		return last, err
+	}
+	// Nothing in the last day: the newest of all, so that the next call
+	// does not start over (and miss what changed in between).
+	return c.newestRecord(ctx, url.Values{})
+}
+
+// newestRecord returns the highest id of the history records filters q
+// select, reading the first page and the last.
+func (c *Client) newestRecord(ctx context.Context, q url.Values) (int, error) {
 	resp, err := c.historyPage(ctx, q, 1)
 	if err != nil {
 		return 0, err
