@@ -29,11 +29,15 @@ func TestIndexedPoolChoosesAsTheWholePool(t *testing.T) {
 		{"round robin", func() strategy.Strategy { return strategy.NewRoundRobin() }, false},
 		{"least loaded", func() strategy.Strategy { return strategy.NewLeastLoaded() }, false},
 		{"sticky least loaded", func() strategy.Strategy { return strategy.NewLeastLoaded() }, true},
+		{"strict order", func() strategy.Strategy { return strategy.NewStrictOrder() }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ids := managerIDs(managers)
-			s := settingsFor(ids, capacity)
+			// The admin's order is not the ids' (strict order follows it).
+			order := slices.Clone(ids)
+			rand.New(rand.NewPCG(3, 5)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			s := settingsFor(order, capacity)
 			s.Sticky = tc.sticky
 			// Some managers are on leave today: the index passes over them.
 			s.Leave = map[bd.ManagerID][]bd.DateRange{}
