@@ -48,7 +48,11 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 				return fmt.Errorf("distributor: queue length of %s: %w", a.id, err)
 			}
 		}
-		if n > 0 {
+		// Those waiting for MG (refused or paused here, or reserved by a
+		// drain here and not answered yet) are no claim on the free
+		// manager.
+		now := time.Now()
+		if n -= a.refusedWaits.count(now) + a.drainingWaits.count(now); n > 0 {
 			v, tr.Situation = wait, bd.AllManagersBusy
 			tr.Choice = strategy.Choice{}
 		}
@@ -327,6 +331,7 @@ func (d *Distributor) finish(ctx context.Context, a *account, snap *snapshot, dl
 		if err := d.store.Dequeue(ctx, a.id, dl.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("distributor: dequeue dialog %d: %w", dl.ID, err)
 		}
+		a.refusedWaits.remove(dl.ID)
 	}
 	switch {
 	case tr.Reassigned != 0:
@@ -417,6 +422,7 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 	} else if err == nil {
 		snap.released(prev)
 	}
+	a.refusedWaits.add(dl.ID, time.Now())
 	tr.Outcome, tr.Situation = OutcomeQueued, bd.AllManagersBusy
 	tr.refused = true
 	d.remember(a, *tr)

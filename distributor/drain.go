@@ -268,8 +268,10 @@ func (d *Distributor) beginWaiting(ctx context.Context, a *account, snap *snapsh
 		end()
 		return nil, stillWaits, err
 	}
+	a.drainingWaits.add(dl.ID, time.Now())
 	return func() (waitingResult, error) {
 		defer end()
+		defer a.drainingWaits.remove(dl.ID)
 		if err := d.conclude(ctx, a, snap, dl, tr, rsv); err != nil {
 			return stillWaits, err
 		}

@@ -139,6 +139,7 @@ func (d *Distributor) closeDialog(ctx context.Context, a *account, id bd.DialogI
 	}
 	a.snap.Load().released(prev)
 	a.presence.forget(id)
+	a.refusedWaits.remove(id)
 	return nil
 }
 

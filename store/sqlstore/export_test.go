@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/lib/pq"
+
+	bd "github.com/botdistributor/botdistributor"
 )
 
 // MigrateTo brings the database behind db to schema version v and no
@@ -64,4 +66,9 @@ func TunedPlan(conn *sql.Conn) bool {
 		return nil
 	})
 	return tuned
+}
+
+// PromoteDue is promoteDue, for tests, over the account's own queue.
+func (s *Store) PromoteDue(ctx context.Context, acc string) error {
+	return s.promoteDue(ctx, []string{queueOf(bd.AccountID(acc))})
 }

@@ -724,6 +724,9 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return wrap(err, "work: start the job engine")
 	}
 	var wg sync.WaitGroup
+	if s.dialect == Postgres {
+		wg.Go(func() { w.promote(ctx) })
+	}
 	refreshing := len(o.Accounts) == 0 && !s.shared
 	if refreshing {
 		s.worksMu.Lock()
@@ -752,6 +755,73 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return wrap(err, "work: stop the job engine")
 	}
 	return ctx.Err()
+}
+
+// promoteEvery is how often a Work on PostgreSQL makes its queues' due
+// delayed jobs and retries available (promote).
+const promoteEvery = 100 * time.Millisecond
+
+// promote makes the delayed jobs and retries of the worker's queues
+// available once they are due, every promoteEvery, until ctx ends: River's
+// own scheduler does so only every 5 s, so a retry asked for in a second
+// (MessageGateway's pause, a refused assignment's drain) would wait up to
+// six. Both may move the same job; River's scheduler stays the backstop.
+func (w *worker) promote(ctx context.Context) {
+	t := time.NewTicker(promoteEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.s.promoteDue(ctx, w.queueList()); err != nil && ctx.Err() == nil {
+			w.s.logger.LogAttrs(ctx, slog.LevelDebug, "sqlstore: making due jobs available failed; River's scheduler does it", slog.Any("error", err))
+		}
+	}
+}
+
+// queueList returns the queues the worker works.
+func (w *worker) queueList() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	qs := make([]string, 0, len(w.queues))
+	for q := range w.queues {
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// promoteDue makes the scheduled and retryable jobs of queues whose time
+// has come available, by the database's clock, and announces the queues
+// where it did. A unique job cannot meet an equal one in its new state:
+// both states keep equal ones out (unfinished).
+func (s *Store) promoteDue(ctx context.Context, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `UPDATE river_job SET state = 'available'
+		WHERE state IN ('scheduled', 'retryable') AND queue = ANY($1) AND scheduled_at <= now()
+		RETURNING queue`, pq.Array(queues))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var due []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return err
+		}
+		if !slices.Contains(due, q) {
+			due = append(due, q)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.wake(ctx, due)
+	return nil
 }
 
 // knownQueues returns the queues of every account that has had a job.

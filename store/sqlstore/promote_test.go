@@ -1,0 +1,44 @@
+package sqlstore_test
+
+import (
+	"testing"
+	"time"
+
+	bd "github.com/botdistributor/botdistributor"
+	"github.com/botdistributor/botdistributor/store"
+	"github.com/botdistributor/botdistributor/store/sqlstore"
+)
+
+// A delayed job is made available once due, without waiting for River's
+// scheduler (every 5 s): the workers then fetch it.
+func TestPostgresDueJobsBecomeAvailable(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "pgx", newPostgresSchema(t))
+	s := open(t, db, sqlstore.Postgres)
+	ctx := t.Context()
+	const acct bd.AccountID = "shop"
+	state := func() string {
+		t.Helper()
+		var st string
+		if err := db.QueryRowContext(ctx, `SELECT state FROM river_job WHERE kind = 'botdistributor' ORDER BY id DESC LIMIT 1`).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if err := s.Submit(ctx, store.Job{Kind: store.JobDrain, Account: acct, Delay: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PromoteDue(ctx, string(acct)); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "scheduled" {
+		t.Fatalf("a job not due yet is %s, want scheduled", got)
+	}
+	time.Sleep(400 * time.Millisecond) // until it is due
+	if err := s.PromoteDue(ctx, string(acct)); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "available" {
+		t.Fatalf("a due job is %s, want available", got)
+	}
+}
