@@ -1608,39 +1608,8 @@ func (r *interruptingReplier) Reply(ctx context.Context, req reply.Request) erro
 // A reply cut short by a stop may have reached MG: its next attempt is
 // told it is a retry, so that the replier looks before sending again.
 func TestInterruptedReplyIsRetriedAsARetry(t *testing.T) {
-	ids := managerIDs(1)
-	st := memory.New()
-	ctx := context.Background()
-	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
-		t.Fatal(err)
-	}
 	rep := &interruptingReplier{hung: make(chan struct{})}
-	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}); err != nil {
-		t.Fatal(err)
-	}
-	<-rep.hung
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	again, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if err := again.SetRoster(ctx, onlineManagers(ids)); err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopThenRestart(t, memory.New(), rep, rep.hung)
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	if got := len(rep.attempts); got < 2 {
@@ -1694,38 +1663,8 @@ func (r *greetThenStop) Reply(ctx context.Context, req reply.Request) error {
 // A stop between the greeting and the reply after it: the retry is told
 // it is one, so that the greeting is looked for before it is sent again.
 func TestStopBetweenTwoRepliesIsRetriedAsARetry(t *testing.T) {
-	ids := managerIDs(1)
-	st := ctxStore{memory.New()}
-	ctx := context.Background()
-	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
-		t.Fatal(err)
-	}
 	rep := &greetThenStop{greeted: make(chan struct{}), attempts: map[bd.Situation][]int{}}
-	d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}); err != nil {
-		t.Fatal(err)
-	}
-	<-rep.greeted
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if err := again.SetRoster(ctx, onlineManagers(ids)); err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopThenRestart(t, ctxStore{memory.New()}, rep, rep.greeted)
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	if got := rep.attempts[bd.DialogReceived]; len(got) != 2 || got[0] != 1 || got[1] != 2 {
@@ -1733,5 +1672,40 @@ func TestStopBetweenTwoRepliesIsRetriedAsARetry(t *testing.T) {
 	}
 	if got := rep.attempts[bd.ManagerAssigned]; len(got) != 1 || got[0] != 2 {
 		t.Fatalf("manager assigned attempts %v, want [2]", got)
+	}
+}
+
+// stopThenRestart opens dialog 1 on a distributor over st (an account of
+// one manager) replying through rep, stops it once stop is closed, and
+// lets a second distributor over st do what was left.
+func stopThenRestart(t *testing.T, st store.Store, rep reply.Replier, stop <-chan struct{}) {
+	t.Helper()
+	ids := managerIDs(1)
+	ctx := context.Background()
+	if err := st.SaveAccount(ctx, bd.Account{ID: acct, Settings: settingsFor(ids, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *distributor.Distributor {
+		d, err := distributor.New(acct, st, &distributortest.Gateway{}, distributor.WithReplier(rep))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.SetRoster(ctx, onlineManagers(ids)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := start()
+	if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Dialog: dialog(1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	<-stop
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := start()
+	t.Cleanup(func() { again.Close() })
+	if err := again.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
