@@ -39,8 +39,9 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 		return err
 	}
 	if v == pickManager {
-		// Dialogs already waiting were there first: this one joins the queue
-		// and the drain hands out free slots oldest first.
+		// Dialogs already waiting were there first: unless the pool has
+		// room for them all and this one too, it joins the queue and the
+		// drain hands out free slots oldest first.
 		n := tr.waiting
 		if !tr.waitingRead {
 			var err error
@@ -52,7 +53,7 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 		// drain here and not answered yet) are no claim on the free
 		// manager.
 		now := time.Now()
-		if n -= a.refusedWaits.count(now) + a.drainingWaits.count(now); n > 0 {
+		if n -= a.refusedWaits.count(now) + a.drainingWaits.count(now); n > 0 && freeSlots(tr.Candidates) <= n {
 			v, tr.Situation = wait, bd.AllManagersBusy
 			tr.Choice = strategy.Choice{}
 		}
@@ -427,6 +428,17 @@ func (d *Distributor) refused(ctx context.Context, a *account, snap *snapshot, d
 	tr.refused = true
 	d.remember(a, *tr)
 	return nil
+}
+
+// freeSlots counts the open dialogs the candidates may still take (all
+// of the pool's managers with room, or, decided over an index, the first
+// of them: then fewer than the pool has).
+func freeSlots(cs []strategy.Candidate) int {
+	n := 0
+	for _, c := range cs {
+		n += max(c.Capacity-c.Open, 0)
+	}
+	return n
 }
 
 // queuePriority is a waiting dialog's place among the queue's groups:

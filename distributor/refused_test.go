@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 )
 
@@ -44,5 +45,33 @@ func TestNewDialogIsNotHeldBehindARefusedOne(t *testing.T) {
 	}
 	if r := f.responsible(t, 1); r.IsZero() {
 		t.Fatal("dialog 1 never assigned after MG's refusal")
+	}
+}
+
+// Dialogs waiting for room hold a new dialog back only when there is not
+// room for them all: a channel whose manager is full does not keep another
+// channel's free manager from a new dialog.
+func TestNewDialogTakesRoomNobodyWaitsFor(t *testing.T) {
+	ids := managerIDs(2)
+	s := settingsFor(ids, 1)
+	s.Capacity = map[bd.ManagerID]int{2: 5}
+	s.Channels = map[bd.ChannelID]bd.ChannelRule{
+		1: {Target: bd.ToManagers, Managers: []bd.ManagerID{1}},
+		2: {Target: bd.ToManagers, Managers: []bd.ManagerID{2}},
+	}
+	f := newFixture(t, s, onlineManagers(ids))
+	f.open(t, dialog(1, 1))
+	f.open(t, dialog(2, 1)) // manager 1 is full: it waits
+	f.open(t, dialog(3, 2))
+	if r := f.responsible(t, 3); r != bd.ManagerOf(2) {
+		t.Fatalf("dialog 3 (channel 2): responsible %v, want manager 2 at once\n%s", r, f.traceOf(t, 3))
+	}
+	if tr := f.traceOf(t, 3); tr.FromQueue {
+		t.Fatalf("dialog 3 went through the queue\n%s", tr)
+	}
+	// Room for one, one waiting: the newcomer waits its turn.
+	f.close(t, 1)
+	if r := f.responsible(t, 2); r != bd.ManagerOf(1) {
+		t.Fatalf("dialog 2: responsible %v, want manager 1", r)
 	}
 }
