@@ -276,7 +276,11 @@
 //   - foreign_keys is irrelevant: the schema declares no foreign keys.
 //
 // An in-memory database (":memory:") is private to one connection: use it
-// only with db.SetMaxOpenConns(1), or use a temporary file.
+// only with db.SetMaxOpenConns(1), or use a temporary file. Should the pool
+// drop that connection (database/sql does when a query a canceled context
+// interrupted leaves it unusable), the database goes with it: for more
+// than a throwaway, name it ("file:name?mode=memory&cache=shared") and
+// keep one connection to it open in a second pool for its lifetime.
 //
 // # Data
 //

@@ -1,6 +1,9 @@
 package sqlstore_test
 
 import (
+	"fmt"
+	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/botdistributor/botdistributor/store"
@@ -16,13 +19,22 @@ func TestSQLite(t *testing.T) {
 	})
 }
 
-// TestSQLiteMemory runs the conformance suite on private in-memory
-// databases, each behind a pool of one connection as the package
-// documentation asks: no write may wait for a second connection.
+// TestSQLiteMemory runs the conformance suite on in-memory databases,
+// each behind a pool of one connection as the package documentation asks:
+// no write may wait for a second connection. Each database is named and
+// kept open by a connection of its own, as the documentation advises: a
+// connection the pool drops (a query a stop interrupted) takes a private
+// in-memory database with it.
 func TestSQLiteMemory(t *testing.T) {
 	t.Parallel()
+	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T) store.Store {
-		db := openDB(t, "sqlite", ":memory:")
+		dsn := fmt.Sprintf("file:conformance-%d-%d?mode=memory&cache=shared", os.Getpid(), n.Add(1))
+		keep := openDB(t, "sqlite", dsn)
+		if err := keep.PingContext(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		db := openDB(t, "sqlite", dsn)
 		db.SetMaxOpenConns(1)
 		return open(t, db, sqlstore.SQLite)
 	})
