@@ -68,9 +68,9 @@ type env struct {
 	binder *retailcrm.Binder
 }
 
-// setup starts a sandbox CRM without rate limit and a binder on it whose
-// client does not throttle itself and whose backoff returns at once.
-func setup(t *testing.T) env {
+// sandboxCRM starts a sandbox CRM without rate limit and a client of it
+// that does not throttle itself and retries three times at once.
+func sandboxCRM(t *testing.T) (*sandbox.CRM, *crm.Client) {
 	t.Helper()
 	s, err := sandbox.NewCRM(sandbox.WithRateLimit(-1))
 	if err != nil {
@@ -85,6 +85,14 @@ func setup(t *testing.T) env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, client
+}
+
+// setup starts a sandbox CRM without rate limit and a binder on it whose
+// client does not throttle itself and whose backoff returns at once.
+func setup(t *testing.T) env {
+	t.Helper()
+	s, client := sandboxCRM(t)
 	st := newBindings()
 	b, err := retailcrm.New(client, st, retailcrm.WithRegion("RU"))
 	if err != nil {

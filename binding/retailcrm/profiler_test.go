@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,19 +61,7 @@ type profileEnv struct {
 // and whose clock moves by hand.
 func setupProfiler(t *testing.T, opts ...retailcrm.ProfilerOption) profileEnv {
 	t.Helper()
-	s, err := sandbox.NewCRM(sandbox.WithRateLimit(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	client, err := crm.New(s.URL(), sandbox.CRMDefaultKey,
-		crm.WithLimiters(crm.NewLimiters(math.Inf(1), 1)),
-		crm.WithMaxAttempts(3),
-		crm.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, client := sandboxCRM(t)
 	cc := &countingClient{Client: client}
 	clock := &manualClock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
 	p, err := retailcrm.NewProfiler(cc, append([]retailcrm.ProfilerOption{retailcrm.WithRegion("RU"), retailcrm.WithClock(clock.Now)}, opts...)...)
