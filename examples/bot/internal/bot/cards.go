@@ -37,7 +37,7 @@ func (c *cards) poll(ctx context.Context, client *crm.Client, t mgsource.Target,
 	if now.Before(c.next) {
 		return nil
 	}
-	cc, ok := unwrapTarget(t).(cardChanger)
+	cc, ok := t.(cardChanger) // the fleet's target of the account's distributor
 	if !ok {
 		return nil
 	}
@@ -61,12 +61,4 @@ func (c *cards) poll(ctx context.Context, client *crm.Client, t mgsource.Target,
 	}
 	c.since, c.next = last, now.Add(every)
 	return nil
-}
-
-// unwrapTarget returns the target behind the bot's roster.
-func unwrapTarget(t mgsource.Target) mgsource.Target {
-	if rt, ok := t.(rosterTarget); ok {
-		return rt.Target
-	}
-	return t
 }
