@@ -230,6 +230,13 @@ func TestPersonalManagerAvailable(t *testing.T) {
 	if tr := f.traceOf(t, 2); tr.Personal != 0 || tr.Profile != "none" {
 		t.Fatalf("dialog 2 trace: personal %d, profile %q; want none\n%s", tr.Personal, tr.Profile, tr)
 	}
+	// That retailCRM has no card for the customer is remembered too.
+	again := dialog(3, 1)
+	again.Customer, again.OpenedAt = dialog(2, 1).Customer, f.clock.Now()
+	f.open(t, again)
+	if tr := f.traceOf(t, 3); tr.Profile != "none" || p.readsOf(again.Customer.ID) != 1 {
+		t.Fatalf("dialog 3 trace: profile %q after %d reads; want none after one read\n%s", tr.Profile, p.readsOf(again.Customer.ID), tr)
+	}
 }
 
 func TestPersonalManagerBusyThenFreeWithinTheWait(t *testing.T) {

@@ -36,15 +36,14 @@ type profileConfig struct {
 }
 
 // profiles reads customers' profiles once each at a time. It remembers,
-// for maxAge, the customers retailCRM has no card for, and the profiles of
-// customers with no binding in the store yet (the store keeps a profile
-// with the customer's binding only: a binding of the profile's own would
-// tell the binder the customer is linked in retailCRM when they may not
-// be).
+// for maxAge, what it read: the profiles, for the customers with no
+// binding in the store yet (the store keeps a profile with the customer's
+// binding only: a binding of the profile's own would tell the binder the
+// customer is linked in retailCRM when they may not be), and the
+// customers retailCRM has no card for (a profile of CRMCustomer 0).
 type profiles struct {
 	group singleflight.Group
 	mu    sync.Mutex
-	none  map[bd.CustomerID]time.Time // no card, as of then
 	read  map[bd.CustomerID]bd.CustomerProfile
 	// reading counts the reads under way.
 	reading atomic.Int64
@@ -99,12 +98,11 @@ func (d *Distributor) readProfile(ctx context.Context, snap *snapshot, dl bd.Dia
 			d.fail(dl.Account, "profile", fmt.Errorf("binding of customer %d: %w", dl.Customer.ID, err))
 		}
 	}
-	if d.profiles.noCard(dl.Customer.ID, now, d.cfg.profile.maxAge) {
-		tr.Profile = profileNone
-		return
-	}
 	if p, ok := d.profiles.remembered(dl.Customer.ID, now, d.cfg.profile.maxAge); ok {
 		tr.profile, tr.Profile = p, profileCached
+		if p.CRMCustomer == 0 {
+			tr.Profile = profileNone
+		}
 		return
 	}
 	if tr.DryRun {
@@ -181,7 +179,7 @@ func profileOutcome(ctx context.Context, err error) string {
 func (d *Distributor) fetchProfile(ctx context.Context, dl bd.Dialog, crm int64) (bd.CustomerProfile, error) {
 	p, err := d.cfg.profiler.Profile(ctx, binding.ProfileRequest{Account: dl.Account, Customer: dl.Customer, CRMCustomer: crm})
 	if errors.Is(err, binding.ErrNoMatch) {
-		d.profiles.noteNoCard(dl.Customer.ID, d.cfg.now())
+		d.profiles.remember(dl.Customer.ID, bd.CustomerProfile{ReadAt: d.cfg.now()})
 		return p, err
 	}
 	if err != nil {
@@ -209,21 +207,9 @@ func (d *Distributor) fetchProfile(ctx context.Context, dl bd.Dialog, crm int64)
 	return p, nil
 }
 
-// noCard reports whether retailCRM was found to have no card for the
-// customer less than maxAge before now.
-func (ps *profiles) noCard(c bd.CustomerID, now time.Time, maxAge time.Duration) bool {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	at, ok := ps.none[c]
-	if ok && now.Sub(at) >= maxAge {
-		delete(ps.none, c)
-		return false
-	}
-	return ok
-}
-
-// remembered returns the profile read for the customer less than maxAge
-// before now, when the store could not keep it.
+// remembered returns what was read for the customer less than maxAge
+// before now: the profile the store could not keep, or, with CRMCustomer
+// 0, that retailCRM has no card for them.
 func (ps *profiles) remembered(c bd.CustomerID, now time.Time, maxAge time.Duration) (bd.CustomerProfile, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -235,7 +221,8 @@ func (ps *profiles) remembered(c bd.CustomerID, now time.Time, maxAge time.Durat
 	return p, ok
 }
 
-// remember keeps a profile read for the customer.
+// remember keeps what was read for the customer, forgetting everything
+// beyond a bound.
 func (ps *profiles) remember(c bd.CustomerID, p bd.CustomerProfile) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -243,20 +230,6 @@ func (ps *profiles) remember(c bd.CustomerID, p bd.CustomerProfile) {
 		ps.read = make(map[bd.CustomerID]bd.CustomerProfile)
 	}
 	ps.read[c] = p
-}
-
-// noteNoCard remembers that retailCRM has no card for the customer,
-// forgetting the oldest entries beyond a bound.
-func (ps *profiles) noteNoCard(c bd.CustomerID, now time.Time) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.none == nil {
-		ps.none = make(map[bd.CustomerID]time.Time)
-	}
-	if len(ps.none) >= maxRemembered {
-		clear(ps.none)
-	}
-	ps.none[c] = now
 }
 
 // decidePersonal decides for a dialog whose customer's personal manager is
