@@ -142,19 +142,9 @@ func (c *Client) DialogStatus(ctx context.Context, dialog bd.DialogID) (DialogSt
 	if dialog <= 0 {
 		return st, fmt.Errorf("mg: dialog status: dialog id must be positive, got %d", dialog)
 	}
-	ds, err := c.Dialogs(ctx, DialogsFilter{ID: int64(dialog), IncludeMassCommunication: true})
-	if err != nil {
+	d, err := c.dialogByID(ctx, dialog)
+	if err != nil || d == nil {
 		return st, err
-	}
-	var d *Dialog
-	for i := range ds {
-		if ds[i].ID == dialog {
-			d = &ds[i]
-			break
-		}
-	}
-	if d == nil {
-		return st, nil
 	}
 	st.Found, st.Chat, st.Active, st.LatestID = true, d.ChatID, d.IsActive, dialog
 	st.Responsible = d.Responsible.Who()
@@ -206,14 +196,23 @@ func (c *Client) DialogResponsible(ctx context.Context, account bd.AccountID, di
 	if dialog <= 0 {
 		return bd.Responsible{}, fmt.Errorf("mg: dialog responsible: dialog id must be positive, got %d", dialog)
 	}
-	ds, err := c.Dialogs(ctx, DialogsFilter{ID: int64(dialog), IncludeMassCommunication: true})
-	if err != nil {
+	d, err := c.dialogByID(ctx, dialog)
+	if err != nil || d == nil {
 		return bd.Responsible{}, err
 	}
-	for _, d := range ds {
-		if d.ID == dialog {
-			return d.Responsible.Who(), nil
+	return d.Responsible.Who(), nil
+}
+
+// dialogByID reads one dialog (GET /dialogs?id=); nil when MG lists none.
+func (c *Client) dialogByID(ctx context.Context, dialog bd.DialogID) (*Dialog, error) {
+	ds, err := c.Dialogs(ctx, DialogsFilter{ID: int64(dialog), IncludeMassCommunication: true})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if ds[i].ID == dialog {
+			return &ds[i], nil
 		}
 	}
-	return bd.Responsible{}, nil
+	return nil, nil
 }
