@@ -140,8 +140,8 @@ func TestEscalationStepsAdvance(t *testing.T) {
 	// Sales is full: the dialog waits for sales while the others are free.
 	f.openNow(t, 2)
 	tr := f.traceOf(t, 2)
-	if tr.Outcome != distributor.OutcomeQueued || tr.Step != 0 || tr.StepGroup != "sales" || tr.NextStepIn != time.Minute {
-		t.Fatalf("trace: outcome %s, step %d (%q), next in %s; want queued at step 0 (sales), next in 1m\n%s", tr.Outcome, tr.Step, tr.StepGroup, tr.NextStepIn, tr)
+	if st, _ := tr.AtStep(); tr.Outcome != distributor.OutcomeQueued || tr.Step != 0 || st.Group != "sales" || tr.NextStepIn != time.Minute {
+		t.Fatalf("trace: outcome %s, step %d (%q), next in %s; want queued at step 0 (sales), next in 1m\n%s", tr.Outcome, tr.Step, st.Group, tr.NextStepIn, tr)
 	}
 	f.clock.Add(59 * time.Second)
 	f.sweep(t)
@@ -159,8 +159,8 @@ func TestEscalationStepsAdvance(t *testing.T) {
 	f.sweep(t)
 	wantResponsible(t, f, 3, bd.Responsible{}, "support is full")
 	tr = f.decide(t, third)
-	if tr.Step != 1 || tr.StepGroup != "support" {
-		t.Fatalf("trace: step %d (%q), want 1 (support)\n%s", tr.Step, tr.StepGroup, tr)
+	if st, _ := tr.AtStep(); tr.Step != 1 || st.Group != "support" {
+		t.Fatalf("trace: step %d (%q), want 1 (support)\n%s", tr.Step, st.Group, tr)
 	}
 	f.clock.Add(2 * time.Minute)
 	f.sweep(t)

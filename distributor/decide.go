@@ -92,7 +92,7 @@ func (d *Distributor) decide(ctx context.Context, snap *snapshot, dialog bd.Dial
 	}
 	p, step := snap.poolAt(dialog.Channel, waited)
 	if steps := tr.Rule.Steps; len(steps) > 0 {
-		tr.Step, tr.StepGroup = step, steps[step].Group
+		tr.Step = step
 		if end, ok := tr.Rule.StepEnds(step); ok {
 			tr.NextStepIn = end - waited
 		}

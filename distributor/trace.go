@@ -44,6 +44,15 @@ type Removal struct {
 	Open, Capacity int
 }
 
+// AtStep returns the rule's step the dialog is at; false for a rule
+// without steps.
+func (t Trace) AtStep() (bd.Step, bool) {
+	if t.Step < 0 || t.Step >= len(t.Rule.Steps) {
+		return bd.Step{}, false
+	}
+	return t.Rule.Steps[t.Step], true
+}
+
 // groupName names a step's group in a trace: "" is everyone.
 func groupName(g string) string {
 	if g == "" {
@@ -118,11 +127,10 @@ type Trace struct {
 	Rule bd.ChannelRule
 	Pool string
 	// Step is the index of the rule's step the dialog is at, for a rule
-	// with steps (see bd.ChannelRule.Steps); StepGroup names its group
-	// ("" for everyone in the distribution) and NextStepIn how long until
-	// the dialog moves to the next step (0 at the last step).
+	// with steps (see bd.ChannelRule.Steps and Trace.AtStep), and
+	// NextStepIn how long until the dialog moves to the next step (0 at
+	// the last step).
 	Step       int
-	StepGroup  string
 	NextStepIn time.Duration
 	// Personal is the customer's personal manager from retailCRM, when
 	// Settings.PersonalManager is on and the card names one. PersonalWait

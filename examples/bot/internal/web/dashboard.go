@@ -326,11 +326,12 @@ func traceNotes(l lang, t distributor.Trace, name func(bd.ManagerID) string) []s
 	}
 	// While the dialog waits for its personal manager, the steps have not
 	// begun.
-	if n := len(t.Rule.Steps); n > 0 && t.PersonalWait == 0 && t.Step >= 0 && t.Step < n {
-		group := t.StepGroup
-		switch b := t.Rule.Steps[t.Step].Bot; {
-		case b != 0:
-			group = T(l, "chan.botName", strconv.FormatInt(int64(b), 10))
+	if st, ok := t.AtStep(); ok && t.PersonalWait == 0 {
+		n := len(t.Rule.Steps)
+		group := st.Group
+		switch {
+		case st.Bot != 0:
+			group = T(l, "chan.botName", strconv.FormatInt(int64(st.Bot), 10))
 		case group == "":
 			group = T(l, "trace.everyone")
 		}

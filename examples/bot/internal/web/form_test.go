@@ -413,8 +413,8 @@ func TestTraceNotes(t *testing.T) {
 	name := func(m bd.ManagerID) string { return map[bd.ManagerID]string{7: "Anna", 9: "Boris"}[m] }
 	rule := bd.ChannelRule{Steps: []bd.Step{{Group: "sales", Wait: time.Minute}, {Group: "support", Wait: time.Minute}, {}}}
 	waiting := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Personal: 7, PersonalWait: 2 * time.Minute,
-		Step: 1, StepGroup: "support", NextStepIn: time.Minute, Profile: "cached"}
-	stepping := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Step: 1, StepGroup: "support", NextStepIn: time.Minute, Profile: "cached"}
+		Step: 1, NextStepIn: time.Minute, Profile: "cached"}
+	stepping := distributor.Trace{Outcome: distributor.OutcomeQueued, Rule: rule, Step: 1, NextStepIn: time.Minute, Profile: "cached"}
 	for _, tc := range []struct {
 		l    lang
 		t    distributor.Trace
