@@ -146,10 +146,10 @@ type account struct {
 	// drainPausedUntil is when MG's last pause (a rate limit) ends, in Unix
 	// nanoseconds of real time: no drain runs before it.
 	drainPausedUntil atomic.Int64
-	parked           parkedState  // dialogs parked while the account was not active
-	stepWake         stepWake     // the next end of a waiting dialog's step or personal wait
-	refusedWaits     refusedWaits // dialogs waiting for MG, not for a free manager
-	drainingWaits    refusedWaits // waiting dialogs a drain here has reserved, MG not answered yet
+	parked           parkedState // dialogs parked while the account was not active
+	stepWake         stepWake    // the next end of a waiting dialog's step or personal wait
+	refusedWaits     dialogSince // dialogs waiting for MG, not for a free manager
+	drainingWaits    dialogSince // waiting dialogs a drain here has reserved, MG not answered yet
 	presence         presence
 
 	recentMu sync.Mutex

@@ -8,26 +8,27 @@ import (
 )
 
 // refusedHold is how long a dialog MG refused counts as waiting for MG
-// rather than for a free manager (refusedWaits), unless it leaves the
+// rather than for a free manager (account.refusedWaits), unless it leaves the
 // queue sooner here: longer than the retry it waits for, so that the entry
 // of a dialog another process assigned meanwhile does not linger.
 const refusedHold = 30 * time.Second
 
-// refusedWaits are waiting dialogs that wait for MG, not for a manager
-// with room, with since when: those this process put back in the queue
-// because MG refused or paused their assignment, or (a second set) those
-// a drain here reserved and MG has not answered yet. A new dialog that
-// finds a manager free does not join the queue behind them, as it does
-// behind dialogs waiting for room, whose the next free slot is: otherwise
-// one refusal would send every new dialog through the queue, and the
-// drain's reservations in flight would keep it from emptying.
-type refusedWaits struct {
+// dialogSince is a set of waiting dialogs, each with since when. An
+// account keeps two, of dialogs that wait for MG rather than for a manager
+// with room: those this process put back in the queue because MG refused
+// or paused their assignment, and those a drain here reserved that MG has
+// not answered yet. A new dialog that finds a manager free does not join
+// the queue behind them, as it does behind dialogs waiting for room, whose
+// the next free slot is: otherwise one refusal would send every new dialog
+// through the queue, and the drain's reservations in flight would keep it
+// from emptying.
+type dialogSince struct {
 	mu sync.Mutex
 	at map[bd.DialogID]time.Time
 }
 
 // add notes that dialog id waits for MG since now.
-func (r *refusedWaits) add(id bd.DialogID, now time.Time) {
+func (r *dialogSince) add(id bd.DialogID, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
@@ -37,7 +38,7 @@ func (r *refusedWaits) add(id bd.DialogID, now time.Time) {
 }
 
 // remove notes that dialog id left the queue.
-func (r *refusedWaits) remove(id bd.DialogID) {
+func (r *dialogSince) remove(id bd.DialogID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.at, id)
@@ -45,7 +46,7 @@ func (r *refusedWaits) remove(id bd.DialogID) {
 
 // count returns how many dialogs wait for MG as of now, forgetting those
 // noted refusedHold ago or longer.
-func (r *refusedWaits) count(now time.Time) int {
+func (r *dialogSince) count(now time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, at := range r.at {
