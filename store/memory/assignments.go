@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -302,6 +301,14 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 		return out, nil
 	}
 	sh.mu.Lock()
+	sh.loads(managers, out)
+	sh.mu.Unlock()
+	return out, nil
+}
+
+// loads fills out (as long as managers) with the managers' loads, with
+// sh.mu held.
+func (sh *shard) loads(managers []bd.ManagerID, out []store.Load) {
 	if p := sh.plans.find(managers, len(sh.managers)); p != nil {
 		for i, row := range p.rows {
 			ms := &sh.managers[row]
@@ -310,8 +317,7 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 			l.Open = len(ms.dialogs)
 			l.LastAssignedAt = ms.last
 		}
-		sh.mu.Unlock()
-		return out, nil
+		return
 	}
 	h := newIDHash()
 	for i, m := range managers {
@@ -326,8 +332,6 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 	if sh.plans.missed(h) {
 		sh.plans.add(sh.newPlan(managers))
 	}
-	sh.mu.Unlock()
-	return out, nil
 }
 
 // DialogsOf implements [store.Assignments]. It returns nil when the manager
@@ -368,22 +372,34 @@ func (s *Store) LastManager(_ context.Context, acc bd.AccountID, c bd.CustomerID
 	return m, nil
 }
 
-// ReadDecision implements [store.DecisionReader] with Loads, QueueLen and
-// LastManager: in memory a round trip costs nothing to save.
-func (s *Store) ReadDecision(ctx context.Context, acc bd.AccountID, managers []bd.ManagerID, c bd.CustomerID, dst []store.Load) (store.DecisionReads, error) {
-	var r store.DecisionReads
-	var err error
-	if r.Loads, err = s.Loads(ctx, acc, managers, dst); err != nil {
+// ReadDecision implements [store.DecisionReader]: the loads, the queue's
+// length and the customer's last manager under one hold of the account's
+// lock, which the decisions of every worker share.
+func (s *Store) ReadDecision(_ context.Context, acc bd.AccountID, managers []bd.ManagerID, c bd.CustomerID, dst []store.Load) (store.DecisionReads, error) {
+	if err := checkAccount("read decision", acc); err != nil {
 		return store.DecisionReads{}, err
 	}
-	if r.Waiting, err = s.QueueLen(ctx, acc); err != nil {
-		return store.DecisionReads{}, err
+	out := dst[:0]
+	if cap(out) < len(managers) {
+		out = make([]store.Load, len(managers))
+	} else {
+		out = out[:len(managers)]
+		clear(out)
 	}
-	if c != 0 {
-		r.LastManager, err = s.LastManager(ctx, acc, c)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return store.DecisionReads{}, err
+	r := store.DecisionReads{Loads: out}
+	sh := s.shardOf(acc)
+	if sh == nil {
+		for i, m := range managers {
+			out[i].Manager = m
 		}
+		return r, nil
 	}
+	sh.mu.Lock()
+	sh.loads(managers, out)
+	r.Waiting = len(sh.queue.entries)
+	if c != 0 {
+		r.LastManager = sh.lastManager[c]
+	}
+	sh.mu.Unlock()
 	return r, nil
 }

@@ -65,6 +65,22 @@ func (s *Store) claimReply(acc bd.AccountID, d bd.DialogID, sit bd.Situation) bo
 	sh := s.shardFor(acc)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return sh.claimReply(d, sit)
+}
+
+// keepReply claims the replies of the reply job j under one hold of the
+// account's lock and returns the job with those it claimed (see
+// [store.Job.Keep]).
+func (s *Store) keepReply(j store.Job) (store.Job, bool) {
+	sh := s.shardFor(j.Account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return j.Keep(func(sit bd.Situation) bool { return sh.claimReply(j.Dialog.ID, sit) })
+}
+
+// claimReply claims the reply of situation sit to dialog d, with sh.mu
+// held, and reports whether it was not claimed before.
+func (sh *shard) claimReply(d bd.DialogID, sit bd.Situation) bool {
 	if bit := bitOf(sit); bit != 0 {
 		r := sh.dialogs[d]
 		if r.replies&bit != 0 {

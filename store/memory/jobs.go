@@ -122,7 +122,7 @@ func (s *Store) submitIf(jobs []store.Job, waiting bool) {
 			continue
 		}
 		if j.Kind == store.JobReply {
-			kept, ok := j.Keep(func(sit bd.Situation) bool { return s.claimReply(j.Account, j.Dialog.ID, sit) })
+			kept, ok := s.keepReply(*j)
 			if !ok {
 				continue
 			}
