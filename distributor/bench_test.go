@@ -66,7 +66,7 @@ func cycleBatch(managers int) int { return min(256, managers*benchCapacity) }
 // end. The memory store keeps every event claim and closed dialog (nothing
 // prunes them here), as a busy service does within its retention window.
 func BenchmarkCycle(b *testing.B) {
-	for _, managers := range []int{10, 100, 1000, 10000} {
+	for _, managers := range []int{10, 100, 300, 1000, 10000} {
 		b.Run(fmt.Sprintf("managers=%d", managers), func(b *testing.B) {
 			d := newBenchDistributor(b, managers)
 			ctx := context.Background()

@@ -97,14 +97,14 @@ func wantResponsible(t *testing.T, f *fixture, id bd.DialogID, want bd.Responsib
 }
 
 func TestStrictOrderFollowsTheAdminsOrder(t *testing.T) {
-	for _, n := range []int{3, 80} { // 80: a pool decided over its index
+	for _, n := range []int{3, 80} { // 80: a pool decided over its index (from 64)
 		t.Run(fmt.Sprintf("managers=%d", n), func(t *testing.T) {
 			ids := managerIDs(n)
 			order := slices.Clone(ids)
 			slices.Reverse(order) // the admin put the highest ids first
 			s := settingsFor(order, 1)
 			s.Strategy = strategy.NameStrictOrder
-			f := newFixture(t, s, onlineManagers(ids))
+			f := newFixture(t, s, onlineManagers(ids), distributor.WithIndexFrom(64))
 			for i := range 3 {
 				f.openNow(t, i+1)
 				wantResponsible(t, f, bd.DialogID(i+1), bd.ManagerOf(order[i]), "the next in the set order with room")

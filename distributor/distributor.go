@@ -293,7 +293,7 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 		order = o.Order()
 	}
 	newPool := func(name string, r bd.ChannelRule) *pool {
-		p := makePool(name, r, inDist, rank, &snap.settings, roster, order)
+		p := makePool(name, r, inDist, rank, &snap.settings, roster, order, d.cfg.indexMin)
 		snap.all = append(snap.all, p)
 		return p
 	}
@@ -335,7 +335,7 @@ func (d *Distributor) build(s bd.Settings, roster map[bd.ManagerID]bd.Manager) (
 
 // makePool makes the pool of a channel rule; with a strategy order, a large
 // pool gets an index (see index).
-func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, rank map[bd.ManagerID]int, s *bd.Settings, roster map[bd.ManagerID]bd.Manager, order func(a, b strategy.Candidate) int) *pool {
+func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, rank map[bd.ManagerID]int, s *bd.Settings, roster map[bd.ManagerID]bd.Manager, order func(a, b strategy.Candidate) int, indexFrom int) *pool {
 	p := &pool{name: name}
 	members := inDist
 	if len(r.Managers) > 0 {
@@ -368,7 +368,7 @@ func makePool(name string, r bd.ChannelRule, inDist []bd.ManagerID, rank map[bd.
 		}
 	}
 	slices.SortFunc(p.removed, func(a, b Removal) int { return int(a.Manager - b.Manager) })
-	if order != nil && len(p.ids) >= indexMin {
+	if order != nil && len(p.ids) >= indexFrom {
 		p.index = newIndex(order, len(p.ids))
 		p.pos = make(map[bd.ManagerID]int, len(p.ids))
 		for i, m := range p.ids {

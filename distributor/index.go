@@ -29,10 +29,12 @@ import (
 // index at once; the whole pool is read again every indexRefresh, which
 // brings in other processes' changes and closed dialogs.
 const (
-	// indexMin is the smallest pool that gets an index: below it a
-	// decision reads every manager's load, which is about as fast and
-	// lists every candidate in the trace.
-	indexMin = 64
+	// indexMin is the smallest pool that gets an index. Below it a
+	// decision that reads every manager's load is cheaper than keeping
+	// the index in order as loads change (BenchmarkCycle: the two cost
+	// the same between 100 and 300 managers), and it lists every
+	// candidate in the trace.
+	indexMin = 256
 	// indexHead is how many managers a decision over an index reads.
 	indexHead = 8
 	// indexRefresh is how old an index may get before a decision reads

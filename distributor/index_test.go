@@ -56,7 +56,7 @@ func TestIndexedPoolChoosesAsTheWholePool(t *testing.T) {
 				}
 			}})
 			ordered := tc.strat()
-			indexed := newFixture(t, s, onlineManagers(ids), distributor.WithStrategy(ordered), hooks)
+			indexed := newFixture(t, s, onlineManagers(ids), distributor.WithStrategy(ordered), distributor.WithIndexFrom(64), hooks)
 			whole := newFixture(t, s, onlineManagers(ids), distributor.WithStrategy(strategy.Func(ordered.Pick)))
 			r := rand.New(rand.NewPCG(7, uint64(len(tc.name))))
 			var open []bd.DialogID

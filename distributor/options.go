@@ -38,6 +38,8 @@ type config struct {
 	keepEvents time.Duration
 	recent     int
 	work       store.WorkOptions
+	// indexMin is the smallest pool that gets an index (see index).
+	indexMin int
 }
 
 // newConfig applies opts over the defaults: round robin, the built-in
@@ -51,6 +53,7 @@ func newConfig(opts []Option) (config, error) {
 		sweep:      30 * time.Second,
 		keepEvents: 24 * time.Hour,
 		recent:     100,
+		indexMin:   indexMin,
 		profile:    profileConfig{timeout: DefaultProfileTimeout, maxAge: DefaultProfileMaxAge},
 	}
 	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
