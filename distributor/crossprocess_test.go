@@ -59,6 +59,12 @@ func TestPostgresCrossProcessDistributors(t *testing.T) {
 		xpChild(t, role)
 		return
 	}
+	// Its processes and schema are its own: it runs beside the package's
+	// other parallel tests. TestPostgresCrossProcessKill stays out of
+	// their turn, as the five processes of both tests together would hold
+	// too many of PostgreSQL's connections (100 by default) on a database
+	// other packages' tests use too.
+	t.Parallel()
 	dsn := xpSchema(t)
 	parent := xpOpen(t, dsn)
 	xpSetup(t, parent)

@@ -1263,6 +1263,9 @@ func (r rateLimited) RetryAfter() time.Duration { return time.Duration(r) }
 // before the pause passed, also not by the drains requested meanwhile.
 // (Those already on their way when the refusal came back go on.)
 func TestDrainPausesWhenMGAsksToSlowDown(t *testing.T) {
+	// MG's pause passes in real time: the test compares when each
+	// assignment began with it. It waits beside the other tests.
+	t.Parallel()
 	const dialogs, pause = 40, time.Second
 	ctx := context.Background()
 	ids := managerIDs(1)
