@@ -59,6 +59,12 @@ func TestPostgresCrossProcessDistributors(t *testing.T) {
 		xpChild(t, role)
 		return
 	}
+	// Its processes and schema are its own: it runs beside the package's
+	// other parallel tests. TestPostgresCrossProcessKill stays out of
+	// their turn, as the five processes of both tests together would hold
+	// too many of PostgreSQL's connections (100 by default) on a database
+	// other packages' tests use too.
+	t.Parallel()
 	dsn := xpSchema(t)
 	parent := xpOpen(t, dsn)
 	xpSetup(t, parent)
@@ -247,18 +253,76 @@ func (p *xpProc) wait(t *testing.T, killed bool) {
 	}
 }
 
+// xpLeaseTTL is how long a child's lease membership outlives its last
+// round: the jobs a killed child was running go back to the live ones
+// about this long (plus the store's grace for a job's attempt) after the
+// kill, where River's own rescue of stuck jobs would wait 20 to 50 s. The
+// survivor is still busy with its own events by then.
+const xpLeaseTTL = 3 * time.Second
+
+// xpMember keeps the child's membership in the store's leases, as a
+// deployment's fleet does: a round now, then one every quarter of the TTL
+// until the returned function is called, which stops the rounds and
+// leaves. Each round also forgets the members that lapsed (a killed
+// child) and gives back the jobs their workers were running. The rounds
+// share the child's connections with its workers, as a fleet's do: the
+// workers' transactions hold one for milliseconds, far less than the TTL.
+func xpMember(t *testing.T, st *sqlstore.Store, member string) (leave func()) {
+	t.Helper()
+	ctx := context.Background()
+	round := func() error {
+		_, err := st.Lease(ctx, store.LeaseRound{Member: member, Accounts: []bd.AccountID{xpAccount}, TTL: xpLeaseTTL})
+		return err
+	}
+	if err := round(); err != nil {
+		t.Fatal(err)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		heartbeat := time.NewTicker(xpLeaseTTL / 4)
+		defer heartbeat.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-heartbeat.C:
+				// A failed round is tried again at the next beat, as a
+				// fleet does; the membership lapses only if they keep
+				// failing, which delays the killed child's jobs, never
+				// loses them.
+				if err := round(); err != nil {
+					t.Logf("lease round of %s: %v", member, err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		if err := st.Leave(ctx, member); err != nil {
+			t.Errorf("leave as %s: %v", member, err)
+		}
+	}
+}
+
 // xpChild is the body of a child process.
 func xpChild(t *testing.T, role string) {
 	ctx := context.Background()
 	st := xpOpen(t, os.Getenv(xpDSNEnv))
-	d, err := distributor.New(xpAccount, st, xpGateway{})
+	// The workers are named after the child's lease member, so that a
+	// round of a live child finds out when this one was killed.
+	member := fmt.Sprintf("xp-%s-%s-%d", role, os.Getenv(xpSeedEnv), os.Getpid())
+	leave := xpMember(t, st, member)
+	defer leave()
+	d, err := distributor.New(xpAccount, st, xpGateway{}, distributor.WithWork(store.WorkOptions{Member: member}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	// The process ends once every job of the account is done: its own and
-	// those of the other processes (and of a killed one, once River rescues
-	// them).
+	// those of the other processes (and of a killed one, once a lease
+	// round of a live child finds its member lapsed).
 	defer func() {
 		flush, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()

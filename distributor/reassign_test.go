@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -318,65 +319,69 @@ func (g *fillingGateway) Assign(ctx context.Context, acc bd.AccountID, d bd.Dial
 // A move MG refuses while the old manager filled up puts the dialog in the
 // queue instead of over the manager's capacity.
 func TestRefusedMoveQueuesWhenTheManagerIsFull(t *testing.T) {
-	ids := managerIDs(2)
-	s := settingsFor(ids, 3)
-	s.Reassign = bd.ReassignUncompleted
-	st := memory.New()
-	gw := &fillingGateway{st: st}
-	if err := st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	ctx := context.Background()
-	roster := onlineManagers(ids)
-	roster[1].Online = false
-	if err := d.SetRoster(ctx, roster); err != nil {
-		t.Fatal(err)
-	}
-	// Dialog 1 is reserved for manager 1, and MG refuses: nobody holds
-	// it; record it to manager 1 as MG would have it.
-	_, err = st.Record(ctx, store.Assignment{Account: acct, Dialog: 1, To: bd.ManagerOf(1), At: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roster[1].Online = true
-	if err := d.SetRoster(ctx, roster); err != nil {
-		t.Fatal(err)
-	}
-	roster[0].Online = false
-	if err := d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}); err != nil {
-		t.Fatal(err)
-	}
-	flushDistributor(t, d, "the distributor's jobs did not finish")
-	loads, err := st.Loads(ctx, acct, []bd.ManagerID{1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := loads[0].Open; got > 3 {
-		t.Fatalf("manager 1 over capacity: got %v, want <= 3", got)
-	}
-	tr, err := d.Recent(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queued := false
-	for _, x := range tr {
-		if x.Dialog == 1 && x.Outcome == distributor.OutcomeQueued && x.Reassigned == 1 {
-			queued = true
+	// On synctest's fake clock the retry a second after MG's refusal takes no
+	// real time.
+	synctest.Test(t, func(t *testing.T) {
+		ids := managerIDs(2)
+		s := settingsFor(ids, 3)
+		s.Reassign = bd.ReassignUncompleted
+		st := memory.New()
+		gw := &fillingGateway{st: st}
+		if err := st.SaveAccount(context.Background(), bd.Account{ID: acct, Settings: s}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !queued {
-		t.Fatalf("the refused move of dialog 1 was queued: %v", tr)
-	}
-	r, err := st.Responsible(ctx, acct, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r != bd.ManagerOf(2) {
-		t.Fatalf("the queued dialog went to the manager with room: got %v, want %v", r, bd.ManagerOf(2))
-	}
+		d, err := distributor.New(acct, st, gw, distributor.WithWork(store.WorkOptions{Workers: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		ctx := context.Background()
+		roster := onlineManagers(ids)
+		roster[1].Online = false
+		if err := d.SetRoster(ctx, roster); err != nil {
+			t.Fatal(err)
+		}
+		// Dialog 1 is reserved for manager 1, and MG refuses: nobody holds
+		// it; record it to manager 1 as MG would have it.
+		_, err = st.Record(ctx, store.Assignment{Account: acct, Dialog: 1, To: bd.ManagerOf(1), At: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roster[1].Online = true
+		if err := d.SetRoster(ctx, roster); err != nil {
+			t.Fatal(err)
+		}
+		roster[0].Online = false
+		if err := d.Handle(ctx, distributor.Event{Kind: distributor.ManagerChanged, Account: acct, Manager: roster[0]}); err != nil {
+			t.Fatal(err)
+		}
+		flushDistributor(t, d, "the distributor's jobs did not finish")
+		loads, err := st.Loads(ctx, acct, []bd.ManagerID{1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loads[0].Open; got > 3 {
+			t.Fatalf("manager 1 over capacity: got %v, want <= 3", got)
+		}
+		tr, err := d.Recent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued := false
+		for _, x := range tr {
+			if x.Dialog == 1 && x.Outcome == distributor.OutcomeQueued && x.Reassigned == 1 {
+				queued = true
+			}
+		}
+		if !queued {
+			t.Fatalf("the refused move of dialog 1 was queued: %v", tr)
+		}
+		r, err := st.Responsible(ctx, acct, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r != bd.ManagerOf(2) {
+			t.Fatalf("the queued dialog went to the manager with room: got %v, want %v", r, bd.ManagerOf(2))
+		}
+	})
 }
