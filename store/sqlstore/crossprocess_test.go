@@ -54,6 +54,7 @@ func TestPostgresCrossProcess(t *testing.T) {
 		crossProcessChild(t)
 		return
 	}
+	t.Parallel()
 	dsn := newPostgresSchema(t)
 
 	// Start the children; each opens the store (racing the migrations
