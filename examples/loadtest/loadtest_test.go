@@ -179,7 +179,6 @@ func TestMemoryAccounts(t *testing.T) {
 }
 
 func TestSQLite(t *testing.T) {
-	t.Parallel()
 	cfg := small(t)
 	cfg.Store = storeSQLite
 	cfg.Distributors = 2
@@ -195,7 +194,9 @@ func TestSQLite(t *testing.T) {
 // own. The PostgreSQL runs stay out of t.Parallel, one after another: a
 // run of three worker processes holds some 60 connections, and the
 // server's limit (100 by default) is shared with other packages' tests.
-// The other runs, on the memory store and SQLite, run side by side.
+// So does the SQLite run (TestSQLite), whose pure-Go database is heavy on
+// the CPU under the race detector. The runs on the memory store run side
+// by side.
 func postgres(t *testing.T) Config {
 	if os.Getenv(postgresEnv) == "" {
 		t.Skip("PostgreSQL runs need a database: set " + postgresEnv +
