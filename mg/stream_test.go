@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -463,53 +465,125 @@ func TestStreamPingDetectsDeadPeer(t *testing.T) {
 }
 
 // A peer that answers pings keeps an idle connection alive well past the
-// read deadline.
+// read deadline. The test runs on a fake clock (testing/synctest), over
+// in-memory connections: the seconds of pings take no time, and a machine
+// however busy answers no ping late.
 func TestStreamIdleConnectionSurvivesWhilePongsArrive(t *testing.T) {
 	leakcheck.Check(t)
-	pings := make(chan struct{}, 300)
-	var handlers sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handlers.Add(1)
-		defer handlers.Done()
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OnPingReceived: func(context.Context, []byte) bool {
-			select {
-			case pings <- struct{}{}:
-			default:
+	synctest.Test(t, func(t *testing.T) {
+		pings := make(chan struct{}, 300)
+		var handlers sync.WaitGroup
+		ln := newPipeListener()
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handlers.Add(1)
+			defer handlers.Done()
+			conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OnPingReceived: func(context.Context, []byte) bool {
+				select {
+				case pings <- struct{}{}:
+				default:
+				}
+				return true
+			}})
+			if err != nil {
+				return
 			}
-			return true
-		}})
-		if err != nil {
-			return
+			defer conn.CloseNow()
+			<-conn.CloseRead(r.Context()).Done() // reads, so pings are answered
+		})}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = srv.Serve(ln)
+		}()
+		defer func() {
+			_ = srv.Close()
+			ln.closeConns()
+			<-served
+			handlers.Wait()
+		}()
+		tr := &http.Transport{DialContext: ln.dial}
+		defer tr.CloseIdleConnections()
+		c, _ := mg.New("http://mg.test", "t", mg.WithHTTPClient(&http.Client{Transport: tr}))
+		const readTimeout = 5 * time.Second
+		s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithPingInterval(50*time.Millisecond), mg.WithReadTimeout(readTimeout), mg.WithBackoff(quickBackoff))
+		stop := runStream(t, s)
+		// Pings go on for longer than the read deadline.
+		n := 0
+		for start := time.Now(); time.Since(start) < readTimeout+time.Second; n++ {
+			select {
+			case <-pings:
+			case <-time.After(20 * time.Second):
+				t.Fatal("pings stopped")
+			}
 		}
-		defer conn.CloseNow()
-		<-conn.CloseRead(r.Context()).Done() // reads, so pings are answered
-	}))
-	defer func() {
-		srv.CloseClientConnections()
-		handlers.Wait()
-		srv.Close()
-	}()
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	c, _ := mg.New(srv.URL, "t", mg.WithHTTPClient(&http.Client{Transport: tr}))
-	// The read timeout is generous: a loaded machine (a race run beside
-	// others) answered a ping more than 2 s late.
-	const readTimeout = 5 * time.Second
-	s, _ := c.Stream([]string{mg.EventDialogOpened}, func(context.Context, mg.Event) error { return nil }, mg.WithPingInterval(50*time.Millisecond), mg.WithReadTimeout(readTimeout), mg.WithBackoff(quickBackoff))
-	stop := runStream(t, s)
-	// Pings go on for longer than the read deadline.
-	for start := time.Now(); time.Since(start) < readTimeout+time.Second; {
-		select {
-		case <-pings:
-		case <-time.After(20 * time.Second):
-			t.Fatal("pings stopped")
+		stop()
+		if st := s.Stats(); st.Connects != 1 {
+			t.Fatalf("stats = %+v after %d pings, want one connection kept alive by pongs", st, n)
 		}
-	}
-	stop()
-	if st := s.Stats(); st.Connects != 1 {
-		t.Fatalf("stats = %+v, want one connection kept alive by pongs", st)
+	})
+}
+
+// pipeListener hands the server the far ends of in-memory connections
+// (net.Pipe) that its dial opens, for tests on synctest's fake clock,
+// where no real socket may be used.
+type pipeListener struct {
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	served []net.Conn
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// dial is an http.Transport's DialContext: the client's end of a new pipe.
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		l.mu.Lock()
+		l.served = append(l.served, server)
+		l.mu.Unlock()
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+// closeConns closes the server's end of every connection, also those the
+// server hijacked (websockets), which http.Server.Close leaves open.
+func (l *pipeListener) closeConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.served {
+		c.Close()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
 
 func TestStreamRunLeavesNoGoroutines(t *testing.T) {
 	leakcheck.Check(t)

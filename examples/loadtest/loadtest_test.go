@@ -103,6 +103,7 @@ func checkInvariants(t *testing.T, r Result) {
 // The memory store keeps every invariant, and the naive baseline run
 // beside it breaks capacity: the harness detects a read-then-write race.
 func TestMemoryAndBaseline(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	// Many dialogs at once and capacity 1: concurrent distributors all
 	// pick the manager idle longest, the race the baseline loses.
@@ -135,6 +136,7 @@ func TestMemoryAndBaseline(t *testing.T) {
 // Websocket drops, server errors and throttling on the memory store, with
 // half the dialogs closing so that slots free and waiting dialogs move up.
 func TestMemoryFaults(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 5, 2, 80, 50
 	cfg.CloseAfter, cfg.CloseShare = 400*time.Millisecond, 0.5
@@ -156,6 +158,7 @@ func TestMemoryFaults(t *testing.T) {
 // the memory store: every figure is kept per (account, dialog), each
 // account's stream runs in one fleet, and both fleets work.
 func TestMemoryAccounts(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Accounts, cfg.Distributors = 3, 2
 	cfg.Managers, cfg.Capacity, cfg.Dialogs = 2, 2, 60
@@ -187,6 +190,13 @@ func TestSQLite(t *testing.T) {
 	}
 }
 
+// postgres returns the small load on a PostgreSQL database of the run's
+// own. The PostgreSQL runs stay out of t.Parallel, one after another: a
+// run of three worker processes holds some 60 connections, and the
+// server's limit (100 by default) is shared with other packages' tests.
+// So does the SQLite run (TestSQLite), whose pure-Go database is heavy on
+// the CPU under the race detector. The runs on the memory store run side
+// by side.
 func postgres(t *testing.T) Config {
 	if os.Getenv(postgresEnv) == "" {
 		t.Skip("PostgreSQL runs need a database: set " + postgresEnv +
@@ -256,6 +266,7 @@ func checkShares(t *testing.T, r Result, members int) {
 }
 
 func TestBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"-store", "mongo"},
 		{"-store", "memory", "-processes", "2"},
@@ -287,6 +298,7 @@ func TestBadFlags(t *testing.T) {
 
 // -json prints exactly one JSON object with the documented fields.
 func TestJSONOutput(t *testing.T) {
+	t.Parallel()
 	var out, errs bytes.Buffer
 	code := runMain([]string{"-json", "-dialogs", "20", "-managers", "4", "-capacity", "10", "-rate", "0"}, &out, &errs)
 	if code != 0 && code != 1 {
@@ -320,6 +332,7 @@ func TestJSONOutput(t *testing.T) {
 
 // Each flag problem is named, and nothing else is.
 func TestValidateNamesProblems(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -356,6 +369,7 @@ func TestValidateNamesProblems(t *testing.T) {
 }
 
 func TestOutageStart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n      int
 		rate   float64
@@ -375,6 +389,7 @@ func TestOutageStart(t *testing.T) {
 }
 
 func TestReplyMatcher(t *testing.T) {
+	t.Parallel()
 	rm, err := newReplyMatcher(settingsFor(nil, 1).Replies)
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +435,7 @@ func botSays(t *testing.T, m *sandbox.MG, chat bd.ChatID, text string) {
 // The accounting tells delivered, duplicated, lost, dead and moot replies
 // apart, from the store's claims, the rules and MG's message log.
 func TestAccountReplies(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	account := accountID(0)
 	m, err := sandbox.NewMG()
@@ -517,6 +533,7 @@ func checkReplies(t *testing.T, r Result) {
 // with no dialog closing, each dialog is greeted and then told its manager
 // or why it waits.
 func TestMemoryRepliesUnderFaults(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Dialogs, cfg.Rate = 60, 100
 	cfg.Err5xx, cfg.Err429 = 0.2, 0.1
@@ -538,6 +555,7 @@ func TestMemoryRepliesUnderFaults(t *testing.T) {
 // Replies and assignments MG applied but answered with an error are not
 // sent again: no reply is duplicated, none lost.
 func TestMemoryRepliesAppliedThenFailed(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Dialogs, cfg.Rate = 60, 100
 	cfg.ErrApplied = 0.3
@@ -559,6 +577,7 @@ func TestMemoryRepliesAppliedThenFailed(t *testing.T) {
 // Dialogs closing soon after they open: a reply their customer left
 // before is not lost; every other one is delivered.
 func TestMemoryRepliesClosing(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 2, 80, 100
 	cfg.CloseAfter, cfg.CloseShare = 30*time.Millisecond, 0.5
@@ -570,6 +589,7 @@ func TestMemoryRepliesClosing(t *testing.T) {
 // -latency stays in force while the distributors settle, and an
 // assignment waits on one MG round trip at least.
 func TestLatencyWholeRun(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 10, 20, 100
 	cfg.Latency = 20 * time.Millisecond
@@ -640,6 +660,7 @@ func TestPostgresKillWorker(t *testing.T) {
 // every dialog is assigned (the first step's group holds fewer slots than
 // there are dialogs, so some move on to everyone), within the invariants.
 func TestMemoryRoutingWithCardsAndSteps(t *testing.T) {
+	t.Parallel()
 	cfg := small(t)
 	cfg.Managers, cfg.Capacity, cfg.Dialogs, cfg.Rate = 4, 10, 30, 100
 	cfg.Latency = 20 * time.Millisecond

@@ -54,6 +54,8 @@ func TestPostgresCrossProcess(t *testing.T) {
 		crossProcessChild(t)
 		return
 	}
+	// Not t.Parallel: the processes' connections beside the invariant
+	// hammer's 64 would leave PostgreSQL (100 by default) none to spare.
 	dsn := newPostgresSchema(t)
 
 	// Start the children; each opens the store (racing the migrations

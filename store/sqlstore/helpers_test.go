@@ -69,8 +69,17 @@ func newSQLiteDB(t testing.TB) *sql.DB {
 // the test ends, and returns a DSN whose search_path selects it.
 func newPostgresSchema(t testing.TB) string {
 	t.Helper()
-	dsn := postgresDSN(t)
-	admin := openDB(t, "pgx", dsn)
+	u, err := url.Parse(postgresDSN(t))
+	if err != nil {
+		t.Fatalf("%s is not a URL DSN: %v", postgresEnv, err)
+	}
+	// The schema is dropped when the test ends: a commit need not wait
+	// for the disk (only a crash of PostgreSQL itself could lose one),
+	// neither the schema's creation and drop nor the store's writes.
+	q := u.Query()
+	q.Set("synchronous_commit", "off")
+	u.RawQuery = q.Encode()
+	admin := openDB(t, "pgx", u.String())
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "bd_test_" + hex.EncodeToString(b)
@@ -83,15 +92,7 @@ func newPostgresSchema(t testing.TB) string {
 			t.Errorf("dropping schema %s: %v", schema, err)
 		}
 	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("%s is not a URL DSN: %v", postgresEnv, err)
-	}
-	q := u.Query()
 	q.Set("search_path", schema)
-	// The schema is dropped when the test ends: a commit need not wait
-	// for the disk (only a crash of PostgreSQL itself could lose one).
-	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -78,6 +78,7 @@ func awaitBlocked[T any](t *testing.T, db *sql.DB, pid int, done <-chan T) {
 // NoWait it waits for that transaction and is made. A move waits either
 // way, and so do managers nobody holds or who have no load row yet.
 func TestPostgresAssignWithoutWaiting(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dsn := newPostgresSchema(t)
 	s := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres)
@@ -178,6 +179,7 @@ func TestPostgresAssignWithoutWaiting(t *testing.T) {
 // nine arguments: the call works before and after the upgrade to version 5,
 // and waits for a locked load row as it always did.
 func TestPostgresAssignCalledAsVersion4(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dsn := newPostgresSchema(t)
 	db := openDB(t, "pgx", dsn)
@@ -239,6 +241,7 @@ func TestPostgresAssignCalledAsVersion4(t *testing.T) {
 // same manager (bd_release deletes the dialog's row, then frees the load),
 // it waits for the Release instead of deadlocking with it.
 func TestPostgresAssignWithoutWaitingDuringRelease(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dsn := newPostgresSchema(t)
 	// No retries: a deadlock would be an error, not a pause and a retry.
@@ -279,6 +282,7 @@ func TestPostgresAssignWithoutWaitingDuringRelease(t *testing.T) {
 // stores the same reply (bd_enqueue under the dialog's lock, then the
 // reply's claim), it waits for the Enqueue instead of deadlocking with it.
 func TestPostgresAssignJobsAfterTheDialogLock(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dsn := newPostgresSchema(t)
 	// No retries: a deadlock would be an error, not a pause and a retry.

@@ -11,12 +11,20 @@ import (
 	"github.com/botdistributor/botdistributor/store/storetest"
 )
 
+// conformanceConcurrency is how many cases of the conformance suite run at
+// once on each engine: every case has a database of its own, and most of
+// them wait (for a commit, for River's polling). It is kept small for
+// PostgreSQL's connection limit (100 by default): the racing cases use up
+// to 33 connections each, and the suite runs at most one of them at a
+// time, the invariant hammer (64 connections) alone.
+const conformanceConcurrency = 4
+
 // TestSQLite runs the conformance suite on a fresh SQLite file per subtest.
 func TestSQLite(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, newSQLiteDB(t), sqlstore.SQLite)
-	})
+	}, storetest.WithConcurrency(conformanceConcurrency))
 }
 
 // TestSQLiteMemory runs the conformance suite on in-memory databases,
@@ -37,7 +45,7 @@ func TestSQLiteMemory(t *testing.T) {
 		db := openDB(t, "sqlite", dsn)
 		db.SetMaxOpenConns(1)
 		return open(t, db, sqlstore.SQLite)
-	})
+	}, storetest.WithConcurrency(conformanceConcurrency))
 }
 
 // TestPostgres runs the conformance suite on a fresh PostgreSQL schema per
@@ -47,5 +55,5 @@ func TestPostgres(t *testing.T) {
 	postgresDSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, newPostgresDB(t), sqlstore.Postgres)
-	})
+	}, storetest.WithConcurrency(conformanceConcurrency))
 }

@@ -19,7 +19,8 @@
 // still sees each case start from nothing; the one exception is
 // "Events/Prune", which counts what PruneEvents forgets across the whole
 // store and so needs a store holding no event claims but its own.
-// Constructors should register their cleanup with t.Cleanup.
+// Constructors should register their cleanup with t.Cleanup. The cases run
+// one after another unless [WithConcurrency] says otherwise.
 //
 // Where the interface documentation leaves room, the suite settles it:
 //
@@ -48,6 +49,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,7 +71,8 @@ type optionFunc func(*config) error
 func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
-	hammer int
+	hammer      int
+	concurrency int
 }
 
 // DefaultHammer is the number of assignment attempts the invariant hammer
@@ -93,10 +96,36 @@ func WithHammer(n int) Option {
 	})
 }
 
+// WithConcurrency runs up to n cases of a group at once instead of one
+// after the other, each in its own subtest against its own store, for
+// stores whose cases mostly wait (on a database, on a job engine's
+// polling). The groups still run one after another, and the invariant
+// hammer's cases, which race many goroutines themselves, run alone. The
+// cases are subtests started together rather than through t.Parallel, so
+// n bounds them, not go test -parallel.
+//
+// Use it only when newStore returns a store of its own on every call: a
+// store whose data outlives the subtest (a shared database) would see
+// "Events/Prune" and the Leases cases counting the claims and members of
+// the cases beside them. The default (and 0) is 1; a negative n is
+// refused.
+func WithConcurrency(n int) Option {
+	return optionFunc(func(c *config) error {
+		switch {
+		case n == 0:
+			n = 1
+		case n < 0:
+			return fmt.Errorf("WithConcurrency: %d cases at once, want at least 1", n)
+		}
+		c.concurrency = n
+		return nil
+	})
+}
+
 // newConfig applies opts and returns the refusals, joined and prefixed
 // with "storetest: ".
 func newConfig(opts []Option) (config, error) {
-	cfg := config{hammer: DefaultHammer}
+	cfg := config{hammer: DefaultHammer, concurrency: 1}
 	if err := option.Apply(opts, func(o Option) error { return o.apply(&cfg) }); err != nil {
 		return config{}, fmt.Errorf("storetest: %w", err)
 	}
@@ -118,33 +147,51 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 	groups := []struct {
 		name  string
 		cases []testCase
+		alone bool // one case at a time, whatever WithConcurrency says
 	}{
-		{"Assign", assignCases()},
-		{"Release", releaseCases()},
-		{"Record", recordCases()},
-		{"Close", closeCases()},
-		{"Move", moveCases()},
-		{"Loads", loadsBufferCases()},
-		{"Invariants", invariantCases(cfg)},
-		{"Queue", queueCases()},
-		{"Replies", replyCases()},
-		{"Events", eventCases()},
-		{"Bindings", bindingCases()},
-		{"Accounts", accountCases()},
-		{"Jobs", jobCases()},
-		{"Leases", leaseCases()},
+		{"Assign", assignCases(), false},
+		{"Release", releaseCases(), false},
+		{"Record", recordCases(), false},
+		{"Close", closeCases(), false},
+		{"Move", moveCases(), false},
+		{"Loads", loadsBufferCases(), false},
+		{"Invariants", invariantCases(cfg), true},
+		{"Queue", queueCases(), false},
+		{"Replies", replyCases(), false},
+		{"Events", eventCases(), false},
+		{"Bindings", bindingCases(), false},
+		{"Accounts", accountCases(), false},
+		{"Jobs", jobCases(), false},
+		{"Leases", leaseCases(), false},
+	}
+	runCase := func(t *testing.T, c testCase) {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			if s == nil {
+				t.Fatal("storetest: newStore returned nil")
+			}
+			c.run(t, s)
+		})
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
+			if cfg.concurrency == 1 || g.alone {
+				for _, c := range g.cases {
+					runCase(t, c)
+				}
+				return
+			}
+			// Up to cfg.concurrency cases at once, started in order.
+			slots := make(chan struct{}, cfg.concurrency)
+			var wg sync.WaitGroup
 			for _, c := range g.cases {
-				t.Run(c.name, func(t *testing.T) {
-					s := newStore(t)
-					if s == nil {
-						t.Fatal("storetest: newStore returned nil")
-					}
-					c.run(t, s)
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots }()
+					runCase(t, c)
 				})
 			}
+			wg.Wait()
 		})
 	}
 }
