@@ -286,6 +286,18 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 	if err := checkAccount("loads", acc); err != nil {
 		return nil, err
 	}
+	out := emptyLoads(managers, dst)
+	if sh := s.shardOf(acc); sh != nil {
+		sh.mu.Lock()
+		sh.loads(managers, out)
+		sh.mu.Unlock()
+	}
+	return out, nil
+}
+
+// emptyLoads returns the loads of managers who hold nothing, in dst when
+// it is large enough.
+func emptyLoads(managers []bd.ManagerID, dst []store.Load) []store.Load {
 	out := dst[:0]
 	if cap(out) < len(managers) {
 		out = make([]store.Load, len(managers))
@@ -293,17 +305,10 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 		out = out[:len(managers)]
 		clear(out)
 	}
-	sh := s.shardOf(acc)
-	if sh == nil {
-		for i, m := range managers {
-			out[i].Manager = m
-		}
-		return out, nil
+	for i, m := range managers {
+		out[i].Manager = m
 	}
-	sh.mu.Lock()
-	sh.loads(managers, out)
-	sh.mu.Unlock()
-	return out, nil
+	return out
 }
 
 // loads fills out (as long as managers) with the managers' loads, with
@@ -379,19 +384,10 @@ func (s *Store) ReadDecision(_ context.Context, acc bd.AccountID, managers []bd.
 	if err := checkAccount("read decision", acc); err != nil {
 		return store.DecisionReads{}, err
 	}
-	out := dst[:0]
-	if cap(out) < len(managers) {
-		out = make([]store.Load, len(managers))
-	} else {
-		out = out[:len(managers)]
-		clear(out)
-	}
+	out := emptyLoads(managers, dst)
 	r := store.DecisionReads{Loads: out}
 	sh := s.shardOf(acc)
 	if sh == nil {
-		for i, m := range managers {
-			out[i].Manager = m
-		}
 		return r, nil
 	}
 	sh.mu.Lock()
