@@ -725,7 +725,7 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	}
 	var wg sync.WaitGroup
 	if s.dialect == Postgres {
-		wg.Go(func() { w.promote(ctx) })
+		wg.Go(func() { every(ctx, promoteEvery, w.promote) })
 	}
 	refreshing := len(o.Accounts) == 0 && !s.shared
 	if refreshing {
@@ -735,11 +735,7 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		}
 		s.works[w] = struct{}{}
 		s.worksMu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.refresh(ctx)
-		}()
+		wg.Go(func() { every(ctx, queueRefresh, w.refresh) })
 	}
 	<-ctx.Done()
 	w.stopping.Store(true)
@@ -761,13 +757,21 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 // delayed jobs and retries available (promote).
 const promoteEvery = 100 * time.Millisecond
 
-// promote makes the delayed jobs and retries of the worker's queues
-// available once they are due, every promoteEvery, until ctx ends: River's
-// own scheduler does so only every 5 s, so a retry asked for in a second
-// (MessageGateway's pause, a refused assignment's drain) would wait up to
-// six. Both may move the same job; River's scheduler stays the backstop.
+// promote makes the delayed jobs and retries of the worker's queues that
+// are due available; Work runs it every promoteEvery on PostgreSQL:
+// River's own scheduler does so only every 5 s, so a retry asked for in a
+// second (MessageGateway's pause, a refused assignment's drain) would wait
+// up to six. Both may move the same job; River's scheduler stays the
+// backstop.
 func (w *worker) promote(ctx context.Context) {
-	t := time.NewTicker(promoteEvery)
+	if err := w.s.promoteDue(ctx, w.queueList()); err != nil && ctx.Err() == nil {
+		w.s.logger.LogAttrs(ctx, slog.LevelDebug, "sqlstore: making due jobs available failed; River's scheduler does it", slog.Any("error", err))
+	}
+}
+
+// every calls round every period until ctx ends.
+func every(ctx context.Context, period time.Duration, round func(context.Context)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -775,9 +779,7 @@ func (w *worker) promote(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := w.s.promoteDue(ctx, w.queueList()); err != nil && ctx.Err() == nil {
-			w.s.logger.LogAttrs(ctx, slog.LevelDebug, "sqlstore: making due jobs available failed; River's scheduler does it", slog.Any("error", err))
-		}
+		round(ctx)
 	}
 }
 
@@ -930,25 +932,17 @@ func (w *worker) addQueue(q string) {
 	w.queues[q] = true
 }
 
-// refresh adds the queues other processes recorded, until ctx ends.
+// refresh adds the queues other processes recorded; Work runs it every
+// queueRefresh.
 func (w *worker) refresh(ctx context.Context) {
-	t := time.NewTicker(queueRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	qs, err := w.s.knownQueues(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.s.logger.Error("sqlstore: reading the job queues", "err", err)
 		}
-		qs, err := w.s.knownQueues(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.s.logger.Error("sqlstore: reading the job queues", "err", err)
-			}
-			continue
-		}
-		for _, q := range qs {
-			w.addQueue(q)
-		}
+		return
+	}
+	for _, q := range qs {
+		w.addQueue(q)
 	}
 }
