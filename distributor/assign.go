@@ -52,8 +52,11 @@ func (d *Distributor) distribute(ctx context.Context, a *account, dl bd.Dialog) 
 		// Those waiting for MG (refused or paused here, or reserved by a
 		// drain here and not answered yet) are no claim on the free
 		// manager.
-		now := time.Now()
-		if n -= a.refusedWaits.count(now) + a.drainingWaits.count(now); n > 0 && freeSlots(tr.Candidates) <= n {
+		if n > 0 {
+			now := time.Now()
+			n -= a.refusedWaits.count(now) + a.drainingWaits.count(now)
+		}
+		if n > 0 && freeSlots(tr.Candidates) <= n {
 			v, tr.Situation = wait, bd.AllManagersBusy
 			tr.Choice = strategy.Choice{}
 		}

@@ -18,10 +18,10 @@ const refusedHold = 30 * time.Second
 // with room: those this process put back in the queue because MG refused
 // or paused their assignment, and those a drain here reserved that MG has
 // not answered yet. A new dialog that finds a manager free does not join
-// the queue behind them, as it does behind dialogs waiting for room, whose
-// the next free slot is: otherwise one refusal would send every new dialog
-// through the queue, and the drain's reservations in flight would keep it
-// from emptying.
+// the queue behind them, as it does behind dialogs waiting for room (the
+// next free slot is theirs): otherwise one refusal would send every new
+// dialog through the queue, and the drain's reservations in flight would
+// keep it from emptying.
 type dialogSince struct {
 	mu sync.Mutex
 	at map[bd.DialogID]time.Time
