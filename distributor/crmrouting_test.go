@@ -113,6 +113,9 @@ func TestStrictOrderFollowsTheAdminsOrder(t *testing.T) {
 			if want := "first in the set order (place 3)"; tr.Choice.Reason != want {
 				t.Fatalf("reason %q, want %q", tr.Choice.Reason, want)
 			}
+			if n >= 64 && tr.CandidateCount > 9 { // the index's head of 8, and the last manager
+				t.Fatalf("dialog 3 was decided over %d candidates, not over the index's head", tr.CandidateCount)
+			}
 			f.close(t, 1) // the first in the order has room again
 			f.openNow(t, 4)
 			wantResponsible(t, f, 4, bd.ManagerOf(order[0]), "the first in the order again")
