@@ -3,11 +3,13 @@ package distributor_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	bd "github.com/botdistributor/botdistributor"
 	"github.com/botdistributor/botdistributor/distributor"
 	"github.com/botdistributor/botdistributor/reply"
+	"github.com/botdistributor/botdistributor/store"
 	"github.com/botdistributor/botdistributor/store/memory"
 )
 
@@ -24,7 +26,7 @@ func (discardGateway) Assign(context.Context, bd.AccountID, bd.DialogID, bd.Resp
 	return nil
 }
 
-func newBenchDistributor(b *testing.B, managers int) *distributor.Distributor {
+func newBenchDistributor(b *testing.B, managers int, opts ...distributor.Option) *distributor.Distributor {
 	b.Helper()
 	ctx := context.Background()
 	st := memory.New()
@@ -36,7 +38,7 @@ func newBenchDistributor(b *testing.B, managers int) *distributor.Distributor {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := distributor.New(acct, st, discardGateway{}, distributor.WithReplier(replier))
+	d, err := distributor.New(acct, st, discardGateway{}, append([]distributor.Option{distributor.WithReplier(replier)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,33 +70,61 @@ func cycleBatch(managers int) int { return min(256, managers*benchCapacity) }
 func BenchmarkCycle(b *testing.B) {
 	for _, managers := range []int{10, 100, 300, 1000, 10000} {
 		b.Run(fmt.Sprintf("managers=%d", managers), func(b *testing.B) {
-			d := newBenchDistributor(b, managers)
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			batch := cycleBatch(managers)
-			for start := 0; start < b.N; start += batch {
-				end := min(start+batch, b.N)
-				for i := start; i < end; i++ {
-					if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i+1, 1)}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := d.Flush(ctx); err != nil {
-					b.Fatal(err)
-				}
-				for i := start; i < end; i++ {
-					if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: bd.DialogID(i + 1)}}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := d.Flush(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+			runCycles(b, newBenchDistributor(b, managers), managers)
 		})
 	}
+}
+
+// BenchmarkCycleIndex compares a cycle decided over the manager index with
+// one that reads every manager's load, around the pool size from which a
+// pool gets the index.
+func BenchmarkCycleIndex(b *testing.B) {
+	for _, managers := range []int{100, 300, 1000} {
+		for _, mode := range []struct {
+			name string
+			from int
+		}{{"index", 0}, {"whole-pool", math.MaxInt}} {
+			b.Run(fmt.Sprintf("managers=%d/%s", managers, mode.name), func(b *testing.B) {
+				runCycles(b, newBenchDistributor(b, managers, distributor.WithIndexFrom(mode.from)), managers)
+			})
+		}
+	}
+}
+
+// BenchmarkCycleOneWorker is BenchmarkCycle at 100 managers with one
+// worker instead of store.DefaultWorkers: the cycle without contention on
+// the store's lock. Its CPU per cycle (a -cpuprofile's samples over b.N)
+// set beside BenchmarkCycle's is what the contention costs.
+func BenchmarkCycleOneWorker(b *testing.B) {
+	runCycles(b, newBenchDistributor(b, 100, distributor.WithWork(store.WorkOptions{Workers: 1})), 100)
+}
+
+// runCycles runs b.N cycles over d, whose pool has managers managers.
+func runCycles(b *testing.B, d *distributor.Distributor, managers int) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	batch := cycleBatch(managers)
+	for start := 0; start < b.N; start += batch {
+		end := min(start+batch, b.N)
+		for i := start; i < end; i++ {
+			if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogOpened, Account: acct, Dialog: dialog(i+1, 1)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := d.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for i := start; i < end; i++ {
+			if err := d.Handle(ctx, distributor.Event{Kind: distributor.DialogClosed, Account: acct, Dialog: bd.Dialog{ID: bd.DialogID(i + 1)}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := d.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
 }
 
 // BenchmarkHandle measures accepting an event: what the event source waits
