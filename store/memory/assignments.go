@@ -288,8 +288,9 @@ func (s *Store) Loads(_ context.Context, acc bd.AccountID, managers []bd.Manager
 	}
 	out := emptyLoads(managers, dst)
 	if sh := s.shardOf(acc); sh != nil {
+		p := sh.plans.find(managers)
 		sh.mu.Lock()
-		sh.loads(managers, out)
+		sh.loads(managers, p, out)
 		sh.mu.Unlock()
 	}
 	return out, nil
@@ -312,9 +313,9 @@ func emptyLoads(managers []bd.ManagerID, dst []store.Load) []store.Load {
 }
 
 // loads fills out (as long as managers) with the managers' loads, with
-// sh.mu held.
-func (sh *shard) loads(managers []bd.ManagerID, out []store.Load) {
-	if p := sh.plans.find(managers, len(sh.managers)); p != nil {
+// sh.mu held; p is the plan found for managers before, if any.
+func (sh *shard) loads(managers []bd.ManagerID, p *loadsPlan, out []store.Load) {
+	if p != nil && p.table == len(sh.managers) {
 		for i, row := range p.rows {
 			ms := &sh.managers[row]
 			l := &out[i]
@@ -390,8 +391,9 @@ func (s *Store) ReadDecision(_ context.Context, acc bd.AccountID, managers []bd.
 	if sh == nil {
 		return r, nil
 	}
+	p := sh.plans.find(managers)
 	sh.mu.Lock()
-	sh.loads(managers, out)
+	sh.loads(managers, p, out)
 	r.Waiting = len(sh.queue.entries)
 	if c != 0 {
 		r.LastManager = sh.lastManager[c]

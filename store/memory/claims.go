@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"time"
 
 	bd "github.com/botdistributor/botdistributor"
@@ -145,10 +146,7 @@ func (s *Store) ClaimEvent(_ context.Context, acc bd.AccountID, key string, at t
 }
 
 func (s *Store) claimEvent(acc bd.AccountID, key string, at time.Time) bool {
-	sh := s.shardFor(acc)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.events.claim(key, at)
+	return s.shardFor(acc).events.claim(key, at)
 }
 
 // PruneEvents implements [store.Events]. It visits the accounts one at a
@@ -157,8 +155,8 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 	n := 0
 	s.shards.Range(func(_, v any) bool {
 		sh := v.(*shard)
-		sh.mu.Lock()
 		n += sh.events.prune(before)
+		sh.mu.Lock()
 		for d, r := range sh.dialogs {
 			if r.closed && r.closedAt.Before(before) {
 				delete(sh.dialogs, d)
@@ -183,7 +181,12 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 // holds every claim until it is pruned, grows by moving integers instead
 // of hashing again strings scattered over the heap; a key whose hash
 // another key claimed first is kept apart, by itself.
+//
+// The claims have a lock of their own: they share nothing with the rest
+// of the account, and an event source claiming keys (into a table that
+// now and then grows) should not hold up the workers' decisions.
 type eventClaims struct {
+	mu     sync.Mutex
 	seed   maphash.Seed
 	byHash map[uint64]eventClaim
 	others map[string]time.Time
@@ -201,6 +204,8 @@ func newEventClaims() eventClaims {
 // claim claims key at the given time and reports whether it was free.
 func (c *eventClaims) claim(key string, at time.Time) bool {
 	h := maphash.String(c.seed, key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	prev, taken := c.byHash[h]
 	if taken && prev.key == key {
 		return false
@@ -220,6 +225,8 @@ func (c *eventClaims) claim(key string, at time.Time) bool {
 
 // prune forgets the claims made before the given time and returns how many.
 func (c *eventClaims) prune(before time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n := 0
 	for h, e := range c.byHash {
 		if e.at.Before(before) {

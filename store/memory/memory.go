@@ -57,7 +57,9 @@ var _ store.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store { return &Store{} }
 
-// shard is everything the store keeps for one account, under one lock.
+// shard is everything the store keeps for one account, under one lock but
+// for the event claims, which have their own, and the slots of the loads
+// plans, read without it.
 //
 // The lock is a plain mutex, for readers too: every section under it is
 // short, and a mutex spins a moment before it parks, where a reader-writer

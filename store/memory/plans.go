@@ -2,6 +2,7 @@ package memory
 
 import (
 	"slices"
+	"sync/atomic"
 
 	bd "github.com/botdistributor/botdistributor"
 )
@@ -33,20 +34,24 @@ func (sh *shard) newPlan(ids []bd.ManagerID) *loadsPlan {
 	return &loadsPlan{ids: slices.Clone(ids), rows: rows, table: len(sh.managers)}
 }
 
-// loadsPlans holds a shard's few most recent plans, under the shard's
-// lock. A plan is never changed once made.
+// loadsPlans holds a shard's few most recent plans. The slots are read
+// without the shard's lock, so that comparing a request with the plans
+// (hundreds of ids) does not hold up the account; the rest is under the
+// lock, which also keeps a plan's use exact: the table's length is checked
+// there. A plan is never changed once made.
 type loadsPlans struct {
-	slots [4]*loadsPlan
+	slots [4]atomic.Pointer[loadsPlan]
 	next  int
 	// lastMiss is the hash of the last list no plan matched; a list missed
 	// twice in a row gets a plan, so one-off lists do not churn the slots.
 	lastMiss idHash
 }
 
-// find returns the plan of ids made for a table of length table, or nil.
-func (ps *loadsPlans) find(ids []bd.ManagerID, table int) *loadsPlan {
-	for _, p := range ps.slots {
-		if p != nil && p.table == table && slices.Equal(p.ids, ids) {
+// find returns a plan of ids, or nil; it holds only for a table of the
+// length in its table field. Callers need not hold the shard's lock.
+func (ps *loadsPlans) find(ids []bd.ManagerID) *loadsPlan {
+	for i := range ps.slots {
+		if p := ps.slots[i].Load(); p != nil && slices.Equal(p.ids, ids) {
 			return p
 		}
 	}
@@ -61,9 +66,9 @@ func (ps *loadsPlans) missed(h idHash) bool {
 	return again
 }
 
-// add puts p in place of the oldest plan.
+// add puts p in place of the oldest plan, under the shard's lock.
 func (ps *loadsPlans) add(p *loadsPlan) {
-	ps.slots[ps.next] = p
+	ps.slots[ps.next].Store(p)
 	ps.next = (ps.next + 1) % len(ps.slots)
 }
 
