@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -24,8 +25,14 @@ import (
 // jobs a worker can start at once and taking one is O(1) (past the jobs of
 // accounts the worker does not handle). A worker that finishes a job takes
 // the next under the same lock hold; idle workers sleep until a job they
-// handle becomes ready, and only as many are woken as there are jobs for
-// them. Delayed jobs wait in a heap that one timer watches.
+// handle becomes ready. Delayed jobs wait in a heap that one timer watches.
+//
+// Waking is paced as the Go scheduler paces its threads: up to GOMAXPROCS
+// workers of a Work are woken at once, which is all the processors can
+// run; the others are woken only for workers that stall, i.e. stay in one
+// job (waiting for MessageGateway, say) for a whole stallAfter while jobs
+// wait. Waking all of them for a burst of jobs that take microseconds of
+// processor each would have them queue on the locks instead.
 type jobs struct {
 	mu     sync.Mutex
 	nextID int64
@@ -44,6 +51,9 @@ type jobs struct {
 	works []*work
 	// free recycles the records of finished jobs.
 	free []*memJob
+	// owed lists the works granted a wake-up under the lock, one entry per
+	// worker to wake once it is released (see unlock).
+	owed []*work
 }
 
 // maxFree bounds the finished job records kept for reuse.
@@ -83,11 +93,34 @@ type uniqueKey struct {
 
 type work struct {
 	opts store.WorkOptions
-	// wake tells one sleeping worker of this Work that a job may be ready
-	// for it; idle counts the workers asleep or about to be (under jobs.mu).
-	wake chan struct{}
-	idle int
+	// wake holds one token per sleeping worker told that a job may be
+	// ready for it; idle counts the workers asleep or about to be, woken
+	// or not, and tokens the wake-ups granted and not yet taken (both
+	// under jobs.mu).
+	wake   chan struct{}
+	idle   int
+	tokens int
+	// eager is how many workers run before more are woken only for
+	// stalled ones (GOMAXPROCS when Work began).
+	eager int
+	// workers holds each worker's progress, which the stall watch reads.
+	workers []workerState
+	// watch fires stallAfter after it was armed (watching is then set) to
+	// wake workers in place of those that stalled meanwhile.
+	watch    *time.Timer
+	watching bool
 }
+
+// workerState is a worker's progress, under jobs.mu.
+type workerState struct {
+	busy bool   // in a job's handler
+	jobs uint64 // jobs taken so far
+	seen uint64 // jobs when the stall watch was armed
+}
+
+// stallAfter is how long a worker stays in one job, while jobs wait for a
+// worker, before another is woken in its place.
+const stallAfter = 100 * time.Microsecond
 
 // delayHeap orders delayed jobs by due time.
 type delayHeap []*memJob
@@ -152,7 +185,7 @@ func (e *jobs) account(acc bd.AccountID) *jobAccount {
 // none).
 func (e *jobs) add(j *store.Job, now time.Time) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	a := e.account(j.Account)
 	if j.Unique() && j.Kind != store.JobReply {
 		k := uniqueKey{j.Dialog.ID, j.Kind}
@@ -217,13 +250,83 @@ func (e *jobs) due(mj *memJob, self *work) {
 	e.wake(mj.acct.id, self)
 }
 
-// wake wakes a sleeping worker of every Work but self that handles acc.
+// wake tells every Work but self that handles acc that a job is ready.
 func (e *jobs) wake(acc bd.AccountID, self *work) {
 	for _, w := range e.works {
-		if w != self && w.idle > 0 && w.opts.Handles(acc) {
-			w.signal()
+		if w != self && w.opts.Handles(acc) {
+			e.nudge(w)
 		}
 	}
+}
+
+// nudge wakes a sleeping worker of w for a job that became ready, if fewer
+// than w.eager are awake; otherwise the stall watch sees to it.
+func (e *jobs) nudge(w *work) {
+	asleep := w.idle - w.tokens
+	if asleep <= 0 {
+		return
+	}
+	if len(w.workers)-asleep < w.eager {
+		e.grant(w)
+		return
+	}
+	if !w.watching {
+		e.watchStalls(w)
+	}
+}
+
+// watchStalls starts w's stall watch.
+func (e *jobs) watchStalls(w *work) {
+	for i := range w.workers {
+		w.workers[i].seen = w.workers[i].jobs
+	}
+	w.watching = true
+	w.watch.Reset(stallAfter)
+}
+
+// stalled is w's stall watch firing: for every awake worker that stayed in
+// one job since the watch was armed, a sleeping one is woken, as many as
+// jobs wait for them; the watch goes on while jobs still wait.
+func (e *jobs) stalled(w *work) {
+	e.mu.Lock()
+	defer e.unlock()
+	if !w.watching {
+		return
+	}
+	w.watching = false
+	asleep := w.idle - w.tokens
+	if asleep <= 0 {
+		return
+	}
+	running := 0 // awake and not stalled
+	for _, ws := range w.workers {
+		if !ws.busy || ws.jobs != ws.seen {
+			running++
+		}
+	}
+	running -= asleep // sleepers are not busy: they were counted above
+	waiting := e.readyFor(w, asleep+1)
+	n := min(waiting, asleep, max(w.eager-running, 0))
+	for range n {
+		e.grant(w)
+	}
+	if waiting > n {
+		e.watchStalls(w)
+	}
+}
+
+// readyFor counts the ready jobs w handles, up to limit.
+func (e *jobs) readyFor(w *work, limit int) int {
+	n := 0
+	for _, mj := range e.ready[e.head:] {
+		if n == limit {
+			break
+		}
+		if w.opts.Handles(mj.job.Account) {
+			n++
+		}
+	}
+	return n
 }
 
 // release lets the next job of mj's dialog, if any, become ready; the
@@ -279,7 +382,7 @@ func (e *jobs) arm() {
 // the next.
 func (e *jobs) fire() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.timerAt = time.Time{}
 	e.promote(time.Now(), nil)
 	e.arm()
@@ -413,19 +516,28 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return fmt.Errorf("memory: work: %w", err)
 	}
 	e := &s.jobs
-	w := &work{opts: o, wake: make(chan struct{}, 1)}
+	w := &work{
+		opts:    o,
+		wake:    make(chan struct{}, o.Workers),
+		eager:   runtime.GOMAXPROCS(0),
+		workers: make([]workerState, o.Workers),
+	}
+	w.watch = time.AfterFunc(time.Hour, func() { e.stalled(w) })
+	w.watch.Stop()
 	e.mu.Lock()
 	e.works = append(e.works, w)
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.works = slices.DeleteFunc(e.works, func(x *work) bool { return x == w })
+		w.watch.Stop()
+		w.watching = false
 		e.mu.Unlock()
 	}()
 
 	var workers sync.WaitGroup
-	for range o.Workers {
-		workers.Go(func() { e.worker(ctx, w, h) })
+	for i := range o.Workers {
+		workers.Go(func() { e.worker(ctx, w, &w.workers[i], h) })
 	}
 	workers.Wait()
 	return ctx.Err()
@@ -434,29 +546,36 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 // worker runs ready jobs one after another until ctx ends. It finishes a
 // job and takes the next under one hold of the lock, and sleeps only when
 // no job is ready for it.
-func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
+func (e *jobs) worker(ctx context.Context, w *work, me *workerState, h store.JobHandler) {
 	e.mu.Lock()
 	for {
 		if ctx.Err() != nil {
-			e.mu.Unlock()
+			e.unlock()
 			return
 		}
 		mj := e.take(w)
 		if mj == nil {
 			w.idle++
-			e.mu.Unlock()
+			e.unlock()
+			woken := false
 			select {
 			case <-ctx.Done():
 			case <-w.wake:
+				woken = true
 			}
 			e.mu.Lock()
 			w.idle--
+			if woken {
+				w.tokens--
+			}
 			continue
 		}
-		if w.idle > 0 && e.head < len(e.ready) {
-			w.signal() // another worker may take the next one
+		if e.head < len(e.ready) {
+			e.nudge(w) // another worker may take the next one
 		}
-		e.mu.Unlock()
+		me.busy = true
+		me.jobs++
+		e.unlock()
 		mj.job.Attempt++
 		var err error
 		stopped := ctx.Err() != nil
@@ -471,14 +590,32 @@ func (e *jobs) worker(ctx context.Context, w *work, h store.JobHandler) {
 			stopped = err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 		}
 		e.mu.Lock()
+		me.busy = false
 		e.finish(w, mj, err, stopped)
 	}
 }
 
-func (w *work) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+// grant wakes a sleeping worker of w once the lock is released.
+func (e *jobs) grant(w *work) {
+	w.tokens++
+	e.owed = append(e.owed, w)
+}
+
+// unlock releases e.mu, then wakes the workers granted under it: waking a
+// goroutine can take a system call, which is not to be made with the lock
+// held.
+func (e *jobs) unlock() {
+	if len(e.owed) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	var buf [4]*work
+	owed := append(buf[:0], e.owed...)
+	clear(e.owed)
+	e.owed = e.owed[:0]
+	e.mu.Unlock()
+	for _, w := range owed {
+		w.wake <- struct{}{} // never blocks: tokens stay below the workers
 	}
 }
 

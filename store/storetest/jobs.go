@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -496,6 +497,41 @@ func jobCases() []testCase {
 			}
 			if overlap.Load() {
 				t.Error("more handlers ran at once than WorkOptions.Workers allow")
+			}
+		}},
+		{"AllWorkersRun", func(t *testing.T, s store.Store) {
+			// Every worker takes a job while the others are blocked in
+			// theirs (as they are when MessageGateway is slow), however
+			// many more workers there are than processors.
+			acc := newAccount(t)
+			n := runtime.GOMAXPROCS(0) + 4
+			started := make(chan struct{}, n)
+			release := make(chan struct{})
+			defer close(release)
+			work(t, s, func(ctx context.Context, _ store.Job) error {
+				started <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil
+			}, store.WorkOptions{Accounts: []bd.AccountID{acc}, Workers: n})
+			// The workers fall asleep first, with nothing to do, so that
+			// the jobs have to wake them.
+			time.Sleep(50 * time.Millisecond)
+			var jobs []store.Job
+			for i := 1; i <= n; i++ {
+				jobs = append(jobs, store.Job{Kind: store.JobDistribute, Account: acc, Dialog: jobDialog(acc, i)})
+			}
+			noErr(t, s.Submit(context.Background(), jobs...), "Submit")
+			wait := time.NewTimer(30 * time.Second)
+			defer wait.Stop()
+			for i := range n {
+				select {
+				case <-started:
+				case <-wait.C:
+					t.Fatalf("%d of %d jobs started while the first ones stayed blocked; want all %d, one per worker", i, n, n)
+				}
 			}
 		}},
 		{"TakenUpAfterStop", func(t *testing.T, s store.Store) {
