@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,20 +59,76 @@ type browserRun struct {
 	shots string
 }
 
-// startBrowser serves the bot over the sandbox and opens a Chromium tab
+// browser is the one Chromium of the test binary: the first browser test
+// starts it, each test opens a browser context of its own in it, and
+// TestMain stops it after the tests.
+var browser struct {
+	once sync.Once
+	// ctx is the chromedp context of the browser's first tab; stop ends
+	// the browser and removes its temporary profile.
+	ctx  context.Context
+	stop context.CancelFunc
+	err  error
+}
+
+// TestMain stops the browser the tests started, if any.
+func TestMain(m *testing.M) {
+	m.Run()
+	if browser.stop != nil {
+		browser.stop()
+	}
+}
+
+// sharedBrowser returns the chromedp context of the package's Chromium,
+// starting it on the first call, or skips the test when there is none.
+// The browser's own errors go to the standard logger: they belong to no
+// one test.
+func sharedBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromium(t)
+	browser.once.Do(func() {
+		// No user data directory: chromedp makes a temporary one and
+		// removes it when the browser stops.
+		alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(path),
+			chromedp.Flag("headless", true),
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.WindowSize(1280, 1800),
+		)
+		ctx, stopCtx := chromedp.NewContext(alloc)
+		browser.ctx, browser.stop = ctx, func() { stopCtx(); stopAlloc() }
+		// The first run starts the browser and ties it to ctx, which
+		// lives until TestMain stops it.
+		browser.err = chromedp.Do(ctx)
+	})
+	if browser.err != nil {
+		t.Fatalf("starting %s: %v", path, browser.err)
+	}
+	return browser.ctx
+}
+
+// startBrowser serves the bot over the sandbox and opens a Chromium tab in
+// a fresh browser context (no cookies, storage or cache of another test)
 // with the given Accept-Language ("" for the browser's own).
 func startBrowser(t *testing.T, acceptLanguage string) *browserRun {
 	t.Helper()
-	browser := chromium(t)
+	shared := sharedBrowser(t)
 	shots := os.Getenv(envScreenshots)
 	if shots == "" {
 		shots = t.TempDir()
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// A generous bound: the suite may share two cores with the rest of
-	// the tests.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A generous bound, for the bot and the tab alike: the suite may
+	// share two cores with the rest of the tests.
+	deadline := time.Now().Add(3 * time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
 
 	env := bottest.NewEnv(t)
@@ -87,26 +144,22 @@ func startBrowser(t *testing.T, acceptLanguage string) *browserRun {
 		}
 	})
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1800),
-	}
-	if acceptLanguage != "" {
-		opts = append(opts, chromedp.Flag("lang", acceptLanguage), chromedp.Flag("accept-lang", acceptLanguage))
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithErrorf(t.Logf))
+	// Closing the tab disposes of its browser context.
+	tab, closeTab := chromedp.NewContext(shared, chromedp.WithNewBrowserContext())
+	t.Cleanup(closeTab)
+	tab, cancelTab := context.WithDeadline(tab, deadline)
 	t.Cleanup(cancelTab)
+	if acceptLanguage != "" {
+		// The language of this tab only, both navigator.language and the
+		// header; an empty user agent keeps the browser's own. (By the
+		// command's name: cdproto is not a direct dependency.)
+		err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			return tg.Call(ctx, "Emulation.setUserAgentOverride", map[string]string{"userAgent": "", "acceptLanguage": acceptLanguage}, nil)
+		}))
+		if err != nil {
+			t.Fatalf("setting the tab's language: %v", err)
+		}
+	}
 	return &browserRun{t: t, ctx: ctx, tab: tab, base: base, a: a, cfg: cfg, env: env, shots: shots}
 }
 
