@@ -116,6 +116,8 @@ func sharedBrowser(t *testing.T) context.Context {
 // startBrowser serves the bot over the sandbox and opens a Chromium tab in
 // a fresh browser context (no cookies, storage or cache of another test)
 // with the given Accept-Language ("" for the browser's own).
+// Nothing is shared but the browser, so the browser tests run in
+// parallel.
 func startBrowser(t *testing.T, acceptLanguage string) *browserRun {
 	t.Helper()
 	shared := sharedBrowser(t)
@@ -266,6 +268,7 @@ func (b *browserRun) loginAndConnect(shot string) bd.AccountID {
 // see the Settings block, clear an automatic reply and save (refused,
 // naming the field), fill it in and save (saved).
 func TestSettingsPageInChromium(t *testing.T) {
+	t.Parallel()
 	b := startBrowser(t, "en")
 	ctx, tab, env, a := b.ctx, b.tab, b.env, b.a
 	text, shoot := b.text, b.shoot
@@ -337,6 +340,7 @@ func TestSettingsPageInChromium(t *testing.T) {
 // was off waits in the queue; once the account is switched on it is
 // assigned, and the open page shows it without a reload.
 func TestBrowserDashboard(t *testing.T) {
+	t.Parallel()
 	b := startBrowser(t, "")
 	id := b.loginAndConnect("dashboard-1-connected.png")
 	msg, err := b.env.MG.CustomerWrites(b.ctx, sandbox.MGCustomerMessage{Channel: b.env.Shop, CustomerExternalID: "c1", FirstName: "Ivan", Text: "Hello"})
@@ -398,6 +402,7 @@ func TestBrowserDashboard(t *testing.T) {
 // The page in Russian, switched by its link: the login, the account that
 // is not on yet, a placeholder chip with its preview, and a refused save.
 func TestBrowserRussian(t *testing.T) {
+	t.Parallel()
 	b := startBrowser(t, "")
 	err := chromedp.Do(b.tab,
 		chromedp.Navigate(b.base+"/login"),
@@ -463,6 +468,7 @@ func TestBrowserRussian(t *testing.T) {
 // default rule of two steps (the group for 60 s, then everyone) with the
 // page's buttons, save, and find the rule stored and shown after a reload.
 func TestBrowserEscalationSteps(t *testing.T) {
+	t.Parallel()
 	b := startBrowser(t, "en")
 	id := b.loginAndConnect("escalation-1-connected.png")
 	anna := fmt.Sprintf("#manager_%d", b.env.Anna)
