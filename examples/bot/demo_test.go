@@ -73,8 +73,10 @@ func (s *syncBuffer) String() string {
 }
 
 // With --serve the page stays up after the demo, at the printed address,
-// with the printed login, showing the demo account's dashboard.
+// with the printed login, showing the demo account's dashboard. The demo
+// mostly waits, so the test runs beside the browser tests.
 func TestDemoServe(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out := &syncBuffer{}
