@@ -122,7 +122,7 @@ func TestSQLiteCloseRace(t *testing.T) {
 
 func TestPostgresCloseRace(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	testCloseRace(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
 

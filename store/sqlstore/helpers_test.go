@@ -5,10 +5,15 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,42 +70,308 @@ func newSQLiteDB(t testing.TB) *sql.DB {
 	return openDB(t, "sqlite", sqliteDSN(t, "synchronous(OFF)"))
 }
 
-// newPostgresSchema creates an empty schema with a random name, drops it when
-// the test ends, and returns a DSN whose search_path selects it.
-func newPostgresSchema(t testing.TB) string {
+// postgresURL returns the test database's DSN as a URL, or skips the test.
+// Its commits need not wait for the disk: the tests' schemas are dropped
+// when the tests end (only a crash of PostgreSQL itself could lose a
+// commit), neither their creation and drop nor the stores' writes.
+func postgresURL(t testing.TB) *url.URL {
 	t.Helper()
 	u, err := url.Parse(postgresDSN(t))
 	if err != nil {
 		t.Fatalf("%s is not a URL DSN: %v", postgresEnv, err)
 	}
-	// The schema is dropped when the test ends: a commit need not wait
-	// for the disk (only a crash of PostgreSQL itself could lose one),
-	// neither the schema's creation and drop nor the store's writes.
 	q := u.Query()
 	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
-	admin := openDB(t, "pgx", u.String())
+	return u
+}
+
+// schemaDSN returns a DSN like base whose search_path selects schema and
+// whose connections name the schema as their application_name, so that
+// the schema's sessions can be told apart in pg_stat_activity.
+func schemaDSN(base *url.URL, schema string) string {
+	u := *base
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("application_name", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// createSchema creates an empty schema with a random name and returns the
+// name.
+func createSchema(ctx context.Context, admin *sql.DB) (string, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "bd_test_" + hex.EncodeToString(b)
-	ctx := context.Background()
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema %s: %v", schema, err)
+		return "", fmt.Errorf("creating schema %s: %w", schema, err)
+	}
+	return schema, nil
+}
+
+// newPostgresSchema creates an empty schema, drops it when the test ends,
+// and returns a DSN whose search_path selects it. A test that needs a
+// schema at the current version holding no data takes one from
+// migratedPostgresSchema instead, for much less work of the database.
+func newPostgresSchema(t testing.TB) string {
+	t.Helper()
+	u := postgresURL(t)
+	admin := schemas.adminDB(u)
+	schema, err := createSchema(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			t.Errorf("dropping schema %s: %v", schema, err)
 		}
 	})
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return schemaDSN(u, schema)
 }
 
-// newPostgresDB returns a pool over a fresh schema.
+// migratedPostgresSchema returns a DSN whose search_path selects a schema
+// at the current version that holds no data, taken from the pool of
+// migrated schemas (see schemaPool). When the test ends, after the
+// cleanups registered later (its pools and stores closed), the schema is
+// emptied and goes back to the pool.
+func migratedPostgresSchema(t testing.TB) string {
+	t.Helper()
+	u := postgresURL(t)
+	s, err := schemas.take(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := schemas.put(s); err != nil {
+			t.Errorf("returning schema %s to the pool: %v", s.name, err)
+		}
+	})
+	return schemaDSN(u, s.name)
+}
+
+// newPostgresDB returns a pool over a schema at the current version that
+// holds no data (see migratedPostgresSchema).
 func newPostgresDB(t testing.TB) *sql.DB {
 	t.Helper()
-	return openDB(t, "pgx", newPostgresSchema(t))
+	return openDB(t, "pgx", migratedPostgresSchema(t))
+}
+
+// schemas is the test binary's pool of migrated PostgreSQL schemas.
+var schemas schemaPool
+
+// TestMain runs the tests, then drops every schema the pool of migrated
+// schemas made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := schemas.drop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// schemaPool keeps PostgreSQL schemas that were migrated once, so that a
+// test needing an empty schema at the current version costs a TRUNCATE
+// instead of creating a schema, running every migration (River's and the
+// store's) and dropping it, and the test database's catalog does not grow
+// with every test. A schema goes back to the pool only once its sessions
+// have all ended and, emptied, it is exactly as its migration left it.
+type schemaPool struct {
+	mu    sync.Mutex
+	admin *sql.DB        // creates, empties and drops schemas; nil until first needed
+	free  []pooledSchema // emptied, ready for the next test
+	made  []string       // every schema the pool made, dropped at the end
+}
+
+// pooledSchema is a schema of the pool.
+type pooledSchema struct {
+	name string
+	// migrated is the schema's state (see schemaState) right after its
+	// migration.
+	migrated string
+}
+
+// versionTables are the tables whose rows record the schema's migrations
+// (the store's and River's): emptying a schema keeps them.
+var versionTables = []string{"bd_schema_migrations", "river_migration"}
+
+// adminDB returns the pool's connections to the test database at u,
+// opening them on first use.
+func (p *schemaPool) adminDB(u *url.URL) *sql.DB {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.admin == nil {
+		// sql.Open only looks the driver up, and pgx is registered.
+		p.admin, _ = sql.Open("pgx", u.String())
+		p.admin.SetMaxIdleConns(4)
+	}
+	return p.admin
+}
+
+// take returns a free schema of the pool, or a new one it creates and
+// migrates.
+func (p *schemaPool) take(u *url.URL) (pooledSchema, error) {
+	admin := p.adminDB(u)
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return s, nil
+	}
+	p.mu.Unlock()
+
+	ctx := context.Background()
+	name, err := createSchema(ctx, admin)
+	if err != nil {
+		return pooledSchema{}, err
+	}
+	p.mu.Lock()
+	p.made = append(p.made, name)
+	p.mu.Unlock()
+	db, err := sql.Open("pgx", schemaDSN(u, name))
+	if err != nil {
+		return pooledSchema{}, err
+	}
+	_, err = sqlstore.Open(ctx, db, sqlstore.Postgres)
+	db.Close()
+	if err != nil {
+		return pooledSchema{}, fmt.Errorf("migrating schema %s: %w", name, err)
+	}
+	migrated, err := schemaState(ctx, admin, name)
+	if err != nil {
+		return pooledSchema{}, err
+	}
+	return pooledSchema{name: name, migrated: migrated}, nil
+}
+
+// put empties s once the sessions of the test that used it have ended, and
+// returns it to the pool. A schema put fails to return (a session outlived
+// its test, or the test changed what emptying does not undo) stays out of
+// the pool and is dropped at the end.
+func (p *schemaPool) put(s pooledSchema) error {
+	ctx := context.Background()
+	if err := awaitSessionsEnd(ctx, p.admin, s.name); err != nil {
+		return err
+	}
+	if err := truncateSchema(ctx, p.admin, s.name); err != nil {
+		return err
+	}
+	state, err := schemaState(ctx, p.admin, s.name)
+	if err != nil {
+		return err
+	}
+	if state != s.migrated {
+		return fmt.Errorf("emptied, it differs from what its migration left:\n%s", lineDiff(s.migrated, state))
+	}
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
+	return nil
+}
+
+// drop drops every schema the pool made and closes its connections.
+func (p *schemaPool) drop() error {
+	if p.admin == nil {
+		return nil
+	}
+	defer p.admin.Close()
+	var errs []error
+	for _, name := range p.made {
+		if _, err := p.admin.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			errs = append(errs, fmt.Errorf("dropping schema %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sessionsTimeout bounds how long a schema waits for the sessions of the
+// test that used it to end; those of closed pools end at once.
+const sessionsTimeout = 10 * time.Second
+
+// awaitSessionsEnd waits until no session whose application_name is schema
+// (see schemaDSN) is left, so that none still holds a lock, a LISTEN or a
+// transaction in the schema.
+func awaitSessionsEnd(ctx context.Context, admin *sql.DB, schema string) error {
+	deadline := time.Now().Add(sessionsTimeout)
+	for {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, schema).Scan(&n); err != nil {
+			return fmt.Errorf("counting the sessions of schema %s: %w", schema, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sessions of schema %s still open %s after the test", n, schema, sessionsTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// truncateSchema empties every table of schema but versionTables in one
+// TRUNCATE and restarts the sequences their columns own. The tables are
+// read from the catalog, so that none can be forgotten.
+func truncateSchema(ctx context.Context, admin *sql.DB, schema string) error {
+	var tables string
+	if err := admin.QueryRowContext(ctx, `SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')
+		FROM pg_tables WHERE schemaname = $1 AND tablename <> ALL($2)`, schema, versionTables).Scan(&tables); err != nil {
+		return fmt.Errorf("listing the tables of schema %s: %w", schema, err)
+	}
+	if _, err := admin.ExecContext(ctx, "TRUNCATE "+tables+" RESTART IDENTITY CASCADE"); err != nil {
+		return fmt.Errorf("emptying schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// schemaState describes schema, one line per item, sorted: the number of
+// rows of each table with a digest of their contents, the last value of
+// each sequence (NULL when none was taken since it started), and the
+// relations, columns and functions of its catalog.
+func schemaState(ctx context.Context, admin *sql.DB, schema string) (string, error) {
+	var state string
+	err := admin.QueryRowContext(ctx, `SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'rows ' || tablename || ' ' || (xpath('/row/s/text()', query_to_xml(format(
+			'SELECT count(*) || '' '' || md5(coalesce(string_agg(t::text, '','' ORDER BY t::text), '''')) AS s FROM %I.%I t',
+			schemaname, tablename), false, true, '')))[1]::text
+		FROM pg_tables WHERE schemaname = $1
+		UNION ALL
+		SELECT 'sequence ' || sequencename || ' ' || coalesce(last_value::text, 'NULL')
+		FROM pg_sequences WHERE schemaname = $1
+		UNION ALL
+		SELECT 'relation ' || c.relname || ' ' || c.relkind::text
+		FROM pg_class c WHERE c.relnamespace = $1::regnamespace
+		UNION ALL
+		SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE c.relnamespace = $1::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+		UNION ALL
+		SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc)
+		FROM pg_proc p WHERE p.pronamespace = $1::regnamespace
+	) items(line)`, schema).Scan(&state)
+	if err != nil {
+		return "", fmt.Errorf("reading the state of schema %s: %w", schema, err)
+	}
+	return state, nil
+}
+
+// lineDiff lists the lines of want missing from got ("-") and those of got
+// missing from want ("+").
+func lineDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for _, l := range wl {
+		if !slices.Contains(gl, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range gl {
+		if !slices.Contains(wl, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
 }
 
 // open opens a store over db or stops the test.

@@ -106,7 +106,7 @@ func TestSQLiteTwoStores(t *testing.T) {
 
 func TestPostgresTwoStores(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	testTwoStores(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
 

@@ -114,7 +114,7 @@ func TestSQLiteReopen(t *testing.T) {
 }
 func TestPostgresReopen(t *testing.T) {
 	t.Parallel()
-	testReopen(t, sqlstore.Postgres, newPostgresDB(t))
+	testReopen(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }
 
 // testSchemaTooNew checks that Open refuses a database a newer version
@@ -158,7 +158,7 @@ func TestSQLiteSchemaTooNew(t *testing.T) {
 }
 func TestPostgresSchemaTooNew(t *testing.T) {
 	t.Parallel()
-	testSchemaTooNew(t, sqlstore.Postgres, newPostgresDB(t))
+	testSchemaTooNew(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }
 
 func TestOpenRejectsBadArguments(t *testing.T) {
@@ -302,5 +302,5 @@ func TestSQLiteUpgradeFromV1(t *testing.T) {
 }
 func TestPostgresUpgradeFromV1(t *testing.T) {
 	t.Parallel()
-	testUpgradeFromV1(t, sqlstore.Postgres, newPostgresDB(t))
+	testUpgradeFromV1(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }

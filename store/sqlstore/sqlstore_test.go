@@ -48,8 +48,8 @@ func TestSQLiteMemory(t *testing.T) {
 	}, storetest.WithConcurrency(conformanceConcurrency))
 }
 
-// TestPostgres runs the conformance suite on a fresh PostgreSQL schema per
-// subtest.
+// TestPostgres runs the conformance suite on a PostgreSQL schema of its own
+// per subtest, migrated and holding no data (see migratedPostgresSchema).
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	postgresDSN(t)
