@@ -116,7 +116,7 @@ func testCloseRace(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 
 func TestSQLiteCloseRace(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := migratedSQLiteDSN(t)
 	testCloseRace(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,14 +43,64 @@ func postgresDSN(t testing.TB) string {
 // directory. extra pragmas are appended (e.g. "synchronous(OFF)").
 func sqliteDSN(t testing.TB, pragmas ...string) string {
 	t.Helper()
+	return sqliteFileDSN(filepath.Join(t.TempDir(), "store.db"), pragmas...)
+}
+
+// sqliteFileDSN returns the DSN of the database file at path, with the
+// pragmas every test sets and the extra ones appended.
+func sqliteFileDSN(path string, pragmas ...string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	return "file:" + filepath.Join(t.TempDir(), "store.db") + "?" + q.Encode()
+	return "file:" + path + "?" + q.Encode()
 }
+
+// migratedSQLiteDSN is sqliteDSN for a database file at the current
+// version that holds no data: a copy of sqliteTemplate.
+func migratedSQLiteDSN(t testing.TB, pragmas ...string) string {
+	t.Helper()
+	tmpl, err := sqliteTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "store.db")
+	if err := os.WriteFile(path, tmpl, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return sqliteFileDSN(path, pragmas...)
+}
+
+// sqliteTemplate returns the contents of a SQLite database file migrated
+// to the current version, holding no data, in WAL mode as Open leaves a
+// file. It is made on first use, once per test binary: a copy costs a
+// test much less than the migrations.
+var sqliteTemplate = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "sqlstore-template-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "store.db")
+	db, err := sql.Open("sqlite", sqliteFileDSN(path))
+	if err != nil {
+		return nil, err
+	}
+	_, err = sqlstore.Open(context.Background(), db, sqlstore.SQLite)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("migrating the SQLite template: %w", err)
+	}
+	// Closing the last connection folds the write-ahead log into the file.
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the SQLite template's write-ahead log outlived its connections (%v)", err)
+	}
+	return os.ReadFile(path)
+})
 
 // openDB opens a pool and closes it when the test ends.
 func openDB(t testing.TB, driver, dsn string) *sql.DB {
@@ -63,9 +114,17 @@ func openDB(t testing.TB, driver, dsn string) *sql.DB {
 	return db
 }
 
-// newSQLiteDB returns a pool over a fresh SQLite file. The conformance
+// newSQLiteDB returns a pool over a SQLite file of its own at the current
+// version that holds no data (see migratedSQLiteDSN). The conformance
 // suite's data is throwaway, so it does not wait for the disk.
 func newSQLiteDB(t testing.TB) *sql.DB {
+	t.Helper()
+	return openDB(t, "sqlite", migratedSQLiteDSN(t, "synchronous(OFF)"))
+}
+
+// emptySQLiteDB returns a pool over a fresh, empty SQLite file, for the
+// tests of migrations and of Open. It does not wait for the disk either.
+func emptySQLiteDB(t testing.TB) *sql.DB {
 	t.Helper()
 	return openDB(t, "sqlite", sqliteDSN(t, "synchronous(OFF)"))
 }

@@ -100,7 +100,7 @@ func testTwoStores(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 
 func TestSQLiteTwoStores(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := migratedSQLiteDSN(t)
 	testTwoStores(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 
