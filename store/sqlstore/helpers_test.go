@@ -172,11 +172,14 @@ func createSchema(ctx context.Context, admin *sql.DB) (string, error) {
 // newPostgresSchema creates an empty schema, drops it when the test ends,
 // and returns a DSN whose search_path selects it. A test that needs a
 // schema at the current version holding no data takes one from
-// migratedPostgresSchema instead, for much less work of the database.
+// migratedPostgresSchema instead, which costs the database much less.
 func newPostgresSchema(t testing.TB) string {
 	t.Helper()
 	u := postgresURL(t)
-	admin := schemas.adminDB(u)
+	admin, err := schemas.adminDB(u)
+	if err != nil {
+		t.Fatal(err)
+	}
 	schema, err := createSchema(context.Background(), admin)
 	if err != nil {
 		t.Fatal(err)
@@ -257,21 +260,27 @@ var versionTables = []string{"bd_schema_migrations", "river_migration"}
 
 // adminDB returns the pool's connections to the test database at u,
 // opening them on first use.
-func (p *schemaPool) adminDB(u *url.URL) *sql.DB {
+func (p *schemaPool) adminDB(u *url.URL) (*sql.DB, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.admin == nil {
-		// sql.Open only looks the driver up, and pgx is registered.
-		p.admin, _ = sql.Open("pgx", u.String())
-		p.admin.SetMaxIdleConns(4)
+		admin, err := sql.Open("pgx", u.String())
+		if err != nil {
+			return nil, fmt.Errorf("opening the test database: %w", err)
+		}
+		admin.SetMaxIdleConns(4)
+		p.admin = admin
 	}
-	return p.admin
+	return p.admin, nil
 }
 
 // take returns a free schema of the pool, or a new one it creates and
 // migrates.
 func (p *schemaPool) take(u *url.URL) (pooledSchema, error) {
-	admin := p.adminDB(u)
+	admin, err := p.adminDB(u)
+	if err != nil {
+		return pooledSchema{}, err
+	}
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		s := p.free[n-1]
@@ -291,7 +300,7 @@ func (p *schemaPool) take(u *url.URL) (pooledSchema, error) {
 	p.mu.Unlock()
 	db, err := sql.Open("pgx", schemaDSN(u, name))
 	if err != nil {
-		return pooledSchema{}, err
+		return pooledSchema{}, fmt.Errorf("opening schema %s: %w", name, err)
 	}
 	_, err = sqlstore.Open(ctx, db, sqlstore.Postgres)
 	db.Close()
