@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
@@ -234,8 +235,8 @@ func TestMain(m *testing.M) {
 }
 
 // schemaPool keeps PostgreSQL schemas that were migrated once, so that a
-// test needing an empty schema at the current version costs a TRUNCATE
-// instead of creating a schema, running every migration (River's and the
+// test needing an empty schema at the current version costs a TRUNCATE of
+// the tables it wrote instead of creating a schema, running every migration (River's and the
 // store's) and dropping it, and the test database's catalog does not grow
 // with every test. A schema goes back to the pool only once its sessions
 // have all ended and, emptied, it is exactly as its migration left it.
@@ -249,6 +250,9 @@ type schemaPool struct {
 // pooledSchema is a schema of the pool.
 type pooledSchema struct {
 	name string
+	// tables are the schema's tables, read from the catalog right after
+	// its migration.
+	tables []string
 	// migrated is the schema's state (see schemaState) right after its
 	// migration.
 	migrated string
@@ -307,28 +311,42 @@ func (p *schemaPool) take(u *url.URL) (pooledSchema, error) {
 	if err != nil {
 		return pooledSchema{}, fmt.Errorf("migrating schema %s: %w", name, err)
 	}
-	migrated, err := schemaState(ctx, admin, name)
-	if err != nil {
+	s := pooledSchema{name: name}
+	if s.tables, err = schemaTables(ctx, admin, name); err != nil {
 		return pooledSchema{}, err
 	}
-	return pooledSchema{name: name, migrated: migrated}, nil
+	if s.migrated, err = schemaState(ctx, admin, s); err != nil {
+		return pooledSchema{}, err
+	}
+	return s, nil
 }
 
 // put empties s once the sessions of the test that used it have ended, and
 // returns it to the pool. A schema put fails to return (a session outlived
 // its test, or the test changed what emptying does not undo) stays out of
 // the pool and is dropped at the end.
+//
+// Only the tables the test changed are truncated: truncating a table gives
+// it and each of its indexes new files, about as many as the migrations
+// create, so truncating every table would cost nearly what migrating did.
+// Every table is compared with the migrated schema before and after, so
+// none can be left out.
 func (p *schemaPool) put(s pooledSchema) error {
 	ctx := context.Background()
 	if err := awaitSessionsEnd(ctx, p.admin, s.name); err != nil {
 		return err
 	}
-	if err := truncateSchema(ctx, p.admin, s.name); err != nil {
-		return err
-	}
-	state, err := schemaState(ctx, p.admin, s.name)
+	state, err := schemaState(ctx, p.admin, s)
 	if err != nil {
 		return err
+	}
+	if changed := changedTables(s.migrated, state); len(changed) > 0 {
+		if err := truncateTables(ctx, p.admin, s.name, changed); err != nil {
+			return err
+		}
+		if state, err = schemaState(ctx, p.admin, s); err != nil {
+			return err
+		}
 	}
 	if state != s.migrated {
 		return fmt.Errorf("emptied, it differs from what its migration left:\n%s", lineDiff(s.migrated, state))
@@ -378,48 +396,105 @@ func awaitSessionsEnd(ctx context.Context, admin *sql.DB, schema string) error {
 	}
 }
 
-// truncateSchema empties every table of schema but versionTables in one
-// TRUNCATE and restarts the sequences their columns own. The tables are
-// read from the catalog, so that none can be forgotten.
-func truncateSchema(ctx context.Context, admin *sql.DB, schema string) error {
-	var tables string
-	if err := admin.QueryRowContext(ctx, `SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')
-		FROM pg_tables WHERE schemaname = $1 AND tablename <> ALL($2)`, schema, versionTables).Scan(&tables); err != nil {
-		return fmt.Errorf("listing the tables of schema %s: %w", schema, err)
+// schemaTables lists the tables of schema from the catalog.
+//
+// It is read once per schema: pg_class has no index on the namespace, so
+// this scans it whole, and the test database's catalog can be large
+// (every schema a test created and dropped left its rows there).
+func schemaTables(ctx context.Context, admin *sql.DB, schema string) ([]string, error) {
+	rows, err := admin.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("listing the tables of schema %s: %w", schema, err)
 	}
-	if _, err := admin.ExecContext(ctx, "TRUNCATE "+tables+" RESTART IDENTITY CASCADE"); err != nil {
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("listing the tables of schema %s: %w", schema, err)
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the tables of schema %s: %w", schema, err)
+	}
+	return tables, nil
+}
+
+// changedTables returns the tables whose rows line (see schemaState)
+// differs between the migrated state and state: tables that hold rows or
+// whose sequences were used since the migration. versionTables are left
+// out, whatever their rows.
+func changedTables(migrated, state string) []string {
+	var tables []string
+	for _, line := range extraLines(migrated, state) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "rows" && !slices.Contains(versionTables, f[1]) {
+			tables = append(tables, f[1])
+		}
+	}
+	return tables
+}
+
+// truncateTables empties the tables of schema in one TRUNCATE and restarts
+// the sequences their columns own.
+func truncateTables(ctx context.Context, admin *sql.DB, schema string, tables []string) error {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{schema, t}.Sanitize()
+	}
+	if _, err := admin.ExecContext(ctx, "TRUNCATE "+strings.Join(names, ", ")+" RESTART IDENTITY CASCADE"); err != nil {
 		return fmt.Errorf("emptying schema %s: %w", schema, err)
 	}
 	return nil
 }
 
-// schemaState describes schema, one line per item, sorted: the number of
-// rows of each table with a digest of their contents, the last value of
-// each sequence (NULL when none was taken since it started), and the
-// relations, columns and functions of its catalog.
-func schemaState(ctx context.Context, admin *sql.DB, schema string) (string, error) {
+// schemaState describes s, one line per item, sorted: for each of its
+// tables a rows line (the number of rows with a digest of their contents,
+// and the last value of each sequence the table owns, NULL when none was
+// taken since it started), and the objects of its catalog: relations (with
+// the last value of each sequence), their indexes and columns, functions
+// and the other objects in the schema. The catalog is read through indexes
+// only, from the objects that depend on the schema, so that a test pays
+// little for it however large the catalog is.
+func schemaState(ctx context.Context, admin *sql.DB, s pooledSchema) (string, error) {
 	var state string
-	err := admin.QueryRowContext(ctx, `SELECT string_agg(line, E'\n' ORDER BY line) FROM (
-		SELECT 'rows ' || tablename || ' ' || (xpath('/row/s/text()', query_to_xml(format(
+	err := admin.QueryRowContext(ctx, `WITH objects AS (
+		SELECT classid, objid FROM pg_depend
+		WHERE refclassid = 'pg_namespace'::regclass AND refobjid = $1::regnamespace
+	), rels AS (
+		SELECT c.oid, c.relname, c.relkind FROM objects o JOIN pg_class c ON c.oid = o.objid
+		WHERE o.classid = 'pg_class'::regclass
+	)
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'rows ' || t || ' ' || (xpath('/row/s/text()', query_to_xml(format(
 			'SELECT count(*) || '' '' || md5(coalesce(string_agg(t::text, '','' ORDER BY t::text), '''')) AS s FROM %I.%I t',
-			schemaname, tablename), false, true, '')))[1]::text
-		FROM pg_tables WHERE schemaname = $1
+			$1, t), false, true, '')))[1]::text || coalesce((
+			SELECT ' ' || string_agg(q.relname || '=' || coalesce(pg_sequence_last_value(q.oid)::text, 'NULL'), ' ' ORDER BY q.relname)
+			FROM pg_depend d JOIN pg_class q ON q.oid = d.objid AND q.relkind = 'S'
+			WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = format('%I.%I', $1, t)::regclass
+				AND d.classid = 'pg_class'::regclass), '')
+		FROM unnest($2::text[]) t
 		UNION ALL
-		SELECT 'sequence ' || sequencename || ' ' || coalesce(last_value::text, 'NULL')
-		FROM pg_sequences WHERE schemaname = $1
+		SELECT 'relation ' || relname || ' ' || relkind::text ||
+			CASE WHEN relkind = 'S' THEN ' ' || coalesce(pg_sequence_last_value(oid)::text, 'NULL') ELSE '' END
+		FROM rels
 		UNION ALL
-		SELECT 'relation ' || c.relname || ' ' || c.relkind::text
-		FROM pg_class c WHERE c.relnamespace = $1::regnamespace
+		SELECT 'index ' || r.relname || ' ' || pg_get_indexdef(i.indexrelid)
+		FROM rels r JOIN pg_index i ON i.indrelid = r.oid
 		UNION ALL
-		SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		WHERE c.relnamespace = $1::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+		SELECT 'column ' || r.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+		FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid
+		WHERE a.attnum > 0 AND NOT a.attisdropped
 		UNION ALL
 		SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc)
-		FROM pg_proc p WHERE p.pronamespace = $1::regnamespace
-	) items(line)`, schema).Scan(&state)
+		FROM objects o JOIN pg_proc p ON p.oid = o.objid
+		WHERE o.classid = 'pg_proc'::regclass
+		UNION ALL
+		SELECT 'object ' || pg_describe_object(classid, objid, 0)
+		FROM objects WHERE classid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass)
+	) items(line)`, s.name, s.tables).Scan(&state)
 	if err != nil {
-		return "", fmt.Errorf("reading the state of schema %s: %w", schema, err)
+		return "", fmt.Errorf("reading the state of schema %s: %w", s.name, err)
 	}
 	return state, nil
 }
@@ -427,19 +502,26 @@ func schemaState(ctx context.Context, admin *sql.DB, schema string) (string, err
 // lineDiff lists the lines of want missing from got ("-") and those of got
 // missing from want ("+").
 func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
 	var b strings.Builder
-	for _, l := range wl {
-		if !slices.Contains(gl, l) {
-			b.WriteString("- " + l + "\n")
-		}
+	for _, l := range extraLines(got, want) {
+		b.WriteString("- " + l + "\n")
 	}
-	for _, l := range gl {
-		if !slices.Contains(wl, l) {
-			b.WriteString("+ " + l + "\n")
-		}
+	for _, l := range extraLines(want, got) {
+		b.WriteString("+ " + l + "\n")
 	}
 	return b.String()
+}
+
+// extraLines returns the lines of got that are not lines of want.
+func extraLines(want, got string) []string {
+	wl := strings.Split(want, "\n")
+	var extra []string
+	for _, l := range strings.Split(got, "\n") {
+		if !slices.Contains(wl, l) {
+			extra = append(extra, l)
+		}
+	}
+	return extra
 }
 
 // open opens a store over db or stops the test.
