@@ -399,8 +399,8 @@ func awaitSessionsEnd(ctx context.Context, admin *sql.DB, schema string) error {
 // schemaTables lists the tables of schema from the catalog.
 //
 // It is read once per schema: pg_class has no index on the namespace, so
-// this scans it whole, and the test database's catalog can be large
-// (every schema a test created and dropped left its rows there).
+// this scans it whole, and the test database's catalog can be large (the
+// rows of every schema created and dropped since it was last vacuumed).
 func schemaTables(ctx context.Context, admin *sql.DB, schema string) ([]string, error) {
 	rows, err := admin.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, schema)
 	if err != nil {
