@@ -43,7 +43,7 @@ func BenchmarkSQLiteAssignRelease(b *testing.B) {
 func BenchmarkPostgresAssignRelease(b *testing.B) {
 	for _, w := range benchWorkers {
 		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
-			benchAssignRelease(b, sqlstore.Postgres, newPostgresDB(b), w)
+			benchAssignRelease(b, sqlstore.Postgres, openDB(b, "pgx", newPostgresSchema(b)), w)
 		})
 	}
 }

@@ -116,13 +116,13 @@ func testCloseRace(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 
 func TestSQLiteCloseRace(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := migratedSQLiteDSN(t)
 	testCloseRace(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 
 func TestPostgresCloseRace(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	testCloseRace(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
 

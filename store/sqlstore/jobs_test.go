@@ -100,13 +100,13 @@ func testTwoStores(t *testing.T, d sqlstore.Dialect, dbA, dbB *sql.DB) {
 
 func TestSQLiteTwoStores(t *testing.T) {
 	t.Parallel()
-	dsn := sqliteDSN(t)
+	dsn := migratedSQLiteDSN(t)
 	testTwoStores(t, sqlstore.SQLite, openDB(t, "sqlite", dsn), openDB(t, "sqlite", dsn))
 }
 
 func TestPostgresTwoStores(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	testTwoStores(t, sqlstore.Postgres, openDB(t, "pgx", dsn), openDB(t, "pgx", dsn))
 }
 

@@ -16,7 +16,7 @@ import (
 // River's own rescue of stuck jobs (20 s at the earliest) would.
 func TestPostgresLapsedMemberJobsGoBack(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	dead, alive := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres), open(t, openDB(t, "pgx", dsn), sqlstore.Postgres)
 	ctx := t.Context()
 	const acct bd.AccountID = "shop"

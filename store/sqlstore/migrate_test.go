@@ -110,11 +110,11 @@ func testReopen(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 
 func TestSQLiteReopen(t *testing.T) {
 	t.Parallel()
-	testReopen(t, sqlstore.SQLite, newSQLiteDB(t))
+	testReopen(t, sqlstore.SQLite, emptySQLiteDB(t))
 }
 func TestPostgresReopen(t *testing.T) {
 	t.Parallel()
-	testReopen(t, sqlstore.Postgres, newPostgresDB(t))
+	testReopen(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }
 
 // testSchemaTooNew checks that Open refuses a database a newer version
@@ -154,17 +154,17 @@ func futureAppliedAt(d sqlstore.Dialect) any {
 
 func TestSQLiteSchemaTooNew(t *testing.T) {
 	t.Parallel()
-	testSchemaTooNew(t, sqlstore.SQLite, newSQLiteDB(t))
+	testSchemaTooNew(t, sqlstore.SQLite, emptySQLiteDB(t))
 }
 func TestPostgresSchemaTooNew(t *testing.T) {
 	t.Parallel()
-	testSchemaTooNew(t, sqlstore.Postgres, newPostgresDB(t))
+	testSchemaTooNew(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }
 
 func TestOpenRejectsBadArguments(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newSQLiteDB(t)
+	db := emptySQLiteDB(t)
 	tries := []struct {
 		name string
 		open func() (*sqlstore.Store, error)
@@ -202,7 +202,7 @@ func TestOpenRejectsBadArguments(t *testing.T) {
 
 func TestOpenWrongDialect(t *testing.T) {
 	t.Parallel()
-	_, err := sqlstore.Open(t.Context(), newSQLiteDB(t), sqlstore.Postgres)
+	_, err := sqlstore.Open(t.Context(), emptySQLiteDB(t), sqlstore.Postgres)
 	if err == nil {
 		t.Fatal("Open of a SQLite database as PostgreSQL succeeded")
 	}
@@ -298,9 +298,9 @@ func testUpgradeFromV1(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
 
 func TestSQLiteUpgradeFromV1(t *testing.T) {
 	t.Parallel()
-	testUpgradeFromV1(t, sqlstore.SQLite, newSQLiteDB(t))
+	testUpgradeFromV1(t, sqlstore.SQLite, emptySQLiteDB(t))
 }
 func TestPostgresUpgradeFromV1(t *testing.T) {
 	t.Parallel()
-	testUpgradeFromV1(t, sqlstore.Postgres, newPostgresDB(t))
+	testUpgradeFromV1(t, sqlstore.Postgres, openDB(t, "pgx", newPostgresSchema(t)))
 }

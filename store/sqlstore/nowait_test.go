@@ -80,7 +80,7 @@ func awaitBlocked[T any](t *testing.T, db *sql.DB, pid int, done <-chan T) {
 func TestPostgresAssignWithoutWaiting(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	s := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres)
 	other := openDB(t, "pgx", dsn) // the other process
 	const acc = bd.AccountID("no-wait")
@@ -243,7 +243,7 @@ func TestPostgresAssignCalledAsVersion4(t *testing.T) {
 func TestPostgresAssignWithoutWaitingDuringRelease(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	// No retries: a deadlock would be an error, not a pause and a retry.
 	s := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres, sqlstore.WithMaxRetries(0))
 	other := openDB(t, "pgx", dsn)
@@ -284,7 +284,7 @@ func TestPostgresAssignWithoutWaitingDuringRelease(t *testing.T) {
 func TestPostgresAssignJobsAfterTheDialogLock(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	// No retries: a deadlock would be an error, not a pause and a retry.
 	s := open(t, openDB(t, "pgx", dsn), sqlstore.Postgres, sqlstore.WithMaxRetries(0))
 	other := openDB(t, "pgx", dsn)

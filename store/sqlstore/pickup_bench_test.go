@@ -40,7 +40,7 @@ func BenchmarkJobPickup(b *testing.B) {
 			name += "/burst"
 		}
 		b.Run(name, func(b *testing.B) {
-			dsn := newPostgresSchema(b)
+			dsn := migratedPostgresSchema(b)
 			pool, err := pgxpool.New(context.Background(), dsn)
 			if err != nil {
 				b.Fatal(err)

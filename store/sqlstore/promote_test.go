@@ -13,7 +13,7 @@ import (
 // scheduler (every 5 s): the workers then fetch it.
 func TestPostgresDueJobsBecomeAvailable(t *testing.T) {
 	t.Parallel()
-	db := openDB(t, "pgx", newPostgresSchema(t))
+	db := newPostgresDB(t)
 	s := open(t, db, sqlstore.Postgres)
 	ctx := t.Context()
 	const acct bd.AccountID = "shop"

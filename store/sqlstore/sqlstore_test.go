@@ -19,7 +19,8 @@ import (
 // time, the invariant hammer (64 connections) alone.
 const conformanceConcurrency = 4
 
-// TestSQLite runs the conformance suite on a fresh SQLite file per subtest.
+// TestSQLite runs the conformance suite on a SQLite file of its own per
+// subtest, migrated and holding no data (see migratedSQLiteDSN).
 func TestSQLite(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
@@ -48,8 +49,8 @@ func TestSQLiteMemory(t *testing.T) {
 	}, storetest.WithConcurrency(conformanceConcurrency))
 }
 
-// TestPostgres runs the conformance suite on a fresh PostgreSQL schema per
-// subtest.
+// TestPostgres runs the conformance suite on a PostgreSQL schema of its own
+// per subtest, migrated and holding no data (see migratedPostgresSchema).
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	postgresDSN(t)

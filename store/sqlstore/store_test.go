@@ -260,7 +260,7 @@ func TestPostgresHugeCapacity(t *testing.T) {
 func TestSQLiteClock(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := newSQLiteDB(t)
+	db := emptySQLiteDB(t)
 	s := open(t, db, sqlstore.SQLite, sqlstore.WithClock(func() time.Time { return at0 }))
 	if _, err := s.ClaimReply(ctx, "acc", 1, bd.DialogReceived); err != nil {
 		t.Fatal(err)

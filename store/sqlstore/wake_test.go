@@ -27,7 +27,7 @@ func (probeArgs) Kind() string { return "botdistributor_wake_probe" }
 // transactions.
 func TestPostgresAnnouncesJobsAfterCommit(t *testing.T) {
 	t.Parallel()
-	dsn := newPostgresSchema(t)
+	dsn := migratedPostgresSchema(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, dsn)
