@@ -177,7 +177,7 @@ func (s *Store) close(acc bd.AccountID, d bd.DialogID, at time.Time) (prev bd.Re
 	}
 	sh.queue.remove(d)
 	if r := sh.dialogs[d]; !r.closed {
-		r.closed, r.closedAt = true, at
+		r.closed, r.closedAt = true, unixNanos(at)
 		sh.dialogs[d] = r
 	}
 	return prev, len(sh.queue.entries) > 0

@@ -158,7 +158,7 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 		n += sh.events.prune(before)
 		sh.mu.Lock()
 		for d, r := range sh.dialogs {
-			if r.closed && r.closedAt.Before(before) {
+			if r.closed && r.closedAt < unixNanos(before) {
 				delete(sh.dialogs, d)
 				if len(sh.otherReplies) == 0 {
 					continue
@@ -177,10 +177,11 @@ func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 }
 
 // eventClaims keeps a shard's claimed event keys with when each was
-// claimed. A key is found by its 64-bit hash, so that the table, which
-// holds every claim until it is pruned, grows by moving integers instead
-// of hashing again strings scattered over the heap; a key whose hash
-// another key claimed first is kept apart, by itself.
+// claimed. A key is found by its 64-bit hash and its bytes are kept in one
+// buffer, so that the table, which holds every claim until it is pruned,
+// holds no pointer for the collector to follow and grows by moving
+// integers instead of hashing again strings scattered over the heap. A
+// key whose hash another key claimed first is kept apart, by itself.
 //
 // The claims have a lock of their own: they share nothing with the rest
 // of the account, and an event source claiming keys (into a table that
@@ -189,17 +190,23 @@ type eventClaims struct {
 	mu     sync.Mutex
 	seed   maphash.Seed
 	byHash map[uint64]eventClaim
-	others map[string]time.Time
+	keys   []byte // the keys of byHash, one after another
+	others map[string]int64
 }
 
+// eventClaim is a claim in byHash: its key is keys[off:off+n], at is when
+// it was claimed, in Unix nanoseconds.
 type eventClaim struct {
-	key string
-	at  time.Time
+	off, n int
+	at     int64
 }
 
 func newEventClaims() eventClaims {
-	return eventClaims{seed: maphash.MakeSeed(), byHash: make(map[uint64]eventClaim), others: make(map[string]time.Time)}
+	return eventClaims{seed: maphash.MakeSeed(), byHash: make(map[uint64]eventClaim), others: make(map[string]int64)}
 }
+
+// key returns the key of e.
+func (c *eventClaims) key(e eventClaim) []byte { return c.keys[e.off : e.off+e.n] }
 
 // claim claims key at the given time and reports whether it was free.
 func (c *eventClaims) claim(key string, at time.Time) bool {
@@ -207,7 +214,7 @@ func (c *eventClaims) claim(key string, at time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	prev, taken := c.byHash[h]
-	if taken && prev.key == key {
+	if taken && string(c.key(prev)) == key {
 		return false
 	}
 	if len(c.others) > 0 {
@@ -216,26 +223,42 @@ func (c *eventClaims) claim(key string, at time.Time) bool {
 		}
 	}
 	if taken {
-		c.others[key] = at
+		c.others[key] = unixNanos(at)
 	} else {
-		c.byHash[h] = eventClaim{key: key, at: at}
+		c.byHash[h] = eventClaim{off: len(c.keys), n: len(key), at: unixNanos(at)}
+		c.keys = append(c.keys, key...)
 	}
 	return true
 }
 
-// prune forgets the claims made before the given time and returns how many.
+// prune forgets the claims made before the given time and returns how
+// many; the keys kept move to a new buffer.
 func (c *eventClaims) prune(before time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	limit := unixNanos(before)
 	n := 0
+	kept := 0
 	for h, e := range c.byHash {
-		if e.at.Before(before) {
+		if e.at < limit {
 			delete(c.byHash, h)
 			n++
+		} else {
+			kept += e.n
 		}
 	}
+	if n > 0 {
+		keys := make([]byte, 0, kept)
+		for h, e := range c.byHash {
+			off := len(keys)
+			keys = append(keys, c.key(e)...)
+			e.off = off
+			c.byHash[h] = e
+		}
+		c.keys = keys
+	}
 	for k, at := range c.others {
-		if at.Before(before) {
+		if at < limit {
 			delete(c.others, k)
 			n++
 		}

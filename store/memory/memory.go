@@ -30,6 +30,7 @@ package memory
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -89,12 +90,31 @@ type shard struct {
 	bindings     map[bd.CustomerID]store.Binding
 }
 
-// dialogRecord is a shard's entry for a dialog in dialogs.
+// dialogRecord is a shard's entry for a dialog in dialogs. It holds no
+// pointer (the time is in Unix nanoseconds), so that the collector skips
+// the table, which keeps every closed dialog until it is pruned.
 type dialogRecord struct {
-	closedAt time.Time // when the dialog closed, if closed
+	closedAt int64 // when the dialog closed, if closed, in Unix nanoseconds
 	closed   bool
 	replies  replyBits
 }
+
+// unixNanos returns t in Unix nanoseconds, clamped to what an int64 holds
+// (years 1678 to 2262), where time.Time.UnixNano is undefined.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanos):
+		return math.MinInt64
+	case t.After(maxNanos):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanos = time.Unix(0, math.MinInt64)
+	maxNanos = time.Unix(0, math.MaxInt64)
+)
 
 // isClosed reports whether the dialog closed. Callers hold sh.mu.
 func (sh *shard) isClosed(d bd.DialogID) bool {
