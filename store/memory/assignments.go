@@ -130,7 +130,7 @@ func (s *Store) assign(a store.Assignment) error {
 		ms.add(a.Dialog)
 		ms.last = a.At.Round(0)
 		if a.Customer != 0 {
-			sh.lastManager[a.Customer] = m
+			sh.last.set(a.Customer, m)
 		}
 	}
 	if m, ok := a.From.Manager(); ok {
@@ -223,7 +223,7 @@ func (s *Store) record(a store.Assignment) (bd.Responsible, error) {
 	if m, ok := a.To.Manager(); ok {
 		sh.manager(m).add(a.Dialog)
 		if a.Customer != 0 {
-			sh.lastManager[a.Customer] = m
+			sh.last.set(a.Customer, m)
 		}
 	}
 	if a.To.IsZero() {
@@ -369,18 +369,16 @@ func (s *Store) LastManager(_ context.Context, acc bd.AccountID, c bd.CustomerID
 	if sh == nil {
 		return 0, errNoLastManager
 	}
-	sh.mu.Lock()
-	m, ok := sh.lastManager[c]
-	sh.mu.Unlock()
+	m, ok := sh.last.get(c)
 	if !ok {
 		return 0, errNoLastManager
 	}
 	return m, nil
 }
 
-// ReadDecision implements [store.DecisionReader]: the loads, the queue's
-// length and the customer's last manager under one hold of the account's
-// lock, which the decisions of every worker share.
+// ReadDecision implements [store.DecisionReader]: the loads and the
+// queue's length under one hold of the account's lock, which the decisions
+// of every worker share, and the customer's last manager after it.
 func (s *Store) ReadDecision(_ context.Context, acc bd.AccountID, managers []bd.ManagerID, c bd.CustomerID, dst []store.Load) (store.DecisionReads, error) {
 	if err := checkAccount("read decision", acc); err != nil {
 		return store.DecisionReads{}, err
@@ -395,9 +393,9 @@ func (s *Store) ReadDecision(_ context.Context, acc bd.AccountID, managers []bd.
 	sh.mu.Lock()
 	sh.loads(managers, p, out)
 	r.Waiting = len(sh.queue.entries)
-	if c != 0 {
-		r.LastManager = sh.lastManager[c]
-	}
 	sh.mu.Unlock()
+	if c != 0 {
+		r.LastManager, _ = sh.last.get(c)
+	}
 	return r, nil
 }

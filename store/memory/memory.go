@@ -59,8 +59,8 @@ var _ store.Store = (*Store)(nil)
 func New() *Store { return &Store{} }
 
 // shard is everything the store keeps for one account, under one lock but
-// for the event claims, which have their own, and the slots of the loads
-// plans, read without it.
+// for the event claims and the customers' last managers, which have their
+// own, and the slots of the loads plans, read without it.
 //
 // The lock is a plain mutex, for readers too: every section under it is
 // short, and a mutex spins a moment before it parks, where a reader-writer
@@ -74,8 +74,8 @@ type shard struct {
 	resp     map[bd.DialogID]bd.Responsible
 	index    map[bd.ManagerID]int
 	managers []managerState
-	// lastManager maps a customer to the manager last given one of their dialogs.
-	lastManager map[bd.CustomerID]bd.ManagerID
+	// last maps a customer to the manager last given one of their dialogs.
+	last lastManagers
 	// plans speed up Loads over lists of managers asked for before.
 	plans loadsPlans
 
@@ -97,6 +97,30 @@ type dialogRecord struct {
 	closedAt int64 // when the dialog closed, if closed, in Unix nanoseconds
 	closed   bool
 	replies  replyBits
+}
+
+// lastManagers maps customers to the manager last given one of their
+// dialogs. It has a lock of its own, taken inside the shard's or alone:
+// the table grows with every new customer, and looking one up, seldom in
+// the processor's caches, should not hold up the account.
+type lastManagers struct {
+	mu sync.Mutex
+	m  map[bd.CustomerID]bd.ManagerID
+}
+
+// get returns the last manager of c.
+func (l *lastManagers) get(c bd.CustomerID) (bd.ManagerID, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.m[c]
+	return m, ok
+}
+
+// set makes m the last manager of c.
+func (l *lastManagers) set(c bd.CustomerID, m bd.ManagerID) {
+	l.mu.Lock()
+	l.m[c] = m
+	l.mu.Unlock()
 }
 
 // unixNanos returns t in Unix nanoseconds, clamped to what an int64 holds
@@ -126,7 +150,7 @@ func newShard() *shard {
 	return &shard{
 		resp:         make(map[bd.DialogID]bd.Responsible),
 		index:        make(map[bd.ManagerID]int),
-		lastManager:  make(map[bd.CustomerID]bd.ManagerID),
+		last:         lastManagers{m: make(map[bd.CustomerID]bd.ManagerID)},
 		queue:        queue{pos: make(map[bd.DialogID]queueKey)},
 		dialogs:      make(map[bd.DialogID]dialogRecord),
 		otherReplies: make(map[replyKey]struct{}),
