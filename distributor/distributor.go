@@ -57,13 +57,13 @@ type Distributor struct {
 	alerts    waitAlerts // see checkWait
 
 	// base is canceled by Close; every goroutine the distributor starts
-	// derives its context from it and is counted in background. closeMu
-	// guards closed together with background.Add, so that no goroutine
-	// starts once Close waits.
+	// derives its context from it and is counted in background. closed
+	// is set, and read before background.Add, under closeMu, so that no
+	// goroutine starts once Close waits; it is read alone elsewhere.
 	base       context.Context
 	cancel     context.CancelFunc
 	closeMu    sync.Mutex
-	closed     bool
+	closed     atomic.Bool
 	background sync.WaitGroup
 }
 
@@ -122,18 +122,14 @@ func (d *Distributor) runWorkers(ctx context.Context) {
 func (d *Distributor) goBackground(fn func(ctx context.Context)) bool {
 	d.closeMu.Lock()
 	defer d.closeMu.Unlock()
-	if d.closed {
+	if d.closed.Load() {
 		return false
 	}
 	d.background.Go(func() { fn(d.base) })
 	return true
 }
 
-func (d *Distributor) isClosed() bool {
-	d.closeMu.Lock()
-	defer d.closeMu.Unlock()
-	return d.closed
-}
+func (d *Distributor) isClosed() bool { return d.closed.Load() }
 
 // account is the distributor's per-account state.
 type account struct {
@@ -611,7 +607,7 @@ func (d *Distributor) Sweep(ctx context.Context) {
 // or another process). Handle returns ErrClosed afterwards.
 func (d *Distributor) Close() error {
 	d.closeMu.Lock()
-	d.closed = true
+	d.closed.Store(true)
 	d.closeMu.Unlock()
 	d.cancel()
 	d.background.Wait()
