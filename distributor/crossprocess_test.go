@@ -36,11 +36,12 @@ import (
 // every race. Each process's gateway writes one line per assignment it made
 // in MG to its standard output, so the parent knows MG's state exactly.
 const (
-	xpManagers = 20
+	xpManagers = 12
 	xpCapacity = 10
-	// xpDialogs is ten times the slots (20 × 10): most dialogs wait, and
-	// every close races the others' drains for the slot it frees.
-	xpDialogs = 2000
+	// xpDialogs is ten times the slots (12 × 10): most dialogs wait, and
+	// every close (one dialog in three) races the others' drains for the
+	// slot it frees.
+	xpDialogs = 1200
 	xpAccount = bd.AccountID("cross-process")
 
 	xpRoleEnv  = "BOTDISTRIBUTOR_XP_ROLE" // "run" or "resync"
