@@ -284,9 +284,10 @@ func (e *jobs) watchStalls(w *work) {
 	w.watch.Reset(stallAfter)
 }
 
-// stalled is w's stall watch firing: for every awake worker that stayed in
-// one job since the watch was armed, a sleeping one is woken, as many as
-// jobs wait for them; the watch goes on while jobs still wait.
+// stalled is w's stall watch firing. A worker that stayed in one job since
+// the watch was armed counts as stalled; sleeping workers are woken until
+// w.eager awake ones are not, one per waiting job at most. The watch goes
+// on while jobs still wait.
 func (e *jobs) stalled(w *work) {
 	e.mu.Lock()
 	defer e.unlock()
