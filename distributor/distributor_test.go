@@ -1349,13 +1349,17 @@ type pausingGateway struct {
 }
 
 func (g *pausingGateway) Assign(ctx context.Context, acc bd.AccountID, id bd.DialogID, to bd.Responsible) error {
+	// The call began when it was made, not when the recorder's lock was
+	// had: with many calls at once (and the race detector) that can be a
+	// millisecond later.
+	began := time.Now()
 	g.mu.Lock()
 	if g.refused.IsZero() {
-		g.refused = time.Now()
+		g.refused = began
 		g.mu.Unlock()
 		return rateLimited(g.pause)
 	}
-	g.began = append(g.began, time.Now())
+	g.began = append(g.began, began)
 	g.mu.Unlock()
 	if err := g.Gateway.Assign(ctx, acc, id, to); err != nil {
 		return err
