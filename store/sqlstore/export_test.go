@@ -72,3 +72,10 @@ func TunedPlan(conn *sql.Conn) bool {
 func (s *Store) PromoteDue(ctx context.Context, acc string) error {
 	return s.promoteDue(ctx, []string{queueOf(bd.AccountID(acc))})
 }
+
+// OnQueuesRead makes the Work calls of s look for other processes' queues
+// only every refresh, and call hook once they have read the queues they
+// start with.
+func OnQueuesRead(s *Store, refresh time.Duration, hook func()) {
+	s.refreshEvery, s.queuesRead = refresh, hook
+}

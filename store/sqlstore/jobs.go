@@ -683,6 +683,23 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return invalid("work: the store keeps every account's jobs in one queue (WithSharedQueue), so a Work takes them all: WorkOptions.Accounts must be empty, got %d accounts", len(o.Accounts))
 	}
 	w := &worker{s: s, h: h, o: o, sem: make(chan struct{}, o.Workers), queues: make(map[string]bool)}
+	// A Work of every account is told of the queues this Store records
+	// from now on before it reads those recorded so far: a queue recorded
+	// in between would otherwise wait for the next refresh.
+	refreshing := len(o.Accounts) == 0 && !s.shared
+	if refreshing {
+		s.worksMu.Lock()
+		if s.works == nil {
+			s.works = make(map[*worker]struct{})
+		}
+		s.works[w] = struct{}{}
+		s.worksMu.Unlock()
+		defer func() {
+			s.worksMu.Lock()
+			delete(s.works, w)
+			s.worksMu.Unlock()
+		}()
+	}
 	var queues []string
 	if s.shared {
 		queues = []string{sharedQueue}
@@ -693,9 +710,8 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	} else if queues, err = s.knownQueues(ctx); err != nil {
 		return wrap(err, "work: read the queues")
 	}
-	if len(queues) == 0 {
-		// River works at least one queue; no job is ever put in this one.
-		queues = []string{"bd_idle"}
+	if s.queuesRead != nil {
+		s.queuesRead()
 	}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, w); err != nil {
@@ -709,16 +725,27 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	}
 	c.Workers = workers
 	c.RetryPolicy = retryPolicy{w}
-	c.Queues = make(map[string]river.QueueConfig, len(queues))
+	// The queues added meanwhile (see addQueue) are in w.queues already.
+	w.mu.Lock()
 	for _, q := range queues {
-		c.Queues[q] = river.QueueConfig{MaxWorkers: o.Workers}
 		w.queues[q] = true
 	}
+	if len(w.queues) == 0 {
+		// River works at least one queue; no job is ever put in this one.
+		w.queues["bd_idle"] = true
+	}
+	c.Queues = make(map[string]river.QueueConfig, len(w.queues))
+	for q := range w.queues {
+		c.Queues[q] = river.QueueConfig{MaxWorkers: o.Workers}
+	}
 	client, err := river.NewClient(s.driver, c)
+	if err == nil {
+		w.client = client
+	}
+	w.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("sqlstore: work: configuring the job engine: %w", err)
 	}
-	w.client = client
 	// River stops when this Work says so, not when ctx ends on its own.
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return wrap(err, "work: start the job engine")
@@ -727,23 +754,11 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	if s.dialect == Postgres {
 		wg.Go(func() { every(ctx, promoteEvery, w.promote) })
 	}
-	refreshing := len(o.Accounts) == 0 && !s.shared
 	if refreshing {
-		s.worksMu.Lock()
-		if s.works == nil {
-			s.works = make(map[*worker]struct{})
-		}
-		s.works[w] = struct{}{}
-		s.worksMu.Unlock()
-		wg.Go(func() { every(ctx, queueRefresh, w.refresh) })
+		wg.Go(func() { every(ctx, s.refreshEvery, w.refresh) })
 	}
 	<-ctx.Done()
 	w.stopping.Store(true)
-	if refreshing {
-		s.worksMu.Lock()
-		delete(s.works, w)
-		s.worksMu.Unlock()
-	}
 	wg.Wait()
 	w.mu.Lock() // no queue is added while River stops
 	defer w.mu.Unlock()
@@ -918,11 +933,17 @@ func (p retryPolicy) NextRetry(row *rivertype.JobRow) time.Time {
 	return time.Now().Add(w.o.Backoff(max(row.Attempt, 1)))
 }
 
-// addQueue starts working queue q unless this worker does already.
+// addQueue starts working queue q unless this worker does already; before
+// the worker's River client is made, q is only noted, for the client's
+// configuration.
 func (w *worker) addQueue(q string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queues[q] || w.stopping.Load() {
+		return
+	}
+	if w.client == nil {
+		w.queues[q] = true
 		return
 	}
 	if err := w.client.Queues().Add(q, river.QueueConfig{MaxWorkers: w.o.Workers}); err != nil {
@@ -933,7 +954,7 @@ func (w *worker) addQueue(q string) {
 }
 
 // refresh adds the queues other processes recorded; Work runs it every
-// queueRefresh.
+// queueRefresh (Store.refreshEvery).
 func (w *worker) refresh(ctx context.Context) {
 	qs, err := w.s.knownQueues(ctx)
 	if err != nil {

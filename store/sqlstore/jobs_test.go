@@ -220,3 +220,32 @@ func TestPostgresPruneJobs(t *testing.T) {
 	t.Parallel()
 	testPruneJobs(t, sqlstore.Postgres, newPostgresDB(t))
 }
+
+// A Work of every account takes up the queue of an account whose first job
+// is stored while the Work starts, after it read the queues it knew of:
+// the job does not wait for the next look at other processes' queues
+// (made an hour away here, so that only the store's own news of the queue
+// can bring the job to a worker).
+func TestSQLiteWorkTakesAQueueRecordedWhileItStarts(t *testing.T) {
+	t.Parallel()
+	st := open(t, newSQLiteDB(t), sqlstore.SQLite)
+	const late bd.AccountID = "late"
+	sqlstore.OnQueuesRead(st, time.Hour, func() {
+		if err := st.Submit(context.Background(), store.Job{Kind: store.JobDistribute, Account: late, Dialog: bd.Dialog{ID: 1}}); err != nil {
+			t.Errorf("Submit: %v", err)
+		}
+	})
+	ran := make(chan bd.AccountID, 1)
+	startWork(t, st, func(_ context.Context, j store.Job) error {
+		ran <- j.Account
+		return nil
+	}, store.WorkOptions{})
+	select {
+	case acc := <-ran:
+		if acc != late {
+			t.Fatalf("ran a job of %q, want %q", acc, late)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job of an account first seen while Work started did not run in 30 s")
+	}
+}

@@ -44,6 +44,11 @@ type Store struct {
 	// account new to them is announced right after its commit.
 	worksMu sync.Mutex
 	works   map[*worker]struct{}
+	// refreshEvery is how often such a Work looks for other processes'
+	// queues (queueRefresh; tests change it), and queuesRead, when set,
+	// is called once a Work has read the queues it starts with (tests).
+	refreshEvery time.Duration
+	queuesRead   func()
 	// shared keeps every account's jobs in one queue (WithSharedQueue).
 	shared bool
 	// wakes, on PostgreSQL with a listener, says that the store announces
@@ -167,7 +172,7 @@ func Open(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*St
 
 // newStore returns a store over db without touching the database.
 func newStore(db *sql.DB, dialect Dialect, o options) (*Store, error) {
-	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries, logger: o.logger, shared: o.shared}
+	s := &Store{db: db, dialect: dialect, now: o.now, maxRetries: o.maxRetries, logger: o.logger, shared: o.shared, refreshEvery: queueRefresh}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
