@@ -751,9 +751,7 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		return wrap(err, "work: start the job engine")
 	}
 	var wg sync.WaitGroup
-	if s.dialect == Postgres {
-		wg.Go(func() { every(ctx, promoteEvery, w.promote) })
-	}
+	wg.Go(func() { every(ctx, promoteEvery, w.promote) })
 	if refreshing {
 		wg.Go(func() { every(ctx, s.refreshEvery, w.refresh) })
 	}
@@ -768,16 +766,15 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 	return ctx.Err()
 }
 
-// promoteEvery is how often a Work on PostgreSQL makes its queues' due
-// delayed jobs and retries available (promote).
+// promoteEvery is how often a Work makes its queues' due delayed jobs and
+// retries available (promote).
 const promoteEvery = 100 * time.Millisecond
 
 // promote makes the delayed jobs and retries of the worker's queues that
-// are due available; Work runs it every promoteEvery on PostgreSQL:
-// River's own scheduler does so only every 5 s, so a retry asked for in a
-// second (MessageGateway's pause, a refused assignment's drain) would wait
-// up to six. Both may move the same job; River's scheduler stays the
-// backstop.
+// are due available; Work runs it every promoteEvery: River's own
+// scheduler does so only every 5 s, so a retry asked for in a second
+// (MessageGateway's pause, a refused assignment's drain) would wait up to
+// six. Both may move the same job; River's scheduler stays the backstop.
 func (w *worker) promote(ctx context.Context) {
 	if err := w.s.promoteDue(ctx, w.queueList()); err != nil && ctx.Err() == nil {
 		w.s.logger.LogAttrs(ctx, slog.LevelDebug, "sqlstore: making due jobs available failed; River's scheduler does it", slog.Any("error", err))
@@ -817,6 +814,9 @@ func (s *Store) promoteDue(ctx context.Context, queues []string) error {
 	if len(queues) == 0 {
 		return nil
 	}
+	if s.dialect == SQLite {
+		return s.promoteDueSQLite(ctx, queues)
+	}
 	rows, err := s.db.QueryContext(ctx, `UPDATE river_job SET state = 'available'
 		WHERE state IN ('scheduled', 'retryable') AND queue = ANY($1) AND scheduled_at <= now()
 		RETURNING queue`, pq.Array(queues))
@@ -839,6 +839,32 @@ func (s *Store) promoteDue(ctx context.Context, queues []string) error {
 	}
 	s.wake(ctx, due)
 	return nil
+}
+
+// promoteDueSQLite is promoteDue on SQLite. It looks for a due job first,
+// which takes no lock, and writes only when one is due: the database has
+// one writer at a time. River stores times as text in the format of
+// datetime('now', 'subsec'), which the comparisons rely on, as River's own
+// scheduler's do. The workers' poll (every 25 ms) then fetches the jobs.
+func (s *Store) promoteDueSQLite(ctx context.Context, queues []string) error {
+	args := make([]any, len(queues))
+	for i, q := range queues {
+		args[i] = q
+	}
+	in := strings.Repeat("?, ", len(queues)-1) + "?"
+	due := `state IN ('scheduled', 'retryable') AND scheduled_at <= datetime('now', 'subsec') AND queue IN (` + in + `)`
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM river_job WHERE `+due+` LIMIT 1`, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE `+due, args...)
+		return err
+	})
 }
 
 // knownQueues returns the queues of every account that has had a job.

@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 
@@ -13,8 +14,21 @@ import (
 // scheduler (every 5 s): the workers then fetch it.
 func TestPostgresDueJobsBecomeAvailable(t *testing.T) {
 	t.Parallel()
-	db := newPostgresDB(t)
-	s := open(t, db, sqlstore.Postgres)
+	testDueJobsBecomeAvailable(t, newPostgresDB(t), sqlstore.Postgres,
+		`UPDATE river_job SET scheduled_at = now() - interval '1 second' WHERE kind = 'botdistributor'`)
+}
+
+func TestSQLiteDueJobsBecomeAvailable(t *testing.T) {
+	t.Parallel()
+	testDueJobsBecomeAvailable(t, newSQLiteDB(t), sqlstore.SQLite,
+		`UPDATE river_job SET scheduled_at = datetime('now', 'subsec', '-1 second') WHERE kind = 'botdistributor'`)
+}
+
+// testDueJobsBecomeAvailable stores a job an hour away, checks that it is
+// not made available, moves its time with past (a statement in the
+// database's dialect) and checks that it is.
+func testDueJobsBecomeAvailable(t *testing.T, db *sql.DB, d sqlstore.Dialect, past string) {
+	s := open(t, db, d)
 	ctx := t.Context()
 	const acct bd.AccountID = "shop"
 	state := func() string {
@@ -35,7 +49,7 @@ func TestPostgresDueJobsBecomeAvailable(t *testing.T) {
 		t.Fatalf("a job not due yet is %s, want scheduled", got)
 	}
 	// Its hour passes: the job's time is moved, not waited for.
-	if _, err := db.ExecContext(ctx, `UPDATE river_job SET scheduled_at = now() - interval '1 second' WHERE kind = 'botdistributor'`); err != nil {
+	if _, err := db.ExecContext(ctx, past); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PromoteDue(ctx, string(acct)); err != nil {
