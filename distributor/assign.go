@@ -15,8 +15,8 @@ import (
 )
 
 // refusedRetry is how long a dialog MG refused to assign waits before the
-// queue is drained for it again (on the SQL stores up to 5 s more: a
-// delayed job waits for River's scheduler).
+// queue is drained for it again (on the SQL stores up to 100 ms more: a
+// delayed job waits for the store's next look at due jobs).
 const refusedRetry = time.Second
 
 // distribute gives a dialog with no responsible to a manager or a bot, or
@@ -176,7 +176,7 @@ func (d *Distributor) assignedReply(snap *snapshot, dl bd.Dialog, m bd.ManagerID
 
 // waitReplyJob appends the reply telling why the dialog waits (sent only if
 // it still waits when its job runs). It is not put off: on the SQL stores a
-// delayed job waits for River's scheduler, which runs every 5 s.
+// delayed job can wait up to 100 ms past its time.
 func (d *Distributor) waitReplyJob(snap *snapshot, dl bd.Dialog, why bd.Situation, jobs []store.Job) []store.Job {
 	if snap.settings.Replies[why] == "" {
 		return jobs
