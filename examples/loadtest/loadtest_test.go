@@ -9,7 +9,6 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -180,7 +179,6 @@ func TestMemoryAccounts(t *testing.T) {
 }
 
 func TestSQLite(t *testing.T) {
-	sqlTurn(t)
 	cfg := small(t)
 	cfg.Store = storeSQLite
 	cfg.Distributors = 2
@@ -193,31 +191,21 @@ func TestSQLite(t *testing.T) {
 }
 
 // postgres returns the small load on a PostgreSQL database of the run's
-// own, run beside the package's other tests in its SQL turn (sqlTurn).
+// own. The PostgreSQL runs stay out of t.Parallel, one after another: a
+// run of three worker processes holds some 60 connections, and the
+// server's limit (100 by default) is shared with other packages' tests.
+// So does the SQLite run (TestSQLite), whose pure-Go database is heavy on
+// the CPU under the race detector. The runs on the memory store run side
+// by side.
 func postgres(t *testing.T) Config {
 	if os.Getenv(postgresEnv) == "" {
 		t.Skip("PostgreSQL runs need a database: set " + postgresEnv +
 			" to its DSN, e.g. " + postgresEnv + "='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'")
 	}
-	sqlTurn(t)
 	cfg := small(t)
 	cfg.Store = storePostgres
 	return cfg
 }
-
-// sqlTurn runs t beside the package's runs on the memory store, but one
-// SQL run at a time: a PostgreSQL run of three worker processes holds some
-// 60 connections, and the server's limit (100 by default) is shared with
-// other packages' tests; the SQLite run's pure-Go database is heavy on the
-// CPU under the race detector.
-func sqlTurn(t *testing.T) {
-	t.Parallel()
-	sqlRuns.Lock()
-	t.Cleanup(sqlRuns.Unlock)
-}
-
-// sqlRuns is held by the SQL run under way (see sqlTurn).
-var sqlRuns sync.Mutex
 
 func TestPostgres(t *testing.T) {
 	cfg := postgres(t)
