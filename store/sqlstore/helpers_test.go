@@ -215,9 +215,16 @@ func migratedPostgresSchema(t testing.TB) string {
 
 // newPostgresDB returns a pool over a schema at the current version that
 // holds no data (see migratedPostgresSchema).
+//
+// The pool opens at most 32 connections: the invariant hammer's 64
+// goroutines still contend for every row they share, and the tests of
+// other packages running meanwhile (the load harness's and the
+// distributor's processes hold tens) keep room within the server's 100.
 func newPostgresDB(t testing.TB) *sql.DB {
 	t.Helper()
-	return openDB(t, "pgx", migratedPostgresSchema(t))
+	db := openDB(t, "pgx", migratedPostgresSchema(t))
+	db.SetMaxOpenConns(32)
+	return db
 }
 
 // schemas is the test binary's pool of migrated PostgreSQL schemas.
