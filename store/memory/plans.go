@@ -66,8 +66,17 @@ func (ps *loadsPlans) missed(h idHash) bool {
 	return again
 }
 
-// add puts p in place of the oldest plan, under the shard's lock.
+// add puts p in place of an outdated plan of the same list, or else of
+// the oldest plan, under the shard's lock. A list thus has one plan at
+// most, and find, which cannot tell an outdated plan without the lock,
+// finds the current one.
 func (ps *loadsPlans) add(p *loadsPlan) {
+	for i := range ps.slots {
+		if old := ps.slots[i].Load(); old != nil && slices.Equal(old.ids, p.ids) {
+			ps.slots[i].Store(p)
+			return
+		}
+	}
 	ps.slots[ps.next].Store(p)
 	ps.next = (ps.next + 1) % len(ps.slots)
 }
