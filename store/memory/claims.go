@@ -153,12 +153,13 @@ func (s *Store) claimEvent(acc bd.AccountID, key string, at time.Time) bool {
 // time, so claims racing with it are either pruned or kept whole.
 func (s *Store) PruneEvents(_ context.Context, before time.Time) (int, error) {
 	n := 0
+	limit := unixNanos(before)
 	s.shards.Range(func(_, v any) bool {
 		sh := v.(*shard)
-		n += sh.events.prune(before)
+		n += sh.events.prune(limit)
 		sh.mu.Lock()
 		for d, r := range sh.dialogs {
-			if r.closed && r.closedAt < unixNanos(before) {
+			if r.closed && r.closedAt < limit {
 				delete(sh.dialogs, d)
 				if len(sh.otherReplies) == 0 {
 					continue
@@ -231,12 +232,11 @@ func (c *eventClaims) claim(key string, at time.Time) bool {
 	return true
 }
 
-// prune forgets the claims made before the given time and returns how
-// many; the keys kept move to a new buffer.
-func (c *eventClaims) prune(before time.Time) int {
+// prune forgets the claims made before limit (Unix nanoseconds) and
+// returns how many; the keys kept move to a new buffer.
+func (c *eventClaims) prune(limit int64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	limit := unixNanos(before)
 	n := 0
 	kept := 0
 	for h, e := range c.byHash {

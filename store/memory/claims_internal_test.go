@@ -25,7 +25,7 @@ func TestEventClaimsSharedHash(t *testing.T) {
 	claim("c", t0, true)
 	claim("c", t0, false)
 	claim("later", t0.Add(time.Hour), true)
-	if n := c.prune(t0.Add(time.Second)); n != 2 {
+	if n := c.prune(t0.Add(time.Second).UnixNano()); n != 2 {
 		t.Fatalf("prune = %d, want 2 (the slot's claim and c)", n)
 	}
 	// The keys kept moved to a buffer of their own and still match.
@@ -36,7 +36,7 @@ func TestEventClaimsSharedHash(t *testing.T) {
 	claim("c", t0, true)
 	// The slot is free again, and "a", claimed apart, stays claimed.
 	claim("a", t0.Add(2*time.Minute), false)
-	if n := c.prune(t0.Add(time.Hour)); n != 2 {
+	if n := c.prune(t0.Add(time.Hour).UnixNano()); n != 2 {
 		t.Fatalf("prune = %d, want 2 (a, claimed apart, and c again)", n)
 	}
 	claim("a", t0, true)
