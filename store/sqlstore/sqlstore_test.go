@@ -14,9 +14,9 @@ import (
 // conformanceConcurrency is how many cases of the conformance suite run at
 // once on each engine: every case has a database of its own, and most of
 // them wait (for a commit, for River's polling). It is kept small for
-// PostgreSQL's connection limit (100 by default): the racing cases use up
-// to 33 connections each, and the suite runs at most one of them at a
-// time, the invariant hammer (64 connections) alone.
+// PostgreSQL's connection limit (100 by default): a case's pool opens at
+// most 32 connections (newPostgresDB), and the invariant hammer, which
+// would use them all, runs alone.
 const conformanceConcurrency = 4
 
 // TestSQLite runs the conformance suite on a SQLite file of its own per

@@ -149,20 +149,20 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		cases []testCase
 		alone bool // one case at a time, whatever WithConcurrency says
 	}{
-		{"Assign", assignCases(), false},
-		{"Release", releaseCases(), false},
-		{"Record", recordCases(), false},
-		{"Close", closeCases(), false},
-		{"Move", moveCases(), false},
-		{"Loads", loadsBufferCases(), false},
-		{"Invariants", invariantCases(cfg), true},
-		{"Queue", queueCases(), false},
-		{"Replies", replyCases(), false},
-		{"Events", eventCases(), false},
-		{"Bindings", bindingCases(), false},
-		{"Accounts", accountCases(), false},
-		{"Jobs", jobCases(), false},
-		{"Leases", leaseCases(), false},
+		{name: "Assign", cases: assignCases()},
+		{name: "Release", cases: releaseCases()},
+		{name: "Record", cases: recordCases()},
+		{name: "Close", cases: closeCases()},
+		{name: "Move", cases: moveCases()},
+		{name: "Loads", cases: loadsBufferCases()},
+		{name: "Invariants", cases: invariantCases(cfg), alone: true},
+		{name: "Queue", cases: queueCases()},
+		{name: "Replies", cases: replyCases()},
+		{name: "Events", cases: eventCases()},
+		{name: "Bindings", cases: bindingCases()},
+		{name: "Accounts", cases: accountCases()},
+		{name: "Jobs", cases: jobCases()},
+		{name: "Leases", cases: leaseCases()},
 	}
 	runCase := func(t *testing.T, c testCase) {
 		t.Run(c.name, func(t *testing.T) {
