@@ -106,7 +106,8 @@ type work struct {
 	// workers holds each worker's progress, which the stall watch reads.
 	workers []workerState
 	// watch fires stallAfter after it was armed (watching is then set) to
-	// wake workers in place of those that stalled meanwhile.
+	// wake workers in place of those that stalled meanwhile; it is made
+	// on the first arming.
 	watch    *time.Timer
 	watching bool
 }
@@ -281,7 +282,11 @@ func (e *jobs) watchStalls(w *work) {
 		w.workers[i].seen = w.workers[i].jobs
 	}
 	w.watching = true
-	w.watch.Reset(stallAfter)
+	if w.watch == nil {
+		w.watch = time.AfterFunc(stallAfter, func() { e.stalled(w) })
+	} else {
+		w.watch.Reset(stallAfter)
+	}
 }
 
 // stalled is w's stall watch firing. A worker that stayed in one job since
@@ -523,15 +528,15 @@ func (s *Store) Work(ctx context.Context, h store.JobHandler, o store.WorkOption
 		eager:   runtime.GOMAXPROCS(0),
 		workers: make([]workerState, o.Workers),
 	}
-	w.watch = time.AfterFunc(time.Hour, func() { e.stalled(w) })
-	w.watch.Stop()
 	e.mu.Lock()
 	e.works = append(e.works, w)
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.works = slices.DeleteFunc(e.works, func(x *work) bool { return x == w })
-		w.watch.Stop()
+		if w.watch != nil {
+			w.watch.Stop()
+		}
 		w.watching = false
 		e.mu.Unlock()
 	}()
